@@ -1,0 +1,1 @@
+"""The engine: state machine, executor loop, dispatchers, leases."""

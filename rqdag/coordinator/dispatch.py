@@ -1,0 +1,55 @@
+"""The boundary between the executor loop and a backend that runs tasks."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from rqdag.shared.model import Task, TaskResult
+
+
+@dataclass(frozen=True)
+class DispatchRequest:
+    """One attempt of one task, ready to run."""
+
+    run_id: str
+    task: Task
+    attempt: int
+    token: str
+    inputs: Mapping[str, Any]
+    params: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class Completion:
+    """The result of one attempt, tagged with the token it was dispatched with."""
+
+    task: str
+    token: str
+    result: TaskResult
+
+
+class Dispatcher(Protocol):
+    """A backend: runs dispatched attempts and reports their completions."""
+
+    def submit(self, requests: Sequence[DispatchRequest]) -> None:
+        """Start these attempts (one batch: a backend may send them in one round trip)."""
+
+    def collect(self) -> list[Completion]:
+        """Completions that arrived since the last call, without blocking."""
+
+    def wait(self, timeout: float) -> None:
+        """Block until a completion may be available, :meth:`wake` is called, or timeout."""
+
+    def wake(self) -> None:
+        """Make a pending :meth:`wait` return now (thread-safe)."""
+
+    def abandon(self, task: str, token: str) -> None:
+        """Give up on an attempt (timed out or cancelled): tell it to stop."""
+
+    def record(self, results: Mapping[str, TaskResult]) -> None:
+        """Persist results the coordinator decided itself (skips, cancels, time-outs)."""
+
+    def close(self) -> None:
+        """Release resources."""

@@ -1,0 +1,57 @@
+"""Run events and the listeners that receive them; a raising listener never breaks a run."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from rqdag.errors import RqdagError
+from rqdag.shared.model import TaskResult
+
+log = logging.getLogger("rqdag.events")
+
+EVENT_KINDS = frozenset(
+    {"workflow_start", "workflow_end", "task_start", "task_end", "task_skipped", "task_retry"}
+)
+
+
+@dataclass(frozen=True)
+class RunEvent:
+    """Something that happened in a run, handed to listeners."""
+
+    kind: str
+    run_id: str
+    task: str | None = None
+    attempt: int | None = None
+    result: TaskResult | None = None
+    results: dict[str, TaskResult] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+Listener = Callable[[RunEvent], object]
+
+
+class EventBus:
+    """Holds listeners by event kind and calls them, isolating their errors."""
+
+    def __init__(self) -> None:
+        self._listeners: dict[str, list[Listener]] = {}
+
+    def on(self, kind: str, listener: Listener) -> None:
+        """Register ``listener`` for ``kind`` (one of EVENT_KINDS)."""
+        if kind not in EVENT_KINDS:
+            known = ", ".join(sorted(EVENT_KINDS))
+            raise RqdagError(f"unknown event {kind!r} (known: {known})")
+        if not callable(listener):
+            raise RqdagError(f"listener for {kind!r} must be callable, got {listener!r}")
+        self._listeners.setdefault(kind, []).append(listener)
+
+    def emit(self, event: RunEvent) -> None:
+        """Call every listener of ``event.kind``; log and swallow their errors."""
+        for listener in self._listeners.get(event.kind, ()):
+            try:
+                listener(event)
+            except Exception:  # a listener's bug must not break the run
+                log.exception("listener %r for %s raised; ignored", listener, event.kind)

@@ -1,0 +1,141 @@
+"""WorkflowExecutor: the loop that drives a run, one ``step(now)`` at a time."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from rqdag.coordinator.dispatch import Dispatcher, DispatchRequest
+from rqdag.coordinator.events import EventBus, RunEvent
+from rqdag.coordinator.state import Outcome, TaskStateManager
+from rqdag.shared.model import TaskResult, TaskStatus
+
+MAX_IDLE_WAIT_S = 1.0
+
+
+class WorkflowExecutor:
+    """Asks the state manager what is ready, dispatches it, applies completions.
+
+    Handles the concurrency limit, per-task timeouts, retries, the run's deadline
+    and cancellation. Tests drive :meth:`step` with their own clock.
+    """
+
+    def __init__(
+        self,
+        state: TaskStateManager,
+        dispatcher: Dispatcher,
+        *,
+        run_id: str,
+        params: Mapping[str, Any] | None = None,
+        concurrency: int | None = None,
+        timeout: float | None = None,
+        events: EventBus | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if concurrency is not None and concurrency < 1:
+            raise ValueError(f"concurrency must be >= 1, got {concurrency}")
+        self._state = state
+        self._dispatcher = dispatcher
+        self._run_id = run_id
+        self._params = dict(params or {})
+        self._concurrency = concurrency
+        self._timeout = timeout
+        self._events = events or EventBus()
+        self._clock = clock
+        self._deadline: float | None = None
+        self._cancel_reason: str | None = None
+        self._started = False
+
+    def cancel(self, reason: str = "run cancelled") -> None:
+        """Ask the run to stop: pending tasks become cancelled (thread-safe)."""
+        # A plain assignment, no lock: cancel() may run inside a signal handler.
+        if self._cancel_reason is None:
+            self._cancel_reason = reason
+        self._dispatcher.wake()
+
+    def start(self, now: float) -> None:
+        """Begin the run at ``now``: fix its deadline, announce it."""
+        self._started = True
+        if self._timeout is not None:
+            self._deadline = now + self._timeout
+        self._events.emit(RunEvent("workflow_start", self._run_id))
+        self._publish()
+
+    def step(self, now: float) -> bool:
+        """One iteration; returns True when every task has a terminal result."""
+        if not self._started:
+            self.start(now)
+        for completion in self._dispatcher.collect():
+            outcome = self._state.complete(completion.task, completion.token, completion.result, now)
+            if outcome is Outcome.RETRY:
+                self._events.emit(
+                    RunEvent(
+                        "task_retry",
+                        self._run_id,
+                        completion.task,
+                        completion.result.metrics.attempt,
+                        completion.result,
+                    )
+                )
+        self._expire(now)
+        self._stop_if_asked(now)
+        self._dispatch(now)
+        self._publish()
+        return self._state.is_finished()
+
+    def run(self) -> dict[str, TaskResult]:
+        """Step until the run is finished; returns the results."""
+        try:
+            while not self.step(self._clock()):
+                self._dispatcher.wait(self._idle_wait(self._clock()))
+        finally:
+            self._dispatcher.close()
+        results = self._state.snapshot()
+        self._events.emit(RunEvent("workflow_end", self._run_id, results=results))
+        return results
+
+    def _idle_wait(self, now: float) -> float:
+        wake_at = [t for t in (self._state.next_wakeup(), self._deadline) if t is not None]
+        if not wake_at:
+            return MAX_IDLE_WAIT_S
+        return max(0.0, min(min(wake_at) - now, MAX_IDLE_WAIT_S))
+
+    def _expire(self, now: float) -> None:
+        for name, token in self._state.expired(now):
+            self._dispatcher.abandon(name, token)
+            timeout = self._state.task(name).timeout_s or 0.0
+            result = TaskResult.failure(f"timed out after {timeout:g}s")
+            self._state.complete(name, token, result, now)
+
+    def _stop_if_asked(self, now: float) -> None:
+        reason = self._cancel_reason
+        if reason is None and self._deadline is not None and now >= self._deadline:
+            reason = f"run timed out after {self._timeout:g}s"
+        if reason is None or self._state.is_finished():
+            return
+        for name, token in self._state.cancel_all(reason):
+            self._dispatcher.abandon(name, token)
+
+    def _dispatch(self, now: float) -> None:
+        limit = self._concurrency - self._state.running_count if self._concurrency is not None else 1 << 30
+        if limit <= 0:
+            return
+        batch = self._state.take_ready(now, limit)
+        if not batch:
+            return
+        requests = [
+            DispatchRequest(self._run_id, d.task, d.attempt, d.token, d.inputs, self._params) for d in batch
+        ]
+        self._dispatcher.submit(requests)
+        for d in batch:
+            self._events.emit(RunEvent("task_start", self._run_id, d.task.name, d.attempt))
+
+    def _publish(self) -> None:
+        done = self._state.take_newly_done()
+        if not done:
+            return
+        self._dispatcher.record(dict(done))
+        for name, result in done:
+            kind = "task_skipped" if result.status is TaskStatus.SKIPPED else "task_end"
+            self._events.emit(RunEvent(kind, self._run_id, name, result.metrics.attempt, result))

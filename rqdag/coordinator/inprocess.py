@@ -1,0 +1,116 @@
+"""InProcessDispatcher: each attempt runs in a thread of this process; state in memory."""
+
+from __future__ import annotations
+
+import os
+import queue
+import socket
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from rqdag.coordinator.dispatch import Completion, DispatchRequest
+from rqdag.shared.context import TaskContext, idempotency_key
+from rqdag.shared.invoke import invoke_task
+from rqdag.shared.model import TaskResult
+
+TaskFunctions = Mapping[str, tuple[Callable[..., Any], Callable[..., Any] | None]]
+
+
+class InProcessDispatcher:
+    """Runs every attempt in its own daemon thread.
+
+    A thread per attempt, not a pool, so an attempt that timed out and ignores
+    ``ctx.cancelled`` does not hold a slot that the run's concurrency limit counts.
+    """
+
+    def __init__(self, functions: TaskFunctions, context: Any) -> None:
+        self._functions = functions
+        self._context = context
+        # SimpleQueue: put() is reentrant, so wake() is safe from a signal handler.
+        self._queue: queue.SimpleQueue[Completion | None] = queue.SimpleQueue()
+        self._buffer: list[Completion] = []
+        self._cancel_events: dict[tuple[str, str], threading.Event] = {}
+        self._lock = threading.Lock()
+        self._worker = f"{socket.gethostname()}:{os.getpid()}:inprocess"
+
+    def submit(self, requests: Sequence[DispatchRequest]) -> None:
+        """Start one thread per attempt."""
+        for request in requests:
+            event = threading.Event()
+            with self._lock:
+                self._cancel_events[(request.task.name, request.token)] = event
+            ctx = TaskContext(
+                run_id=request.run_id,
+                task=request.task.name,
+                attempt=request.attempt,
+                params=request.params,
+                inputs=request.inputs,
+                context=self._context,
+                idempotency_key=idempotency_key(request.run_id, request.task.name),
+                cancelled=event,
+            )
+            thread = threading.Thread(
+                target=self._run,
+                args=(request, ctx),
+                name=f"rqdag-task-{request.task.name}",
+                daemon=True,
+            )
+            thread.start()
+
+    def _run(self, request: DispatchRequest, ctx: TaskContext) -> None:
+        func, condition = self._functions[request.task.name]
+        result = invoke_task(
+            func,
+            ctx,
+            condition=condition,
+            worker=self._worker,
+            definition_hash=request.task.definition_hash(),
+        )
+        with self._lock:
+            self._cancel_events.pop((request.task.name, request.token), None)
+        self._queue.put(Completion(request.task.name, request.token, result))
+
+    def collect(self) -> list[Completion]:
+        """Drain the completions that arrived."""
+        out, self._buffer = self._buffer, []
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                return out
+            if item is not None:
+                out.append(item)
+
+    def wait(self, timeout: float) -> None:
+        """Block until one completion arrives, wake() is called, or timeout."""
+        if self._buffer:
+            return
+        try:
+            item = self._queue.get(timeout=max(timeout, 0.0))
+        except queue.Empty:
+            return
+        if item is not None:
+            self._buffer.append(item)
+
+    def wake(self) -> None:
+        """Make wait() return now."""
+        self._queue.put(None)
+
+    def abandon(self, task: str, token: str) -> None:
+        """Set the attempt's ``ctx.cancelled``; its late result will be stale."""
+        with self._lock:
+            event = self._cancel_events.pop((task, token), None)
+        if event is not None:
+            event.set()
+
+    def record(self, results: Mapping[str, TaskResult]) -> None:
+        """Nothing to persist: in-process state lives in the state manager."""
+
+    def close(self) -> None:
+        """Signal every attempt still running to stop."""
+        with self._lock:
+            events = list(self._cancel_events.values())
+            self._cancel_events.clear()
+        for event in events:
+            event.set()

@@ -1,0 +1,319 @@
+"""TaskStateManager: the pure state machine of one run (no I/O, no clock of its own).
+
+Phases of a task: WAITING (dependencies not resolved), READY, RUNNING, RETRY_WAIT,
+DONE (a terminal TaskResult). Only DONE tasks appear in the snapshot.
+"""
+
+from __future__ import annotations
+
+import heapq
+import threading
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from enum import StrEnum
+from typing import Any
+
+from rqdag.shared.graph import validate_graph
+from rqdag.shared.model import Task, TaskMetrics, TaskResult, TaskStatus
+
+
+class Phase(StrEnum):
+    """Where a task stands inside the state machine."""
+
+    WAITING = "waiting"
+    READY = "ready"
+    RUNNING = "running"
+    RETRY_WAIT = "retry_wait"
+    DONE = "done"
+
+
+class Outcome(StrEnum):
+    """What :meth:`TaskStateManager.complete` did with a result."""
+
+    DONE = "done"
+    RETRY = "retry"
+    STALE = "stale"
+
+
+@dataclass(frozen=True)
+class Dispatch:
+    """One attempt of a task that the executor must hand to a dispatcher."""
+
+    task: Task
+    attempt: int
+    token: str
+    inputs: dict[str, Any]
+    deadline: float | None
+
+
+@dataclass
+class _Slot:
+    task: Task
+    order: int
+    phase: Phase = Phase.WAITING
+    attempt: int = 0
+    token: str | None = None
+    deadline: float | None = None
+    retry_at: float | None = None
+    remaining: int = 0
+
+
+class TaskStateManager:
+    """Results, dependency counts, ready queue by priority, retries and skip cascade.
+
+    Thread-safe: :meth:`snapshot` may be called from any thread while the run goes on.
+    """
+
+    def __init__(self, tasks: Sequence[Task]) -> None:
+        validate_graph(tasks)
+        self._lock = threading.RLock()
+        self._slots = {t.name: _Slot(task=t, order=i) for i, t in enumerate(tasks)}
+        self._dependents: dict[str, list[str]] = {t.name: [] for t in tasks}
+        for t in tasks:
+            for dep in t.depends_on:
+                self._dependents[dep].append(t.name)
+        self._results: dict[str, TaskResult] = {}
+        self._ready: list[tuple[int, int, str]] = []
+        self._retries: list[tuple[float, int, str]] = []
+        self._running: set[str] = set()
+        self._newly_done: list[str] = []
+        self._unfinished = len(tasks)
+        self._prime()
+
+    # ---- set-up -------------------------------------------------------------
+
+    def hydrate(self, snapshot: Mapping[str, TaskResult], *, keep_all: bool = False) -> list[str]:
+        """Load results before the run starts; returns the snapshot's unknown task names.
+
+        ``success`` entries become done and satisfied. With ``keep_all`` (a
+        coordinator restarting inside the same epoch) every terminal result is
+        kept; otherwise failure, cancelled and skipped are evaluated again.
+        """
+        with self._lock:
+            if self._running or self._results:
+                raise RuntimeError("hydrate() must be called before the run starts")
+            unknown = [name for name in snapshot if name not in self._slots]
+            for name, result in snapshot.items():
+                if name in self._slots and (keep_all or result.status is TaskStatus.SUCCESS):
+                    self._results[name] = result
+                    self._slots[name].phase = Phase.DONE
+                    self._slots[name].attempt = result.metrics.attempt
+            self._unfinished = len(self._slots) - len(self._results)
+            self._prime()
+            return unknown
+
+    def _prime(self) -> None:
+        self._ready.clear()
+        resolved: list[str] = []
+        for name, slot in self._slots.items():
+            if slot.phase is Phase.DONE:
+                continue
+            slot.phase = Phase.WAITING
+            slot.remaining = sum(1 for d in slot.task.depends_on if d not in self._results)
+            if slot.remaining == 0:
+                resolved.append(name)
+        self._resolve(resolved)
+
+    # ---- queries ------------------------------------------------------------
+
+    def snapshot(self) -> dict[str, TaskResult]:
+        """A copy of the terminal results so far: the run's snapshot."""
+        with self._lock:
+            return dict(self._results)
+
+    def task(self, name: str) -> Task:
+        """The definition of ``name``."""
+        return self._slots[name].task
+
+    def result(self, name: str) -> TaskResult | None:
+        """The terminal result of ``name``, if it has one."""
+        with self._lock:
+            return self._results.get(name)
+
+    def phase(self, name: str) -> Phase:
+        """The phase of ``name``."""
+        with self._lock:
+            return self._slots[name].phase
+
+    def attempt(self, name: str) -> int:
+        """The number of the latest attempt of ``name`` (0 before the first)."""
+        with self._lock:
+            return self._slots[name].attempt
+
+    def is_finished(self) -> bool:
+        """True when every task has a terminal result."""
+        with self._lock:
+            return self._unfinished == 0
+
+    @property
+    def running_count(self) -> int:
+        """How many tasks are in flight."""
+        with self._lock:
+            return len(self._running)
+
+    def running(self) -> list[tuple[str, str]]:
+        """``(name, token)`` of every task in flight."""
+        with self._lock:
+            return [(n, self._slots[n].token or "") for n in sorted(self._running)]
+
+    def next_wakeup(self) -> float | None:
+        """The earliest moment a retry becomes due or a running task times out."""
+        with self._lock:
+            times = [self._retries[0][0]] if self._retries else []
+            times += [d for n in self._running if (d := self._slots[n].deadline) is not None]
+            return min(times) if times else None
+
+    def inputs_for(self, name: str) -> dict[str, Any]:
+        """Dependency name to its ``data``, for the dependencies that succeeded."""
+        with self._lock:
+            out: dict[str, Any] = {}
+            for dep in self._slots[name].task.depends_on:
+                result = self._results.get(dep)
+                if result is not None and result.status is TaskStatus.SUCCESS:
+                    out[dep] = result.data
+            return out
+
+    def take_newly_done(self) -> list[tuple[str, TaskResult]]:
+        """Results that became terminal since the last call, in order."""
+        with self._lock:
+            names, self._newly_done = self._newly_done, []
+            return [(n, self._results[n]) for n in names]
+
+    # ---- transitions --------------------------------------------------------
+
+    def take_ready(self, now: float, limit: int) -> list[Dispatch]:
+        """Start up to ``limit`` ready tasks, highest priority first."""
+        with self._lock:
+            while self._retries and self._retries[0][0] <= now:
+                _, _, name = heapq.heappop(self._retries)
+                self._push_ready(name)
+            out: list[Dispatch] = []
+            while self._ready and len(out) < limit:
+                _, _, name = heapq.heappop(self._ready)
+                out.append(self._start(name, now))
+            return out
+
+    def _start(self, name: str, now: float) -> Dispatch:
+        slot = self._slots[name]
+        slot.phase = Phase.RUNNING
+        slot.attempt += 1
+        slot.token = f"{slot.attempt}-{uuid.uuid4().hex[:16]}"
+        timeout = slot.task.timeout_s
+        slot.deadline = now + timeout if timeout is not None else None
+        self._running.add(name)
+        return Dispatch(slot.task, slot.attempt, slot.token, self.inputs_for(name), slot.deadline)
+
+    def adopt(self, name: str, attempt: int, token: str, deadline: float | None) -> None:
+        """Mark ``name`` as already running (an attempt found in flight after a restart)."""
+        with self._lock:
+            slot = self._slots[name]
+            if slot.phase not in (Phase.READY, Phase.WAITING, Phase.RETRY_WAIT):
+                return
+            self._ready = [e for e in self._ready if e[2] != name]
+            heapq.heapify(self._ready)
+            slot.phase, slot.attempt, slot.token, slot.deadline = (Phase.RUNNING, attempt, token, deadline)
+            self._running.add(name)
+
+    def complete(self, name: str, token: str, result: TaskResult, now: float) -> Outcome:
+        """Apply the result of one attempt; a stale token is ignored."""
+        with self._lock:
+            slot = self._slots.get(name)
+            if slot is None or slot.phase is not Phase.RUNNING or slot.token != token:
+                return Outcome.STALE
+            self._running.discard(name)
+            slot.token = None
+            slot.deadline = None
+            if result.metrics.attempt != slot.attempt:
+                result = replace(result, metrics=replace(result.metrics, attempt=slot.attempt))
+            if result.status is TaskStatus.FAILURE and slot.attempt <= slot.task.retry.attempts:
+                slot.phase = Phase.RETRY_WAIT
+                slot.retry_at = now + slot.task.retry.delay_before(slot.attempt)
+                heapq.heappush(self._retries, (slot.retry_at, slot.order, name))
+                return Outcome.RETRY
+            self._finish(name, result)
+            return Outcome.DONE
+
+    def expired(self, now: float) -> list[tuple[str, str]]:
+        """``(name, token)`` of running tasks whose timeout has passed."""
+        with self._lock:
+            return [
+                (n, self._slots[n].token or "")
+                for n in sorted(self._running)
+                if (d := self._slots[n].deadline) is not None and d <= now
+            ]
+
+    def cancel_all(self, message: str) -> list[tuple[str, str]]:
+        """Cancel every task without a result; returns the running ones as (name, token)."""
+        with self._lock:
+            was_running = self.running()
+            for name, slot in self._slots.items():
+                if slot.phase is Phase.DONE:
+                    continue
+                suffix = " while running" if name in self._running else ""
+                result = TaskResult.cancelled(message + suffix)
+                if slot.attempt:
+                    result = replace(result, metrics=TaskMetrics(attempt=slot.attempt))
+                self._results[name] = result
+                slot.phase = Phase.DONE
+                self._newly_done.append(name)
+            self._running.clear()
+            self._ready.clear()
+            self._retries.clear()
+            self._unfinished = 0
+            return was_running
+
+    # ---- internals ----------------------------------------------------------
+
+    def _push_ready(self, name: str) -> None:
+        slot = self._slots[name]
+        slot.phase = Phase.READY
+        slot.retry_at = None
+        heapq.heappush(self._ready, (-slot.task.priority, slot.order, name))
+
+    def _finish(self, name: str, result: TaskResult) -> None:
+        # A worklist, not recursion: a skip cascade down a long chain stays flat.
+        work = [(name, result)]
+        while work:
+            done, done_result = work.pop()
+            self._results[done] = done_result
+            self._slots[done].phase = Phase.DONE
+            self._unfinished -= 1
+            self._newly_done.append(done)
+            for child in self._dependents[done]:
+                slot = self._slots[child]
+                if slot.phase is not Phase.DONE:
+                    slot.remaining -= 1
+                    if slot.remaining == 0:
+                        skip = self._skip_result(child)
+                        if skip is None:
+                            self._push_ready(child)
+                        else:
+                            work.append((child, skip))
+
+    def _resolve(self, names: Iterable[str]) -> None:
+        """Tasks whose dependencies are all terminal: queue them, or skip them."""
+        for name in names:
+            skip = self._skip_result(name)
+            if skip is None:
+                self._push_ready(name)
+            else:
+                self._finish(name, skip)
+
+    def _skip_result(self, name: str) -> TaskResult | None:
+        blocker = self._blocking_dependency(name)
+        if blocker is None:
+            return None
+        dep, status = blocker
+        verb = {"failure": "failed", "skipped": "was skipped"}.get(status, f"was {status}")
+        return TaskResult.skipped(f"dependency '{dep}' {verb}")
+
+    def _blocking_dependency(self, name: str) -> tuple[str, str] | None:
+        for dep in self._slots[name].task.depends_on:
+            result = self._results[dep]
+            if result.status is TaskStatus.SUCCESS:
+                continue
+            if result.status is TaskStatus.FAILURE and self._slots[dep].task.continue_on_error:
+                continue
+            return dep, result.status.value
+        return None

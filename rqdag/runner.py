@@ -1,0 +1,166 @@
+"""The public API: TaskRunnerBuilder and TaskRunner."""
+
+from __future__ import annotations
+
+import uuid
+import warnings
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, Self
+
+from rqdag.coordinator.events import EventBus, Listener
+from rqdag.coordinator.executor import WorkflowExecutor
+from rqdag.coordinator.inprocess import InProcessDispatcher, TaskFunctions
+from rqdag.coordinator.state import TaskStateManager
+from rqdag.shared.codec import normalize_snapshot
+from rqdag.shared.graph import topological_order
+from rqdag.shared.importing import resolve_path
+from rqdag.shared.model import Task, TaskResult, TaskStatus
+from rqdag.shared.workflow import Workflow, as_workflow
+
+
+class RqdagWarning(UserWarning):
+    """A problem rqdag works around (an unknown task in a snapshot, say)."""
+
+
+class TaskRunnerBuilder:
+    """Configures a :class:`TaskRunner`.
+
+    ``context`` is the caller's own object, handed to every task as
+    ``ctx.context``; it is never persisted.
+    """
+
+    def __init__(self, context: Any = None) -> None:
+        self._context = context
+        self._snapshot: dict[str, TaskResult] = {}
+        self._events = EventBus()
+        self._run_id: str | None = None
+
+    def with_snapshot(self, snapshot: Mapping[str, TaskResult | Mapping[str, Any]]) -> Self:
+        """Start from a snapshot: ``dict[str, TaskResult]`` or the same with plain dicts."""
+        self._snapshot = normalize_snapshot(snapshot, source="snapshot")
+        return self
+
+    def with_run_id(self, run_id: str) -> Self:
+        """Use this run id (the idempotency keys derive from it)."""
+        self._run_id = run_id
+        return self
+
+    def on(self, event: str, callback: Listener) -> Self:
+        """Call ``callback(RunEvent)`` on ``event``: task_start, task_end, task_skipped,
+        task_retry, workflow_start or workflow_end."""
+        self._events.on(event, callback)
+        return self
+
+    def build(self) -> TaskRunner:
+        """The configured runner."""
+        return TaskRunner(
+            context=self._context,
+            snapshot=self._snapshot,
+            events=self._events,
+            run_id=self._run_id or uuid.uuid4().hex[:12],
+        )
+
+
+class TaskRunner:
+    """Executes workflows in-process and exposes their snapshot at any moment."""
+
+    def __init__(
+        self,
+        *,
+        context: Any,
+        snapshot: Mapping[str, TaskResult],
+        events: EventBus,
+        run_id: str,
+    ) -> None:
+        self._context = context
+        self._snapshot = dict(snapshot)
+        self._events = events
+        self.run_id = run_id
+        self._state: TaskStateManager | None = None
+        self._executor: WorkflowExecutor | None = None
+
+    def execute(
+        self,
+        tasks: Workflow | Iterable[Task],
+        *,
+        concurrency: int | None = None,
+        timeout: float | None = None,
+        params: Mapping[str, Any] | None = None,
+        dry_run: bool = False,
+    ) -> dict[str, TaskResult]:
+        """Run the workflow; returns every task's terminal result.
+
+        Tasks that are ``success`` in the runner's snapshot do not run again; all
+        others are evaluated. With ``dry_run`` nothing runs: each task that would
+        run is reported as ``skipped`` with message ``"dry run: would run"``.
+        """
+        workflow = as_workflow(tasks)
+        workflow.validate()
+        functions = resolve_functions(workflow.tasks)
+        state = TaskStateManager(workflow.tasks)
+        unknown = state.hydrate(self._snapshot)
+        if unknown:
+            warnings.warn(
+                f"snapshot entries for tasks not in workflow '{workflow.name}' are ignored: "
+                + ", ".join(sorted(unknown)),
+                RqdagWarning,
+                stacklevel=2,
+            )
+        if dry_run:
+            return dry_run_report(workflow.tasks, state.snapshot())
+        executor = WorkflowExecutor(
+            state,
+            InProcessDispatcher(functions, self._context),
+            run_id=self.run_id,
+            params=params,
+            concurrency=concurrency,
+            timeout=timeout,
+            events=self._events,
+        )
+        self._state, self._executor = state, executor
+        try:
+            results = executor.run()
+        finally:
+            self._snapshot = state.snapshot()
+            self._executor = None
+        return results
+
+    def snapshot(self) -> dict[str, TaskResult]:
+        """The current results: ``dict[str, TaskResult]``, also while running."""
+        state = self._state
+        return state.snapshot() if state is not None else dict(self._snapshot)
+
+    def cancel(self, reason: str = "run cancelled") -> None:
+        """Cancel the running execution (safe from another thread or a signal handler)."""
+        executor = self._executor
+        if executor is not None:
+            executor.cancel(reason)
+
+
+Functions = dict[str, tuple[Callable[..., Any], Callable[..., Any] | None]]
+
+
+def resolve_functions(tasks: Iterable[Task]) -> TaskFunctions:
+    """Each task's function and condition as callables; import errors name the task."""
+    out: Functions = {}
+    for task in tasks:
+        func = task.func if callable(task.func) else resolve_path(task.func, what=f"task '{task.name}': func")
+        cond = task.condition
+        condition = (
+            cond
+            if cond is None or callable(cond)
+            else resolve_path(cond, what=f"task '{task.name}': condition")
+        )
+        out[task.name] = (func, condition)
+    return out
+
+
+def dry_run_report(tasks: list[Task], kept: Mapping[str, TaskResult]) -> dict[str, TaskResult]:
+    """What a run would do: kept successes as they are, every other task 'would run'."""
+    out: dict[str, TaskResult] = {}
+    for position, name in enumerate(topological_order(tasks)):
+        if name in kept and kept[name].status is TaskStatus.SUCCESS:
+            out[name] = kept[name]
+        else:
+            out[name] = TaskResult(TaskStatus.SKIPPED, message="dry run: would run", data={"order": position})
+    return out

@@ -1,0 +1,126 @@
+"""Graph checks (names, dependencies, cycles) and drawings (Mermaid, Graphviz dot)."""
+
+from __future__ import annotations
+
+import re
+from collections import deque
+from collections.abc import Iterable, Mapping, Sequence
+
+from rqdag.errors import WorkflowDefinitionError
+from rqdag.shared.model import Task, TaskResult, TaskStatus
+
+STATUS_COLOURS = {
+    TaskStatus.SUCCESS: "#2e7d32",
+    TaskStatus.FAILURE: "#c62828",
+    TaskStatus.SKIPPED: "#9e9e9e",
+    TaskStatus.CANCELLED: "#ef6c00",
+}
+
+
+def validate_graph(tasks: Sequence[Task]) -> None:
+    """Raise WorkflowDefinitionError for duplicate names, unknown or self dependencies, cycles."""
+    seen: set[str] = set()
+    for task in tasks:
+        if task.name in seen:
+            raise WorkflowDefinitionError(f"duplicate task name '{task.name}'")
+        seen.add(task.name)
+    for task in tasks:
+        for dep in task.depends_on:
+            if dep == task.name:
+                raise WorkflowDefinitionError(f"task '{task.name}' depends on itself")
+            if dep not in seen:
+                raise WorkflowDefinitionError(f"task '{task.name}' depends on unknown task '{dep}'")
+        if len(set(task.depends_on)) != len(task.depends_on):
+            raise WorkflowDefinitionError(f"task '{task.name}' lists a dependency twice")
+    cycle = find_cycle({t.name: t.depends_on for t in tasks})
+    if cycle:
+        raise WorkflowDefinitionError("dependency cycle: " + " -> ".join(cycle))
+
+
+def find_cycle(deps: Mapping[str, Sequence[str]]) -> list[str] | None:
+    """A cycle as a path that starts and ends on the same name, or None.
+
+    Iterative depth-first search, so deep chains do not hit the recursion limit.
+    """
+    state: dict[str, int] = {}  # 1 on the current path, 2 finished
+    for root in deps:
+        if state.get(root):
+            continue
+        path: list[str] = [root]
+        iters = [iter(deps[root])]
+        state[root] = 1
+        while iters:
+            child = next(iters[-1], None)
+            if child is None:
+                state[path.pop()] = 2
+                iters.pop()
+                continue
+            mark = state.get(child)
+            if mark == 1:
+                return [*path[path.index(child) :], child]
+            if mark is None:
+                state[child] = 1
+                path.append(child)
+                iters.append(iter(deps.get(child, ())))
+    return None
+
+
+def topological_order(tasks: Sequence[Task]) -> list[str]:
+    """Task names, every task after its dependencies, ties in definition order."""
+    remaining = {t.name: len(t.depends_on) for t in tasks}
+    dependents: dict[str, list[str]] = {t.name: [] for t in tasks}
+    for t in tasks:
+        for dep in t.depends_on:
+            dependents[dep].append(t.name)
+    frontier = deque(t.name for t in tasks if not t.depends_on)
+    order: list[str] = []
+    while frontier:
+        name = frontier.popleft()
+        order.append(name)
+        for child in dependents[name]:
+            remaining[child] -= 1
+            if remaining[child] == 0:
+                frontier.append(child)
+    return order
+
+
+def _node_id(name: str) -> str:
+    return "n_" + re.sub(r"[^A-Za-z0-9_]", "_", name)
+
+
+def to_mermaid(tasks: Iterable[Task], results: Mapping[str, TaskResult] | None = None) -> str:
+    """A Mermaid flowchart of a Workflow (or tasks), coloured by status when results are given."""
+    tasks = list(tasks)
+    lines = ["flowchart TD"]
+    for task in tasks:
+        label = task.name.replace('"', "'")
+        lines.append(f'    {_node_id(task.name)}["{label}"]')
+    for task in tasks:
+        for dep in task.depends_on:
+            lines.append(f"    {_node_id(dep)} --> {_node_id(task.name)}")
+    if results:
+        for status, colour in STATUS_COLOURS.items():
+            lines.append(f"    classDef {status.value} fill:{colour},color:#fff")
+        for task in tasks:
+            result = results.get(task.name)
+            if result is not None:
+                lines.append(f"    class {_node_id(task.name)} {result.status.value}")
+    return "\n".join(lines) + "\n"
+
+
+def to_dot(tasks: Iterable[Task], results: Mapping[str, TaskResult] | None = None) -> str:
+    """A Graphviz dot digraph of a Workflow (or tasks), coloured by status when results are given."""
+    tasks = list(tasks)
+    lines = ["digraph workflow {", "    rankdir=TB;"]
+    for task in tasks:
+        label = task.name.replace('"', '\\"')
+        result = results.get(task.name) if results else None
+        style = ""
+        if result is not None:
+            style = f', style=filled, fillcolor="{STATUS_COLOURS[result.status]}", fontcolor=white'
+        lines.append(f'    {_node_id(task.name)} [label="{label}"{style}];')
+    for task in tasks:
+        for dep in task.depends_on:
+            lines.append(f"    {_node_id(dep)} -> {_node_id(task.name)};")
+    lines.append("}")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,60 @@
+"""Calling a task function and turning what happens into a TaskResult.
+
+This is the one place that catches ``Exception`` from user code; in-process and
+on workers alike, a task call goes through :func:`invoke_task`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+from rqdag.errors import EncodeError
+from rqdag.shared.codec import dumps
+from rqdag.shared.context import TaskContext
+from rqdag.shared.model import TaskMetrics, TaskResult, TaskStatus
+
+
+def invoke_task(
+    func: Callable[[TaskContext], Any],
+    ctx: TaskContext,
+    *,
+    condition: Callable[[TaskContext], Any] | None = None,
+    worker: str | None = None,
+    definition_hash: str | None = None,
+) -> TaskResult:
+    """Run the condition (if any) and the task; never raises for the task's own errors."""
+    started_wall = time.time()
+    started = time.perf_counter()
+    result = _call(func, ctx, condition)
+    duration = time.perf_counter() - started
+    metrics = TaskMetrics(
+        started_at=started_wall,
+        finished_at=started_wall + duration,
+        duration_s=duration,
+        attempt=ctx.attempt,
+        worker=worker,
+    )
+    return dataclasses.replace(result, metrics=metrics, definition_hash=definition_hash)
+
+
+def _call(
+    func: Callable[[TaskContext], Any],
+    ctx: TaskContext,
+    condition: Callable[[TaskContext], Any] | None,
+) -> TaskResult:
+    try:
+        if condition is not None and not condition(ctx):
+            return TaskResult.skipped("condition is false")
+        value = func(ctx)
+    except Exception as exc:  # the task boundary: any error becomes a failure result
+        return TaskResult.failure(f"{type(exc).__name__}: {exc}", error=traceback.format_exc())
+    result = value if isinstance(value, TaskResult) else TaskResult(TaskStatus.SUCCESS, data=value)
+    try:
+        dumps(result.data, what=f"the value returned by task '{ctx.task}'")
+    except EncodeError as exc:
+        return TaskResult.failure(str(exc))
+    return result

@@ -1,0 +1,265 @@
+"""The run model: statuses, results, retry policy and task definitions."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Literal
+
+from rqdag.errors import SnapshotError, WorkflowDefinitionError
+from rqdag.shared.importing import callable_path
+
+Backoff = Literal["fixed", "exponential"]
+
+
+class TaskStatus(StrEnum):
+    """Terminal status of a task; the values read the same in Redis, JSON and Python."""
+
+    SUCCESS = "success"
+    FAILURE = "failure"
+    SKIPPED = "skipped"
+    CANCELLED = "cancelled"
+
+
+@dataclass(frozen=True)
+class TaskMetrics:
+    """When and where one attempt of a task ran."""
+
+    started_at: float | None = None
+    finished_at: float | None = None
+    duration_s: float | None = None
+    attempt: int = 0
+    worker: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready form."""
+        return {
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+            "duration_s": self.duration_s,
+            "attempt": self.attempt,
+            "worker": self.worker,
+        }
+
+    @classmethod
+    def from_dict(cls, raw: Any) -> TaskMetrics:
+        """Parse the form written by :meth:`to_dict`; raises SnapshotError naming the field."""
+        if raw is None:
+            return cls()
+        if not isinstance(raw, Mapping):
+            raise SnapshotError(f"field 'metrics' must be an object, got {type(raw).__name__}")
+        attempt = raw.get("attempt", 0)
+        if not isinstance(attempt, int) or isinstance(attempt, bool):
+            raise SnapshotError(f"field 'metrics.attempt' must be an integer, got {attempt!r}")
+        return cls(
+            started_at=_optional_number(raw, "started_at"),
+            finished_at=_optional_number(raw, "finished_at"),
+            duration_s=_optional_number(raw, "duration_s"),
+            attempt=attempt,
+            worker=_optional_str(raw, "worker", prefix="metrics."),
+        )
+
+
+@dataclass(frozen=True)
+class TaskResult:
+    """The terminal result of a task: what a snapshot holds for each task name."""
+
+    status: TaskStatus
+    message: str | None = None
+    error: str | None = None
+    data: Any = None
+    metrics: TaskMetrics = field(default_factory=TaskMetrics)
+    definition_hash: str | None = None
+
+    @classmethod
+    def success(cls, data: Any = None, message: str | None = None) -> TaskResult:
+        """A successful result carrying ``data``."""
+        return cls(TaskStatus.SUCCESS, message=message, data=data)
+
+    @classmethod
+    def failure(cls, message: str, error: str | None = None) -> TaskResult:
+        """A failed result with a one-line ``message`` and optional traceback text."""
+        return cls(TaskStatus.FAILURE, message=message, error=error)
+
+    @classmethod
+    def skipped(cls, message: str) -> TaskResult:
+        """A skipped result (a condition was false or a dependency did not succeed)."""
+        return cls(TaskStatus.SKIPPED, message=message)
+
+    @classmethod
+    def cancelled(cls, message: str) -> TaskResult:
+        """A cancelled result (the run was cancelled or timed out)."""
+        return cls(TaskStatus.CANCELLED, message=message)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready form."""
+        return {
+            "status": self.status.value,
+            "message": self.message,
+            "error": self.error,
+            "data": self.data,
+            "metrics": self.metrics.to_dict(),
+            "definition_hash": self.definition_hash,
+        }
+
+    @classmethod
+    def from_dict(cls, raw: Any) -> TaskResult:
+        """Parse the form written by :meth:`to_dict`; raises SnapshotError naming the field."""
+        if not isinstance(raw, Mapping):
+            raise SnapshotError(f"a result must be an object, got {type(raw).__name__}")
+        status = raw.get("status")
+        try:
+            parsed = TaskStatus(str(status))
+        except ValueError:
+            known = ", ".join(s.value for s in TaskStatus)
+            raise SnapshotError(f"unknown status {status!r} (expected one of {known})") from None
+        return cls(
+            status=parsed,
+            message=_optional_str(raw, "message"),
+            error=_optional_str(raw, "error"),
+            data=raw.get("data"),
+            metrics=TaskMetrics.from_dict(raw.get("metrics")),
+            definition_hash=_optional_str(raw, "definition_hash"),
+        )
+
+
+@dataclass(frozen=True)
+class Retry:
+    """How often and how soon a failed task runs again.
+
+    ``attempts`` counts retries after the first run: ``attempts=2`` means at most
+    three runs. ``backoff="exponential"`` doubles the delay after every retry.
+    """
+
+    attempts: int = 0
+    delay_s: float = 0.0
+    backoff: Backoff = "fixed"
+    max_delay_s: float | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.attempts, int) or self.attempts < 0:
+            raise WorkflowDefinitionError(f"retry.attempts must be an integer >= 0, got {self.attempts!r}")
+        if self.delay_s < 0:
+            raise WorkflowDefinitionError(f"retry.delay_s must be >= 0, got {self.delay_s!r}")
+        if self.backoff not in ("fixed", "exponential"):
+            raise WorkflowDefinitionError(
+                f"retry.backoff must be 'fixed' or 'exponential', got {self.backoff!r}"
+            )
+
+    def delay_before(self, retry_number: int) -> float:
+        """Seconds to wait before retry number ``retry_number`` (1 for the first retry)."""
+        delay = self.delay_s
+        if self.backoff == "exponential":
+            delay = self.delay_s * (2 ** (retry_number - 1))
+        if self.max_delay_s is not None:
+            delay = min(delay, self.max_delay_s)
+        return delay
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready form."""
+        return {
+            "attempts": self.attempts,
+            "delay_s": self.delay_s,
+            "backoff": self.backoff,
+            "max_delay_s": self.max_delay_s,
+        }
+
+
+TaskCallable = Callable[..., Any]
+
+
+@dataclass(frozen=True)
+class Task:
+    """One node of a workflow.
+
+    ``func`` is a callable or an import path ``"pkg.mod:qualname"``; it takes one
+    argument, a :class:`~rqdag.TaskContext`. ``condition`` is the same kind of
+    thing, a predicate: when it returns false the task is ``skipped``.
+    """
+
+    name: str
+    func: TaskCallable | str
+    depends_on: Sequence[str] = ()
+    retry: Retry = field(default_factory=Retry)
+    timeout_s: float | None = None
+    condition: TaskCallable | str | None = None
+    priority: int = 0
+    continue_on_error: bool = False
+    queue: str = "default"
+    at_most_once: bool = False
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name.strip():
+            raise WorkflowDefinitionError(f"a task name must be a non-empty string, got {self.name!r}")
+        if isinstance(self.depends_on, str):
+            object.__setattr__(self, "depends_on", (self.depends_on,))
+        else:
+            object.__setattr__(self, "depends_on", tuple(self.depends_on))
+        for dep in self.depends_on:
+            if not isinstance(dep, str):
+                raise WorkflowDefinitionError(
+                    f"task '{self.name}': depends_on entries must be task names, got {dep!r}"
+                )
+        if not (isinstance(self.func, str) or callable(self.func)):
+            raise WorkflowDefinitionError(
+                f"task '{self.name}': func must be a callable or an import path, got {self.func!r}"
+            )
+        if self.timeout_s is not None and self.timeout_s <= 0:
+            raise WorkflowDefinitionError(
+                f"task '{self.name}': timeout_s must be > 0, got {self.timeout_s!r}"
+            )
+        if not isinstance(self.retry, Retry):
+            raise WorkflowDefinitionError(
+                f"task '{self.name}': retry must be a rqdag.Retry, got {self.retry!r}"
+            )
+
+    @property
+    def func_path(self) -> str | None:
+        """The import path of ``func``, or None when it cannot be imported by path."""
+        return self.func if isinstance(self.func, str) else callable_path(self.func)
+
+    @property
+    def condition_path(self) -> str | None:
+        """The import path of ``condition``, or None (no condition, or not importable)."""
+        if self.condition is None or isinstance(self.condition, str):
+            return self.condition
+        return callable_path(self.condition)
+
+    def definition_hash(self) -> str:
+        """Hash of the fields that change what the task does (not its priority)."""
+        func = self.func_path or _local_name(self.func)
+        cond = self.condition_path or (_local_name(self.condition) if self.condition is not None else None)
+        parts = [
+            func,
+            ",".join(sorted(self.depends_on)),
+            repr(sorted(self.retry.to_dict().items())),
+            repr(self.timeout_s),
+            repr(cond),
+            repr(self.continue_on_error),
+            self.queue,
+            repr(self.at_most_once),
+        ]
+        return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:16]
+
+
+def _local_name(obj: object) -> str:
+    module = getattr(obj, "__module__", "?")
+    return f"{module}:{getattr(obj, '__qualname__', repr(obj))}"
+
+
+def _optional_str(raw: Mapping[str, Any], key: str, prefix: str = "") -> str | None:
+    value = raw.get(key)
+    if value is not None and not isinstance(value, str):
+        raise SnapshotError(f"field '{prefix}{key}' must be a string, got {value!r}")
+    return value
+
+
+def _optional_number(raw: Mapping[str, Any], key: str) -> float | None:
+    value = raw.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise SnapshotError(f"field 'metrics.{key}' must be a number, got {value!r}")
+    return float(value)

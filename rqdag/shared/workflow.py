@@ -1,0 +1,108 @@
+"""Workflow: a named set of tasks, built with the ``@workflow.task()`` decorator."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any, TypeVar
+
+from rqdag.errors import WorkflowDefinitionError
+from rqdag.shared.graph import validate_graph
+from rqdag.shared.model import Retry, Task, TaskCallable
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class Workflow:
+    """A named DAG of tasks.
+
+    >>> wf = Workflow("nightly")
+    >>> @wf.task()
+    ... def extract(ctx): ...
+    """
+
+    def __init__(self, name: str, tasks: Iterable[Task] = ()) -> None:
+        if not isinstance(name, str) or not name.strip():
+            raise WorkflowDefinitionError(f"a workflow name must be a non-empty string, got {name!r}")
+        self.name = name
+        self._tasks: dict[str, Task] = {}
+        for task in tasks:
+            self.add(task)
+
+    @property
+    def tasks(self) -> list[Task]:
+        """The tasks, in the order they were added."""
+        return list(self._tasks.values())
+
+    def __iter__(self) -> Iterator[Task]:
+        return iter(list(self._tasks.values()))
+
+    def __len__(self) -> int:
+        return len(self._tasks)
+
+    def __repr__(self) -> str:
+        return f"Workflow({self.name!r}, {len(self._tasks)} tasks)"
+
+    def add(self, task: Task) -> Task:
+        """Add a Task; raises WorkflowDefinitionError on a duplicate name."""
+        if task.name in self._tasks:
+            raise WorkflowDefinitionError(f"workflow '{self.name}': duplicate task name '{task.name}'")
+        self._tasks[task.name] = task
+        return task
+
+    def task(
+        self,
+        name: str | None = None,
+        *,
+        depends_on: Sequence[str] = (),
+        retry: Retry | None = None,
+        timeout_s: float | None = None,
+        condition: TaskCallable | str | None = None,
+        priority: int = 0,
+        continue_on_error: bool = False,
+        queue: str = "default",
+        at_most_once: bool = False,
+    ) -> Callable[[F], F]:
+        """Decorator: register the function as a task (named after it unless ``name``)."""
+
+        def register(func: F) -> F:
+            self.add(
+                Task(
+                    name=name or func.__name__,
+                    func=func,
+                    depends_on=depends_on,
+                    retry=retry or Retry(),
+                    timeout_s=timeout_s,
+                    condition=condition,
+                    priority=priority,
+                    continue_on_error=continue_on_error,
+                    queue=queue,
+                    at_most_once=at_most_once,
+                )
+            )
+            return func
+
+        return register
+
+    def validate(self) -> None:
+        """Check names, dependencies and cycles; raises WorkflowDefinitionError."""
+        try:
+            validate_graph(self.tasks)
+        except WorkflowDefinitionError as exc:
+            raise WorkflowDefinitionError(f"workflow '{self.name}': {exc}") from None
+
+    def definition_hashes(self) -> dict[str, str]:
+        """Task name to the hash of its definition (see Task.definition_hash)."""
+        return {t.name: t.definition_hash() for t in self._tasks.values()}
+
+
+def as_workflow(tasks_or_workflow: Workflow | Iterable[Task], name: str = "adhoc") -> Workflow:
+    """Accept a Workflow or a list of Task objects."""
+    if isinstance(tasks_or_workflow, Workflow):
+        return tasks_or_workflow
+    tasks = list(tasks_or_workflow)
+    for item in tasks:
+        if not isinstance(item, Task):
+            raise WorkflowDefinitionError(
+                f"expected a Workflow or a list of rqdag.Task, got an item {item!r}"
+            )
+    return Workflow(name, tasks)
