@@ -107,7 +107,7 @@ def _short_socket_path(data_dir: Path) -> Path:
     return base / f"rqdag-{os.getuid()}-{digest}" / "redis.sock"
 
 
-def _death_signal_hook() -> Callable[[], None] | None:
+def death_signal_hook() -> Callable[[], None] | None:
     """A ``preexec_fn`` that asks Linux to SIGTERM the child when its parent dies."""
     if not sys.platform.startswith("linux"):
         return None
@@ -149,6 +149,7 @@ class RedisServer:
         port: int | None = None,
         unix_socket: bool = False,
         appendonly: bool = True,
+        password: str | None = None,
         extra_args: Sequence[str] = (),
     ) -> None:
         if unix_socket and port:
@@ -157,6 +158,7 @@ class RedisServer:
         self.log_path = self.data_dir / "redis.log"
         self.socket_path = _short_socket_path(self.data_dir) if unix_socket else None
         self.appendonly = appendonly
+        self.password = password
         self.extra_args = tuple(extra_args)
         self._port = port or None
         self._proc: subprocess.Popen[bytes] | None = None
@@ -174,11 +176,12 @@ class RedisServer:
     @property
     def url(self) -> str:
         """The Redis URL of database 0 on this server."""
+        auth = f":{self.password}@" if self.password else ""
         if self.socket_path is not None:
-            return f"unix://{self.socket_path}?db=0"
+            return f"unix://{auth}{self.socket_path}?db=0"
         if self._port is None:
             raise EmbeddedRedisError("the server has no port yet: start() it first")
-        return f"redis://127.0.0.1:{self._port}/0"
+        return f"redis://{auth}127.0.0.1:{self._port}/0"
 
     def command(self) -> list[str]:
         """The ``redis-server`` command line that ``start()`` runs."""
@@ -194,6 +197,8 @@ class RedisServer:
             args += ["--appendonly", "no"]
         args += ["--save", "", "--maxmemory-policy", "noeviction", "--daemonize", "no"]
         args += ["--protected-mode", "yes", "--logfile", ""]
+        if self.password:
+            args += ["--requirepass", self.password]
         return [*args, *self.extra_args]
 
     def start(self, timeout: float = 10.0) -> None:
@@ -239,7 +244,7 @@ class RedisServer:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # a Ctrl-C in the terminal is the parent's to handle
-                preexec_fn=_death_signal_hook(),
+                preexec_fn=death_signal_hook(),
             )
         try:
             self._wait_for_ping(timeout)

@@ -7,9 +7,12 @@ import warnings
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Self
 
+from rqdag.client import Client, new_run_id
+from rqdag.coordinator.driver import RunDriver
 from rqdag.coordinator.events import EventBus, Listener
 from rqdag.coordinator.executor import WorkflowExecutor
 from rqdag.coordinator.inprocess import InProcessDispatcher, TaskFunctions
+from rqdag.coordinator.service import coordinator_id
 from rqdag.coordinator.state import TaskStateManager
 from rqdag.shared.codec import normalize_snapshot
 from rqdag.shared.graph import topological_order
@@ -34,10 +37,20 @@ class TaskRunnerBuilder:
         self._snapshot: dict[str, TaskResult] = {}
         self._events = EventBus()
         self._run_id: str | None = None
+        self._redis_url: str | None = None
 
     def with_snapshot(self, snapshot: Mapping[str, TaskResult | Mapping[str, Any]]) -> Self:
         """Start from a snapshot: ``dict[str, TaskResult]`` or the same with plain dicts."""
         self._snapshot = normalize_snapshot(snapshot, source="snapshot")
+        return self
+
+    def with_redis(self, url: str) -> Self:
+        """Run distributed: coordinate inline from here, tasks run on rqdag workers.
+
+        ``url`` is ``redis://``, ``rediss://`` (TLS) or ``unix://``; task functions
+        must be importable by path, and workers must list their modules in ``--tasks``.
+        """
+        self._redis_url = url
         return self
 
     def with_run_id(self, run_id: str) -> Self:
@@ -57,7 +70,8 @@ class TaskRunnerBuilder:
             context=self._context,
             snapshot=self._snapshot,
             events=self._events,
-            run_id=self._run_id or uuid.uuid4().hex[:12],
+            run_id=self._run_id,
+            redis_url=self._redis_url,
         )
 
 
@@ -70,14 +84,18 @@ class TaskRunner:
         context: Any,
         snapshot: Mapping[str, TaskResult],
         events: EventBus,
-        run_id: str,
+        run_id: str | None,
+        redis_url: str | None = None,
     ) -> None:
         self._context = context
         self._snapshot = dict(snapshot)
         self._events = events
-        self.run_id = run_id
+        self.run_id = run_id or uuid.uuid4().hex[:12]
+        self._fixed_run_id = run_id is not None
+        self._redis_url = redis_url
         self._state: TaskStateManager | None = None
         self._executor: WorkflowExecutor | None = None
+        self._driver: RunDriver | None = None
 
     def execute(
         self,
@@ -108,6 +126,8 @@ class TaskRunner:
             )
         if dry_run:
             return dry_run_report(workflow.tasks, state.snapshot())
+        if self._redis_url is not None:
+            return self._execute_distributed(workflow, params, concurrency, timeout)
         executor = WorkflowExecutor(
             state,
             InProcessDispatcher(functions, self._context),
@@ -125,9 +145,40 @@ class TaskRunner:
             self._executor = None
         return results
 
+    def _execute_distributed(
+        self,
+        workflow: Workflow,
+        params: Mapping[str, Any] | None,
+        concurrency: int | None,
+        timeout: float | None,
+    ) -> dict[str, TaskResult]:
+        client = Client(self._redis_url)
+        run_id = self.run_id if self._fixed_run_id else new_run_id(workflow.name)
+        self.run_id = run_id
+        handle = client.submit(
+            workflow,
+            params=params,
+            run_id=run_id,
+            snapshot=self._snapshot,
+            concurrency=concurrency,
+            timeout=timeout,
+            resume=self._fixed_run_id,
+        )
+        driver = RunDriver(client.connection, run_id, coordinator_id(), events=self._events)
+        self._driver = driver
+        try:
+            if driver.drive() is None:
+                handle.wait()  # another coordinator drives the run: follow it
+            results = handle.snapshot()
+        finally:
+            self._driver = None
+        self._snapshot = results
+        return results
+
     def snapshot(self) -> dict[str, TaskResult]:
         """The current results: ``dict[str, TaskResult]``, also while running."""
-        state = self._state
+        driver = self._driver
+        state = driver.state if driver is not None else self._state
         return state.snapshot() if state is not None else dict(self._snapshot)
 
     def cancel(self, reason: str = "run cancelled") -> None:
@@ -135,6 +186,8 @@ class TaskRunner:
         executor = self._executor
         if executor is not None:
             executor.cancel(reason)
+        if self._redis_url is not None and self._driver is not None:
+            Client(self._redis_url).run(self.run_id).cancel(reason)
 
 
 Functions = dict[str, tuple[Callable[..., Any], Callable[..., Any] | None]]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 import redis
@@ -77,12 +78,14 @@ def redis_conn(redis_url: str) -> Iterator[redis.Redis]:
 
 
 @pytest.fixture
-def fresh_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[], RedisServer]]:
-    """A factory: ``fresh_redis()`` starts a private server; all are stopped after the test."""
+def fresh_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., RedisServer]]:
+    """A factory: ``fresh_redis(**RedisServer kwargs)`` starts a private server; all are
+    stopped after the test."""
     servers: list[RedisServer] = []
 
-    def make() -> RedisServer:
-        server = RedisServer(tmp_path_factory.mktemp("redis-fresh"), appendonly=True)
+    def make(**kwargs: Any) -> RedisServer:
+        kwargs.setdefault("appendonly", True)
+        server = RedisServer(tmp_path_factory.mktemp("redis-fresh"), **kwargs)
         servers.append(server)
         return start_or_skip(server)
 

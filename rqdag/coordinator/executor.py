@@ -9,7 +9,7 @@ from typing import Any
 from rqdag.coordinator.dispatch import Dispatcher, DispatchRequest
 from rqdag.coordinator.events import EventBus, RunEvent
 from rqdag.coordinator.state import Outcome, TaskStateManager
-from rqdag.shared.model import TaskResult, TaskStatus
+from rqdag.shared.model import TaskMetrics, TaskResult, TaskStatus
 
 MAX_IDLE_WAIT_S = 1.0
 
@@ -46,6 +46,8 @@ class WorkflowExecutor:
         self._deadline: float | None = None
         self._cancel_reason: str | None = None
         self._started = False
+        # (wall clock, loop clock) of each dispatch, for the metrics of a time-out
+        self._started_at: dict[str, tuple[float, float]] = {}
 
     def cancel(self, reason: str = "run cancelled") -> None:
         """Ask the run to stop: pending tasks become cancelled (thread-safe)."""
@@ -68,45 +70,55 @@ class WorkflowExecutor:
             self.start(now)
         for completion in self._dispatcher.collect():
             outcome = self._state.complete(completion.task, completion.token, completion.result, now)
-            if outcome is Outcome.RETRY:
-                self._events.emit(
-                    RunEvent(
-                        "task_retry",
-                        self._run_id,
-                        completion.task,
-                        completion.result.metrics.attempt,
-                        completion.result,
-                    )
-                )
+            if outcome is not Outcome.STALE:
+                self._started_at.pop(completion.task, None)
+            self._announce_retry(outcome, completion.task, completion.result)
         self._expire(now)
         self._stop_if_asked(now)
-        self._dispatch(now)
         self._publish()
+        self._dispatch(now)
         return self._state.is_finished()
 
     def run(self) -> dict[str, TaskResult]:
         """Step until the run is finished; returns the results."""
         try:
             while not self.step(self._clock()):
-                self._dispatcher.wait(self._idle_wait(self._clock()))
+                self._dispatcher.wait(self.idle_wait(self._clock()))
         finally:
             self._dispatcher.close()
         results = self._state.snapshot()
         self._events.emit(RunEvent("workflow_end", self._run_id, results=results))
         return results
 
-    def _idle_wait(self, now: float) -> float:
+    def idle_wait(self, now: float) -> float:
+        """How long the loop may block before the next timed event."""
         wake_at = [t for t in (self._state.next_wakeup(), self._deadline) if t is not None]
         if not wake_at:
             return MAX_IDLE_WAIT_S
         return max(0.0, min(min(wake_at) - now, MAX_IDLE_WAIT_S))
 
+    def _announce_retry(self, outcome: Outcome, name: str, result: TaskResult) -> None:
+        if outcome is Outcome.RETRY:
+            attempt = self._state.attempt(name)
+            self._events.emit(RunEvent("task_retry", self._run_id, name, attempt, result))
+
     def _expire(self, now: float) -> None:
         for name, token in self._state.expired(now):
             self._dispatcher.abandon(name, token)
             timeout = self._state.task(name).timeout_s or 0.0
-            result = TaskResult.failure(f"timed out after {timeout:g}s")
-            self._state.complete(name, token, result, now)
+            started_wall, started = self._started_at.pop(name, (time.time() - timeout, now - timeout))
+            result = TaskResult(
+                TaskStatus.FAILURE,
+                message=f"timed out after {timeout:g}s",
+                metrics=TaskMetrics(
+                    started_at=started_wall,
+                    finished_at=started_wall + (now - started),
+                    duration_s=now - started,
+                    attempt=self._state.attempt(name),
+                ),
+            )
+            outcome = self._state.complete(name, token, result, now)
+            self._announce_retry(outcome, name, result)
 
     def _stop_if_asked(self, now: float) -> None:
         reason = self._cancel_reason
@@ -128,7 +140,9 @@ class WorkflowExecutor:
             DispatchRequest(self._run_id, d.task, d.attempt, d.token, d.inputs, self._params) for d in batch
         ]
         self._dispatcher.submit(requests)
+        wall = time.time()
         for d in batch:
+            self._started_at[d.task.name] = (wall, now)
             self._events.emit(RunEvent("task_start", self._run_id, d.task.name, d.attempt))
 
     def _publish(self) -> None:

@@ -53,6 +53,7 @@ class _Slot:
     order: int
     phase: Phase = Phase.WAITING
     attempt: int = 0
+    failures: int = 0
     token: str | None = None
     deadline: float | None = None
     retry_at: float | None = None
@@ -65,8 +66,10 @@ class TaskStateManager:
     Thread-safe: :meth:`snapshot` may be called from any thread while the run goes on.
     """
 
-    def __init__(self, tasks: Sequence[Task]) -> None:
+    def __init__(self, tasks: Sequence[Task], *, track_timeouts: bool = True) -> None:
+        """``track_timeouts=False`` when the backend enforces ``timeout_s`` itself (workers)."""
         validate_graph(tasks)
+        self._track_timeouts = track_timeouts
         self._lock = threading.RLock()
         self._slots = {t.name: _Slot(task=t, order=i) for i, t in enumerate(tasks)}
         self._dependents: dict[str, list[str]] = {t.name: [] for t in tasks}
@@ -199,7 +202,7 @@ class TaskStateManager:
         slot.phase = Phase.RUNNING
         slot.attempt += 1
         slot.token = f"{slot.attempt}-{uuid.uuid4().hex[:16]}"
-        timeout = slot.task.timeout_s
+        timeout = slot.task.timeout_s if self._track_timeouts else None
         slot.deadline = now + timeout if timeout is not None else None
         self._running.add(name)
         return Dispatch(slot.task, slot.attempt, slot.token, self.inputs_for(name), slot.deadline)
@@ -215,8 +218,14 @@ class TaskStateManager:
             slot.phase, slot.attempt, slot.token, slot.deadline = (Phase.RUNNING, attempt, token, deadline)
             self._running.add(name)
 
-    def complete(self, name: str, token: str, result: TaskResult, now: float) -> Outcome:
-        """Apply the result of one attempt; a stale token is ignored."""
+    def complete(
+        self, name: str, token: str, result: TaskResult, now: float, *, retryable: bool = True
+    ) -> Outcome:
+        """Apply the result of one attempt; a stale token is ignored.
+
+        A failure is retried while the task's retry budget lasts, unless
+        ``retryable`` is False (an at-most-once attempt whose outcome is unknown).
+        """
         with self._lock:
             slot = self._slots.get(name)
             if slot is None or slot.phase is not Phase.RUNNING or slot.token != token:
@@ -226,13 +235,28 @@ class TaskStateManager:
             slot.deadline = None
             if result.metrics.attempt != slot.attempt:
                 result = replace(result, metrics=replace(result.metrics, attempt=slot.attempt))
-            if result.status is TaskStatus.FAILURE and slot.attempt <= slot.task.retry.attempts:
+            if result.status is TaskStatus.FAILURE:
+                slot.failures += 1
+            can_retry = retryable and slot.failures <= slot.task.retry.attempts
+            if result.status is TaskStatus.FAILURE and can_retry:
                 slot.phase = Phase.RETRY_WAIT
-                slot.retry_at = now + slot.task.retry.delay_before(slot.attempt)
+                slot.retry_at = now + slot.task.retry.delay_before(slot.failures)
                 heapq.heappush(self._retries, (slot.retry_at, slot.order, name))
                 return Outcome.RETRY
             self._finish(name, result)
             return Outcome.DONE
+
+    def requeue(self, name: str, token: str) -> bool:
+        """Hand a running attempt back (its worker stopped cleanly): it runs again, no failure counted."""
+        with self._lock:
+            slot = self._slots.get(name)
+            if slot is None or slot.phase is not Phase.RUNNING or slot.token != token:
+                return False
+            self._running.discard(name)
+            slot.token = None
+            slot.deadline = None
+            self._push_ready(name)
+            return True
 
     def expired(self, now: float) -> list[tuple[str, str]]:
         """``(name, token)`` of running tasks whose timeout has passed."""

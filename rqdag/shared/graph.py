@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 
@@ -85,7 +84,8 @@ def topological_order(tasks: Sequence[Task]) -> list[str]:
 
 
 def _node_id(name: str) -> str:
-    return "n_" + re.sub(r"[^A-Za-z0-9_]", "_", name)
+    # Injective: every character outside [A-Za-z0-9], '_' included, becomes _<hex>_.
+    return "n_" + "".join(c if c.isascii() and c.isalnum() else f"_{ord(c):x}_" for c in name)
 
 
 def to_mermaid(tasks: Iterable[Task], results: Mapping[str, TaskResult] | None = None) -> str:

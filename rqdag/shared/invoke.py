@@ -50,7 +50,7 @@ def _call(
         if condition is not None and not condition(ctx):
             return TaskResult.skipped("condition is false")
         value = func(ctx)
-    except Exception as exc:  # the task boundary: any error becomes a failure result
+    except (Exception, SystemExit) as exc:  # the task boundary: any error becomes a failure
         return TaskResult.failure(f"{type(exc).__name__}: {exc}", error=traceback.format_exc())
     result = value if isinstance(value, TaskResult) else TaskResult(TaskStatus.SUCCESS, data=value)
     try:

@@ -1,0 +1,1 @@
+"""Small real workflows used by the README and the tests."""

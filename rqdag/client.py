@@ -1,0 +1,142 @@
+"""Client and RunHandle: submit runs to Redis and follow them from anywhere."""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import redis
+
+from rqdag.errors import RqdagError, RunNotFoundError
+from rqdag.shared.codec import normalize_snapshot
+from rqdag.shared.keys import RunKeys, check_run_id
+from rqdag.shared.model import Task, TaskResult
+from rqdag.shared.resume import resume_run
+from rqdag.shared.runs import RunMeta, RunStore
+from rqdag.shared.workflow import Workflow, as_workflow
+
+DEFAULT_REDIS_URL_ENV = "REDIS_URL"
+
+
+def connect(url: str | None = None) -> redis.Redis:
+    """A client for ``url`` (or $REDIS_URL): ``redis://``, ``rediss://`` (TLS) or ``unix://``."""
+    url = url or os.environ.get(DEFAULT_REDIS_URL_ENV)
+    if not url:
+        raise RqdagError("no Redis URL given (pass one, or set REDIS_URL)")
+    # Blocking reads use short slices, but a generous timeout survives a busy server.
+    return redis.Redis.from_url(url, socket_timeout=30, socket_connect_timeout=10, health_check_interval=30)
+
+
+def new_run_id(workflow: str) -> str:
+    """A unique, readable run id: ``<workflow>-<utc time>-<random>``."""
+    safe = "".join(c if c.isalnum() or c in "_-." else "-" for c in workflow)[:60] or "run"
+    return f"{safe}-{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{uuid.uuid4().hex[:6]}"
+
+
+class RunHandle:
+    """A submitted run: its status, its snapshot, waiting for it, cancelling it."""
+
+    def __init__(self, client: redis.Redis, run_id: str) -> None:
+        self._client = client
+        self._store = RunStore(client)
+        self.run_id = run_id
+
+    def __repr__(self) -> str:
+        return f"RunHandle({self.run_id!r})"
+
+    def status(self) -> RunMeta:
+        """The run's meta: status, epoch, params, timestamps..."""
+        return self._store.read_meta(self.run_id)
+
+    def snapshot(self) -> dict[str, TaskResult]:
+        """The run's results so far: ``dict[str, TaskResult]``."""
+        return self._store.read_results(self.run_id)
+
+    def cancel(self, reason: str = "cancelled by request") -> None:
+        """Ask the coordinator to cancel the run."""
+        self._store.request_cancel(self.run_id, reason)
+
+    def wait(self, timeout: float | None = None, poll_s: float = 0.5) -> dict[str, TaskResult]:
+        """Block until the run has finished; returns its results.
+
+        Raises TimeoutError when ``timeout`` seconds pass first. A run that is
+        blocked on an operator's decision keeps this waiting.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        events = RunKeys(self.run_id).events
+        last: Any = b"$"
+        while True:
+            if self.status().finished:
+                return self.snapshot()
+            block_s = poll_s if deadline is None else min(poll_s, deadline - time.monotonic())
+            if block_s <= 0:
+                raise TimeoutError(f"run '{self.run_id}' did not finish within {timeout}s")
+            reply: Any = self._client.xread({events: last}, count=1000, block=max(int(block_s * 1000), 1))
+            for _stream, entries in reply or []:
+                last = entries[-1][0]
+
+
+class Client:
+    """Submits workflows to Redis; coordinators and workers do the rest.
+
+    >>> client = Client("redis://localhost:6379/0")
+    >>> run = client.submit(nightly, params={"date": "2026-11-28"})
+    >>> run.wait(timeout=3600)
+    """
+
+    def __init__(self, url: str | None = None, *, connection: redis.Redis | None = None) -> None:
+        self.connection = connection or connect(url)
+        self._store = RunStore(self.connection)
+
+    def submit(
+        self,
+        workflow: Workflow | Iterable[Task],
+        *,
+        params: Mapping[str, Any] | None = None,
+        run_id: str | None = None,
+        snapshot: Mapping[str, TaskResult | Mapping[str, Any]] | None = None,
+        concurrency: int | None = None,
+        timeout: float | None = None,
+        heartbeat_timeout_s: float = 30.0,
+        resume: bool = False,
+    ) -> RunHandle:
+        """Store a new run and return its handle.
+
+        With ``resume=True`` an existing run of that id is resumed instead of
+        refused. ``snapshot`` seeds the run: its successes are not run again.
+        """
+        flow = as_workflow(workflow)
+        run_id = check_run_id(run_id) if run_id else new_run_id(flow.name)
+        if resume and self._store.exists(run_id):
+            return self.resume(run_id, workflow=flow)
+        seeded = normalize_snapshot(snapshot or {}, source="snapshot")
+        self._store.create_run(
+            flow,
+            run_id=run_id,
+            params=params,
+            snapshot=seeded,
+            concurrency=concurrency,
+            timeout_s=timeout,
+            heartbeat_timeout_s=heartbeat_timeout_s,
+        )
+        return RunHandle(self.connection, run_id)
+
+    def run(self, run_id: str) -> RunHandle:
+        """The handle of an existing run."""
+        if not self._store.exists(run_id):
+            raise RunNotFoundError(f"no run '{run_id}'")
+        return RunHandle(self.connection, run_id)
+
+    def runs(self, limit: int = 50) -> list[RunMeta]:
+        """The newest runs first."""
+        return self._store.list_runs(limit)
+
+    def resume(
+        self, run_id: str, *, workflow: Workflow | None = None, keep_changed: bool = False
+    ) -> RunHandle:
+        """Start a new epoch of a finished run: successes stay, everything else runs again."""
+        resume_run(self._store, run_id, workflow=workflow, keep_changed=keep_changed)
+        return RunHandle(self.connection, run_id)

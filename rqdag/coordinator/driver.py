@@ -1,0 +1,142 @@
+"""RunDriver: one coordinator drives one run from Redis to its end, under the run's lease."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+import redis
+
+from rqdag.coordinator.events import EventBus
+from rqdag.coordinator.executor import WorkflowExecutor
+from rqdag.coordinator.lease import DEFAULT_LEASE_TTL_S, Lease
+from rqdag.coordinator.reconcile import restore_in_flight
+from rqdag.coordinator.rq_dispatcher import RQDispatcher
+from rqdag.coordinator.state import TaskStateManager
+from rqdag.errors import DecodeError, LeaseLostError
+from rqdag.shared.keys import RunKeys
+from rqdag.shared.model import TaskResult, TaskStatus
+from rqdag.shared.runs import RunStore
+from rqdag.shared.scripts import EVENTS_MAXLEN, Scripts
+
+log = logging.getLogger("rqdag.coordinator")
+
+
+class RunDriver:
+    """Takes the lease, rebuilds the run from Redis, and steps it to the end.
+
+    Nothing it needs lives only in its memory: kill it at any point and another
+    driver picks the run up where it stood.
+    """
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        run_id: str,
+        owner: str,
+        *,
+        scripts: Scripts | None = None,
+        lease_ttl_s: float = DEFAULT_LEASE_TTL_S,
+        events: EventBus | None = None,
+        stop: threading.Event | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        requeue_running: bool = False,
+    ) -> None:
+        """``requeue_running``: the caller knows every worker of the run died (the
+        embedded default after a crash): running attempts are handed back at once."""
+        self._client = client
+        self._scripts = scripts or Scripts.register(client)
+        self._store = RunStore(client)
+        self._keys = RunKeys(run_id)
+        self.run_id = run_id
+        self.lease = Lease(client, self._scripts, run_id, owner, lease_ttl_s)
+        self._events = events or EventBus()
+        self._stop = stop or threading.Event()
+        self._clock = clock
+        self._requeue_running = requeue_running
+        self.state: TaskStateManager | None = None
+
+    def drive(self) -> str | None:
+        """Drive the run; returns its final status, or None if another coordinator has it."""
+        if not self.lease.acquire():
+            return None
+        try:
+            return self._drive_leased()
+        except LeaseLostError as exc:
+            log.warning("%s; another coordinator goes on with the run", exc)
+            return None
+        finally:
+            if self._stop.is_set() or self.state is None or not self.state.is_finished():
+                self.lease.release()
+
+    def _drive_leased(self) -> str | None:
+        try:
+            meta = self._store.read_meta(self.run_id)
+            workflow = self._store.read_definition(self.run_id)
+        except DecodeError as exc:
+            log.error("%s; the run is marked 'error' and left for an operator", exc)
+            self._client.hset(self._keys.meta, "error", str(exc))
+            self._set_status("error")
+            return "error"
+        if meta.finished:
+            self._store.mark_inactive(self.run_id)
+            return meta.status
+        run_state = self._store.read_state(self.run_id)
+        for problem in run_state.problems:
+            log.error("%s", problem)
+        state = TaskStateManager(workflow.tasks, track_timeouts=False)
+        state.hydrate(run_state.results, keep_all=True)
+        restore_in_flight(state, run_state, self.run_id, self._clock(), requeue_running=self._requeue_running)
+        self.state = state
+        dispatcher = RQDispatcher(
+            self._client, self._scripts, self.lease, last_event_id=run_state.last_event_id
+        )
+        remaining = None if meta.deadline_at is None else meta.deadline_at - time.time()
+        executor = WorkflowExecutor(
+            state,
+            dispatcher,
+            run_id=self.run_id,
+            params=meta.params,
+            concurrency=meta.concurrency,
+            timeout=remaining,
+            events=self._events,
+            clock=self._clock,
+        )
+        self._set_status("running")
+        if not self._loop(executor, dispatcher):
+            return None
+        status = run_status(state.snapshot(), cancelled=dispatcher.cancel_reason is not None)
+        self._set_status(status)
+        self._store.mark_inactive(self.run_id)
+        self.lease.release()
+        return status
+
+    def _loop(self, executor: WorkflowExecutor, dispatcher: RQDispatcher) -> bool:
+        """Step until finished (True) or asked to stop (False)."""
+        while not executor.step(self._clock()):
+            if dispatcher.cancel_reason is not None:
+                executor.cancel(dispatcher.cancel_reason)
+                continue
+            if self._stop.is_set():
+                return False
+            dispatcher.wait(executor.idle_wait(self._clock()))
+        return True
+
+    def _set_status(self, status: str) -> None:
+        written = self._scripts.set_run_status(
+            keys=[self.lease.key, self._keys.meta, self._keys.events],
+            args=[self.lease.value, status, repr(time.time()), EVENTS_MAXLEN],
+        )
+        if int(written) < 0:
+            raise LeaseLostError(f"run '{self.run_id}': lease lost while setting status {status}")
+
+
+def run_status(results: dict[str, TaskResult], *, cancelled: bool) -> str:
+    """The run's outcome from its results."""
+    if cancelled or any(r.status is TaskStatus.CANCELLED for r in results.values()):
+        return "cancelled"
+    if all(r.status is TaskStatus.SUCCESS for r in results.values()):
+        return "succeeded"
+    return "failed"

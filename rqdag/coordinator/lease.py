@@ -1,0 +1,85 @@
+"""The run lease: one coordinator at a time drives a run, fenced by an increasing token."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import redis
+
+from rqdag.errors import LeaseLostError, RunNotFoundError
+from rqdag.shared.keys import RunKeys
+from rqdag.shared.scripts import Scripts
+
+log = logging.getLogger("rqdag.coordinator")
+
+DEFAULT_LEASE_TTL_S = 10.0
+
+
+class Lease:
+    """The lease of one run as held by one coordinator (``owner``).
+
+    The value stored is ``"owner|fence"``; the fence grows on every takeover, so
+    a coordinator that was paused past the TTL cannot write with an old value.
+    """
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        scripts: Scripts,
+        run_id: str,
+        owner: str,
+        ttl_s: float = DEFAULT_LEASE_TTL_S,
+    ) -> None:
+        self._client = client
+        self._scripts = scripts
+        self._keys = RunKeys(run_id)
+        self.run_id = run_id
+        self.owner = owner
+        self.ttl_s = ttl_s
+        self.fence = 0
+        self._renewed_at = 0.0
+
+    @property
+    def value(self) -> str:
+        """The stored lease value this coordinator holds."""
+        return f"{self.owner}|{self.fence}"
+
+    @property
+    def key(self) -> str:
+        """The Redis key of the lease."""
+        return self._keys.lease
+
+    def acquire(self) -> bool:
+        """Take the lease if free (or already ours); False when another owner holds it."""
+        fence = int(
+            self._scripts.acquire_lease(
+                keys=[self._keys.lease, self._keys.meta], args=[self.owner, int(self.ttl_s * 1000)]
+            )
+        )
+        if fence == -1:
+            raise RunNotFoundError(f"no run '{self.run_id}'")
+        if fence == 0:
+            return False
+        self.fence = fence
+        self._renewed_at = time.monotonic()
+        return True
+
+    def renew_if_due(self, now: float | None = None) -> None:
+        """Renew when a third of the TTL has passed; raises LeaseLostError if lost."""
+        now = time.monotonic() if now is None else now
+        if now - self._renewed_at < self.ttl_s / 3:
+            return
+        renewed = self._scripts.renew_lease(
+            keys=[self._keys.lease], args=[self.value, int(self.ttl_s * 1000)]
+        )
+        if not renewed:
+            raise LeaseLostError(f"run '{self.run_id}': lease lost by {self.owner} (fence {self.fence})")
+        self._renewed_at = now
+
+    def release(self) -> None:
+        """Hand the lease back now so a successor need not wait for the TTL."""
+        try:
+            self._scripts.release_lease(keys=[self._keys.lease], args=[self.value])
+        except redis.RedisError as exc:
+            log.warning("run '%s': could not release lease: %s", self.run_id, exc)

@@ -1,0 +1,66 @@
+"""Rebuilding in-flight attempts after a coordinator restart."""
+
+from __future__ import annotations
+
+import logging
+
+from rqdag.coordinator.state import TaskStateManager
+from rqdag.errors import DecodeError
+from rqdag.shared.codec import decode_result
+from rqdag.shared.model import TaskResult
+from rqdag.shared.runs import RunState
+
+log = logging.getLogger("rqdag.coordinator")
+
+
+def restore_in_flight(
+    state: TaskStateManager,
+    run_state: RunState,
+    run_id: str,
+    now: float,
+    *,
+    requeue_running: bool = False,
+) -> None:
+    """Adopt every attempt the dispatch hash shows in flight.
+
+    Queued and running attempts are waited for (their completion arrives on the
+    event stream); an attempt that failed and awaits its retry is rescheduled.
+    With ``requeue_running`` (every worker is known dead) running attempts are
+    handed back: at-least-once tasks run again, at-most-once tasks fail with
+    "outcome unknown".
+    """
+    for name, entry in run_state.dispatch.items():
+        if name in run_state.results:
+            continue  # a result exists: the entry is left over and void
+        try:
+            state.task(name)
+        except KeyError:
+            log.error("run '%s': dispatch entry for unknown task '%s' ignored", run_id, name)
+            continue
+        state.adopt(name, entry.attempt, entry.token, None)
+        if entry.state == "retry_wait":
+            result = _last_result(run_id, name, entry.last_result)
+            state.complete(name, entry.token, result, now)
+        elif entry.state == "running" and requeue_running:
+            if state.task(name).at_most_once:
+                state.complete(name, entry.token, outcome_unknown(entry.worker), now, retryable=False)
+            else:
+                state.requeue(name, entry.token)
+
+
+def outcome_unknown(worker: str | None) -> TaskResult:
+    """The result of an at-most-once attempt whose worker died: it must not run again."""
+    return TaskResult.failure(
+        f"outcome unknown: worker {worker or '?'} was lost while the task ran; "
+        "it is at-most-once, so it is not run again (record what happened with rqdag resolve)"
+    )
+
+
+def _last_result(run_id: str, name: str, raw: str | None) -> TaskResult:
+    if raw is None:
+        return TaskResult.failure("attempt failed (its result was not kept)")
+    try:
+        return decode_result(raw, what=f"run '{run_id}': dispatch '{name}' last_result")
+    except DecodeError as exc:
+        log.error("%s", exc)
+        return TaskResult.failure(f"stored result is unreadable: {exc}")

@@ -1,0 +1,241 @@
+"""RQDispatcher: attempts become RQ jobs; completions come back through the run's event stream."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import redis
+from rq import Queue
+from rq.serializers import JSONSerializer
+
+from rqdag.coordinator.dispatch import Completion, DispatchRequest
+from rqdag.coordinator.lease import Lease
+from rqdag.errors import DecodeError, LeaseLostError
+from rqdag.shared.codec import decode_result, encode_result
+from rqdag.shared.keys import RunKeys, job_id
+from rqdag.shared.model import TaskResult
+from rqdag.shared.runs import DispatchEntry, parse_dispatch_entry, text
+from rqdag.shared.scripts import EVENTS_MAXLEN, Scripts
+
+log = logging.getLogger("rqdag.coordinator")
+
+JOB_FUNC = "rqdag.worker.job.run_task"
+RQ_RESULT_TTL_S = 60
+RQ_FAILURE_TTL_S = 7 * 24 * 3600
+READ_COUNT = 10_000
+BLOCK_SLICE_S = 0.5
+
+
+class RQDispatcher:
+    """Dispatches attempts as RQ jobs under the run's lease, in one MULTI/EXEC per batch."""
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        scripts: Scripts,
+        lease: Lease,
+        *,
+        last_event_id: bytes = b"0-0",
+    ) -> None:
+        self._client = client
+        self._scripts = scripts
+        self._lease = lease
+        self._keys = RunKeys(lease.run_id)
+        self._last_id = last_event_id
+        self._pending: list[tuple[bytes, dict[bytes, bytes]]] = []
+        self._from_workers: set[str] = set()
+        self._queues: dict[str, Queue] = {}
+        self._woken = False
+        self.cancel_reason: str | None = None
+        self.problems: list[str] = []
+
+    # ---- dispatch ------------------------------------------------------------------
+
+    def submit(self, requests: Sequence[DispatchRequest]) -> None:
+        """Enqueue the attempts and write their dispatch entries, fenced by the lease."""
+        now = time.time()
+        entries: dict[str, bytes] = {}
+        by_queue: dict[str, list[Any]] = defaultdict(list)
+        for request in requests:
+            task = request.task
+            jid = job_id(request.run_id, task.name, request.attempt)
+            entries[task.name] = DispatchEntry(
+                attempt=request.attempt,
+                token=request.token,
+                job_id=jid,
+                state="queued",
+                queue=task.queue,
+                queued_at=now,
+            ).to_json()
+            by_queue[task.queue].append(
+                Queue.prepare_data(
+                    JOB_FUNC,
+                    kwargs=job_kwargs(request),
+                    job_id=jid,
+                    timeout=-1,
+                    result_ttl=RQ_RESULT_TTL_S,
+                    failure_ttl=RQ_FAILURE_TTL_S,
+                    description=f"rqdag {request.run_id} {task.name} #{request.attempt}",
+                )
+            )
+        with self._client.pipeline(transaction=True) as pipe:
+            try:
+                pipe.watch(self._lease.key)  # type: ignore[no-untyped-call]
+                if text(pipe.get(self._lease.key) or b"") != self._lease.value:
+                    raise LeaseLostError(f"run '{self._lease.run_id}': lease lost before dispatch")
+                pipe.multi()
+                for queue_name, datas in by_queue.items():
+                    self._queue(queue_name).enqueue_many(datas, pipeline=pipe)
+                pipe.hset(self._keys.dispatch, mapping=entries)  # type: ignore[arg-type]
+                pipe.execute()
+            except redis.WatchError:
+                raise LeaseLostError(f"run '{self._lease.run_id}': lease changed during dispatch") from None
+
+    def _queue(self, name: str) -> Queue:
+        queue = self._queues.get(name)
+        if queue is None:
+            queue = Queue(name, connection=self._client, serializer=JSONSerializer)
+            self._queues[name] = queue
+        return queue
+
+    # ---- completions -----------------------------------------------------------------
+
+    def wait(self, timeout: float) -> None:
+        """Block on the event stream until something arrives, wake(), or timeout."""
+        deadline = time.monotonic() + max(timeout, 0.0)
+        while not self._pending and not self._woken:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            self._read(block_s=min(remaining, BLOCK_SLICE_S))
+        self._woken = False
+
+    def wake(self) -> None:
+        """Make wait() return within one blocking slice (safe from a signal handler)."""
+        self._woken = True
+
+    def collect(self) -> list[Completion]:
+        """Completions that arrived; also renews the lease and notes a cancel request."""
+        self._lease.renew_if_due()
+        self._read(block_s=None)
+        events, self._pending = self._pending, []
+        finished: list[str] = []
+        retried: list[str] = []
+        tokens: dict[str, str] = {}
+        for _, fields in events:
+            kind = text(fields.get(b"kind", b""))
+            task = text(fields.get(b"task", b""))
+            if kind in ("finished", "retry"):
+                (finished if kind == "finished" else retried).append(task)
+                tokens[task] = text(fields.get(b"token", b""))
+            elif kind == "refused":
+                log.warning(
+                    "run '%s': late result of task '%s' (token %s) refused",
+                    self._lease.run_id,
+                    task,
+                    text(fields.get(b"token", b"")),
+                )
+        self._check_cancel()
+        if not finished and not retried:
+            return []
+        return self._load_completions(finished, retried, tokens)
+
+    def _read(self, block_s: float | None) -> None:
+        block = None if block_s is None else max(int(block_s * 1000), 1)
+        reply: Any = self._client.xread({self._keys.events: self._last_id}, count=READ_COUNT, block=block)
+        for _stream, entries in reply or []:
+            for event_id, fields in entries:
+                self._last_id = event_id
+                self._pending.append((event_id, fields))
+
+    def _check_cancel(self) -> None:
+        if self.cancel_reason is None:
+            reason = self._client.hget(self._keys.meta, "cancel")
+            if reason:
+                self.cancel_reason = text(reason)
+
+    def _load_completions(
+        self, finished: list[str], retried: list[str], tokens: Mapping[str, str]
+    ) -> list[Completion]:
+        with self._client.pipeline(transaction=False) as pipe:
+            pipe.hmget(self._keys.results, finished or ["\x00"])
+            pipe.hmget(self._keys.dispatch, retried or ["\x00"])
+            final_raw, retry_raw = pipe.execute()
+        out: list[Completion] = []
+        run = self._lease.run_id
+        for name, raw in zip(finished, final_raw, strict=False):
+            if raw is None:
+                continue
+            result = self._decode(raw, f"run '{run}': results field '{name}'")
+            self._from_workers.add(name)
+            out.append(Completion(name, tokens[name], result))
+        for name, raw in zip(retried, retry_raw, strict=False):
+            if raw is None:
+                continue
+            try:
+                entry = parse_dispatch_entry(run, name, raw)
+            except DecodeError as exc:
+                self.problems.append(str(exc))
+                log.error("%s", exc)
+                continue
+            if entry.token != tokens[name] or entry.last_result is None:
+                continue
+            result = self._decode(entry.last_result, f"run '{run}': dispatch '{name}' last_result")
+            out.append(Completion(name, entry.token, result))
+        return out
+
+    def _decode(self, raw: bytes | str, what: str) -> TaskResult:
+        try:
+            return decode_result(raw, what=what)
+        except DecodeError as exc:
+            self.problems.append(str(exc))
+            log.error("%s", exc)
+            return TaskResult.failure(f"stored result is unreadable: {exc}")
+
+    # ---- coordinator-decided results ------------------------------------------------
+
+    def abandon(self, task: str, token: str) -> None:
+        """Nothing to send: recording the task's result voids the attempt's token."""
+
+    def record(self, results: Mapping[str, TaskResult]) -> None:
+        """Write skips, cancels and time-outs under the lease (worker results are in already)."""
+        args: list[str | bytes] = [self._lease.value, EVENTS_MAXLEN]  # type: ignore[list-item]
+        for name, result in results.items():
+            if name in self._from_workers:
+                self._from_workers.discard(name)
+                continue
+            what = f"run '{self._lease.run_id}': result of '{name}'"
+            args += [name, encode_result(result, what=what), result.status.value]
+        if len(args) == 2:
+            return
+        written = self._scripts.record_results(
+            keys=[self._keys.lease, self._keys.results, self._keys.dispatch, self._keys.events],
+            args=args,
+        )
+        if int(written) < 0:
+            raise LeaseLostError(f"run '{self._lease.run_id}': lease lost while recording results")
+
+    def close(self) -> None:
+        """Nothing to release: the client belongs to the caller."""
+
+
+def job_kwargs(request: DispatchRequest) -> dict[str, Any]:
+    """The JSON kwargs of the worker's job function (see rqdag.worker.job.run_task)."""
+    task = request.task
+    return {
+        "run_id": request.run_id,
+        "task": task.name,
+        "token": request.token,
+        "attempt": request.attempt,
+        "func": task.func_path,
+        "condition": task.condition_path,
+        "depends_on": list(task.depends_on),
+        "timeout_s": task.timeout_s,
+        "retries": task.retry.attempts,
+        "at_most_once": task.at_most_once,
+        "definition_hash": task.definition_hash(),
+    }

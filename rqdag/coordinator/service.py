@@ -1,0 +1,113 @@
+"""CoordinatorService: drives every active run it can lease, each in its own thread."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import uuid
+
+import redis
+
+from rqdag.coordinator.driver import RunDriver
+from rqdag.coordinator.lease import DEFAULT_LEASE_TTL_S
+from rqdag.shared.keys import RunKeys
+from rqdag.shared.runs import RunStore
+from rqdag.shared.scripts import Scripts
+
+log = logging.getLogger("rqdag.coordinator")
+
+
+def coordinator_id() -> str:
+    """A name unique to this process: host, pid and a random suffix."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+class CoordinatorService:
+    """The long-running ``rqdag coordinator``: many runs at once, each under its own lease.
+
+    Several services may share one Redis: a run is driven by whichever holds its
+    lease, and a run whose coordinator died is taken over once the lease expires
+    (at once when that coordinator shut down cleanly).
+    """
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        *,
+        owner: str | None = None,
+        max_runs: int = 100,
+        poll_s: float = 1.0,
+        lease_ttl_s: float = DEFAULT_LEASE_TTL_S,
+    ) -> None:
+        self._client = client
+        self._scripts = Scripts.register(client)
+        self._store = RunStore(client)
+        self.owner = owner or coordinator_id()
+        self._max_runs = max_runs
+        self._poll_s = poll_s
+        self._lease_ttl_s = lease_ttl_s
+        self._stop = threading.Event()
+        self._threads: dict[str, threading.Thread] = {}
+
+    def stop(self) -> None:
+        """Ask every driver to hand its lease back and return (safe from a signal handler)."""
+        self._stop.set()
+
+    def serve(self) -> None:
+        """Poll for runs to drive until :meth:`stop`; then wait for the drivers to let go."""
+        log.info("coordinator %s started", self.owner)
+        try:
+            while not self._stop.is_set():
+                try:
+                    self.step()
+                except redis.ConnectionError as exc:
+                    log.warning("Redis unreachable (%s); retrying", exc)
+                self._stop.wait(self._poll_s)
+        finally:
+            for thread in list(self._threads.values()):
+                thread.join(timeout=30)
+            log.info("coordinator %s stopped", self.owner)
+
+    def step(self) -> list[str]:
+        """Start a driver for every active run whose lease is free; returns their ids."""
+        self._threads = {r: t for r, t in self._threads.items() if t.is_alive()}
+        candidates = [r for r in self._store.active_runs() if r not in self._threads]
+        if not candidates:
+            return []
+        with self._client.pipeline(transaction=False) as pipe:
+            for run_id in candidates:
+                pipe.exists(RunKeys(run_id).lease)
+            held = pipe.execute()
+        started = []
+        for run_id, is_held in zip(candidates, held, strict=True):
+            if is_held or len(self._threads) >= self._max_runs:
+                continue
+            thread = threading.Thread(
+                target=self._drive, args=(run_id,), name=f"rqdag-run-{run_id}", daemon=True
+            )
+            self._threads[run_id] = thread
+            thread.start()
+            started.append(run_id)
+        return started
+
+    def _drive(self, run_id: str) -> None:
+        driver = RunDriver(
+            self._client,
+            run_id,
+            self.owner,
+            scripts=self._scripts,
+            lease_ttl_s=self._lease_ttl_s,
+            stop=self._stop,
+        )
+        try:
+            status = driver.drive()
+        except redis.RedisError as exc:
+            log.warning("run '%s': Redis error (%s); the run will be picked up again", run_id, exc)
+            return
+        except Exception:  # one broken run must not take the service down
+            log.exception("run '%s': coordinator error; the run will be picked up again", run_id)
+            return
+        if status is not None:
+            log.info("run '%s' %s", run_id, status)

@@ -1,0 +1,65 @@
+"""Every Redis key rqdag uses, spelled in one place.
+
+All keys of a run carry the hash tag ``{run_id}`` so that a run's Lua scripts
+touch a single Redis Cluster slot.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+from rqdag.errors import RqdagError
+
+PREFIX = "rqdag"
+RUNS = f"{PREFIX}:runs"  # sorted set: run id -> creation time
+ACTIVE_RUNS = f"{PREFIX}:runs:active"  # set: runs that still need a coordinator
+
+RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
+_JOB_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
+
+
+def check_run_id(run_id: str) -> str:
+    """Return ``run_id`` if it is a valid run id, else raise RqdagError saying why."""
+    if not isinstance(run_id, str) or not RUN_ID_PATTERN.match(run_id):
+        raise RqdagError(
+            f"invalid run id {run_id!r}: use 1-128 letters, digits, '_', '.', ':' or '-', "
+            "starting with a letter or digit"
+        )
+    return run_id
+
+
+class RunKeys:
+    """The keys of one run."""
+
+    __slots__ = ("audit", "definition", "dispatch", "events", "lease", "meta", "results", "run_id")
+
+    def __init__(self, run_id: str) -> None:
+        self.run_id = check_run_id(run_id)
+        base = f"{PREFIX}:run:{{{run_id}}}"
+        self.meta = f"{base}:meta"
+        self.definition = f"{base}:def"
+        self.results = f"{base}:results"
+        self.dispatch = f"{base}:dispatch"
+        self.events = f"{base}:events"
+        self.lease = f"{base}:lease"
+        self.audit = f"{base}:audit"
+
+    def all(self) -> list[str]:
+        """Every key of the run (for deletion or export)."""
+        return [
+            self.meta,
+            self.definition,
+            self.results,
+            self.dispatch,
+            self.events,
+            self.lease,
+            self.audit,
+        ]
+
+
+def job_id(run_id: str, task: str, attempt: int) -> str:
+    """The RQ job id of one attempt: readable, unique, and within ``[A-Za-z0-9_-]+``."""
+    digest = hashlib.sha1(f"{run_id}\x00{task}".encode(), usedforsecurity=False).hexdigest()[:12]
+    readable = _JOB_UNSAFE.sub("_", task)[:40]
+    return f"rqdag_{readable}_{digest}_a{attempt}"

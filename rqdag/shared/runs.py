@@ -1,0 +1,296 @@
+"""RunStore: reading and writing runs in Redis (everything but the coordinator's fenced steps).
+
+Used by the client, the coordinator and the CLI. Garbage found in Redis is
+reported with the run, task and field named; it never crashes a reader.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis
+
+from rqdag.errors import DecodeError, RunExistsError, RunNotFoundError
+from rqdag.shared import keys
+from rqdag.shared.codec import decode_result, dumps, encode_result, loads
+from rqdag.shared.definition import decode_definition, encode_definition
+from rqdag.shared.model import TaskResult, TaskStatus
+from rqdag.shared.workflow import Workflow
+
+FINISHED_STATUSES = frozenset({"succeeded", "failed", "cancelled", "error"})
+
+
+@dataclass(frozen=True)
+class RunMeta:
+    """What the meta hash says about a run."""
+
+    run_id: str
+    workflow: str
+    status: str
+    epoch: int
+    params: dict[str, Any]
+    concurrency: int | None
+    timeout_s: float | None
+    deadline_at: float | None
+    heartbeat_timeout_s: float
+    created_at: float
+    updated_at: float | None
+    finished_at: float | None
+    cancel: str
+    fence: int
+    task_count: int
+
+    @property
+    def finished(self) -> bool:
+        """True once the run succeeded, failed or was cancelled."""
+        return self.status in FINISHED_STATUSES
+
+
+@dataclass(frozen=True)
+class DispatchEntry:
+    """One attempt in flight, as the dispatch hash holds it."""
+
+    attempt: int
+    token: str
+    job_id: str
+    state: str
+    queue: str = "default"
+    worker: str | None = None
+    queued_at: float | None = None
+    started_at: float | None = None
+    heartbeat_at: float | None = None
+    last_result: str | None = None
+
+    def to_json(self) -> bytes:
+        """The stored form (fields that are None are left out)."""
+        body = {k: v for k, v in self.__dict__.items() if v is not None}
+        return dumps(body, what=f"dispatch entry {self.token}")
+
+
+@dataclass
+class RunState:
+    """Results and in-flight attempts of a run, read at one instant."""
+
+    results: dict[str, TaskResult] = field(default_factory=dict)
+    dispatch: dict[str, DispatchEntry] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+    last_event_id: bytes = b"0-0"
+
+
+class RunStore:
+    """Reads and writes runs; holds no state of its own besides the client."""
+
+    def __init__(self, client: redis.Redis) -> None:
+        self.client = client
+
+    # ---- creating ---------------------------------------------------------------
+
+    def create_run(
+        self,
+        workflow: Workflow,
+        *,
+        run_id: str,
+        params: Mapping[str, Any] | None = None,
+        snapshot: Mapping[str, TaskResult] | None = None,
+        concurrency: int | None = None,
+        timeout_s: float | None = None,
+        heartbeat_timeout_s: float = 30.0,
+    ) -> None:
+        """Store a new run; raises RunExistsError if ``run_id`` is taken."""
+        rk = keys.RunKeys(run_id)
+        definition = encode_definition(workflow)
+        params_json = dumps(dict(params or {}), what=f"run '{run_id}': params")
+        names = {t.name for t in workflow.tasks}
+        kept = {
+            name: encode_result(result, what=f"run '{run_id}': snapshot entry '{name}'")
+            for name, result in (snapshot or {}).items()
+            if name in names and result.status is TaskStatus.SUCCESS
+        }
+        now = time.time()
+        if not self.client.hsetnx(rk.meta, "created_at", repr(now)):
+            raise RunExistsError(f"run '{run_id}' exists already (resume it instead)")
+        meta: dict[str | bytes, str | bytes | int | float] = {
+            "workflow": workflow.name,
+            "status": "pending",
+            "epoch": 1,
+            "params": params_json,
+            "concurrency": "" if concurrency is None else concurrency,
+            "timeout_s": "" if timeout_s is None else timeout_s,
+            "deadline_at": "" if timeout_s is None else now + timeout_s,
+            "heartbeat_timeout_s": heartbeat_timeout_s,
+            "updated_at": repr(now),
+            "cancel": "",
+            "task_count": len(names),
+        }
+        with self.client.pipeline(transaction=True) as pipe:
+            pipe.hset(rk.meta, mapping=meta)  # type: ignore[arg-type]
+            pipe.set(rk.definition, definition)
+            if kept:
+                pipe.hset(rk.results, mapping=kept)  # type: ignore[arg-type]
+            pipe.zadd(keys.RUNS, {run_id: now})
+            pipe.sadd(keys.ACTIVE_RUNS, run_id)
+            pipe.execute()
+
+    # ---- reading ----------------------------------------------------------------
+
+    def exists(self, run_id: str) -> bool:
+        """True if the run's meta hash exists."""
+        return bool(self.client.exists(keys.RunKeys(run_id).meta))
+
+    def read_meta(self, run_id: str) -> RunMeta:
+        """The run's meta; RunNotFoundError if absent, DecodeError naming a bad field."""
+        raw = self.client.hgetall(keys.RunKeys(run_id).meta)
+        if not raw:
+            raise RunNotFoundError(f"no run '{run_id}'")
+        return parse_meta(run_id, raw)
+
+    def read_definition(self, run_id: str) -> Workflow:
+        """The run's workflow, rebuilt from its stored definition."""
+        raw = self.client.get(keys.RunKeys(run_id).definition)
+        if raw is None:
+            raise DecodeError(f"run '{run_id}': definition is missing")
+        return decode_definition(raw, run_id=run_id)
+
+    def read_state(self, run_id: str) -> RunState:
+        """Results, dispatch entries and the events position, in one MULTI/EXEC."""
+        rk = keys.RunKeys(run_id)
+        with self.client.pipeline(transaction=True) as pipe:
+            pipe.xrevrange(rk.events, count=1)
+            pipe.hgetall(rk.results)
+            pipe.hgetall(rk.dispatch)
+            last, raw_results, raw_dispatch = pipe.execute()
+        state = RunState(last_event_id=last[0][0] if last else b"0-0")
+        for raw_name, raw_value in raw_results.items():
+            name = text(raw_name)
+            try:
+                state.results[name] = decode_result(raw_value, what=f"run '{run_id}': results field '{name}'")
+            except DecodeError as exc:
+                state.problems.append(str(exc))
+                state.results[name] = TaskResult.failure(f"stored result is unreadable: {exc}")
+        for raw_name, raw_value in raw_dispatch.items():
+            name = text(raw_name)
+            try:
+                state.dispatch[name] = parse_dispatch_entry(run_id, name, raw_value)
+            except DecodeError as exc:
+                state.problems.append(str(exc))
+        return state
+
+    def read_results(self, run_id: str) -> dict[str, TaskResult]:
+        """The run's snapshot (unreadable entries become failures naming the problem)."""
+        if not self.exists(run_id):
+            raise RunNotFoundError(f"no run '{run_id}'")
+        return self.read_state(run_id).results
+
+    def list_runs(self, limit: int = 50) -> list[RunMeta]:
+        """The newest runs first (unreadable metas are left out)."""
+        ids = [text(i) for i in self.client.zrevrange(keys.RUNS, 0, max(limit - 1, 0))]
+        with self.client.pipeline(transaction=False) as pipe:
+            for run_id in ids:
+                pipe.hgetall(keys.RunKeys(run_id).meta)
+            raws = pipe.execute()
+        out = []
+        for run_id, raw in zip(ids, raws, strict=True):
+            if raw:
+                try:
+                    out.append(parse_meta(run_id, raw))
+                except DecodeError:
+                    continue
+        return out
+
+    def active_runs(self) -> list[str]:
+        """Run ids that still need a coordinator."""
+        return sorted(text(m) for m in self.client.smembers(keys.ACTIVE_RUNS))
+
+    def mark_inactive(self, run_id: str) -> None:
+        """Drop a finished run from the coordinators' work list."""
+        self.client.srem(keys.ACTIVE_RUNS, run_id)
+
+    # ---- changing -----------------------------------------------------------------
+
+    def request_cancel(self, run_id: str, reason: str = "cancelled by request") -> None:
+        """Ask the run's coordinator to cancel it."""
+        meta = self.read_meta(run_id)
+        if not meta.finished:
+            self.client.hset(keys.RunKeys(run_id).meta, "cancel", reason or "cancelled")
+
+    def delete_run(self, run_id: str) -> None:
+        """Remove every key of the run."""
+        rk = keys.RunKeys(run_id)
+        with self.client.pipeline(transaction=True) as pipe:
+            pipe.delete(*rk.all())
+            pipe.zrem(keys.RUNS, run_id)
+            pipe.srem(keys.ACTIVE_RUNS, run_id)
+            pipe.execute()
+
+
+def parse_meta(run_id: str, raw: Mapping[Any, Any]) -> RunMeta:
+    """Decode a meta hash; DecodeError names the run and the field."""
+    fields = {text(k): text(v) for k, v in raw.items()}
+
+    def number(name: str, default: float | None = None) -> float | None:
+        value = fields.get(name, "")
+        if value == "":
+            return default
+        try:
+            return float(value)
+        except ValueError:
+            raise DecodeError(f"run '{run_id}': meta field '{name}' is not a number: {value!r}") from None
+
+    params = loads(fields.get("params") or "{}", what=f"run '{run_id}': meta field 'params'")
+    if not isinstance(params, dict):
+        raise DecodeError(f"run '{run_id}': meta field 'params' must be a JSON object")
+    concurrency = number("concurrency")
+    return RunMeta(
+        run_id=run_id,
+        workflow=fields.get("workflow", ""),
+        status=fields.get("status", "pending"),
+        epoch=int(number("epoch", 1) or 1),
+        params=params,
+        concurrency=int(concurrency) if concurrency else None,
+        timeout_s=number("timeout_s"),
+        deadline_at=number("deadline_at"),
+        heartbeat_timeout_s=number("heartbeat_timeout_s", 30.0) or 30.0,
+        created_at=number("created_at", 0.0) or 0.0,
+        updated_at=number("updated_at"),
+        finished_at=number("finished_at"),
+        cancel=fields.get("cancel", ""),
+        fence=int(number("fence", 0) or 0),
+        task_count=int(number("task_count", 0) or 0),
+    )
+
+
+def parse_dispatch_entry(run_id: str, task: str, raw: bytes | str) -> DispatchEntry:
+    """Decode one dispatch entry; DecodeError names the run, task and field."""
+    where = f"run '{run_id}': dispatch field '{task}'"
+    body = loads(raw, what=where)
+    if not isinstance(body, dict):
+        raise DecodeError(f"{where} is not a JSON object")
+    try:
+        return DispatchEntry(
+            attempt=int(body["attempt"]),
+            token=str(body["token"]),
+            job_id=str(body["job_id"]),
+            state=str(body["state"]),
+            queue=str(body.get("queue") or "default"),
+            worker=body.get("worker"),
+            queued_at=_float_or_none(body.get("queued_at")),
+            started_at=_float_or_none(body.get("started_at")),
+            heartbeat_at=_float_or_none(body.get("heartbeat_at")),
+            last_result=body.get("last_result"),
+        )
+    except KeyError as exc:
+        raise DecodeError(f"{where}: field {exc.args[0]!r} is missing") from None
+    except (TypeError, ValueError) as exc:
+        raise DecodeError(f"{where}: {exc}") from None
+
+
+def _float_or_none(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def text(value: Any) -> str:
+    """A Redis reply as text (replies are bytes: RQ needs decode_responses off)."""
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)

@@ -1,0 +1,1 @@
+"""Unit tests of the in-process engine: no Redis, no subprocesses."""
