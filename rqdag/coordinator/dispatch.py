@@ -28,6 +28,7 @@ class Completion:
     task: str
     token: str
     result: TaskResult
+    lost: bool = False  # the attempt's worker vanished (no heartbeat): see TaskStateManager.complete
 
 
 class Dispatcher(Protocol):

@@ -91,7 +91,11 @@ class RunDriver:
         restore_in_flight(state, run_state, self.run_id, self._clock(), requeue_running=self._requeue_running)
         self.state = state
         dispatcher = RQDispatcher(
-            self._client, self._scripts, self.lease, last_event_id=run_state.last_event_id
+            self._client,
+            self._scripts,
+            self.lease,
+            last_event_id=run_state.last_event_id,
+            heartbeat_timeout_s=meta.heartbeat_timeout_s,
         )
         remaining = None if meta.deadline_at is None else meta.deadline_at - time.time()
         executor = WorkflowExecutor(

@@ -69,7 +69,9 @@ class WorkflowExecutor:
         if not self._started:
             self.start(now)
         for completion in self._dispatcher.collect():
-            outcome = self._state.complete(completion.task, completion.token, completion.result, now)
+            outcome = self._state.complete(
+                completion.task, completion.token, completion.result, now, lost=completion.lost
+            )
             if outcome is not Outcome.STALE:
                 self._started_at.pop(completion.task, None)
             self._announce_retry(outcome, completion.task, completion.result)

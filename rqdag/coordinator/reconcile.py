@@ -41,19 +41,19 @@ def restore_in_flight(
         if entry.state == "retry_wait":
             result = _last_result(run_id, name, entry.last_result)
             state.complete(name, entry.token, result, now)
+        elif entry.state == "lost":  # voided by a coordinator that died before recording it
+            state.complete(name, entry.token, lost_result(entry.worker, None), now, lost=True)
         elif entry.state == "running" and requeue_running:
             if state.task(name).at_most_once:
-                state.complete(name, entry.token, outcome_unknown(entry.worker), now, retryable=False)
+                state.complete(name, entry.token, lost_result(entry.worker, None), now, lost=True)
             else:
                 state.requeue(name, entry.token)
 
 
-def outcome_unknown(worker: str | None) -> TaskResult:
-    """The result of an at-most-once attempt whose worker died: it must not run again."""
-    return TaskResult.failure(
-        f"outcome unknown: worker {worker or '?'} was lost while the task ran; "
-        "it is at-most-once, so it is not run again (record what happened with rqdag resolve)"
-    )
+def lost_result(worker: str | None, silent_s: float | None) -> TaskResult:
+    """The failure of an attempt whose worker vanished."""
+    why = "stopped with its coordinator" if silent_s is None else f"no heartbeat for {silent_s:.0f}s"
+    return TaskResult.failure(f"worker {worker or '?'} lost while the task ran ({why})")
 
 
 def _last_result(run_id: str, name: str, raw: str | None) -> TaskResult:

@@ -219,12 +219,22 @@ class TaskStateManager:
             self._running.add(name)
 
     def complete(
-        self, name: str, token: str, result: TaskResult, now: float, *, retryable: bool = True
+        self,
+        name: str,
+        token: str,
+        result: TaskResult,
+        now: float,
+        *,
+        retryable: bool = True,
+        lost: bool = False,
     ) -> Outcome:
         """Apply the result of one attempt; a stale token is ignored.
 
         A failure is retried while the task's retry budget lasts, unless
-        ``retryable`` is False (an at-most-once attempt whose outcome is unknown).
+        ``retryable`` is False. ``lost`` means the attempt's worker vanished: the
+        loss counts as a failed attempt, an at-least-once task is dispatched again
+        at least once whatever its budget, and an at-most-once task is never run
+        again: it fails with "outcome unknown".
         """
         with self._lock:
             slot = self._slots.get(name)
@@ -235,9 +245,16 @@ class TaskStateManager:
             slot.deadline = None
             if result.metrics.attempt != slot.attempt:
                 result = replace(result, metrics=replace(result.metrics, attempt=slot.attempt))
+            budget = slot.task.retry.attempts
+            if lost:
+                if slot.task.at_most_once:
+                    retryable = False
+                    result = replace(result, message=f"outcome unknown: {result.message}")
+                else:
+                    budget = max(budget, 1)
             if result.status is TaskStatus.FAILURE:
                 slot.failures += 1
-            can_retry = retryable and slot.failures <= slot.task.retry.attempts
+            can_retry = retryable and slot.failures <= budget
             if result.status is TaskStatus.FAILURE and can_retry:
                 slot.phase = Phase.RETRY_WAIT
                 slot.retry_at = now + slot.task.retry.delay_before(slot.failures)

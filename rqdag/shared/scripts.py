@@ -21,6 +21,7 @@ SCRIPT_NAMES = (
     "heartbeat",
     "record_results",
     "set_run_status",
+    "void_attempt",
 )
 
 # Events streams are trimmed to about this many entries (MAXLEN ~).
@@ -47,6 +48,7 @@ class Scripts:
     heartbeat: Script
     record_results: Script
     set_run_status: Script
+    void_attempt: Script
 
     @classmethod
     def register(cls, client: redis.Redis) -> Scripts:

@@ -6,7 +6,7 @@
 -- ARGV[1]  task name
 -- ARGV[2]  token of the attempt the job carries
 -- ARGV[3]  worker name
--- ARGV[4]  now (unix seconds)
+-- ARGV[4]  the worker's clock (unix seconds; kept as worker_time, heartbeats use Redis TIME)
 -- ARGV[5]  approximate maximum length of the events stream
 -- ARGV[6..] names of the task's dependencies
 -- Returns: {'gone'} the run does not exist; {'done'} the task already succeeded;
@@ -35,10 +35,12 @@ local cancel = redis.call('HGET', KEYS[1], 'cancel')
 if cancel and cancel ~= '' then
   return {'cancelled', cancel}
 end
+local now = redis.call('TIME')
 entry['state'] = 'running'
 entry['worker'] = ARGV[3]
-entry['started_at'] = tonumber(ARGV[4])
-entry['heartbeat_at'] = tonumber(ARGV[4])
+entry['worker_time'] = tonumber(ARGV[4])
+entry['started_at'] = tonumber(now[1]) + tonumber(now[2]) / 1000000
+entry['heartbeat_at'] = entry['started_at']
 redis.call('HSET', KEYS[3], ARGV[1], cjson.encode(entry))
 redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[5], '*',
   'kind', 'started', 'task', ARGV[1], 'token', ARGV[2], 'worker', ARGV[3])

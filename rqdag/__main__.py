@@ -1,0 +1,5 @@
+"""``python -m rqdag``: the command line."""
+
+from rqdag.cli import main
+
+main()

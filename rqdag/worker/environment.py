@@ -1,0 +1,95 @@
+"""What a task job needs from the worker running it, bound for the length of a job.
+
+The worker class binds a :class:`WorkerEnvironment` in a ContextVar around each
+job it performs; :func:`current_environment` finds it from inside the job.
+Outside an rqdag worker there is none, so a plain RQ worker that dequeues an
+rqdag job fails it with a clear error instead of running it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
+
+import redis
+
+from rqdag.errors import RqdagError
+from rqdag.shared.scripts import Scripts
+from rqdag.worker.context import ContextHolder, load_context
+from rqdag.worker.registry import TaskRegistry, build_registry
+
+DEFAULT_HEARTBEAT_INTERVAL = 5.0
+DEFAULT_MAX_RESULT_BYTES = 1 << 20
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    """The plain, picklable settings from which a process builds its environment."""
+
+    tasks: tuple[str, ...]
+    context: str | None = None
+    heartbeat_interval: float = DEFAULT_HEARTBEAT_INTERVAL
+    max_result_bytes: int = DEFAULT_MAX_RESULT_BYTES
+
+    def __post_init__(self) -> None:
+        tasks = (self.tasks,) if isinstance(self.tasks, str) else tuple(self.tasks)
+        if not tasks:
+            raise RqdagError("a worker needs at least one --tasks module")
+        object.__setattr__(self, "tasks", tasks)
+        if not self.heartbeat_interval > 0:
+            raise RqdagError(f"heartbeat_interval must be > 0, got {self.heartbeat_interval!r}")
+        if not isinstance(self.max_result_bytes, int) or self.max_result_bytes <= 0:
+            raise RqdagError(f"max_result_bytes must be an integer > 0, got {self.max_result_bytes!r}")
+
+
+@dataclass(frozen=True)
+class WorkerEnvironment:
+    """Everything :func:`rqdag.worker.job.run_task` uses besides the job's own fields."""
+
+    registry: TaskRegistry
+    context: ContextHolder
+    worker_name: str
+    heartbeat_interval: float
+    max_result_bytes: int
+    connection: redis.Redis
+    scripts: Scripts
+
+
+def build_environment(
+    settings: WorkerSettings, connection: redis.Redis, worker_name: str
+) -> WorkerEnvironment:
+    """Import the ``--tasks`` modules, resolve the ``--context`` factory, register the scripts."""
+    return WorkerEnvironment(
+        registry=build_registry(settings.tasks),
+        context=load_context(settings.context),
+        worker_name=worker_name,
+        heartbeat_interval=settings.heartbeat_interval,
+        max_result_bytes=settings.max_result_bytes,
+        connection=connection,
+        scripts=Scripts.register(connection),
+    )
+
+
+_CURRENT: ContextVar[WorkerEnvironment | None] = ContextVar("rqdag_worker_environment", default=None)
+
+
+def current_environment() -> WorkerEnvironment:
+    """The environment of the job being performed; raises RqdagError outside an rqdag worker."""
+    env = _CURRENT.get()
+    if env is None:
+        raise RqdagError(
+            "rqdag task jobs run only inside an rqdag worker (start one with `rqdag worker --tasks ...`)"
+        )
+    return env
+
+
+@contextmanager
+def bound_environment(env: WorkerEnvironment) -> Iterator[WorkerEnvironment]:
+    """Make ``env`` the current environment inside the ``with`` block."""
+    token = _CURRENT.set(env)
+    try:
+        yield env
+    finally:
+        _CURRENT.reset(token)

@@ -1,0 +1,87 @@
+"""The heartbeat of a running attempt: proof of life, and news of a cancel."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from types import TracebackType
+
+import redis
+
+from rqdag.shared.keys import RunKeys
+from rqdag.shared.scripts import Scripts
+
+log = logging.getLogger("rqdag.worker")
+
+
+class Heartbeat:
+    """A daemon thread that runs the ``heartbeat`` script every ``interval`` seconds.
+
+    It sets ``cancelled`` when the attempt is no longer the current one (the
+    coordinator gave up on it) or when the run has a cancel reason. Use it as a
+    context manager around the task call.
+    """
+
+    def __init__(
+        self,
+        scripts: Scripts,
+        keys: RunKeys,
+        task: str,
+        token: str,
+        interval: float,
+        cancelled: threading.Event,
+    ) -> None:
+        self.scripts = scripts
+        self.keys = keys
+        self.task = task
+        self.token = token
+        self.interval = interval
+        self.cancelled = cancelled
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name=f"rqdag-heartbeat-{task}", daemon=True)
+
+    def __enter__(self) -> Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._stop.set()
+        self._thread.join(timeout=max(self.interval, 1.0) + 5.0)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                alive = self.beat()
+            except redis.RedisError as exc:
+                log.warning(
+                    "run %r, task %r: heartbeat failed (will try again): %s", self.keys.run_id, self.task, exc
+                )
+                continue
+            if not alive:
+                return
+
+    def beat(self) -> bool:
+        """Send one heartbeat; False when the attempt is no longer current."""
+        reply = self.scripts.heartbeat(
+            keys=[self.keys.dispatch, self.keys.meta], args=[self.task, self.token, time.time()]
+        )
+        if reply[0] != b"ok":
+            log.warning(
+                "run %r, task %r: attempt %s is no longer current; telling the task to stop",
+                self.keys.run_id,
+                self.task,
+                self.token,
+            )
+            self.cancelled.set()
+            return False
+        reason = reply[1].decode() if reply[1] else ""
+        if reason and not self.cancelled.is_set():
+            log.info("run %r, task %r: the run is being cancelled (%s)", self.keys.run_id, self.task, reason)
+            self.cancelled.set()
+        return True

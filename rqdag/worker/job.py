@@ -1,0 +1,259 @@
+"""The job function of every rqdag task: start, build the TaskContext, call, finish.
+
+:func:`run_task` is the only function an rqdag worker runs. One attempt is:
+
+1. **start** (one script, one round trip): claim the attempt and read the run's
+   params and the dependencies' results; a run that is gone, a task that already
+   succeeded, a token that is not current or a run being cancelled: return
+   without running anything;
+2. look the job's function (and condition) up in the worker's registry: a path
+   that is not registered is never imported, it ends in a final failure;
+3. call the task through :func:`rqdag.shared.invoke.invoke_task`, under its
+   ``timeout_s`` and with a heartbeat running;
+4. cap the result's size, then **finish** (one script): the result is written
+   when it is final, kept in the dispatch entry when a retry follows, and refused
+   when the token is no longer current.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from rqdag.errors import DecodeError, EncodeError, TaskNotAllowedError
+from rqdag.shared.codec import decode_result, encode_result, loads
+from rqdag.shared.context import TaskContext, idempotency_key
+from rqdag.shared.invoke import invoke_task
+from rqdag.shared.keys import RunKeys
+from rqdag.shared.model import TaskMetrics, TaskResult, TaskStatus
+from rqdag.shared.scripts import EVENTS_MAXLEN
+from rqdag.worker.context import ContextHolder
+from rqdag.worker.deadline import call_with_deadline
+from rqdag.worker.environment import WorkerEnvironment, current_environment
+from rqdag.worker.heartbeat import Heartbeat
+from rqdag.worker.spec import JobSpec
+
+log = logging.getLogger("rqdag.worker")
+
+TaskFunction = Callable[[TaskContext], Any]
+
+
+def run_task(**kwargs: Any) -> str:
+    """Run one attempt of one task (the kwargs are :class:`~rqdag.worker.spec.JobSpec`'s fields).
+
+    Returns what happened, for RQ's own job result: a task status (``success``,
+    ``failure``, ``skipped``, ``cancelled``), or ``gone`` / ``done`` / ``stale`` /
+    ``cancelled`` when the attempt was not started, or ``refused`` when its
+    result came too late to be written.
+    """
+    env = current_environment()
+    spec = JobSpec.from_kwargs(kwargs)
+    keys = RunKeys(spec.run_id)
+    reply = env.scripts.start_task(
+        keys=[keys.meta, keys.results, keys.dispatch, keys.events],
+        args=[spec.task, spec.token, env.worker_name, time.time(), EVENTS_MAXLEN, *spec.depends_on],
+    )
+    outcome = _text(reply[0])
+    if outcome != "ok":
+        _log_not_started(spec, outcome, reply)
+        return outcome
+    result, final = _attempt(env, spec, reply[1], reply[2:])
+    result, encoded = _encode_capped(spec, result, env.max_result_bytes)
+    return _finish(env, spec, keys, result, encoded, final)
+
+
+def _attempt(
+    env: WorkerEnvironment, spec: JobSpec, raw_params: bytes, raw_deps: Sequence[bytes | None]
+) -> tuple[TaskResult, bool]:
+    """The attempt's result, and whether it is final whatever the retries left."""
+    try:
+        func = env.registry.lookup(spec.func)
+        condition = env.registry.lookup(spec.condition) if spec.condition else None
+    except TaskNotAllowedError as exc:
+        log.error("run %r, task %r: %s", spec.run_id, spec.task, exc)
+        return _own_failure(env, spec, str(exc)), True
+    try:
+        params = _decode_params(spec, raw_params)
+        inputs = _decode_inputs(spec, raw_deps)
+    except DecodeError as exc:
+        log.error("%s", exc)
+        return _own_failure(env, spec, str(exc)), True
+    ctx = TaskContext(
+        run_id=spec.run_id,
+        task=spec.task,
+        attempt=spec.attempt,
+        params=params,
+        inputs=inputs,
+        context=None,
+        idempotency_key=idempotency_key(spec.run_id, spec.task),
+    )
+    heartbeat = Heartbeat(
+        env.scripts, RunKeys(spec.run_id), spec.task, spec.token, env.heartbeat_interval, ctx.cancelled
+    )
+    with heartbeat:
+        result = _call(env, spec, func, condition, ctx)
+    return result, False
+
+
+def _call(
+    env: WorkerEnvironment,
+    spec: JobSpec,
+    func: TaskFunction,
+    condition: TaskFunction | None,
+    ctx: TaskContext,
+) -> TaskResult:
+    started = time.time()
+
+    def invoke() -> TaskResult:
+        return invoke_task(
+            _WithContext(func, env.context),
+            ctx,
+            condition=_WithContext(condition, env.context) if condition is not None else None,
+            worker=env.worker_name,
+            definition_hash=spec.definition_hash,
+        )
+
+    expired, result = call_with_deadline(invoke, spec.timeout_s, ctx.cancelled.set)
+    if expired or result is None:
+        log.warning("run %r, task %r: timed out after %gs", spec.run_id, spec.task, spec.timeout_s or 0)
+        return TaskResult(
+            TaskStatus.FAILURE,
+            message=f"timed out after {spec.timeout_s or 0:g}s",
+            metrics=_metrics(env, spec, started),
+            definition_hash=spec.definition_hash,
+        )
+    return result
+
+
+class _WithContext:
+    """A task function (or condition) that first gives ``ctx`` the worker's context object.
+
+    The context is built inside the task boundary, so a failing ``--context``
+    factory becomes the task's failure like any error of user code.
+    """
+
+    def __init__(self, target: TaskFunction, holder: ContextHolder) -> None:
+        self.target = target
+        self.holder = holder
+
+    def __call__(self, ctx: TaskContext) -> Any:
+        ctx.context = self.holder.get()
+        return self.target(ctx)
+
+
+def _finish(
+    env: WorkerEnvironment, spec: JobSpec, keys: RunKeys, result: TaskResult, encoded: bytes, final: bool
+) -> str:
+    final = final or result.status != TaskStatus.FAILURE or spec.attempt > spec.retries
+    reply = env.scripts.finish_task(
+        keys=[keys.results, keys.dispatch, keys.events],
+        args=[
+            spec.task,
+            spec.token,
+            encoded,
+            result.status.value,
+            "1" if final else "0",
+            time.time(),
+            EVENTS_MAXLEN,
+        ],
+    )
+    if _text(reply) != "ok":
+        log.warning(
+            "run %r, task %r: late result refused (token %s is no longer current; status was %s)",
+            spec.run_id,
+            spec.task,
+            spec.token,
+            result.status.value,
+        )
+        return "refused"
+    return result.status.value
+
+
+def _encode_capped(spec: JobSpec, result: TaskResult, limit: int) -> tuple[TaskResult, bytes]:
+    """``result`` and its JSON, or a failure saying why it cannot be stored (not JSON, too large)."""
+    what = _what(spec)
+    try:
+        encoded = encode_result(result, what=what)
+    except EncodeError as exc:
+        return _replaced_by_failure(spec, result, str(exc))
+    if len(encoded) <= limit:
+        return result, encoded
+    return _replaced_by_failure(
+        spec,
+        result,
+        f"task '{spec.task}': its result is {len(encoded)} bytes, over this worker's limit of {limit} "
+        "bytes (max_result_bytes): store large data elsewhere and return a reference",
+    )
+
+
+def _replaced_by_failure(spec: JobSpec, result: TaskResult, message: str) -> tuple[TaskResult, bytes]:
+    log.warning("run %r: %s", spec.run_id, message)
+    failure = dataclasses.replace(result, status=TaskStatus.FAILURE, message=message, error=None, data=None)
+    return failure, encode_result(failure, what=_what(spec))
+
+
+def _decode_params(spec: JobSpec, raw: bytes) -> Mapping[str, Any]:
+    what = f"run '{spec.run_id}', task '{spec.task}': the run's params"
+    params = loads(raw, what=what)
+    if not isinstance(params, dict):
+        raise DecodeError(f"{what} must be a JSON object, got {type(params).__name__}")
+    return params
+
+
+def _decode_inputs(spec: JobSpec, raw_deps: Sequence[bytes | None]) -> dict[str, Any]:
+    inputs: dict[str, Any] = {}
+    for dep, raw in zip(spec.depends_on, raw_deps, strict=False):
+        if raw is None:
+            continue
+        what = f"run '{spec.run_id}', task '{spec.task}': stored result of dependency '{dep}'"
+        result = decode_result(raw, what=what)
+        if result.status == TaskStatus.SUCCESS:
+            inputs[dep] = result.data
+    return inputs
+
+
+def _own_failure(env: WorkerEnvironment, spec: JobSpec, message: str) -> TaskResult:
+    """A failure the worker decided without calling the task."""
+    return TaskResult(
+        TaskStatus.FAILURE,
+        message=message,
+        metrics=_metrics(env, spec, time.time()),
+        definition_hash=spec.definition_hash,
+    )
+
+
+def _metrics(env: WorkerEnvironment, spec: JobSpec, started: float) -> TaskMetrics:
+    finished = time.time()
+    return TaskMetrics(
+        started_at=started,
+        finished_at=finished,
+        duration_s=finished - started,
+        attempt=spec.attempt,
+        worker=env.worker_name,
+    )
+
+
+def _log_not_started(spec: JobSpec, outcome: str, reply: Sequence[Any]) -> None:
+    where = f"run {spec.run_id!r}, task {spec.task!r}, attempt {spec.attempt}"
+    if outcome == "gone":
+        log.warning("%s: the run no longer exists; nothing to do", where)
+    elif outcome == "done":
+        log.info("%s: the task already succeeded; not running it again", where)
+    elif outcome == "stale":
+        log.info("%s: token %s is not the current attempt; not running it", where, spec.token)
+    elif outcome == "cancelled":
+        reason = _text(reply[1]) if len(reply) > 1 and reply[1] else ""
+        log.info("%s: the run is being cancelled (%s); not running it", where, reason)
+    else:
+        log.error("%s: unexpected answer %r from the start script", where, outcome)
+
+
+def _what(spec: JobSpec) -> str:
+    return f"run '{spec.run_id}': result of task '{spec.task}'"
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)

@@ -1,0 +1,259 @@
+"""RQ worker classes that run rqdag task jobs, and :func:`start_worker`.
+
+They are real RQ workers (``rq info`` lists them) with rqdag's defaults:
+
+- RQ's JSON serializer: no pickle crosses Redis;
+- only jobs of :data:`~rqdag.worker.spec.RUN_TASK` run. Any other job (say an
+  ``os.system`` job pushed into the queue by hand), or one whose data is not
+  JSON, is failed through RQ's own failure path into its FailedJobRegistry:
+  its function is never imported, let alone called;
+- the worker's :class:`~rqdag.worker.environment.WorkerEnvironment` is bound
+  around each job it performs;
+- RQ's job timeout is off (rqdag enforces ``timeout_s`` inside the job), while
+  the forking worker keeps the periodic alarm with which it watches its horse.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import pickle
+import socket
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, Literal
+
+import redis
+from rq.exceptions import DeserializationError
+from rq.job import Job
+from rq.logutils import setup_loghandlers
+from rq.serializers import JSONSerializer
+from rq.timeouts import HorseMonitorTimeoutException, JobTimeoutException, UnixSignalDeathPenalty
+from rq.worker import SimpleWorker, SpawnWorker, Worker
+from rq.worker.base import BaseWorker
+
+from rqdag.errors import RqdagError, TaskNotAllowedError
+from rqdag.worker.environment import (
+    DEFAULT_HEARTBEAT_INTERVAL,
+    DEFAULT_MAX_RESULT_BYTES,
+    WorkerEnvironment,
+    WorkerSettings,
+    bound_environment,
+    build_environment,
+)
+from rqdag.worker.job import run_task
+from rqdag.worker.spec import RUN_TASK
+
+WorkerClass = Literal["fork", "simple", "spawn"]
+
+
+class TaskJobTimeoutOff(UnixSignalDeathPenalty):
+    """RQ's death penalty with the job (and callback) timeout turned off.
+
+    rqdag enforces each task's ``timeout_s`` inside the job. The forking
+    worker's monitor uses this same class with HorseMonitorTimeoutException to
+    wake up and keep RQ's heartbeats while its horse runs: that alarm stays on.
+    """
+
+    def __init__(
+        self, timeout: Any, exception: type[BaseException] = JobTimeoutException, **kwargs: Any
+    ) -> None:
+        super().__init__(timeout, exception, **kwargs)  # type: ignore[no-untyped-call]
+        self.for_horse_monitor = issubclass(exception, HorseMonitorTimeoutException)
+
+    def setup_death_penalty(self) -> None:
+        """Arm the alarm only for the horse monitor."""
+        if self.for_horse_monitor:
+            super().setup_death_penalty()  # type: ignore[no-untyped-call]
+
+    def cancel_death_penalty(self) -> None:
+        """Disarm the alarm only for the horse monitor."""
+        if self.for_horse_monitor:
+            super().cancel_death_penalty()  # type: ignore[no-untyped-call]
+
+
+class TaskJob(Job):
+    """An RQ job that resolves its function only when it is rqdag's task job.
+
+    Any other function name resolves to an error, raised where RQ resolves
+    ``job.func`` inside its perform step, so RQ fails the job the usual way; so
+    does data that is not JSON, from the first access to the job's function name.
+    """
+
+    @property
+    def func(self) -> Any:
+        """:func:`~rqdag.worker.job.run_task`, or TaskNotAllowedError for any other function."""
+        name = self.func_name
+        if name != RUN_TASK or self.instance is not None:
+            raise TaskNotAllowedError(
+                f"job {self.id}: refused to run {name!r}: an rqdag worker runs only rqdag task jobs "
+                f"({RUN_TASK}); this function was not imported"
+            )
+        return run_task
+
+    def _deserialize_data(self) -> None:
+        # RQ's own hook, extended only to say why (DeserializationError stays the type
+        # RQ's failure path expects). The JSON serializer never loads a pickle.
+        try:
+            super()._deserialize_data()  # type: ignore[no-untyped-call]
+        except DeserializationError as exc:
+            raise DeserializationError(
+                f"job {self.id}: refused: its data is not an RQ job in JSON (an rqdag worker reads "
+                f"jobs with RQ's JSON serializer only, and runs only {RUN_TASK})"
+            ) from exc.__cause__
+
+
+class RqdagWorkerMixin(BaseWorker):
+    """What rqdag adds to an RQ worker class: its job class, timeouts off, the environment."""
+
+    job_class = TaskJob
+    death_penalty_class = TaskJobTimeoutOff
+    rqdag_settings: WorkerSettings | None = None
+    _rqdag_environment: WorkerEnvironment | None = None
+
+    def rqdag_environment(self) -> WorkerEnvironment:
+        """The environment of this process, built from ``rqdag_settings`` on first use."""
+        if self._rqdag_environment is None:
+            if self.rqdag_settings is None:
+                raise RqdagError(f"worker {self.name}: no rqdag settings (start it with start_worker)")
+            self._rqdag_environment = build_environment(self.rqdag_settings, self.connection, self.name)
+        return self._rqdag_environment
+
+    def perform_job(self, job: Job, queue: Any, execution: Any) -> bool:
+        """Perform the job with the environment bound (refusals happen in :class:`TaskJob`)."""
+        with bound_environment(self.rqdag_environment()):
+            return bool(super().perform_job(job, queue, execution))
+
+
+class ForkTaskWorker(RqdagWorkerMixin, Worker):
+    """rqdag's forking worker: one work horse process per job."""
+
+
+class SpawnTaskWorker(RqdagWorkerMixin, SpawnWorker):
+    """rqdag's spawning worker: one fresh interpreter per job (for where fork is unsafe)."""
+
+    def _dump_worker_config(self) -> bytes:
+        # RQ hands the worker's settings to the spawned horse in this local payload
+        # (a command-line argument, never Redis); rqdag's settings travel with them.
+        worker_class, attributes = pickle.loads(super()._dump_worker_config())
+        attributes["rqdag_settings"] = self.rqdag_settings
+        return pickle.dumps((worker_class, attributes))
+
+
+class SimpleTaskWorker(RqdagWorkerMixin, SimpleWorker):
+    """rqdag's default worker: jobs run in the worker process itself.
+
+    RQ refreshes a simple worker's heartbeats only between jobs; this one also
+    refreshes them while a long task runs, as the forking worker's monitor does.
+    """
+
+    def perform_job(self, job: Job, queue: Any, execution: Any) -> bool:
+        """Perform the job while a thread keeps RQ's worker and job heartbeats."""
+        with self._rq_heartbeats(job, execution):
+            return super().perform_job(job, queue, execution)
+
+    @contextmanager
+    def _rq_heartbeats(self, job: Job, execution: Any) -> Iterator[None]:
+        stop = threading.Event()
+
+        def beat() -> None:
+            while not stop.wait(self.job_monitoring_interval):
+                try:
+                    self.maintain_heartbeats(job, execution)
+                except redis.RedisError as exc:
+                    self.log.warning("Worker %s: heartbeat failed: %s", self.name, exc)
+
+        thread = threading.Thread(target=beat, name="rq-heartbeat", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join(timeout=5.0)
+
+
+WORKER_CLASSES: dict[str, type[RqdagWorkerMixin]] = {
+    "fork": ForkTaskWorker,
+    "simple": SimpleTaskWorker,
+    "spawn": SpawnTaskWorker,
+}
+
+
+def default_worker_name() -> str:
+    """``host:pid``, the name a worker gets unless given one."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def create_worker(
+    connection: redis.Redis,
+    settings: WorkerSettings,
+    *,
+    queues: Sequence[str] = ("default",),
+    worker_class: WorkerClass = "simple",
+    name: str | None = None,
+) -> RqdagWorkerMixin:
+    """Build (not start) an rqdag worker; imports the ``--tasks`` modules now."""
+    try:
+        cls = WORKER_CLASSES[worker_class]
+    except KeyError:
+        raise RqdagError(
+            f"unknown worker class {worker_class!r} (expected one of {', '.join(WORKER_CLASSES)})"
+        ) from None
+    names = [queues] if isinstance(queues, str) else list(queues)
+    worker = cls(names, name=name or default_worker_name(), connection=connection, serializer=JSONSerializer)
+    worker.rqdag_settings = settings
+    worker.rqdag_environment()
+    return worker
+
+
+def start_worker(
+    redis_url: str,
+    *,
+    tasks: Sequence[str],
+    context: str | None = None,
+    queues: Sequence[str] = ("default",),
+    worker_class: WorkerClass = "simple",
+    name: str | None = None,
+    heartbeat_interval: float = DEFAULT_HEARTBEAT_INTERVAL,
+    max_result_bytes: int = DEFAULT_MAX_RESULT_BYTES,
+    burst: bool = False,
+    log_level: str = "INFO",
+) -> None:
+    """Run an rqdag worker until it is stopped (with ``burst``: until its queues are empty).
+
+    ``tasks``: the modules whose functions (and whose workflows' tasks) may run;
+    they are imported now, so a broken module stops the worker at once.
+    ``context``: ``"pkg.mod:factory"``, called with no arguments once per
+    process to build ``ctx.context``. ``name`` defaults to ``host:pid``.
+
+    ``worker_class``: ``"simple"`` (the default) runs jobs in the worker process:
+    the fastest, as a forking worker runs at about a quarter of its throughput,
+    and rqdag already turns every task error into a result. ``"fork"`` runs
+    each job in a forked horse, which isolates the worker from a task that leaks
+    memory or crashes the interpreter (a segfault fails that job, not the
+    worker); ``"spawn"`` does the same with a fresh interpreter per job.
+
+    SIGTERM (or Ctrl-C) asks for a warm shutdown: the current task finishes and
+    reports first. A second one stops at once; the coordinator then sees the
+    attempt's heartbeat stop and hands the task out again.
+    """
+    setup_loghandlers(log_level, name="rqdag")
+    settings = WorkerSettings(
+        tasks=(tasks,) if isinstance(tasks, str) else tuple(tasks),
+        context=context,
+        heartbeat_interval=heartbeat_interval,
+        max_result_bytes=max_result_bytes,
+    )
+    connection = redis.Redis.from_url(redis_url)
+    try:
+        worker = create_worker(connection, settings, queues=queues, worker_class=worker_class, name=name)
+        logging.getLogger("rqdag.worker").info(
+            "rqdag worker %s: %d registered task functions from %s",
+            worker.name,
+            len(worker.rqdag_environment().registry),
+            ", ".join(settings.tasks),
+        )
+        worker.work(burst=burst, logging_level=log_level, with_scheduler=False)
+    finally:
+        connection.close()

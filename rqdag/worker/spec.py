@@ -1,0 +1,116 @@
+"""The fields of an rqdag task job, as the coordinator enqueues them (RQ kwargs, JSON)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from rqdag.errors import RqdagError
+
+RUN_TASK = "rqdag.worker.job.run_task"
+"""The function name of every rqdag task job; the only one an rqdag worker runs."""
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """One attempt of one task of one run.
+
+    ``retries`` is the task's ``Retry.attempts``: how many runs may follow the
+    first, so a failure of attempt ``n`` is final when ``n > retries``.
+    """
+
+    run_id: str
+    task: str
+    token: str
+    attempt: int
+    func: str
+    condition: str | None = None
+    depends_on: tuple[str, ...] = ()
+    timeout_s: float | None = None
+    retries: int = 0
+    at_most_once: bool = False
+    definition_hash: str | None = None
+
+    @classmethod
+    def from_kwargs(cls, kwargs: Mapping[str, Any]) -> JobSpec:
+        """Check and parse the job's kwargs; raises RqdagError naming the bad field."""
+        fields = _Fields(kwargs)
+        depends_on = kwargs.get("depends_on") or []
+        if not isinstance(depends_on, list) or not all(isinstance(d, str) for d in depends_on):
+            raise fields.error("depends_on", "a list of task names")
+        return cls(
+            run_id=fields.text("run_id"),
+            task=fields.text("task"),
+            token=fields.text("token"),
+            attempt=fields.integer("attempt"),
+            func=fields.text("func"),
+            condition=fields.optional_text("condition"),
+            depends_on=tuple(depends_on),
+            timeout_s=fields.optional_number("timeout_s"),
+            retries=fields.integer("retries", default=0),
+            at_most_once=fields.flag("at_most_once"),
+            definition_hash=fields.optional_text("definition_hash"),
+        )
+
+    def to_kwargs(self) -> dict[str, Any]:
+        """The JSON kwargs of the RQ job that carries this attempt."""
+        return {
+            "run_id": self.run_id,
+            "task": self.task,
+            "token": self.token,
+            "attempt": self.attempt,
+            "func": self.func,
+            "condition": self.condition,
+            "depends_on": list(self.depends_on),
+            "timeout_s": self.timeout_s,
+            "retries": self.retries,
+            "at_most_once": self.at_most_once,
+            "definition_hash": self.definition_hash,
+        }
+
+
+class _Fields:
+    """Typed access to the kwargs of a job, with errors naming the field."""
+
+    def __init__(self, kwargs: Mapping[str, Any]) -> None:
+        self.kwargs = kwargs
+
+    def error(self, name: str, expected: str) -> RqdagError:
+        where = f"run {self.kwargs.get('run_id')!r}, task {self.kwargs.get('task')!r}"
+        return RqdagError(
+            f"malformed rqdag task job ({where}): field {name!r} must be {expected}, "
+            f"got {self.kwargs.get(name)!r}"
+        )
+
+    def text(self, name: str) -> str:
+        value = self.kwargs.get(name)
+        if not isinstance(value, str) or not value:
+            raise self.error(name, "a non-empty string")
+        return value
+
+    def optional_text(self, name: str) -> str | None:
+        value = self.kwargs.get(name)
+        if value is not None and not isinstance(value, str):
+            raise self.error(name, "a string or null")
+        return value
+
+    def integer(self, name: str, default: int | None = None) -> int:
+        value = self.kwargs.get(name, default)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise self.error(name, "an integer >= 0")
+        return value
+
+    def optional_number(self, name: str) -> float | None:
+        value = self.kwargs.get(name)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+            raise self.error(name, "a number > 0 or null")
+        return float(value)
+
+    def flag(self, name: str) -> bool:
+        value = self.kwargs.get(name, False)
+        if not isinstance(value, bool):
+            raise self.error(name, "true or false")
+        return value
