@@ -40,6 +40,7 @@ class RunHandle:
     """A submitted run: its status, its snapshot, waiting for it, cancelling it."""
 
     def __init__(self, client: redis.Redis, run_id: str) -> None:
+        self.connection = client
         self._client = client
         self._store = RunStore(client)
         self.run_id = run_id

@@ -24,12 +24,14 @@ class LocalWorkers:
         tasks: Sequence[str],
         python_path: Sequence[str] = (),
         worker_class: str = "simple",
+        log_level: str = "WARNING",
     ) -> None:
         self._url = redis_url
         self._count = count
         self._tasks = list(tasks)
         self._python_path = list(python_path)
         self._worker_class = worker_class
+        self._log_level = log_level
         self._procs: list[subprocess.Popen[bytes]] = []
 
     def start(self) -> None:

@@ -32,7 +32,9 @@ from rqdag.coordinator.service import CoordinatorService, coordinator_id
 from rqdag.embedded import EmbeddedRedis
 from rqdag.local_workers import LocalWorkers
 from rqdag.shared.codec import snapshot_to_document
+from rqdag.shared.graph import topological_order
 from rqdag.shared.keys import RunKeys
+from rqdag.shared.runs import RunStore
 from rqdag.targets import LoadedTarget, load_target
 from rqdag.worker import start_worker
 
@@ -97,8 +99,9 @@ def report(handle: RunHandle, as_json: bool) -> str:
     if as_json:
         print_json({"run": meta_to_dict(meta), **snapshot_to_document(results)})
     else:
+        order = topological_order(RunStore(handle.connection).read_definition(handle.run_id).tasks)
         out = console()
-        out.print(results_table(results))
+        out.print(results_table(results, order))
         out.print(f"run {meta.run_id}: [bold]{meta.status}[/] - {counts_line(results, meta.task_count)}")
     return meta.status
 
