@@ -29,6 +29,7 @@ class Completion:
     token: str
     result: TaskResult
     lost: bool = False  # the attempt's worker vanished (no heartbeat): see TaskStateManager.complete
+    resolution: bool = False  # an operator recorded this result (rqdag resolve); no token
 
 
 class Dispatcher(Protocol):

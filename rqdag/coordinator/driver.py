@@ -119,12 +119,22 @@ class RunDriver:
 
     def _loop(self, executor: WorkflowExecutor, dispatcher: RQDispatcher) -> bool:
         """Step until finished (True) or asked to stop (False)."""
+        assert self.state is not None
+        blocked = False
         while not executor.step(self._clock()):
             if dispatcher.cancel_reason is not None:
                 executor.cancel(dispatcher.cancel_reason)
                 continue
             if self._stop.is_set():
                 return False
+            if self.state.is_blocked() != blocked:
+                blocked = not blocked
+                self._set_status("blocked" if blocked else "running")
+                log.warning(
+                    "run '%s' %s",
+                    self.run_id,
+                    "blocked: resolve its in-doubt tasks" if blocked else "unblocked",
+                )
             dispatcher.wait(executor.idle_wait(self._clock()))
         return True
 

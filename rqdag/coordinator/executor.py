@@ -69,6 +69,9 @@ class WorkflowExecutor:
         if not self._started:
             self.start(now)
         for completion in self._dispatcher.collect():
+            if completion.resolution:
+                self._state.resolve(completion.task, completion.result)
+                continue
             outcome = self._state.complete(
                 completion.task, completion.token, completion.result, now, lost=completion.lost
             )

@@ -129,11 +129,14 @@ class RQDispatcher:
         events, self._pending = self._pending, []
         finished: list[str] = []
         retried: list[str] = []
+        resolved: list[str] = []
         tokens: dict[str, str] = {}
         for _, fields in events:
             kind = text(fields.get(b"kind", b""))
             task = text(fields.get(b"task", b""))
-            if kind in ("finished", "retry"):
+            if kind == "resolved":
+                resolved.append(task)
+            elif kind in ("finished", "retry"):
                 (finished if kind == "finished" else retried).append(task)
                 tokens[task] = text(fields.get(b"token", b""))
             elif kind == "refused":
@@ -145,9 +148,9 @@ class RQDispatcher:
                 )
         self._check_cancel()
         lost = self._find_lost()
-        if not finished and not retried:
+        if not finished and not retried and not resolved:
             return lost
-        return self._load_completions(finished, retried, tokens) + lost
+        return self._load_completions(finished, retried, resolved, tokens) + lost
 
     def _find_lost(self) -> list[Completion]:
         """Running attempts whose heartbeat is older than the limit, now void."""
@@ -204,14 +207,19 @@ class RQDispatcher:
                 self.cancel_reason = text(reason)
 
     def _load_completions(
-        self, finished: list[str], retried: list[str], tokens: Mapping[str, str]
+        self, finished: list[str], retried: list[str], resolved: list[str], tokens: Mapping[str, str]
     ) -> list[Completion]:
         with self._client.pipeline(transaction=False) as pipe:
             pipe.hmget(self._keys.results, finished or ["\x00"])
             pipe.hmget(self._keys.dispatch, retried or ["\x00"])
-            final_raw, retry_raw = pipe.execute()
+            pipe.hmget(self._keys.results, resolved or ["\x00"])
+            final_raw, retry_raw, resolved_raw = pipe.execute()
         out: list[Completion] = []
         run = self._lease.run_id
+        for name, raw in zip(resolved, resolved_raw, strict=False):
+            if raw is not None:
+                result = self._decode(raw, f"run '{run}': results field '{name}'")
+                out.append(Completion(name, "", result, resolution=True))
         for name, raw in zip(finished, final_raw, strict=False):
             if raw is None:
                 continue

@@ -13,7 +13,7 @@ import redis
 from rqdag.coordinator.driver import RunDriver
 from rqdag.coordinator.lease import DEFAULT_LEASE_TTL_S
 from rqdag.shared.keys import RunKeys
-from rqdag.shared.runs import RunStore
+from rqdag.shared.runs import RunStore, text
 from rqdag.shared.scripts import Scripts
 
 log = logging.getLogger("rqdag.coordinator")
@@ -58,6 +58,7 @@ class CoordinatorService:
     def serve(self) -> None:
         """Poll for runs to drive until :meth:`stop`; then wait for the drivers to let go."""
         log.info("coordinator %s started", self.owner)
+        check_redis_durability(self._client)
         try:
             while not self._stop.is_set():
                 try:
@@ -111,3 +112,35 @@ class CoordinatorService:
             return
         if status is not None:
             log.info("run '%s' %s", run_id, status)
+
+
+def check_redis_durability(client: redis.Redis) -> list[str]:
+    """Warn (and return the warnings) when this Redis can lose runs."""
+    try:
+        config: dict[str, str] = {
+            text(k): text(v)
+            for k, v in {
+                **client.config_get("appendonly"),
+                **client.config_get("save"),
+                **client.config_get("maxmemory-policy"),
+            }.items()
+        }
+    except redis.ResponseError as exc:  # CONFIG is often disabled on managed Redis
+        log.info("cannot read the Redis configuration (%s); check persistence yourself", exc)
+        return []
+    warnings = []
+    if config.get("appendonly") != "yes" and not config.get("save"):
+        warnings.append(
+            "Redis persistence is off (appendonly no, no save points): a Redis restart loses every run"
+        )
+    elif config.get("appendonly") != "yes":
+        warnings.append(
+            "Redis has no append-only file (only RDB snapshots): a crash loses what changed since"
+            " the last snapshot"
+        )
+    policy = config.get("maxmemory-policy", "noeviction")
+    if policy != "noeviction":
+        warnings.append(f"Redis eviction policy is {policy}: evicted keys would lose runs; use noeviction")
+    for warning in warnings:
+        log.warning("%s", warning)
+    return warnings

@@ -82,6 +82,7 @@ class TaskStateManager:
         self._running: set[str] = set()
         self._newly_done: list[str] = []
         self._unfinished = len(tasks)
+        self._in_doubt: set[str] = set()  # results that wait for an operator (rqdag resolve)
         self._prime()
 
     # ---- set-up -------------------------------------------------------------
@@ -100,6 +101,8 @@ class TaskStateManager:
             for name, result in snapshot.items():
                 if name in self._slots and (keep_all or result.status is TaskStatus.SUCCESS):
                     self._results[name] = result
+                    if result.in_doubt:
+                        self._in_doubt.add(name)
                     self._slots[name].phase = Phase.DONE
                     self._slots[name].attempt = result.metrics.attempt
             self._unfinished = len(self._slots) - len(self._results)
@@ -113,7 +116,7 @@ class TaskStateManager:
             if slot.phase is Phase.DONE:
                 continue
             slot.phase = Phase.WAITING
-            slot.remaining = sum(1 for d in slot.task.depends_on if d not in self._results)
+            slot.remaining = sum(1 for d in slot.task.depends_on if not self._settled(d))
             if slot.remaining == 0:
                 resolved.append(name)
         self._resolve(resolved)
@@ -145,9 +148,9 @@ class TaskStateManager:
             return self._slots[name].attempt
 
     def is_finished(self) -> bool:
-        """True when every task has a terminal result."""
+        """True when every task has a terminal result and none waits for an operator."""
         with self._lock:
-            return self._unfinished == 0
+            return self._unfinished == 0 and not self._in_doubt
 
     @property
     def running_count(self) -> int:
@@ -249,7 +252,7 @@ class TaskStateManager:
             if lost:
                 if slot.task.at_most_once:
                     retryable = False
-                    result = replace(result, message=f"outcome unknown: {result.message}")
+                    result = replace(result, message=f"outcome unknown: {result.message}", in_doubt=True)
                 else:
                     budget = max(budget, 1)
             if result.status is TaskStatus.FAILURE:
@@ -262,6 +265,32 @@ class TaskStateManager:
                 return Outcome.RETRY
             self._finish(name, result)
             return Outcome.DONE
+
+    def resolve(self, name: str, result: TaskResult) -> bool:
+        """An operator recorded what really happened to a task: replace its result.
+
+        An in-doubt task's dependents then go on (or are skipped). Returns False
+        when ``name`` has no result to replace.
+        """
+        with self._lock:
+            previous = self._results.get(name)
+            if previous is None:
+                return False
+            self._results[name] = result
+            self._newly_done.append(name)
+            if name in self._in_doubt and not result.in_doubt:
+                self._in_doubt.discard(name)
+                work: list[tuple[str, TaskResult]] = []
+                self._release_dependents(name, work)
+                for child, skip in work:
+                    self._finish(child, skip)
+            return True
+
+    def is_blocked(self) -> bool:
+        """True when nothing can move until an operator resolves an in-doubt task."""
+        with self._lock:
+            idle = not (self._running or self._ready or self._retries)
+            return idle and bool(self._in_doubt)
 
     def requeue(self, name: str, token: str) -> bool:
         """Hand a running attempt back (its worker stopped cleanly): it runs again, no failure counted."""
@@ -301,10 +330,15 @@ class TaskStateManager:
             self._running.clear()
             self._ready.clear()
             self._retries.clear()
+            self._in_doubt.clear()  # the results keep their flag; the run may end
             self._unfinished = 0
             return was_running
 
     # ---- internals ----------------------------------------------------------
+
+    def _settled(self, name: str) -> bool:
+        result = self._results.get(name)
+        return result is not None and not result.in_doubt
 
     def _push_ready(self, name: str) -> None:
         slot = self._slots[name]
@@ -321,16 +355,22 @@ class TaskStateManager:
             self._slots[done].phase = Phase.DONE
             self._unfinished -= 1
             self._newly_done.append(done)
-            for child in self._dependents[done]:
-                slot = self._slots[child]
-                if slot.phase is not Phase.DONE:
-                    slot.remaining -= 1
-                    if slot.remaining == 0:
-                        skip = self._skip_result(child)
-                        if skip is None:
-                            self._push_ready(child)
-                        else:
-                            work.append((child, skip))
+            if done_result.in_doubt:  # it holds its dependents back until resolved
+                self._in_doubt.add(done)
+            else:
+                self._release_dependents(done, work)
+
+    def _release_dependents(self, name: str, work: list[tuple[str, TaskResult]]) -> None:
+        for child in self._dependents[name]:
+            slot = self._slots[child]
+            if slot.phase is not Phase.DONE:
+                slot.remaining -= 1
+                if slot.remaining == 0:
+                    skip = self._skip_result(child)
+                    if skip is None:
+                        self._push_ready(child)
+                    else:
+                        work.append((child, skip))
 
     def _resolve(self, names: Iterable[str]) -> None:
         """Tasks whose dependencies are all terminal: queue them, or skip them."""

@@ -72,6 +72,7 @@ class TaskResult:
     data: Any = None
     metrics: TaskMetrics = field(default_factory=TaskMetrics)
     definition_hash: str | None = None
+    in_doubt: bool = False  # an at-most-once attempt whose outcome is unknown: blocks dependents
 
     @classmethod
     def success(cls, data: Any = None, message: str | None = None) -> TaskResult:
@@ -94,8 +95,8 @@ class TaskResult:
         return cls(TaskStatus.CANCELLED, message=message)
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-ready form."""
-        return {
+        """Plain JSON-ready form (``in_doubt`` only when true)."""
+        out = {
             "status": self.status.value,
             "message": self.message,
             "error": self.error,
@@ -103,6 +104,9 @@ class TaskResult:
             "metrics": self.metrics.to_dict(),
             "definition_hash": self.definition_hash,
         }
+        if self.in_doubt:
+            out["in_doubt"] = True
+        return out
 
     @classmethod
     def from_dict(cls, raw: Any) -> TaskResult:
@@ -122,6 +126,7 @@ class TaskResult:
             data=raw.get("data"),
             metrics=TaskMetrics.from_dict(raw.get("metrics")),
             definition_hash=_optional_str(raw, "definition_hash"),
+            in_doubt=raw.get("in_doubt") is True,
         )
 
 

@@ -85,3 +85,22 @@ recoverable.task(name="a")(step)
 recoverable.task(name="b", depends_on=["a"])(fails_unless_fixed)
 recoverable.task(name="c", depends_on=["b"])(step)
 recoverable.task(name="d", depends_on=["a"], retry=Retry(attempts=1))(flaky_once)
+
+
+def slow(ctx: TaskContext) -> dict[str, Any]:
+    """Records its start, sleeps ``params['slow_s']`` (default 3 s), records its end."""
+    ledger(ctx, phase="start")
+    deadline = time.monotonic() + float(ctx.params.get("slow_s", 3.0))
+    while time.monotonic() < deadline and not ctx.cancelled.is_set():
+        time.sleep(0.05)
+    ledger(ctx, phase="end")
+    return {"n": 1, "task": ctx.task}
+
+
+faulty = Workflow("faulty")
+faulty.task(name="a")(step)
+faulty.task(name="b", depends_on=["a"])(slow)
+faulty.task(name="c", depends_on=["b"])(step)
+faulty.task(name="m", depends_on=["a"], at_most_once=True)(slow)
+faulty.task(name="n", depends_on=["m"])(step)
+faulty.task(name="x", depends_on=["a"])(step)
