@@ -106,13 +106,16 @@ class Client:
     ) -> RunHandle:
         """Store a new run and return its handle.
 
-        With ``resume=True`` an existing run of that id is resumed instead of
-        refused. ``snapshot`` seeds the run: its successes are not run again.
+        With ``resume=True`` an existing run of that id is continued instead of
+        refused: left as it is while it is open, resumed in a new epoch once it
+        has finished. ``snapshot`` seeds the run: its successes are not run again.
         """
         flow = as_workflow(workflow)
         run_id = check_run_id(run_id) if run_id else new_run_id(flow.name)
         if resume and self._store.exists(run_id):
-            return self.resume(run_id, workflow=flow)
+            if self._store.read_meta(run_id).finished:
+                return self.resume(run_id, workflow=flow)
+            return RunHandle(self.connection, run_id)  # still open: its coordinator goes on
         seeded = normalize_snapshot(snapshot or {}, source="snapshot")
         self._store.create_run(
             flow,

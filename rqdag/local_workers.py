@@ -56,6 +56,7 @@ class LocalWorkers:
                 subprocess.Popen(
                     command,
                     env=env,
+                    stdout=sys.stderr,  # keep stdout for the command's own output (--json)
                     preexec_fn=death_signal_hook(),
                     start_new_session=True,
                 )

@@ -1,27 +1,42 @@
-"""What every command shares: the --redis option, errors, exit codes, output."""
+"""What every command shares: the --redis and --json options, errors, exit codes, output.
+
+Exit codes: 0 success; 1 the run failed or was cancelled; 2 a usage or
+connection error, with a one-line reason on stderr; 130 interrupted (Ctrl-C)
+and detached from a run that goes on. JSON output is written with the standard
+library (indentation, sorted keys); JSON *input* is read through
+:mod:`rqdag.shared.codec`, so a bad document is an rqdag error naming its source.
+"""
 
 from __future__ import annotations
 
 import functools
+import json
+import re
 import sys
 from collections.abc import Callable, Mapping
-from typing import Any, TypeVar
+from typing import IO, Any, TypeVar
 
 import click
-import orjson
 import redis
 from rich.console import Console
 from rich.table import Table
 
+from rqdag.client import Client
 from rqdag.errors import RqdagError
-from rqdag.shared.model import TaskResult
-from rqdag.shared.runs import RunMeta
+from rqdag.shared.codec import loads
+from rqdag.shared.model import TaskResult, TaskStatus
+from rqdag.shared.runs import DispatchEntry, RunMeta
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 EXIT_OK = 0
 EXIT_RUN_FAILED = 1
 EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+RUN_STATUSES = ("pending", "running", "blocked", "succeeded", "failed", "cancelled", "error")
+TERMINAL = tuple(s.value for s in TaskStatus)  # success, failure, skipped, cancelled
+IN_FLIGHT = ("queued", "running", "retry_wait", "lost")
 
 STATUS_STYLE = {
     "success": "green",
@@ -31,6 +46,9 @@ STATUS_STYLE = {
     "succeeded": "green",
     "failed": "red",
     "running": "cyan",
+    "queued": "blue",
+    "retry_wait": "magenta",
+    "lost": "red",
     "pending": "blue",
     "blocked": "magenta",
     "error": "red",
@@ -42,34 +60,65 @@ redis_option = click.option(
     envvar="REDIS_URL",
     show_envvar=True,
     metavar="URL",
-    help="Redis URL: redis://, rediss:// (TLS) or unix://.",
+    help="Redis URL: redis://, rediss:// (TLS) or unix://; a password goes in the URL.",
 )
-json_option = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON (see docs/json.md).")
+
+
+class CommandFailed(click.ClickException):
+    """A usage or connection error: one line on stderr, exit code 2."""
+
+    exit_code = EXIT_USAGE
+
+    def show(self, file: IO[Any] | None = None) -> None:
+        """Print ``error: <reason>`` on stderr."""
+        click.echo(f"error: {self.format_message()}", err=True, file=file)
+
+
+def one_line(text: str) -> str:
+    """``text`` squeezed onto one line."""
+    return " ".join(str(text).split())
+
+
+def redact(url: str | None) -> str:
+    """A Redis URL with its password replaced by ``***``."""
+    return re.sub(r"(//[^:/@]*:)[^@/]*@", r"\1***@", url or "")
 
 
 def require_redis(redis_url: str | None) -> str:
     """The URL, or a usage error when neither --redis nor REDIS_URL is set."""
     if not redis_url:
-        raise click.UsageError("no Redis given: pass --redis URL or set REDIS_URL")
+        raise CommandFailed("no Redis given: pass --redis URL or set REDIS_URL")
     return redis_url
 
 
+def open_client(redis_url: str | None) -> Client:
+    """A Client of ``redis_url``; a malformed URL is a usage error."""
+    url = require_redis(redis_url)
+    try:
+        return Client(url)
+    except ValueError as exc:
+        raise CommandFailed(f"bad Redis URL {redact(url)!r}: {one_line(str(exc))}") from None
+
+
 def handle_errors(func: F) -> F:
-    """Turn rqdag and connection errors into one line on stderr and exit code 2."""
+    """Turn rqdag and Redis errors into one line on stderr and exit code 2."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        where = redact(kwargs.get("redis_url"))
         try:
             return func(*args, **kwargs)
         except RqdagError as exc:
-            click.echo(f"error: {exc}", err=True)
-            sys.exit(EXIT_USAGE)
-        except redis.ConnectionError as exc:
-            click.echo(f"error: cannot reach Redis: {exc}", err=True)
-            sys.exit(EXIT_USAGE)
+            raise CommandFailed(one_line(str(exc))) from None
         except redis.AuthenticationError as exc:
-            click.echo(f"error: Redis refused the credentials: {exc}", err=True)
-            sys.exit(EXIT_USAGE)
+            raise CommandFailed(f"Redis at {where} refused the credentials: {one_line(str(exc))}") from None
+        except redis.ConnectionError as exc:
+            raise CommandFailed(f"cannot reach Redis at {where}: {one_line(str(exc))}") from None
+        except redis.TimeoutError as exc:
+            raise CommandFailed(f"Redis at {where} did not answer in time: {one_line(str(exc))}") from None
+        except redis.ResponseError as exc:
+            raise CommandFailed(f"Redis at {where} refused a command: {one_line(str(exc))}") from None
 
     return wrapper  # type: ignore[return-value]
 
@@ -82,59 +131,87 @@ def parse_params(pairs: tuple[str, ...]) -> dict[str, Any]:
         if not sep or not key:
             raise click.BadParameter(f"{pair!r} is not key=value", param_hint="--param")
         try:
-            out[key] = orjson.loads(value)
-        except orjson.JSONDecodeError:
+            out[key] = loads(value, what=f"--param {key}")
+        except RqdagError:
             out[key] = value
     return out
 
 
 def print_json(value: Any) -> None:
-    """One JSON document on stdout."""
-    click.echo(orjson.dumps(value, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode())
+    """One indented JSON document on stdout (keys sorted)."""
+    click.echo(json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False))
+
+
+def print_json_line(value: Any) -> None:
+    """One JSON document on one line of stdout, flushed (for streams of updates)."""
+    click.echo(json.dumps(value, sort_keys=True, ensure_ascii=False))
+    sys.stdout.flush()
 
 
 def console() -> Console:
-    """A console that degrades to plain text when stdout is not a terminal."""
+    """A console on stdout that degrades to plain text when stdout is not a terminal."""
     return Console(highlight=False, soft_wrap=False)
 
 
-def results_table(results: Mapping[str, TaskResult], order: list[str] | None = None) -> Table:
-    """A table of task results: task, status, attempt, worker, duration, message."""
+def styled(status: str) -> str:
+    """``status`` in its colour (rich markup)."""
+    style = STATUS_STYLE.get(status)
+    return f"[{style}]{status}[/]" if style else status
+
+
+def results_table(
+    results: Mapping[str, TaskResult],
+    order: list[str] | None = None,
+    dispatch: Mapping[str, DispatchEntry] | None = None,
+) -> Table:
+    """Task, status, attempt, worker, duration, message: results, then attempts in flight."""
     table = Table(show_edge=False, header_style="bold")
     for column in ("task", "status", "attempt", "worker", "duration", "message"):
         table.add_column(column)
-    for name in order or sorted(results):
+    in_flight = dispatch or {}
+    names = order or sorted({*results, *in_flight})
+    for name in names:
         result = results.get(name)
-        if result is None:
-            table.add_row(name, "-", "", "", "", "")
-            continue
-        status = result.status.value
-        duration = result.metrics.duration_s
-        table.add_row(
-            name,
-            f"[{STATUS_STYLE.get(status, '')}]{status}[/]",
-            str(result.metrics.attempt or ""),
-            result.metrics.worker or "",
-            "" if duration is None else f"{duration:.2f}s",
-            (result.message or "").splitlines()[0] if result.message else "",
-        )
+        entry = in_flight.get(name)
+        if result is not None:
+            duration = result.metrics.duration_s
+            table.add_row(
+                name,
+                styled(result.status.value),
+                str(result.metrics.attempt or ""),
+                result.metrics.worker or "",
+                "" if duration is None else f"{duration:.2f}s",
+                (result.message or "").splitlines()[0] if result.message else "",
+            )
+        elif entry is not None:
+            table.add_row(name, styled(entry.state), str(entry.attempt), entry.worker or "", "", "")
+        else:
+            table.add_row(name, styled("pending"), "", "", "", "")
     return table
 
 
-def counts_line(results: Mapping[str, TaskResult], total: int) -> str:
-    """``3 success, 1 failure, 2 pending (6 tasks)``."""
-    counts: dict[str, int] = {}
+def status_counts(
+    results: Mapping[str, TaskResult], dispatch: Mapping[str, DispatchEntry], total: int
+) -> dict[str, int]:
+    """Tasks by status: the four terminal ones, the in-flight states, and ``pending``."""
+    counts = dict.fromkeys((*TERMINAL, *IN_FLIGHT), 0)
     for result in results.values():
-        counts[result.status.value] = counts.get(result.status.value, 0) + 1
-    pending = total - len(results)
-    parts = [f"{n} {status}" for status, n in sorted(counts.items())]
-    if pending > 0:
-        parts.append(f"{pending} pending")
+        counts[result.status.value] += 1
+    for name, entry in dispatch.items():
+        if name not in results:
+            counts[entry.state] = counts.get(entry.state, 0) + 1
+    counts["pending"] = max(total - sum(counts.values()), 0)
+    return counts
+
+
+def counts_line(counts: Mapping[str, int], total: int) -> str:
+    """``3 success, 1 failure, 2 pending (6 tasks)``: the non-zero counts."""
+    parts = [f"{n} {status}" for status, n in counts.items() if n]
     return ", ".join(parts) + f" ({total} tasks)"
 
 
 def meta_to_dict(meta: RunMeta) -> dict[str, Any]:
-    """The JSON form of a run's meta (stable field names)."""
+    """The JSON form of a run's meta (stable field names, see docs/json.md)."""
     return {
         "run_id": meta.run_id,
         "workflow": meta.workflow,
@@ -152,3 +229,32 @@ def meta_to_dict(meta: RunMeta) -> dict[str, Any]:
 def exit_for_status(status: str | None) -> int:
     """0 when the run succeeded, 1 otherwise."""
     return EXIT_OK if status == "succeeded" else EXIT_RUN_FAILED
+
+
+def interrupt_choice(on_interrupt: str) -> str:
+    """``cancel`` or ``detach``: ``ask`` prompts when stdin is a terminal, else detaches."""
+    if on_interrupt != "ask":
+        return on_interrupt
+    if not sys.stdin.isatty():
+        return "detach"
+    try:
+        answer: str = click.prompt(
+            "\nCancel the run, or detach and leave it be?",
+            type=click.Choice(["cancel", "detach"]),
+            default="detach",
+            err=True,
+        )
+    except (click.Abort, KeyboardInterrupt, EOFError):
+        return "detach"
+    return answer
+
+
+def interrupt_option(default: str) -> Callable[[F], F]:
+    """``--on-interrupt ask|cancel|detach`` with the command's own default."""
+    return click.option(
+        "--on-interrupt",
+        type=click.Choice(["ask", "cancel", "detach"]),
+        default=default,
+        show_default=True,
+        help="On Ctrl-C: ask (when stdin is a terminal, else detach), cancel the run, or detach.",
+    )

@@ -1,0 +1,208 @@
+"""``rqdag run``: submit a workflow and coordinate it in this process until it ends."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from types import FrameType
+
+import click
+
+from rqdag.cli.common import (
+    EXIT_INTERRUPTED,
+    console,
+    counts_line,
+    exit_for_status,
+    handle_errors,
+    interrupt_choice,
+    interrupt_option,
+    json_option,
+    meta_to_dict,
+    parse_params,
+    print_json,
+    redis_option,
+    results_table,
+    status_counts,
+)
+from rqdag.cli.live import progress_display
+from rqdag.cli.logs import log_options, setup_logging
+from rqdag.client import Client, RunHandle
+from rqdag.coordinator.driver import RunDriver
+from rqdag.coordinator.service import coordinator_id
+from rqdag.embedded import EmbeddedRedis
+from rqdag.local_workers import LocalWorkers
+from rqdag.shared.codec import snapshot_to_document
+from rqdag.shared.graph import topological_order
+from rqdag.shared.keys import RunKeys
+from rqdag.shared.runs import RunStore
+from rqdag.targets import LoadedTarget, load_target
+
+WORKER_CLASSES = ("simple", "fork", "spawn")
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, unwinding like Ctrl-C; it never asks, it detaches."""
+
+
+def sigterm_as_interrupt() -> None:
+    """Let SIGTERM unwind like Ctrl-C, so that finally blocks stop children."""
+
+    def raise_terminated(signum: int, frame: FrameType | None) -> None:
+        raise Terminated
+
+    signal.signal(signal.SIGTERM, raise_terminated)
+
+
+@contextmanager
+def _backend(
+    redis_url: str | None, data_dir: str, workers: int, loaded: LoadedTarget, worker_class: str
+) -> Iterator[tuple[Client, bool]]:
+    """Redis (given, or the embedded one) and local workers, stopped on the way out."""
+    embedded = None if redis_url else EmbeddedRedis(Path(data_dir).resolve())
+    url = redis_url or embedded.start()  # type: ignore[union-attr]
+    local = LocalWorkers(
+        url, count=workers, tasks=loaded.modules, python_path=loaded.python_path, worker_class=worker_class
+    )
+    try:
+        local.start()
+        yield Client(url), embedded is not None
+    finally:
+        local.stop()
+        if embedded is not None:
+            embedded.stop()
+
+
+def coordinate(client: Client, handle: RunHandle, *, hand_back: bool = False) -> str:
+    """Drive the run from this process until it ends; follows another coordinator if one has it."""
+    owner = coordinator_id()
+    while True:
+        driver = RunDriver(client.connection, handle.run_id, owner, requeue_running=hand_back)
+        status = driver.drive()
+        if status is not None:
+            return status
+        meta = handle.status()
+        if meta.finished:
+            return meta.status
+        time.sleep(0.5)
+
+
+def report(handle: RunHandle, as_json: bool) -> str:
+    """Print the run's results (a table, or JSON like ``rqdag status --json``); returns its status."""
+    meta = handle.status()
+    state = RunStore(handle.connection).read_state(handle.run_id)
+    counts = status_counts(state.results, state.dispatch, meta.task_count)
+    if as_json:
+        print_json({"run": meta_to_dict(meta), **snapshot_to_document(state.results), "counts": counts})
+    else:
+        order = topological_order(RunStore(handle.connection).read_definition(handle.run_id).tasks)
+        out = console()
+        out.print(results_table(state.results, order, state.dispatch))
+        out.print(f"run {meta.run_id}: [bold]{meta.status}[/] - {counts_line(counts, meta.task_count)}")
+    return meta.status
+
+
+def _drive_interactively(
+    client: Client, handle: RunHandle, on_interrupt: str, show: bool, *, hand_back: bool
+) -> bool:
+    """Coordinate to the end, with a progress bar when ``show``; False when detached by Ctrl-C.
+
+    ``hand_back``: the embedded default, whose previous workers are known dead: tasks
+    they left running are handed out again at once.
+    """
+    try:
+        with progress_display(client.connection, handle.run_id, console(), enabled=show):
+            coordinate(client, handle, hand_back=hand_back)
+        return True
+    except Terminated:
+        choice = "detach"
+    except KeyboardInterrupt:
+        choice = interrupt_choice(on_interrupt)
+    if choice != "cancel":
+        click.echo(
+            f"detached: run {handle.run_id} is paused; run the same command with "
+            f"--run-id {handle.run_id} to go on",
+            err=True,
+        )
+        return False
+    handle.cancel("cancelled by Ctrl-C")
+    click.echo(f"cancelling run {handle.run_id}", err=True)
+    coordinate(client, handle)
+    return True
+
+
+@click.command()
+@click.argument("target")
+@redis_option
+@click.option(
+    "--workers", type=int, default=None, help="Local worker processes [default: 2 embedded, 0 with --redis]."
+)
+@click.option("--param", "params", multiple=True, metavar="KEY=VALUE", help="A run parameter (JSON or text).")
+@click.option("--run-id", default=None, help="Run id; running again with the same id resumes that run.")
+@click.option("--concurrency", type=click.IntRange(min=1), default=None, help="Most tasks in flight at once.")
+@click.option("--timeout", type=float, default=None, help="Run deadline in seconds.")
+@click.option("--worker-class", type=click.Choice(WORKER_CLASSES), default="simple", show_default=True)
+@interrupt_option("ask")
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False),
+    default=".rqdag",
+    show_default=True,
+    help="Folder of the embedded Redis.",
+)
+@log_options("WARNING")
+@json_option
+@handle_errors
+def run(
+    target: str,
+    redis_url: str | None,
+    workers: int | None,
+    params: tuple[str, ...],
+    run_id: str | None,
+    concurrency: int | None,
+    timeout: float | None,
+    worker_class: str,
+    on_interrupt: str,
+    data_dir: str,
+    log_level: str,
+    log_format: str,
+    as_json: bool,
+) -> None:
+    """Submit TARGET and coordinate it here until it ends.
+
+    TARGET is 'package.module:attribute' or 'path/to/file.py:attribute' (a
+    Workflow, or a function returning one). With no --redis (and no REDIS_URL)
+    everything runs on an embedded default: a private redis-server with
+    append-only persistence in ./.rqdag/ and local worker processes, all stopped
+    on exit. Run the same command with the same --run-id after a crash or Ctrl-C
+    and the run goes on where it stood. A progress bar shows while stdout is a
+    terminal (not with --json). Exit code: 0 succeeded, 1 failed or cancelled,
+    130 detached by Ctrl-C.
+    """
+    setup_logging(log_level, log_format)
+    os.environ["RQDAG_LOG_FORMAT"] = log_format  # the local workers log the same way
+    loaded = load_target(target)
+    count = workers if workers is not None else (0 if redis_url else 2)
+    sigterm_as_interrupt()
+    with _backend(redis_url, data_dir, count, loaded, worker_class) as (client, embedded):
+        handle = client.submit(
+            loaded.workflow,
+            params=parse_params(params),
+            run_id=run_id,
+            concurrency=concurrency,
+            timeout=timeout,
+            resume=run_id is not None,
+        )
+        if embedded:
+            # The folder's lock proves the previous owner is gone, and its workers with it.
+            client.connection.delete(RunKeys(handle.run_id).lease)
+        if not as_json:
+            click.echo(f"run {handle.run_id} started", err=True)
+        show = not as_json and console().is_terminal
+        ended = _drive_interactively(client, handle, on_interrupt, show, hand_back=embedded)
+        status = report(handle, as_json)
+    sys.exit(exit_for_status(status) if ended else EXIT_INTERRUPTED)

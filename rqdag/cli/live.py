@@ -1,0 +1,235 @@
+"""A run as it goes: counts by status, tasks in flight, an ETA, followed through the event stream.
+
+Used by ``rqdag watch`` and by the progress bar of ``rqdag run``. The view is
+rebuilt from Redis (meta, results, dispatch) whenever the run's event stream
+moves, read with ``XREAD BLOCK`` in short slices (redis-py's socket timeout
+would end a longer block), and at least every ``refresh_s``.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis
+from rich.console import Console, Group, RenderableType
+from rich.live import Live
+from rich.progress_bar import ProgressBar
+from rich.table import Table
+from rich.text import Text
+
+from rqdag.cli.common import TERMINAL, counts_line, status_counts, styled
+from rqdag.shared.keys import RunKeys
+from rqdag.shared.model import TaskResult
+from rqdag.shared.runs import DispatchEntry, RunStore
+
+BLOCK_SLICE_S = 1.0  # well under redis-py's socket timeout
+REFRESH_S = 2.0
+MAX_RUNNING_SHOWN = 12
+
+
+@dataclass(frozen=True)
+class InFlight:
+    """One attempt in flight, as a watcher shows it."""
+
+    task: str
+    state: str
+    attempt: int
+    worker: str | None
+    started_at: float | None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form: task, state, attempt, worker, started_at."""
+        return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
+class RunView:
+    """What a watcher shows of a run at one instant."""
+
+    run_id: str
+    workflow: str
+    status: str
+    epoch: int
+    finished: bool
+    total: int
+    counts: dict[str, int]
+    in_flight: list[InFlight] = field(default_factory=list)
+    eta_s: float | None = None
+    at: float = 0.0
+
+    @property
+    def done(self) -> int:
+        """Tasks with a terminal result."""
+        return sum(self.counts.get(s, 0) for s in TERMINAL)
+
+    def signature(self) -> tuple[Any, ...]:
+        """What changes when something happened (not the clock)."""
+        running = tuple((r.task, r.state, r.attempt, r.worker) for r in self.in_flight)
+        return (self.status, self.epoch, tuple(sorted(self.counts.items())), running)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form of one ``rqdag watch --json`` update line (see docs/json.md)."""
+        return {
+            "type": "update",
+            "run_id": self.run_id,
+            "workflow": self.workflow,
+            "status": self.status,
+            "epoch": self.epoch,
+            "total": self.total,
+            "done": self.done,
+            "counts": self.counts,
+            "in_flight": [r.to_dict() for r in self.in_flight],
+            "eta_s": None if self.eta_s is None else round(self.eta_s, 1),
+            "at": round(self.at, 3),
+        }
+
+
+def estimate_eta(results: Mapping[str, TaskResult], remaining: int, running: int) -> float | None:
+    """Seconds left: remaining tasks times the mean finished duration, over the tasks running now."""
+    if remaining <= 0:
+        return 0.0
+    durations = [r.metrics.duration_s for r in results.values() if r.metrics.duration_s is not None]
+    if not durations:
+        return None
+    return remaining * (sum(durations) / len(durations)) / max(running, 1)
+
+
+def read_view(store: RunStore, run_id: str) -> RunView:
+    """The run's view now (meta, results and dispatch in two round trips)."""
+    meta = store.read_meta(run_id)
+    state = store.read_state(run_id)
+    total = max(meta.task_count, len(state.results))
+    counts = status_counts(state.results, state.dispatch, total)
+    in_flight = sorted(
+        (_in_flight(name, e) for name, e in state.dispatch.items() if name not in state.results),
+        key=lambda r: (r.state != "running", r.started_at or 0.0, r.task),
+    )
+    running = sum(1 for r in in_flight if r.state == "running")
+    remaining = total - sum(counts[s] for s in TERMINAL)
+    return RunView(
+        run_id=run_id,
+        workflow=meta.workflow,
+        status=meta.status,
+        epoch=meta.epoch,
+        finished=meta.finished,
+        total=total,
+        counts=counts,
+        in_flight=in_flight,
+        eta_s=None if meta.finished else estimate_eta(state.results, remaining, running),
+        at=time.time(),
+    )
+
+
+def _in_flight(name: str, entry: DispatchEntry) -> InFlight:
+    return InFlight(name, entry.state, entry.attempt, entry.worker, entry.started_at)
+
+
+class RunFollower:
+    """Yields a run's views as it goes, until the run has finished."""
+
+    def __init__(self, client: redis.Redis, run_id: str, *, refresh_s: float = REFRESH_S) -> None:
+        self._client = client
+        self._store = RunStore(client)
+        self._events = RunKeys(run_id).events
+        self.run_id = run_id
+        self._refresh_s = refresh_s
+
+    def views(self, stop: threading.Event | None = None) -> Iterator[RunView]:
+        """The view now, then one after every batch of events (or ``refresh_s``); the last is finished."""
+        last_id: Any = b"0-0"
+        reply: Any = self._client.xrevrange(self._events, count=1)
+        if reply:
+            last_id = reply[0][0]
+        view = read_view(self._store, self.run_id)
+        yield view
+        next_refresh = time.monotonic() + self._refresh_s
+        while not view.finished and not (stop is not None and stop.is_set()):
+            reply = self._client.xread({self._events: last_id}, count=1000, block=int(BLOCK_SLICE_S * 1000))
+            for _stream, entries in reply or []:
+                last_id = entries[-1][0]
+            if reply or time.monotonic() >= next_refresh:
+                view = read_view(self._store, self.run_id)
+                next_refresh = time.monotonic() + self._refresh_s
+                yield view
+
+
+def format_eta(seconds: float | None) -> str:
+    """``eta 1m05s``, or ``eta ?`` before any task finished."""
+    if seconds is None:
+        return "eta ?"
+    return f"eta {format_duration(seconds)}"
+
+
+def format_duration(seconds: float) -> str:
+    """``42s``, ``3m05s``, ``2h07m``, ``4d03h``."""
+    s = int(max(seconds, 0))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    if s < 86400:
+        return f"{s // 3600}h{s % 3600 // 60:02d}m"
+    return f"{s // 86400}d{s % 86400 // 3600:02d}h"
+
+
+def render_view(view: RunView) -> RenderableType:
+    """A progress bar with counts and ETA, and the tasks in flight with their workers."""
+    head = Table.grid(padding=(0, 1))
+    head.add_row(
+        Text.from_markup(f"run [bold]{view.run_id}[/] {styled(view.status)}"),
+        ProgressBar(total=max(view.total, 1), completed=view.done, width=30),
+        Text(f"{view.done}/{view.total}"),
+        Text(format_eta(view.eta_s) if not view.finished else ""),
+    )
+    parts: list[RenderableType] = [head, Text(counts_line(view.counts, view.total), style="dim")]
+    if view.in_flight:
+        table = Table(show_edge=False, header_style="bold", box=None, padding=(0, 2))
+        for column in ("task", "state", "attempt", "worker", "for"):
+            table.add_column(column)
+        for item in view.in_flight[:MAX_RUNNING_SHOWN]:
+            since = "" if item.started_at is None else format_duration(view.at - item.started_at)
+            table.add_row(item.task, styled(item.state), str(item.attempt), item.worker or "", since)
+        if len(view.in_flight) > MAX_RUNNING_SHOWN:
+            table.add_row(f"... {len(view.in_flight) - MAX_RUNNING_SHOWN} more", "", "", "", "")
+        parts.append(table)
+    return Group(*parts)
+
+
+def plain_line(view: RunView) -> str:
+    """One line of text per update, for a watcher whose stdout is not a terminal."""
+    stamp = time.strftime("%H:%M:%S", time.localtime(view.at))
+    running = ", ".join(f"{r.task}@{r.worker or '?'}" for r in view.in_flight if r.state == "running")
+    tail = f"; running: {running}" if running else ""
+    eta = "" if view.finished else f", {format_eta(view.eta_s)}"
+    return f"{stamp} run {view.run_id} {view.status}: {view.done}/{view.total} done{eta}{tail}"
+
+
+@contextmanager
+def progress_display(client: redis.Redis, run_id: str, out: Console, *, enabled: bool) -> Iterator[None]:
+    """While the block runs, show the run's progress on ``out`` from a background thread."""
+    if not enabled:
+        yield
+        return
+    stop = threading.Event()
+    follower = RunFollower(client, run_id)
+    with Live(Text(f"run {run_id}"), console=out, refresh_per_second=4, transient=True) as live:
+
+        def follow() -> None:
+            try:
+                for view in follower.views(stop):
+                    live.update(render_view(view))
+            except redis.RedisError:
+                return  # the display is a courtesy; the run goes on
+
+        thread = threading.Thread(target=follow, name=f"rqdag-progress-{run_id}", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join(timeout=BLOCK_SLICE_S * 3)
