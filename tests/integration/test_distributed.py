@@ -8,7 +8,7 @@ import signal
 import pytest
 import redis
 
-from rqdag import TaskStatus
+from rqdag import TaskResult, TaskRunnerBuilder, TaskStatus
 from rqdag.client import Client
 from rqdag.errors import RunExistsError
 from rqdag.shared.runs import RunStore
@@ -120,3 +120,41 @@ def test_redis_password_is_honoured(fresh_redis, procs: Procs) -> None:  # type:
             pass
         else:
             raise AssertionError("server accepted a client without the password")
+
+
+def test_two_coordinators_share_many_runs(redis_url: str, procs: Procs) -> None:
+    procs.worker(redis_url, name="w1")
+    procs.worker(redis_url, name="w2")
+    procs.coordinator(redis_url, name="c1")
+    procs.coordinator(redis_url, name="c2")
+    client = Client(redis_url)
+    runs = [client.submit(recoverable, params={"fixed": True}, run_id=f"many-{i}") for i in range(8)]
+    for run in runs:
+        run.wait(timeout=60)
+        assert run.status().status == "succeeded"
+    owners = {
+        line.split("run '")[1].split("'")[0] for line in procs.log("c1").splitlines() if "succeeded" in line
+    }
+    others = {
+        line.split("run '")[1].split("'")[0] for line in procs.log("c2").splitlines() if "succeeded" in line
+    }
+    assert owners | others == {r.run_id for r in runs}
+    assert not owners & others, "each run was finished by exactly one coordinator"
+    starts: dict[tuple[str, str], int] = {}
+    for line in procs.ledger_lines():
+        key = (line["run_id"], line["task"])
+        starts[key] = starts.get(key, 0) + 1
+    assert all(n == 1 for (run_id, task), n in starts.items() if task != "d")
+
+
+def test_task_runner_builder_with_redis_coordinates_inline(redis_url: str, procs: Procs) -> None:
+    procs.worker(redis_url)
+    seed = {"a": TaskResult.success({"n": 41})}
+    runner = TaskRunnerBuilder().with_redis(redis_url).with_snapshot(seed).with_run_id("inline").build()
+    results = runner.execute(recoverable, params={"fixed": True})
+    assert {r.status for r in results.values()} == {TaskStatus.SUCCESS}
+    assert results["a"].data == {"n": 41}, "a success from the snapshot is kept, not run"
+    assert results["c"].data["n"] == 1 + 0  # c's input b returned a string, so only itself counts
+    assert "a" not in {line["task"] for line in procs.ledger_lines()}
+    assert runner.snapshot() == results
+    assert Client(redis_url).run("inline").status().status == "succeeded"
