@@ -30,6 +30,7 @@ class Completion:
     result: TaskResult
     lost: bool = False  # the attempt's worker vanished (no heartbeat): see TaskStateManager.complete
     resolution: bool = False  # an operator recorded this result (rqdag resolve); no token
+    handed_back: bool = False  # the worker stopped before the task ended and gave it back
 
 
 class Dispatcher(Protocol):

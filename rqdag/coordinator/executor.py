@@ -72,8 +72,15 @@ class WorkflowExecutor:
             if completion.resolution:
                 self._state.resolve(completion.task, completion.result)
                 continue
+            if completion.handed_back and not self._state.task(completion.task).at_most_once:
+                self._state.requeue(completion.task, completion.token)
+                continue
             outcome = self._state.complete(
-                completion.task, completion.token, completion.result, now, lost=completion.lost
+                completion.task,
+                completion.token,
+                completion.result,
+                now,
+                lost=completion.lost or completion.handed_back,
             )
             if outcome is not Outcome.STALE:
                 self._started_at.pop(completion.task, None)

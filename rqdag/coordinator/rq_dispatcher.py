@@ -130,12 +130,17 @@ class RQDispatcher:
         finished: list[str] = []
         retried: list[str] = []
         resolved: list[str] = []
+        handed: list[Completion] = []
         tokens: dict[str, str] = {}
         for _, fields in events:
             kind = text(fields.get(b"kind", b""))
             task = text(fields.get(b"task", b""))
             if kind == "resolved":
                 resolved.append(task)
+            elif kind == "handback":
+                worker = text(fields.get(b"worker", b"?"))
+                result = TaskResult.failure(f"worker {worker} shut down and handed the task back")
+                handed.append(Completion(task, text(fields.get(b"token", b"")), result, handed_back=True))
             elif kind in ("finished", "retry"):
                 (finished if kind == "finished" else retried).append(task)
                 tokens[task] = text(fields.get(b"token", b""))
@@ -147,7 +152,7 @@ class RQDispatcher:
                     text(fields.get(b"token", b"")),
                 )
         self._check_cancel()
-        lost = self._find_lost()
+        lost = self._find_lost() + handed
         if not finished and not retried and not resolved:
             return lost
         return self._load_completions(finished, retried, resolved, tokens) + lost

@@ -7,6 +7,7 @@ on workers alike, a task call goes through :func:`invoke_task`.
 from __future__ import annotations
 
 import dataclasses
+import threading
 import time
 import traceback
 from collections.abc import Callable
@@ -50,7 +51,11 @@ def _call(
         if condition is not None and not condition(ctx):
             return TaskResult.skipped("condition is false")
         value = func(ctx)
-    except (Exception, SystemExit) as exc:  # the task boundary: any error becomes a failure
+    except SystemExit as exc:
+        if threading.current_thread() is threading.main_thread():
+            raise  # a worker's cold shutdown (RQ raises SystemExit in its main thread)
+        return TaskResult.failure(f"SystemExit: {exc}", error=traceback.format_exc())
+    except Exception as exc:  # the task boundary: any error becomes a failure result
         return TaskResult.failure(f"{type(exc).__name__}: {exc}", error=traceback.format_exc())
     result = value if isinstance(value, TaskResult) else TaskResult(TaskStatus.SUCCESS, data=value)
     try:

@@ -22,6 +22,7 @@ SCRIPT_NAMES = (
     "record_results",
     "set_run_status",
     "void_attempt",
+    "hand_back",
 )
 
 # Events streams are trimmed to about this many entries (MAXLEN ~).
@@ -49,6 +50,7 @@ class Scripts:
     record_results: Script
     set_run_status: Script
     void_attempt: Script
+    hand_back: Script
 
     @classmethod
     def register(cls, client: redis.Redis) -> Scripts:

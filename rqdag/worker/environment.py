@@ -8,10 +8,11 @@ rqdag job fails it with a clear error instead of running it.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import redis
 
@@ -22,6 +23,30 @@ from rqdag.worker.registry import TaskRegistry, build_registry
 
 DEFAULT_HEARTBEAT_INTERVAL = 5.0
 DEFAULT_MAX_RESULT_BYTES = 1 << 20
+DEFAULT_SHUTDOWN_GRACE_S = 30.0
+
+
+class CurrentAttempt:
+    """The attempt this process is running now, if any (read by the shutdown timer)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._value: tuple[str, str, str] | None = None
+
+    def set(self, run_id: str, task: str, token: str) -> None:
+        """Record the running attempt."""
+        with self._lock:
+            self._value = (run_id, task, token)
+
+    def clear(self) -> None:
+        """No attempt runs any more."""
+        with self._lock:
+            self._value = None
+
+    def get(self) -> tuple[str, str, str] | None:
+        """``(run_id, task, token)`` of the running attempt, or None."""
+        with self._lock:
+            return self._value
 
 
 @dataclass(frozen=True)
@@ -32,6 +57,7 @@ class WorkerSettings:
     context: str | None = None
     heartbeat_interval: float = DEFAULT_HEARTBEAT_INTERVAL
     max_result_bytes: int = DEFAULT_MAX_RESULT_BYTES
+    shutdown_grace_s: float = DEFAULT_SHUTDOWN_GRACE_S
 
     def __post_init__(self) -> None:
         tasks = (self.tasks,) if isinstance(self.tasks, str) else tuple(self.tasks)
@@ -55,6 +81,7 @@ class WorkerEnvironment:
     max_result_bytes: int
     connection: redis.Redis
     scripts: Scripts
+    current: CurrentAttempt = field(default_factory=CurrentAttempt)
 
 
 def build_environment(

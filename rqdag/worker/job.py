@@ -60,9 +60,13 @@ def run_task(**kwargs: Any) -> str:
     if outcome != "ok":
         _log_not_started(spec, outcome, reply)
         return outcome
-    result, final = _attempt(env, spec, reply[1], reply[2:])
-    result, encoded = _encode_capped(spec, result, env.max_result_bytes)
-    return _finish(env, spec, keys, result, encoded, final)
+    env.current.set(spec.run_id, spec.task, spec.token)
+    try:
+        result, final = _attempt(env, spec, reply[1], reply[2:])
+        result, encoded = _encode_capped(spec, result, env.max_result_bytes)
+        return _finish(env, spec, keys, result, encoded, final)
+    finally:
+        env.current.clear()
 
 
 def _attempt(

@@ -34,9 +34,12 @@ from rq.worker import SimpleWorker, SpawnWorker, Worker
 from rq.worker.base import BaseWorker
 
 from rqdag.errors import RqdagError, TaskNotAllowedError
+from rqdag.shared.keys import RunKeys
+from rqdag.shared.scripts import EVENTS_MAXLEN
 from rqdag.worker.environment import (
     DEFAULT_HEARTBEAT_INTERVAL,
     DEFAULT_MAX_RESULT_BYTES,
+    DEFAULT_SHUTDOWN_GRACE_S,
     WorkerEnvironment,
     WorkerSettings,
     bound_environment,
@@ -44,6 +47,8 @@ from rqdag.worker.environment import (
 )
 from rqdag.worker.job import run_task
 from rqdag.worker.spec import RUN_TASK
+
+log = logging.getLogger("rqdag.worker")
 
 WorkerClass = Literal["fork", "simple", "spawn"]
 
@@ -124,6 +129,42 @@ class RqdagWorkerMixin(BaseWorker):
         """Perform the job with the environment bound (refusals happen in :class:`TaskJob`)."""
         with bound_environment(self.rqdag_environment()):
             return bool(super().perform_job(job, queue, execution))
+
+    def request_stop(self, signum: Any, frame: Any) -> None:
+        """Warm shutdown: the running task has ``shutdown_grace_s`` to finish, then it is handed back."""
+        attempt = self.rqdag_environment().current.get()
+        if attempt is not None and self.rqdag_settings is not None:
+            grace = self.rqdag_settings.shutdown_grace_s
+            log.warning(
+                "worker %s stopping: run %r, task %r has %gs to finish before it is handed back",
+                self.name,
+                attempt[0],
+                attempt[1],
+                grace,
+            )
+            timer = threading.Timer(grace, self._hand_back, args=(attempt,))
+            timer.daemon = True
+            timer.start()
+        super().request_stop(signum, frame)  # type: ignore[no-untyped-call]
+
+    def _hand_back(self, attempt: tuple[str, str, str]) -> None:
+        env = self.rqdag_environment()
+        if env.current.get() != attempt:
+            return  # it finished in time
+        run_id, task, token = attempt
+        keys = RunKeys(run_id)
+        try:
+            handed = env.scripts.hand_back(
+                keys=[keys.dispatch, keys.events], args=[task, token, EVENTS_MAXLEN]
+            )
+        except redis.RedisError as exc:
+            log.error(
+                "run %r, task %r: could not hand back (%s); its heartbeat will lapse", run_id, task, exc
+            )
+            handed = 0
+        if handed:
+            log.warning("run %r, task %r: not finished within the grace period: handed back", run_id, task)
+        os._exit(0)  # the task is abandoned in mid-call: nothing of this process may go on
 
 
 class ForkTaskWorker(RqdagWorkerMixin, Worker):
@@ -217,6 +258,7 @@ def start_worker(
     name: str | None = None,
     heartbeat_interval: float = DEFAULT_HEARTBEAT_INTERVAL,
     max_result_bytes: int = DEFAULT_MAX_RESULT_BYTES,
+    shutdown_grace_s: float = DEFAULT_SHUTDOWN_GRACE_S,
     burst: bool = False,
     log_level: str = "INFO",
 ) -> None:
@@ -234,9 +276,11 @@ def start_worker(
     memory or crashes the interpreter (a segfault fails that job, not the
     worker); ``"spawn"`` does the same with a fresh interpreter per job.
 
-    SIGTERM (or Ctrl-C) asks for a warm shutdown: the current task finishes and
-    reports first. A second one stops at once; the coordinator then sees the
-    attempt's heartbeat stop and hands the task out again.
+    SIGTERM (or Ctrl-C) asks for a warm shutdown: the worker takes no new job and
+    the current task has ``shutdown_grace_s`` to finish and report. Past that
+    (simple worker) it is handed back: the coordinator dispatches it again at
+    once, or marks an at-most-once task's outcome unknown. A second signal stops
+    at once; the coordinator then sees the attempt's heartbeat stop.
     """
     setup_loghandlers(log_level, name="rqdag")
     settings = WorkerSettings(
@@ -244,6 +288,7 @@ def start_worker(
         context=context,
         heartbeat_interval=heartbeat_interval,
         max_result_bytes=max_result_bytes,
+        shutdown_grace_s=shutdown_grace_s,
     )
     connection = redis.Redis.from_url(redis_url)
     try:

@@ -70,6 +70,22 @@ class Procs:
             name=name,
         )
 
+    def python(self, code: str, *, name: str) -> subprocess.Popen[bytes]:
+        """``python -c CODE`` in the repo, its output in ``<tmp>/<name>.log``."""
+        log = (self._tmp / f"{name}.log").open("ab")
+        try:
+            proc = subprocess.Popen(
+                [sys.executable, "-c", code],
+                cwd=REPO,
+                env=rqdag_env(self.ledger),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        finally:
+            log.close()
+        self._procs.append(proc)
+        return proc
+
     def coordinator(self, url: str, *extra: str, name: str = "coordinator") -> subprocess.Popen[bytes]:
         """An rqdag coordinator service on ``url``."""
         return self.spawn("coordinator", "--redis", url, "--log-level", "DEBUG", *extra, name=name)

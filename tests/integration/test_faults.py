@@ -201,3 +201,33 @@ def test_garbage_in_one_run_does_not_break_the_coordinator(
     assert client.connection.hget(RunKeys("bad-run").results, "root") == garbage, (
         "garbage kept for inspection"
     )
+
+
+def test_sigterm_worker_hands_back_a_task_that_outlasts_its_grace(redis_url: str, procs: Procs) -> None:
+    code = (
+        "from rqdag.worker import start_worker; "
+        f"start_worker({redis_url!r}, tasks=['tests.integration.flows'], heartbeat_interval=0.5, "
+        "shutdown_grace_s=0.5)"
+    )
+    w1 = procs.python(code, name="w1")
+    w2 = procs.python(code, name="w2")
+    procs.coordinator(redis_url)
+    client = Client(redis_url)
+    store = RunStore(client.connection)
+    # a heartbeat limit far longer than the test: only the hand-back can explain a quick re-dispatch
+    run = client.submit(faulty, params={"slow_s": 5}, run_id="handback", heartbeat_timeout_s=120)
+    wait_until(lambda: len(_running_pids(store, run.run_id, {"b", "m"})) == 2, 30, "b and m running")
+    stopped_at = time.monotonic()
+    for proc in (w1, w2):
+        proc.send_signal(signal.SIGTERM)
+    for proc in (w1, w2):
+        proc.wait(timeout=15)
+    assert time.monotonic() - stopped_at < 5, "the workers left once the grace period was over"
+    procs.worker(redis_url, name="w3")
+    wait_until(lambda: run.status().status == "blocked", 30, "b done again and m in doubt")
+    results = run.snapshot()
+    assert results["b"].status is TaskStatus.SUCCESS and results["b"].metrics.attempt == 2
+    assert results["m"].in_doubt and "handed the task back" in (results["m"].message or "")
+    assert _starts(procs)["m"] == 1
+    audit = [f for _, f in client.connection.xrange(RunKeys(run.run_id).events) if f[b"kind"] == b"handback"]
+    assert {f[b"task"] for f in audit} == {b"b", b"m"}
