@@ -10,54 +10,12 @@ import heapq
 import threading
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
-from enum import StrEnum
+from dataclasses import replace
 from typing import Any
 
+from rqdag.coordinator.slots import Dispatch, Outcome, Phase, Slot
 from rqdag.shared.graph import validate_graph
 from rqdag.shared.model import Task, TaskMetrics, TaskResult, TaskStatus
-
-
-class Phase(StrEnum):
-    """Where a task stands inside the state machine."""
-
-    WAITING = "waiting"
-    READY = "ready"
-    RUNNING = "running"
-    RETRY_WAIT = "retry_wait"
-    DONE = "done"
-
-
-class Outcome(StrEnum):
-    """What :meth:`TaskStateManager.complete` did with a result."""
-
-    DONE = "done"
-    RETRY = "retry"
-    STALE = "stale"
-
-
-@dataclass(frozen=True)
-class Dispatch:
-    """One attempt of a task that the executor must hand to a dispatcher."""
-
-    task: Task
-    attempt: int
-    token: str
-    inputs: dict[str, Any]
-    deadline: float | None
-
-
-@dataclass
-class _Slot:
-    task: Task
-    order: int
-    phase: Phase = Phase.WAITING
-    attempt: int = 0
-    failures: int = 0
-    token: str | None = None
-    deadline: float | None = None
-    retry_at: float | None = None
-    remaining: int = 0
 
 
 class TaskStateManager:
@@ -71,7 +29,7 @@ class TaskStateManager:
         validate_graph(tasks)
         self._track_timeouts = track_timeouts
         self._lock = threading.RLock()
-        self._slots = {t.name: _Slot(task=t, order=i) for i, t in enumerate(tasks)}
+        self._slots = {t.name: Slot(task=t, order=i) for i, t in enumerate(tasks)}
         self._dependents: dict[str, list[str]] = {t.name: [] for t in tasks}
         for t in tasks:
             for dep in t.depends_on:

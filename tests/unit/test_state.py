@@ -8,7 +8,8 @@ from collections.abc import Callable
 
 import pytest
 
-from rqdag.coordinator.state import Dispatch, Outcome, Phase, TaskStateManager
+from rqdag.coordinator.slots import Dispatch, Outcome, Phase
+from rqdag.coordinator.state import TaskStateManager
 from rqdag.errors import WorkflowDefinitionError
 from rqdag.shared.model import Retry, Task, TaskMetrics, TaskResult, TaskStatus
 

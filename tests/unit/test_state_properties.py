@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rqdag.coordinator.state import Dispatch, Phase, TaskStateManager
+from rqdag.coordinator.slots import Dispatch, Phase
+from rqdag.coordinator.state import TaskStateManager
 from rqdag.shared.model import Retry, Task, TaskResult, TaskStatus
 
 STATUSES = [TaskStatus.SUCCESS, TaskStatus.FAILURE, TaskStatus.SKIPPED, TaskStatus.CANCELLED]

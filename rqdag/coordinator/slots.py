@@ -1,0 +1,53 @@
+"""The records the state machine keeps per task, and what it hands out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from rqdag.shared.model import Task
+
+
+class Phase(StrEnum):
+    """Where a task stands inside the state machine."""
+
+    WAITING = "waiting"
+    READY = "ready"
+    RUNNING = "running"
+    RETRY_WAIT = "retry_wait"
+    DONE = "done"
+
+
+class Outcome(StrEnum):
+    """What :meth:`TaskStateManager.complete` did with a result."""
+
+    DONE = "done"
+    RETRY = "retry"
+    STALE = "stale"
+
+
+@dataclass(frozen=True)
+class Dispatch:
+    """One attempt of a task that the executor must hand to a dispatcher."""
+
+    task: Task
+    attempt: int
+    token: str
+    inputs: dict[str, Any]
+    deadline: float | None
+
+
+@dataclass
+class Slot:
+    """The state machine's record of one task."""
+
+    task: Task
+    order: int
+    phase: Phase = Phase.WAITING
+    attempt: int = 0
+    failures: int = 0
+    token: str | None = None
+    deadline: float | None = None
+    retry_at: float | None = None
+    remaining: int = 0
