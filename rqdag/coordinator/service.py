@@ -6,6 +6,7 @@ import logging
 import os
 import socket
 import threading
+import time
 import uuid
 
 import redis
@@ -17,6 +18,8 @@ from rqdag.shared.runs import RunStore, text
 from rqdag.shared.scripts import Scripts
 
 log = logging.getLogger("rqdag.coordinator")
+
+MAX_BACKOFF_S = 60.0
 
 
 def coordinator_id() -> str:
@@ -50,6 +53,8 @@ class CoordinatorService:
         self._lease_ttl_s = lease_ttl_s
         self._stop = threading.Event()
         self._threads: dict[str, threading.Thread] = {}
+        # run id -> (failures in a row, monotonic time before which it is not retried)
+        self._backoff: dict[str, tuple[int, float]] = {}
 
     def stop(self) -> None:
         """Ask every driver to hand its lease back and return (safe from a signal handler)."""
@@ -74,7 +79,12 @@ class CoordinatorService:
     def step(self) -> list[str]:
         """Start a driver for every active run whose lease is free; returns their ids."""
         self._threads = {r: t for r, t in self._threads.items() if t.is_alive()}
-        candidates = [r for r in self._store.active_runs() if r not in self._threads]
+        now = time.monotonic()
+        candidates = [
+            r
+            for r in self._store.active_runs()
+            if r not in self._threads and self._backoff.get(r, (0, 0.0))[1] <= now
+        ]
         if not candidates:
             return []
         with self._client.pipeline(transaction=False) as pipe:
@@ -105,13 +115,23 @@ class CoordinatorService:
         try:
             status = driver.drive()
         except redis.RedisError as exc:
-            log.warning("run '%s': Redis error (%s); the run will be picked up again", run_id, exc)
+            delay = self._fail(run_id)
+            log.warning("run '%s': Redis error (%s); picked up again in %.0fs", run_id, exc, delay)
             return
-        except Exception:  # one broken run must not take the service down
-            log.exception("run '%s': coordinator error; the run will be picked up again", run_id)
+        except Exception:  # one broken run must not take the service down, nor spin
+            delay = self._fail(run_id)
+            log.exception("run '%s': coordinator error; picked up again in %.0fs", run_id, delay)
             return
+        self._backoff.pop(run_id, None)
         if status is not None:
             log.info("run '%s' %s", run_id, status)
+
+    def _fail(self, run_id: str) -> float:
+        """Back off from a run that keeps failing: 1, 2, 4... up to MAX_BACKOFF_S seconds."""
+        failures = self._backoff.get(run_id, (0, 0.0))[0] + 1
+        delay = min(2.0 ** (failures - 1), MAX_BACKOFF_S)
+        self._backoff[run_id] = (failures, time.monotonic() + delay)
+        return delay
 
 
 def check_redis_durability(client: redis.Redis) -> list[str]:
