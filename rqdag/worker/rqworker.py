@@ -46,9 +46,11 @@ from rqdag.worker.environment import (
     build_environment,
 )
 from rqdag.worker.job import run_task
+from rqdag.worker.lifecycle import work_until_stopped
 from rqdag.worker.spec import RUN_TASK
 
 log = logging.getLogger("rqdag.worker")
+
 
 WorkerClass = Literal["fork", "simple", "spawn"]
 
@@ -116,6 +118,10 @@ class RqdagWorkerMixin(BaseWorker):
     death_penalty_class = TaskJobTimeoutOff
     rqdag_settings: WorkerSettings | None = None
     _rqdag_environment: WorkerEnvironment | None = None
+
+    def registered_count(self) -> int:
+        """How many task functions this worker may run."""
+        return len(self.rqdag_environment().registry)
 
     def rqdag_environment(self) -> WorkerEnvironment:
         """The environment of this process, built from ``rqdag_settings`` on first use."""
@@ -292,13 +298,10 @@ def start_worker(
     )
     connection = redis.Redis.from_url(redis_url)
     try:
-        worker = create_worker(connection, settings, queues=queues, worker_class=worker_class, name=name)
-        logging.getLogger("rqdag.worker").info(
-            "rqdag worker %s: %d registered task functions from %s",
-            worker.name,
-            len(worker.rqdag_environment().registry),
-            ", ".join(settings.tasks),
+        work_until_stopped(
+            lambda: create_worker(connection, settings, queues=queues, worker_class=worker_class, name=name),
+            burst=burst,
+            log_level=log_level,
         )
-        worker.work(burst=burst, logging_level=log_level, with_scheduler=False)
     finally:
         connection.close()

@@ -163,12 +163,16 @@ def test_redis_restart_mid_run(fresh_redis, procs: Procs) -> None:  # type: igno
     store = RunStore(client.connection)
     wait_until(lambda: len(store.read_state(run.run_id).results) >= 10, 30, "the run under way")
     acknowledged = store.read_state(run.run_id).results
-    server.restart()
+    server.stop()
+    time.sleep(1.5)  # an outage, not a blip: every process notices it
+    server.start()
     results = RunHandle(Client(url).connection, run.run_id).wait(timeout=90)
     assert len(results) == 50 and all(r.status is TaskStatus.SUCCESS for r in results.values())
     for name, result in acknowledged.items():
         assert results[name] == result, f"acknowledged result of {name} lost or changed"
     assert "persistence" not in procs.log("coordinator"), "an AOF-backed Redis must not be warned about"
+    for worker in ("w1", "w2"):
+        assert "lost Redis" in procs.log(worker), f"{worker} went through the outage and came back"
 
 
 def test_coordinator_warns_about_a_redis_that_can_lose_runs(fresh_redis, procs: Procs) -> None:  # type: ignore[no-untyped-def]
