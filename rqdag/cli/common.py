@@ -1,31 +1,26 @@
-"""What every command shares: the --redis and --json options, errors, exit codes, output.
+"""What every command shares: the --redis and --json options, errors, exit codes.
 
 Exit codes: 0 success; 1 the run failed or was cancelled; 2 a usage or
 connection error, with a one-line reason on stderr; 130 interrupted (Ctrl-C)
-and detached from a run that goes on. JSON output is written with the standard
-library (indentation, sorted keys); JSON *input* is read through
-:mod:`rqdag.shared.codec`, so a bad document is an rqdag error naming its source.
+and detached from a run that goes on. Output helpers live in
+:mod:`rqdag.cli.output`.
 """
 
 from __future__ import annotations
 
 import functools
-import json
 import re
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import IO, Any, TypeVar
 
 import click
 import redis
-from rich.console import Console
-from rich.table import Table
 
 from rqdag.client import Client
 from rqdag.errors import RqdagError
 from rqdag.shared.codec import loads
-from rqdag.shared.model import TaskResult, TaskStatus
-from rqdag.shared.runs import DispatchEntry, RunMeta
+from rqdag.shared.runs import RunMeta
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -35,24 +30,6 @@ EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
 RUN_STATUSES = ("pending", "running", "blocked", "succeeded", "failed", "cancelled", "error")
-TERMINAL = tuple(s.value for s in TaskStatus)  # success, failure, skipped, cancelled
-IN_FLIGHT = ("queued", "running", "retry_wait", "lost")
-
-STATUS_STYLE = {
-    "success": "green",
-    "failure": "red",
-    "skipped": "dim",
-    "cancelled": "yellow",
-    "succeeded": "green",
-    "failed": "red",
-    "running": "cyan",
-    "queued": "blue",
-    "retry_wait": "magenta",
-    "lost": "red",
-    "pending": "blue",
-    "blocked": "magenta",
-    "error": "red",
-}
 
 redis_option = click.option(
     "--redis",
@@ -137,79 +114,6 @@ def parse_params(pairs: tuple[str, ...]) -> dict[str, Any]:
     return out
 
 
-def print_json(value: Any) -> None:
-    """One indented JSON document on stdout (keys sorted)."""
-    click.echo(json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False))
-
-
-def print_json_line(value: Any) -> None:
-    """One JSON document on one line of stdout, flushed (for streams of updates)."""
-    click.echo(json.dumps(value, sort_keys=True, ensure_ascii=False))
-    sys.stdout.flush()
-
-
-def console() -> Console:
-    """A console on stdout that degrades to plain text when stdout is not a terminal."""
-    return Console(highlight=False, soft_wrap=False)
-
-
-def styled(status: str) -> str:
-    """``status`` in its colour (rich markup)."""
-    style = STATUS_STYLE.get(status)
-    return f"[{style}]{status}[/]" if style else status
-
-
-def results_table(
-    results: Mapping[str, TaskResult],
-    order: list[str] | None = None,
-    dispatch: Mapping[str, DispatchEntry] | None = None,
-) -> Table:
-    """Task, status, attempt, worker, duration, message: results, then attempts in flight."""
-    table = Table(show_edge=False, header_style="bold")
-    for column in ("task", "status", "attempt", "worker", "duration", "message"):
-        table.add_column(column)
-    in_flight = dispatch or {}
-    names = order or sorted({*results, *in_flight})
-    for name in names:
-        result = results.get(name)
-        entry = in_flight.get(name)
-        if result is not None:
-            duration = result.metrics.duration_s
-            table.add_row(
-                name,
-                styled(result.status.value),
-                str(result.metrics.attempt or ""),
-                result.metrics.worker or "",
-                "" if duration is None else f"{duration:.2f}s",
-                (result.message or "").splitlines()[0] if result.message else "",
-            )
-        elif entry is not None:
-            table.add_row(name, styled(entry.state), str(entry.attempt), entry.worker or "", "", "")
-        else:
-            table.add_row(name, styled("pending"), "", "", "", "")
-    return table
-
-
-def status_counts(
-    results: Mapping[str, TaskResult], dispatch: Mapping[str, DispatchEntry], total: int
-) -> dict[str, int]:
-    """Tasks by status: the four terminal ones, the in-flight states, and ``pending``."""
-    counts = dict.fromkeys((*TERMINAL, *IN_FLIGHT), 0)
-    for result in results.values():
-        counts[result.status.value] += 1
-    for name, entry in dispatch.items():
-        if name not in results:
-            counts[entry.state] = counts.get(entry.state, 0) + 1
-    counts["pending"] = max(total - sum(counts.values()), 0)
-    return counts
-
-
-def counts_line(counts: Mapping[str, int], total: int) -> str:
-    """``3 success, 1 failure, 2 pending (6 tasks)``: the non-zero counts."""
-    parts = [f"{n} {status}" for status, n in counts.items() if n]
-    return ", ".join(parts) + f" ({total} tasks)"
-
-
 def meta_to_dict(meta: RunMeta) -> dict[str, Any]:
     """The JSON form of a run's meta (stable field names, see docs/json.md)."""
     return {
@@ -232,10 +136,10 @@ def exit_for_status(status: str | None) -> int:
 
 
 def interrupt_choice(on_interrupt: str) -> str:
-    """``cancel`` or ``detach``: ``ask`` prompts when stdin is a terminal, else detaches."""
+    """``cancel`` or ``detach``: ``ask`` prompts when stdin and stderr are a terminal, else detaches."""
     if on_interrupt != "ask":
         return on_interrupt
-    if not sys.stdin.isatty():
+    if not (sys.stdin.isatty() and sys.stderr.isatty()):
         return "detach"
     try:
         answer: str = click.prompt(
@@ -256,5 +160,5 @@ def interrupt_option(default: str) -> Callable[[F], F]:
         type=click.Choice(["ask", "cancel", "detach"]),
         default=default,
         show_default=True,
-        help="On Ctrl-C: ask (when stdin is a terminal, else detach), cancel the run, or detach.",
+        help="On Ctrl-C: ask (on a terminal; elsewhere detach), cancel the run, or detach.",
     )

@@ -15,8 +15,6 @@ import click
 
 from rqdag.cli.common import (
     EXIT_INTERRUPTED,
-    console,
-    counts_line,
     exit_for_status,
     handle_errors,
     interrupt_choice,
@@ -24,13 +22,19 @@ from rqdag.cli.common import (
     json_option,
     meta_to_dict,
     parse_params,
-    print_json,
     redis_option,
-    results_table,
-    status_counts,
 )
 from rqdag.cli.live import progress_display
 from rqdag.cli.logs import log_options, setup_logging
+from rqdag.cli.output import (
+    console,
+    counts_line,
+    print_json,
+    results_table,
+    show,
+    status_counts,
+    styled,
+)
 from rqdag.client import Client, RunHandle
 from rqdag.coordinator.driver import RunDriver
 from rqdag.coordinator.service import coordinator_id
@@ -101,21 +105,23 @@ def report(handle: RunHandle, as_json: bool) -> str:
     else:
         order = topological_order(RunStore(handle.connection).read_definition(handle.run_id).tasks)
         out = console()
-        out.print(results_table(state.results, order, state.dispatch))
-        out.print(f"run {meta.run_id}: [bold]{meta.status}[/] - {counts_line(counts, meta.task_count)}")
+        show(out, results_table(state.results, order, state.dispatch))
+        out.print(
+            f"run {meta.run_id}: [bold]{styled(meta.status)}[/] - {counts_line(counts, meta.task_count)}"
+        )
     return meta.status
 
 
 def _drive_interactively(
-    client: Client, handle: RunHandle, on_interrupt: str, show: bool, *, hand_back: bool
+    client: Client, handle: RunHandle, on_interrupt: str, progress: bool, *, hand_back: bool
 ) -> bool:
-    """Coordinate to the end, with a progress bar when ``show``; False when detached by Ctrl-C.
+    """Coordinate to the end, with a progress bar when ``progress``; False when detached by Ctrl-C.
 
     ``hand_back``: the embedded default, whose previous workers are known dead: tasks
     they left running are handed out again at once.
     """
     try:
-        with progress_display(client.connection, handle.run_id, console(), enabled=show):
+        with progress_display(client.connection, handle.run_id, console(), enabled=progress):
             coordinate(client, handle, hand_back=hand_back)
         return True
     except Terminated:
@@ -154,7 +160,7 @@ def _drive_interactively(
     show_default=True,
     help="Folder of the embedded Redis.",
 )
-@log_options("WARNING")
+@log_options("warning")
 @json_option
 @handle_errors
 def run(
@@ -202,7 +208,7 @@ def run(
             client.connection.delete(RunKeys(handle.run_id).lease)
         if not as_json:
             click.echo(f"run {handle.run_id} started", err=True)
-        show = not as_json and console().is_terminal
-        ended = _drive_interactively(client, handle, on_interrupt, show, hand_back=embedded)
+        progress = not as_json and console().is_terminal
+        ended = _drive_interactively(client, handle, on_interrupt, progress, hand_back=embedded)
         status = report(handle, as_json)
     sys.exit(exit_for_status(status) if ended else EXIT_INTERRUPTED)

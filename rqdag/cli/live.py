@@ -22,7 +22,12 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
-from rqdag.cli.common import TERMINAL, counts_line, status_counts, styled
+from rqdag.cli.output import (
+    TERMINAL,
+    counts_line,
+    status_counts,
+    styled,
+)
 from rqdag.shared.keys import RunKeys
 from rqdag.shared.model import TaskResult
 from rqdag.shared.runs import DispatchEntry, RunStore

@@ -33,6 +33,9 @@ HUMAN_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 RUN_THREAD_PREFIX = "rqdag-run-"  # the coordinator service names a run's thread so
 
 
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
 def log_options(level: str) -> Callable[[F], F]:
     """``--log-level`` (default ``level``) and ``--log-format``, with env-var fallbacks."""
 
@@ -48,7 +51,7 @@ def log_options(level: str) -> Callable[[F], F]:
         )(func)
         return click.option(
             "--log-level",
-            type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
+            type=click.Choice(LOG_LEVELS, case_sensitive=False),
             default=level,
             show_default=True,
             envvar="RQDAG_LOG_LEVEL",
@@ -68,7 +71,9 @@ def _from_job() -> dict[str, Any]:
         kwargs = job.kwargs
     except DeserializationError:
         return {}
-    found = {k: kwargs[k] for k in ("run_id", "task", "attempt") if isinstance(kwargs, dict) and k in kwargs}
+    found: dict[str, Any] = {
+        k: kwargs[k] for k in ("run_id", "task", "attempt") if isinstance(kwargs, dict) and k in kwargs
+    }
     if job.worker_name:
         found["worker"] = job.worker_name
     return found

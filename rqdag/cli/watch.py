@@ -10,18 +10,20 @@ from rich.live import Live
 
 from rqdag.cli.common import (
     EXIT_INTERRUPTED,
-    counts_line,
     exit_for_status,
     handle_errors,
     interrupt_choice,
     interrupt_option,
     json_option,
     open_client,
-    print_json_line,
     redis_option,
-    styled,
 )
 from rqdag.cli.live import RunFollower, RunView, plain_line, render_view
+from rqdag.cli.output import (
+    counts_line,
+    print_json_line,
+    styled,
+)
 from rqdag.client import RunHandle
 
 

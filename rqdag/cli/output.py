@@ -1,0 +1,166 @@
+"""Human and JSON output: consoles that degrade to plain text, tables, status colours and counts.
+
+JSON is written with the standard library (indentation, sorted keys); JSON
+*input* is read through :mod:`rqdag.shared.codec` elsewhere.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import click
+from rich import box
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from rqdag.shared.model import TaskResult, TaskStatus
+from rqdag.shared.runs import DispatchEntry
+
+TERMINAL = tuple(s.value for s in TaskStatus)  # success, failure, skipped, cancelled
+IN_FLIGHT = ("queued", "running", "retry_wait", "handed_back", "lost")
+MAX_COLUMN = 40
+MIN_LAST_COLUMN = 12
+PLAIN_WIDTH = 200  # a pipe or a file has no width: keep messages whole
+
+STATUS_STYLE = {
+    "success": "green",
+    "failure": "red",
+    "skipped": "dim",
+    "cancelled": "yellow",
+    "succeeded": "green",
+    "failed": "red",
+    "running": "cyan",
+    "queued": "blue",
+    "retry_wait": "magenta",
+    "handed_back": "blue",
+    "lost": "red",
+    "pending": "blue",
+    "blocked": "magenta",
+    "error": "red",
+}
+
+
+def print_json(value: Any) -> None:
+    """One indented JSON document on stdout (keys sorted)."""
+    click.echo(json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False))
+
+
+def print_json_line(value: Any) -> None:
+    """One JSON document on one line of stdout, flushed (for streams of updates)."""
+    click.echo(json.dumps(value, sort_keys=True, ensure_ascii=False))
+    sys.stdout.flush()
+
+
+def console() -> Console:
+    """A console on stdout; plain text, and lines up to ``PLAIN_WIDTH``, when not a terminal."""
+    out = Console(highlight=False, soft_wrap=False)
+    if not out.is_terminal and "COLUMNS" not in os.environ:
+        out.width = PLAIN_WIDTH
+    return out
+
+
+def show(out: Console, renderable: Any) -> None:
+    """Print ``renderable``; off a terminal, without the padding at the ends of lines."""
+    if out.is_terminal:
+        out.print(renderable)
+        return
+    with out.capture() as captured:
+        out.print(renderable)
+    click.echo("\n".join(line.rstrip() for line in captured.get().splitlines()))
+
+
+Cell = str | Text
+
+
+def make_table(columns: Sequence[str], rows: Sequence[Sequence[Cell]], out: Console | None = None) -> Table:
+    """A table: ruled on a terminal, bare aligned text otherwise; one line per row.
+
+    Every column but the last keeps the width of its widest cell (up to
+    ``MAX_COLUMN``); the last one (a message, say) gets what is left of the
+    console's width and is cut with an ellipsis. Strings are rich markup.
+    """
+    out = out or console()
+    terminal = out.is_terminal
+    table = Table(
+        show_edge=False,
+        header_style="bold",
+        box=box.HEAVY_HEAD if terminal else None,
+        padding=(0, 1) if terminal else (0, 2, 0, 0),
+    )
+    texts = [[cell if isinstance(cell, Text) else Text.from_markup(cell) for cell in row] for row in rows]
+    widths = [
+        min(max([len(column), *(row[i].cell_len for row in texts)]), MAX_COLUMN)
+        for i, column in enumerate(columns[:-1])
+    ]
+    overhead = 3 * len(columns) - 1 if terminal else 2 * len(columns)
+    last = max(out.width - sum(widths) - overhead, MIN_LAST_COLUMN)
+    for column, width in zip(columns, widths, strict=False):
+        table.add_column(column, no_wrap=True, width=width, overflow="ellipsis")
+    table.add_column(columns[-1], no_wrap=True, overflow="ellipsis")
+    for row in texts:
+        row[-1].truncate(last, overflow="ellipsis")
+        table.add_row(*row)
+    return table
+
+
+def styled(status: str) -> str:
+    """``status`` in its colour (rich markup)."""
+    style = STATUS_STYLE.get(status)
+    return f"[{style}]{status}[/]" if style else status
+
+
+def results_table(
+    results: Mapping[str, TaskResult],
+    order: list[str] | None = None,
+    dispatch: Mapping[str, DispatchEntry] | None = None,
+) -> Table:
+    """Task, status, attempt, worker, duration, message: results, then attempts in flight."""
+    in_flight = dispatch or {}
+    rows: list[list[Cell]] = []
+    for name in order or sorted({*results, *in_flight}):
+        result = results.get(name)
+        entry = in_flight.get(name)
+        if result is not None:
+            duration = result.metrics.duration_s
+            rows.append(
+                [
+                    Text(name),
+                    styled(result.status.value),
+                    str(result.metrics.attempt or ""),
+                    Text(result.metrics.worker or ""),
+                    "" if duration is None else f"{duration:.2f}s",
+                    Text((result.message or "").splitlines()[0] if result.message else ""),
+                ]
+            )
+        elif entry is not None:
+            rows.append(
+                [Text(name), styled(entry.state), str(entry.attempt), Text(entry.worker or ""), "", ""]
+            )
+        else:
+            rows.append([Text(name), styled("pending"), "", "", "", ""])
+    return make_table(("task", "status", "attempt", "worker", "duration", "message"), rows)
+
+
+def status_counts(
+    results: Mapping[str, TaskResult], dispatch: Mapping[str, DispatchEntry], total: int
+) -> dict[str, int]:
+    """Tasks by status: the four terminal ones, the in-flight states, and ``pending``."""
+    counts = dict.fromkeys((*TERMINAL, *IN_FLIGHT), 0)
+    for result in results.values():
+        counts[result.status.value] += 1
+    for name, entry in dispatch.items():
+        if name not in results:
+            counts[entry.state] = counts.get(entry.state, 0) + 1
+    counts["pending"] = max(total - sum(counts.values()), 0)
+    return counts
+
+
+def counts_line(counts: Mapping[str, int], total: int) -> str:
+    """``3 success, 1 failure, 2 pending (6 tasks)``: the non-zero counts."""
+    parts = [f"{n} {status}" for status, n in counts.items() if n]
+    return ", ".join(parts) + f" ({total} tasks)"

@@ -1,0 +1,168 @@
+"""Commands about one task of a run: ``inspect`` and ``resolve``."""
+
+from __future__ import annotations
+
+import dataclasses
+import getpass
+import json
+import os
+import socket
+from typing import Any
+
+import click
+from rich.table import Table
+from rich.text import Text
+
+from rqdag.cli.common import (
+    handle_errors,
+    json_option,
+    open_client,
+    redis_option,
+)
+from rqdag.cli.output import (
+    console,
+    print_json,
+    show,
+    styled,
+)
+from rqdag.errors import RqdagError
+from rqdag.shared.codec import loads
+from rqdag.shared.definition import task_to_dict
+from rqdag.shared.model import TaskStatus
+from rqdag.shared.resolve import read_audit, resolve_task
+from rqdag.shared.runs import RunStore
+
+
+def operator() -> str:
+    """``$USER@hostname``: who resolved a task, as the audit stream records it."""
+    try:
+        user = os.environ.get("USER") or getpass.getuser()
+    except (KeyError, OSError):
+        user = "unknown"
+    return f"{user}@{socket.gethostname()}"
+
+
+def inspect_task(store: RunStore, run_id: str, task: str) -> dict[str, Any]:
+    """Everything known about one task of a run (the ``rqdag inspect --json`` document)."""
+    meta = store.read_meta(run_id)
+    definition = {t.name: t for t in store.read_definition(run_id).tasks}
+    if task not in definition:
+        raise RqdagError(f"run '{run_id}' has no task '{task}'")
+    state = store.read_state(run_id)
+    result = state.results.get(task)
+    entry = state.dispatch.get(task)
+    in_flight = None
+    if entry is not None:
+        in_flight = {k: v for k, v in dataclasses.asdict(entry).items() if k != "last_result"}
+        if entry.last_result is not None:
+            in_flight["last_result"] = loads(entry.last_result, what=f"run '{run_id}': '{task}' last_result")
+    spec = definition[task]
+    status = result.status.value if result is not None else (entry.state if entry else "pending")
+    return {
+        "run_id": run_id,
+        "run_status": meta.status,
+        "epoch": meta.epoch,
+        "task": task,
+        "status": status,
+        "attempts": result.metrics.attempt if result is not None else (entry.attempt if entry else 0),
+        "max_attempts": spec.retry.attempts + 1,
+        "result": None if result is None else result.to_dict(),
+        "in_flight": in_flight,
+        "definition": task_to_dict(spec),
+        "audit": read_audit(store, run_id, task),
+    }
+
+
+def _print_inspection(doc: dict[str, Any]) -> None:
+    out = console()
+    facts = Table.grid(padding=(0, 2))
+    facts.add_row("run", f"{doc['run_id']} ({styled(doc['run_status'])}, epoch {doc['epoch']})")
+    facts.add_row("task", f"[bold]{doc['task']}[/] {styled(doc['status'])}")
+    facts.add_row("attempts", f"{doc['attempts']} of at most {doc['max_attempts']}")
+    facts.add_row("function", Text(str(doc["definition"]["func"])))
+    result = doc["result"]
+    if result is not None:
+        metrics = result["metrics"]
+        facts.add_row("worker", Text(str(metrics.get("worker") or "-")))
+        if metrics.get("duration_s") is not None:
+            facts.add_row("duration", f"{metrics['duration_s']:.3f}s")
+        facts.add_row("message", Text(result.get("message") or "-"))
+        if result.get("in_doubt"):
+            facts.add_row("in doubt", "[magenta]yes: resolve it with 'rqdag resolve'[/]")
+    if doc["in_flight"] is not None:
+        entry = doc["in_flight"]
+        facts.add_row(
+            "in flight", Text(f"{entry['state']} (attempt {entry['attempt']}) on {entry['worker'] or '-'}")
+        )
+    show(out, facts)
+    if result is not None and result.get("data") is not None:
+        out.print("[bold]data[/]")
+        out.print(Text(json.dumps(result["data"], indent=2, ensure_ascii=False, sort_keys=True)))
+    if result is not None and result.get("error"):
+        out.print("[bold]error[/]")
+        out.print(Text(result["error"].rstrip()))
+    for entry in doc["audit"]:
+        who = entry.get("who") or "-"
+        out.print(Text(f"audit: {entry.get('kind')} by {who}: {json.dumps(entry, sort_keys=True)}"))
+
+
+@click.command("inspect")
+@click.argument("run_id")
+@click.argument("task")
+@redis_option
+@json_option
+@handle_errors
+def inspect_command(run_id: str, task: str, redis_url: str | None, as_json: bool) -> None:
+    """Show one task of a run: result, data, error with traceback, attempts, audit trail.
+
+    A task in flight also shows its dispatch entry (state, attempt, worker,
+    heartbeat).
+    """
+    doc = inspect_task(RunStore(open_client(redis_url).connection), run_id, task)
+    if as_json:
+        print_json(doc)
+    else:
+        _print_inspection(doc)
+
+
+@click.command()
+@click.argument("run_id")
+@click.argument("task")
+@redis_option
+@click.option(
+    "--status",
+    "status_",
+    type=click.Choice([TaskStatus.SUCCESS.value, TaskStatus.FAILURE.value]),
+    required=True,
+    help="What really happened.",
+)
+@click.option("--data", default=None, metavar="JSON", help="The task's data, as JSON (with success).")
+@click.option("--reason", default=None, help="Why; kept in the run's audit trail.")
+@json_option
+@handle_errors
+def resolve(
+    run_id: str,
+    task: str,
+    redis_url: str | None,
+    status_: str,
+    data: str | None,
+    reason: str | None,
+    as_json: bool,
+) -> None:
+    """Record what really happened to TASK (say, an at-most-once task in doubt).
+
+    The task's result becomes --status (with --data); the previous result, who
+    ($USER@host), when and why go to the run's audit trail. A run blocked on the
+    task goes on: its dependents run (success) or are skipped (failure).
+    """
+    try:
+        value = None if data is None else loads(data, what="--data")
+    except RqdagError as exc:
+        raise click.BadParameter(str(exc), param_hint="--data") from None
+    who = operator()
+    store = RunStore(open_client(redis_url).connection)
+    result = resolve_task(store, run_id, task, status=TaskStatus(status_), data=value, reason=reason, who=who)
+    if as_json:
+        print_json({"run_id": run_id, "task": task, "who": who, "result": result.to_dict()})
+        return
+    click.echo(f"run {run_id}: task {task} resolved as {status_} by {who}")
