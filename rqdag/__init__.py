@@ -1,5 +1,6 @@
 """rqdag: run workflows (DAGs of tasks) across many machines with Redis and RQ."""
 
+from rqdag.client import Client, RunHandle
 from rqdag.errors import RqdagError
 from rqdag.runner import RqdagWarning, TaskRunner, TaskRunnerBuilder
 from rqdag.shared.context import TaskContext
@@ -9,9 +10,11 @@ from rqdag.shared.snapshot import load_snapshot, save_snapshot
 from rqdag.shared.workflow import Workflow
 
 __all__ = [
+    "Client",
     "Retry",
     "RqdagError",
     "RqdagWarning",
+    "RunHandle",
     "Task",
     "TaskContext",
     "TaskMetrics",

@@ -33,11 +33,10 @@ def load_target(target: str) -> LoadedTarget:
         path = Path(spec).resolve()
         if not path.is_file():
             raise ImportPathError(f"target {target!r}: no such file {spec}")
-        folder = str(path.parent)
-        if folder not in sys.path:
-            sys.path.insert(0, folder)
-        extra_path.append(folder)
-        spec = path.stem
+        root, spec = _module_of_file(path)
+        if str(root) not in sys.path:
+            sys.path.insert(0, str(root))
+        extra_path.append(str(root))
         importlib.invalidate_caches()
     obj = resolve_attribute(f"{spec}:{attr}", what="target")
     if callable(obj) and not isinstance(obj, Workflow):
@@ -46,3 +45,18 @@ def load_target(target: str) -> LoadedTarget:
         raise WorkflowDefinitionError(f"target {target!r} is a {type(obj).__name__}, not a rqdag.Workflow")
     modules = sorted({spec} | {p.partition(":")[0] for t in obj.tasks if (p := t.func_path)})
     return LoadedTarget(obj, modules, extra_path)
+
+
+def _module_of_file(path: Path) -> tuple[Path, str]:
+    """The folder to import from and the dotted module name of a ``.py`` file.
+
+    A file inside packages (folders with ``__init__.py``) gets its package's
+    dotted name, so ``examples/hello.py`` and ``examples.hello`` name the same
+    module and register the same task functions on workers.
+    """
+    parts = [path.stem]
+    folder = path.parent
+    while (folder / "__init__.py").is_file():
+        parts.insert(0, folder.name)
+        folder = folder.parent
+    return folder, ".".join(parts)

@@ -5,9 +5,11 @@ from __future__ import annotations
 import rqdag
 
 EXPECTED = {
+    "Client",
     "Retry",
     "RqdagError",
     "RqdagWarning",
+    "RunHandle",
     "Task",
     "TaskContext",
     "TaskMetrics",
