@@ -31,6 +31,7 @@ class Completion:
     lost: bool = False  # the attempt's worker vanished (no heartbeat): see TaskStateManager.complete
     resolution: bool = False  # an operator recorded this result (rqdag resolve); no token
     handed_back: bool = False  # the worker stopped before the task ended and gave it back
+    unstarted: bool = False  # the job left its queue but never started: safe to send again
 
 
 class Dispatcher(Protocol):

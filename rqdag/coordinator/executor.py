@@ -73,7 +73,8 @@ class WorkflowExecutor:
             if completion.resolution:
                 self._state.resolve(completion.task, completion.result)
                 continue
-            if completion.handed_back and not self._state.task(completion.task).at_most_once:
+            at_most_once = self._state.task(completion.task).at_most_once
+            if completion.unstarted or (completion.handed_back and not at_most_once):
                 self._state.requeue(completion.task, completion.token)
                 continue
             outcome = self._state.complete(

@@ -43,6 +43,8 @@ def restore_in_flight(
             state.complete(name, entry.token, result, now)
         elif entry.state == "lost":  # voided by a coordinator that died before recording it
             state.complete(name, entry.token, lost_result(entry.worker, None), now, lost=True)
+        elif entry.state == "vanished":  # voided unstarted by a coordinator that died since
+            state.requeue(name, entry.token)
         elif entry.state == "handed_back" or (entry.state == "running" and requeue_running):
             if state.task(name).at_most_once:
                 state.complete(name, entry.token, lost_result(entry.worker, None), now, lost=True)

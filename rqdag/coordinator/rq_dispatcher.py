@@ -14,7 +14,7 @@ from rq.serializers import JSONSerializer
 
 from rqdag.coordinator.dispatch import Completion, DispatchRequest
 from rqdag.coordinator.lease import Lease
-from rqdag.coordinator.reconcile import lost_result
+from rqdag.coordinator.watchdog import Watchdog
 from rqdag.errors import DecodeError, LeaseLostError
 from rqdag.shared.codec import decode_result, encode_result
 from rqdag.shared.keys import RunKeys, job_id
@@ -52,8 +52,9 @@ class RQDispatcher:
         self._from_workers: set[str] = set()
         self._queues: dict[str, Queue] = {}
         self._woken = False
-        self._heartbeat_timeout_s = heartbeat_timeout_s
-        self._next_lost_check = 0.0
+        self._watchdog = Watchdog(
+            client, scripts, lease, heartbeat_timeout_s, lambda name: self._queue(name).key
+        )
         self.cancel_reason: str | None = None
         self.problems: list[str] = []
 
@@ -152,50 +153,10 @@ class RQDispatcher:
                     text(fields.get(b"token", b"")),
                 )
         self._check_cancel()
-        lost = self._find_lost() + handed
+        lost = self._watchdog.check() + handed
         if not finished and not retried and not resolved:
             return lost
         return self._load_completions(finished, retried, resolved, tokens) + lost
-
-    def _find_lost(self) -> list[Completion]:
-        """Running attempts whose heartbeat is older than the limit, now void."""
-        now = time.monotonic()
-        if now < self._next_lost_check:
-            return []
-        self._next_lost_check = now + max(self._heartbeat_timeout_s / 4, 0.2)
-        seconds, micros = self._client.time()
-        server_now = seconds + micros / 1e6
-        out: list[Completion] = []
-        for raw_name, raw in self._client.hgetall(self._keys.dispatch).items():
-            name = text(raw_name)
-            try:
-                entry = parse_dispatch_entry(self._lease.run_id, name, raw)
-            except DecodeError:
-                continue  # reported when the run was loaded
-            if entry.state != "running" or entry.heartbeat_at is None:
-                continue
-            silent = server_now - entry.heartbeat_at
-            if silent <= self._heartbeat_timeout_s:
-                continue
-            voided = int(
-                self._scripts.void_attempt(
-                    keys=[self._keys.lease, self._keys.dispatch, self._keys.events],
-                    args=[self._lease.value, name, entry.token, EVENTS_MAXLEN],
-                )
-            )
-            if voided < 0:
-                raise LeaseLostError(f"run '{self._lease.run_id}': lease lost while checking workers")
-            if voided:
-                log.warning(
-                    "run '%s': task '%s' attempt %d lost: worker %s silent for %.0fs",
-                    self._lease.run_id,
-                    name,
-                    entry.attempt,
-                    entry.worker,
-                    silent,
-                )
-                out.append(Completion(name, entry.token, lost_result(entry.worker, silent), lost=True))
-        return out
 
     def _read(self, block_s: float | None) -> None:
         block = None if block_s is None else max(int(block_s * 1000), 1)

@@ -1,0 +1,119 @@
+"""Finding attempts that will never report: silent workers, and jobs that vanished unstarted."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+import redis
+
+from rqdag.coordinator.dispatch import Completion
+from rqdag.coordinator.lease import Lease
+from rqdag.coordinator.reconcile import lost_result
+from rqdag.errors import DecodeError, LeaseLostError
+from rqdag.shared.keys import RunKeys
+from rqdag.shared.model import TaskResult
+from rqdag.shared.runs import DispatchEntry, parse_dispatch_entry, text
+from rqdag.shared.scripts import EVENTS_MAXLEN, Scripts
+
+log = logging.getLogger("rqdag.coordinator")
+
+
+class Watchdog:
+    """Checks a run's dispatch hash for attempts that are lost.
+
+    - running, with a heartbeat older than the limit: the worker died or hangs;
+      the attempt is voided and counts as a failure (``lost``);
+    - queued for longer than the limit while its job is no longer in its RQ
+      queue: a worker took the job and died before rqdag's start step. It never
+      started, so it is voided and sent again without counting a failure, even
+      for an at-most-once task (``unstarted``).
+
+    Voiding is fenced by the lease and by the attempt's state, so a worker that
+    is merely slow finds its attempt void and runs nothing.
+    """
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        scripts: Scripts,
+        lease: Lease,
+        heartbeat_timeout_s: float,
+        queue_key: Callable[[str], str],
+    ) -> None:
+        self._client = client
+        self._scripts = scripts
+        self._lease = lease
+        self._keys = RunKeys(lease.run_id)
+        self._timeout = heartbeat_timeout_s
+        self._queue_key = queue_key
+        self._next_check = 0.0
+
+    def check(self) -> list[Completion]:
+        """Lost attempts, voided; at most every quarter of the heartbeat limit."""
+        now = time.monotonic()
+        if now < self._next_check:
+            return []
+        self._next_check = now + max(self._timeout / 4, 0.2)
+        seconds, micros = self._client.time()
+        server_now = seconds + micros / 1e6
+        entries = self._entries()
+        out = [
+            self._void(name, entry, "running", lost_result(entry.worker, server_now - entry.heartbeat_at))
+            for name, entry in entries.items()
+            if entry.state == "running"
+            and entry.heartbeat_at is not None
+            and server_now - entry.heartbeat_at > self._timeout
+        ]
+        out += self._vanished(entries)
+        return [c for c in out if c is not None]
+
+    def _entries(self) -> dict[str, DispatchEntry]:
+        found: dict[str, DispatchEntry] = {}
+        for raw_name, raw in self._client.hgetall(self._keys.dispatch).items():
+            name = text(raw_name)
+            try:
+                found[name] = parse_dispatch_entry(self._lease.run_id, name, raw)
+            except DecodeError:
+                continue  # reported when the run was loaded
+        return found
+
+    def _vanished(self, entries: dict[str, DispatchEntry]) -> list[Completion | None]:
+        wall = time.time()
+        old = {
+            name: e
+            for name, e in entries.items()
+            if e.state == "queued" and e.queued_at is not None and wall - e.queued_at > self._timeout
+        }
+        if not old:
+            return []
+        with self._client.pipeline(transaction=False) as pipe:
+            for entry in old.values():
+                pipe.lpos(self._queue_key(entry.queue), entry.job_id)
+            positions: list[Any] = pipe.execute()
+        result = TaskResult.failure("its job left the queue but never started (its worker died)")
+        return [
+            self._void(name, entry, "queued", result)
+            for (name, entry), position in zip(old.items(), positions, strict=True)
+            if position is None
+        ]
+
+    def _void(self, name: str, entry: DispatchEntry, state: str, result: TaskResult) -> Completion | None:
+        voided = int(
+            self._scripts.void_attempt(
+                keys=[self._keys.lease, self._keys.dispatch, self._keys.events],
+                args=[self._lease.value, name, entry.token, EVENTS_MAXLEN, state],
+            )
+        )
+        if voided < 0:
+            raise LeaseLostError(f"run '{self._lease.run_id}': lease lost while checking workers")
+        if not voided:
+            return None
+        log.warning(
+            "run '%s': task '%s' attempt %d lost: %s", self._lease.run_id, name, entry.attempt, result.message
+        )
+        if state == "queued":
+            return Completion(name, entry.token, result, unstarted=True)
+        return Completion(name, entry.token, result, lost=True)
