@@ -163,6 +163,13 @@ def coordinator(
     help="Seconds between heartbeats of a running task.",
 )
 @click.option(
+    "--heartbeat-timeout",
+    "worker_heartbeat_timeout",
+    type=float,
+    default=None,
+    help="This worker's own heartbeat limit (seconds), used instead of the run's for its tasks.",
+)
+@click.option(
     "--max-result-bytes",
     type=int,
     default=DEFAULT_MAX_RESULT_BYTES,
@@ -187,6 +194,7 @@ def worker(
     worker_class: str,
     name: str | None,
     heartbeat_interval: float,
+    worker_heartbeat_timeout: float | None,
     max_result_bytes: int,
     shutdown_grace: float,
     burst: bool,
@@ -214,6 +222,7 @@ def worker(
         worker_class=worker_class,  # type: ignore[arg-type]
         name=name,
         heartbeat_interval=heartbeat_interval,
+        heartbeat_timeout_s=worker_heartbeat_timeout,
         max_result_bytes=max_result_bytes,
         shutdown_grace_s=shutdown_grace,
         burst=burst,

@@ -20,11 +20,14 @@ from rqdag.shared.scripts import EVENTS_MAXLEN, Scripts
 
 log = logging.getLogger("rqdag.coordinator")
 
+MAX_CHECK_INTERVAL_S = 5.0  # a worker with a shorter limit of its own is noticed this soon
+
 
 class Watchdog:
     """Checks a run's dispatch hash for attempts that are lost.
 
-    - running, with a heartbeat older than the limit: the worker died or hangs;
+    - running, with a heartbeat older than the limit (the worker's own, if it set
+      one with ``--heartbeat-timeout``, else the run's): the worker died or hangs;
       the attempt is voided and counts as a failure (``lost``);
     - queued for longer than the limit while its job is no longer in its RQ
       queue: a worker took the job and died before rqdag's start step. It never
@@ -52,20 +55,23 @@ class Watchdog:
         self._next_check = 0.0
 
     def check(self) -> list[Completion]:
-        """Lost attempts, voided; at most every quarter of the heartbeat limit."""
+        """Lost attempts, voided; checked every quarter of the shortest limit in play."""
         now = time.monotonic()
         if now < self._next_check:
             return []
-        self._next_check = now + max(self._timeout / 4, 0.2)
         seconds, micros = self._client.time()
         server_now = seconds + micros / 1e6
         entries = self._entries()
+        shortest = min(
+            [self._timeout, *(e.heartbeat_timeout for e in entries.values() if e.heartbeat_timeout)]
+        )
+        self._next_check = now + min(max(shortest / 4, 0.2), MAX_CHECK_INTERVAL_S)
         out = [
             self._void(name, entry, "running", lost_result(entry.worker, server_now - entry.heartbeat_at))
             for name, entry in entries.items()
             if entry.state == "running"
             and entry.heartbeat_at is not None
-            and server_now - entry.heartbeat_at > self._timeout
+            and server_now - entry.heartbeat_at > (entry.heartbeat_timeout or self._timeout)
         ]
         out += self._vanished(entries)
         return [c for c in out if c is not None]

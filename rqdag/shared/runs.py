@@ -62,6 +62,7 @@ class DispatchEntry:
     queued_at: float | None = None
     started_at: float | None = None
     heartbeat_at: float | None = None
+    heartbeat_timeout: float | None = None  # the worker's own limit, if it set one
     last_result: str | None = None
 
     def to_json(self) -> bytes:
@@ -279,6 +280,7 @@ def parse_dispatch_entry(run_id: str, task: str, raw: bytes | str) -> DispatchEn
             queued_at=_float_or_none(body.get("queued_at")),
             started_at=_float_or_none(body.get("started_at")),
             heartbeat_at=_float_or_none(body.get("heartbeat_at")),
+            heartbeat_timeout=_float_or_none(body.get("heartbeat_timeout")),
             last_result=body.get("last_result"),
         )
     except KeyError as exc:

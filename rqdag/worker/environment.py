@@ -58,6 +58,7 @@ class WorkerSettings:
     heartbeat_interval: float = DEFAULT_HEARTBEAT_INTERVAL
     max_result_bytes: int = DEFAULT_MAX_RESULT_BYTES
     shutdown_grace_s: float = DEFAULT_SHUTDOWN_GRACE_S
+    heartbeat_timeout_s: float | None = None  # this worker's own limit, over the run's
 
     def __post_init__(self) -> None:
         tasks = (self.tasks,) if isinstance(self.tasks, str) else tuple(self.tasks)
@@ -79,6 +80,7 @@ class WorkerEnvironment:
     worker_name: str
     heartbeat_interval: float
     max_result_bytes: int
+    heartbeat_timeout_s: float | None
     connection: redis.Redis
     scripts: Scripts
     current: CurrentAttempt = field(default_factory=CurrentAttempt)
@@ -94,6 +96,7 @@ def build_environment(
         worker_name=worker_name,
         heartbeat_interval=settings.heartbeat_interval,
         max_result_bytes=settings.max_result_bytes,
+        heartbeat_timeout_s=settings.heartbeat_timeout_s,
         connection=connection,
         scripts=Scripts.register(connection),
     )

@@ -54,7 +54,15 @@ def run_task(**kwargs: Any) -> str:
     keys = RunKeys(spec.run_id)
     reply = env.scripts.start_task(
         keys=[keys.meta, keys.results, keys.dispatch, keys.events],
-        args=[spec.task, spec.token, env.worker_name, time.time(), EVENTS_MAXLEN, *spec.depends_on],
+        args=[
+            spec.task,
+            spec.token,
+            env.worker_name,
+            time.time(),
+            EVENTS_MAXLEN,
+            "" if env.heartbeat_timeout_s is None else env.heartbeat_timeout_s,
+            *spec.depends_on,
+        ],
     )
     outcome = _text(reply[0])
     if outcome != "ok":

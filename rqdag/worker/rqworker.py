@@ -265,6 +265,7 @@ def start_worker(
     heartbeat_interval: float = DEFAULT_HEARTBEAT_INTERVAL,
     max_result_bytes: int = DEFAULT_MAX_RESULT_BYTES,
     shutdown_grace_s: float = DEFAULT_SHUTDOWN_GRACE_S,
+    heartbeat_timeout_s: float | None = None,
     burst: bool = False,
     log_level: str = "INFO",
 ) -> None:
@@ -272,6 +273,9 @@ def start_worker(
 
     ``tasks``: the modules whose functions (and whose workflows' tasks) may run;
     they are imported now, so a broken module stops the worker at once.
+    ``heartbeat_timeout_s``: this worker's own heartbeat limit (say, for hosts
+    with long pauses); the coordinator uses it for this worker's attempts
+    instead of the run's limit.
     ``context``: ``"pkg.mod:factory"``, called with no arguments once per
     process to build ``ctx.context``. ``name`` defaults to ``host:pid``.
 
@@ -295,6 +299,7 @@ def start_worker(
         heartbeat_interval=heartbeat_interval,
         max_result_bytes=max_result_bytes,
         shutdown_grace_s=shutdown_grace_s,
+        heartbeat_timeout_s=heartbeat_timeout_s,
     )
     connection = redis.Redis.from_url(redis_url)
     try:

@@ -235,3 +235,28 @@ def test_sigterm_worker_hands_back_a_task_that_outlasts_its_grace(redis_url: str
     assert _starts(procs)["m"] == 1
     audit = [f for _, f in client.connection.xrange(RunKeys(run.run_id).events) if f[b"kind"] == b"handback"]
     assert {f[b"task"] for f in audit} == {b"b", b"m"}
+
+
+def test_a_workers_own_heartbeat_limit_applies_to_its_tasks(redis_url: str, procs: Procs) -> None:
+    w1 = procs.worker(redis_url, "--heartbeat-timeout", "1", name="w1")
+    procs.coordinator(redis_url)
+    client = Client(redis_url)
+    store = RunStore(client.connection)
+    run = client.submit(faulty, params={"slow_s": 3}, run_id="own-limit", heartbeat_timeout_s=600)
+    wait_until(lambda: bool(_running_pids(store, run.run_id, {"b", "m"})), 30, "a slow task on w1")
+    entry = next(
+        e for n, e in store.read_state(run.run_id).dispatch.items() if n in {"b", "m"} and e.state == "running"
+    )
+    assert entry.heartbeat_timeout == 1.0
+    os.kill(w1.pid, signal.SIGSTOP)
+    try:
+        paused_at = time.monotonic()
+        lost = RunKeys(run.run_id).events
+
+        def declared_lost() -> bool:
+            return any(f[b"kind"] == b"lost" for _, f in client.connection.xrange(lost))
+
+        wait_until(declared_lost, 15, "the attempt declared lost under the worker's 1 s limit")
+        assert time.monotonic() - paused_at < 10, "the run's 600 s limit did not apply"
+    finally:
+        os.kill(w1.pid, signal.SIGCONT)

@@ -8,7 +8,8 @@
 -- ARGV[3]  worker name
 -- ARGV[4]  the worker's clock (unix seconds; kept as worker_time, heartbeats use Redis TIME)
 -- ARGV[5]  approximate maximum length of the events stream
--- ARGV[6..] names of the task's dependencies
+-- ARGV[6]  this worker's own heartbeat limit in seconds, or '' (the run's limit applies)
+-- ARGV[7..] names of the task's dependencies
 -- Returns: {'gone'} the run does not exist; {'done'} the task already succeeded;
 --          {'stale'} the token is not the current queued attempt;
 --          {'cancelled', reason} the run is being cancelled;
@@ -41,11 +42,14 @@ entry['worker'] = ARGV[3]
 entry['worker_time'] = tonumber(ARGV[4])
 entry['started_at'] = tonumber(now[1]) + tonumber(now[2]) / 1000000
 entry['heartbeat_at'] = entry['started_at']
+if ARGV[6] ~= '' then
+  entry['heartbeat_timeout'] = tonumber(ARGV[6])
+end
 redis.call('HSET', KEYS[3], ARGV[1], cjson.encode(entry))
 redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[5], '*',
   'kind', 'started', 'task', ARGV[1], 'token', ARGV[2], 'worker', ARGV[3])
 local out = {'ok', redis.call('HGET', KEYS[1], 'params') or '{}'}
-for i = 6, #ARGV do
+for i = 7, #ARGV do
   out[#out + 1] = redis.call('HGET', KEYS[2], ARGV[i])
 end
 return out
