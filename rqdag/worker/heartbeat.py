@@ -38,6 +38,13 @@ class Heartbeat:
         self.token = token
         self.interval = interval
         self.cancelled = cancelled
+        attempt = token.partition("-")[0]
+        # every line of this thread names its attempt (the JSON log format shows them)
+        self._extra = {
+            "run_id": keys.run_id,
+            "task": task,
+            "attempt": int(attempt) if attempt.isdigit() else None,
+        }
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name=f"rqdag-heartbeat-{task}", daemon=True)
 
@@ -60,7 +67,11 @@ class Heartbeat:
                 alive = self.beat()
             except redis.RedisError as exc:
                 log.warning(
-                    "run %r, task %r: heartbeat failed (will try again): %s", self.keys.run_id, self.task, exc
+                    "run %r, task %r: heartbeat failed (will try again): %s",
+                    self.keys.run_id,
+                    self.task,
+                    exc,
+                    extra=self._extra,
                 )
                 continue
             if not alive:
@@ -77,11 +88,18 @@ class Heartbeat:
                 self.keys.run_id,
                 self.task,
                 self.token,
+                extra=self._extra,
             )
             self.cancelled.set()
             return False
         reason = reply[1].decode() if reply[1] else ""
         if reason and not self.cancelled.is_set():
-            log.info("run %r, task %r: the run is being cancelled (%s)", self.keys.run_id, self.task, reason)
+            log.info(
+                "run %r, task %r: the run is being cancelled (%s)",
+                self.keys.run_id,
+                self.task,
+                reason,
+                extra=self._extra,
+            )
             self.cancelled.set()
         return True
