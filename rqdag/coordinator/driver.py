@@ -83,11 +83,14 @@ class RunDriver:
         if meta.finished:
             self._store.mark_inactive(self.run_id)
             return meta.status
+        self.lease.renew_if_due()  # loading a large run takes a while: keep the lease
         run_state = self._store.read_state(self.run_id)
         for problem in run_state.problems:
             log.error("%s", problem)
+        self.lease.renew_if_due()
         state = TaskStateManager(workflow.tasks, track_timeouts=False)
         state.hydrate(run_state.results, keep_all=True)
+        self.lease.renew_if_due()
         restore_in_flight(state, run_state, self.run_id, self._clock(), requeue_running=self._requeue_running)
         self.state = state
         dispatcher = RQDispatcher(

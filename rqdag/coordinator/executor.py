@@ -13,6 +13,7 @@ from rqdag.coordinator.state import TaskStateManager
 from rqdag.shared.model import TaskMetrics, TaskResult, TaskStatus
 
 MAX_IDLE_WAIT_S = 1.0
+MAX_BATCH = 500
 
 
 class WorkflowExecutor:
@@ -106,6 +107,10 @@ class WorkflowExecutor:
 
     def idle_wait(self, now: float) -> float:
         """How long the loop may block before the next timed event."""
+        if self._state.has_ready() and (
+            self._concurrency is None or self._state.running_count < self._concurrency
+        ):
+            return 0.0  # more to dispatch: the next step goes on with it
         wake_at = [t for t in (self._state.next_wakeup(), self._deadline) if t is not None]
         if not wake_at:
             return MAX_IDLE_WAIT_S
@@ -145,6 +150,7 @@ class WorkflowExecutor:
 
     def _dispatch(self, now: float) -> None:
         limit = self._concurrency - self._state.running_count if self._concurrency is not None else 1 << 30
+        limit = min(limit, MAX_BATCH)
         if limit <= 0:
             return
         batch = self._state.take_ready(now, limit)

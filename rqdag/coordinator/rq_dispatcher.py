@@ -53,8 +53,9 @@ class RQDispatcher:
         self._queues: dict[str, Queue] = {}
         self._woken = False
         self._watchdog = Watchdog(
-            client, scripts, lease, heartbeat_timeout_s, lambda name: self._queue(name).key
+            client, scripts, lease, heartbeat_timeout_s, lambda name: self._queue(name).intermediate_queue_key
         )
+        self._next_cancel_check = 0.0
         self.cancel_reason: str | None = None
         self.problems: list[str] = []
 
@@ -62,6 +63,7 @@ class RQDispatcher:
 
     def submit(self, requests: Sequence[DispatchRequest]) -> None:
         """Enqueue the attempts and write their dispatch entries, fenced by the lease."""
+        self._lease.renew_if_due()
         now = time.time()
         entries: dict[str, bytes] = {}
         by_queue: dict[str, list[Any]] = defaultdict(list)
@@ -126,7 +128,8 @@ class RQDispatcher:
     def collect(self) -> list[Completion]:
         """Completions that arrived; also renews the lease and notes a cancel request."""
         self._lease.renew_if_due()
-        self._read(block_s=None)
+        if not self._pending:  # wait() has just read what there was
+            self._read(block_s=None)
         events, self._pending = self._pending, []
         finished: list[str] = []
         retried: list[str] = []
@@ -167,6 +170,10 @@ class RQDispatcher:
                 self._pending.append((event_id, fields))
 
     def _check_cancel(self) -> None:
+        now = time.monotonic()
+        if now < self._next_cancel_check:
+            return
+        self._next_cancel_check = now + 0.5
         if self.cancel_reason is None:
             reason = self._client.hget(self._keys.meta, "cancel")
             if reason:

@@ -38,6 +38,7 @@ class TaskStateManager:
         self._ready: list[tuple[int, int, str]] = []
         self._retries: list[tuple[float, int, str]] = []
         self._running: set[str] = set()
+        self._timed: set[str] = set()  # running tasks that have a deadline
         self._newly_done: list[str] = []
         self._unfinished = len(tasks)
         self._in_doubt: set[str] = set()  # results that wait for an operator (rqdag resolve)
@@ -125,7 +126,7 @@ class TaskStateManager:
         """The earliest moment a retry becomes due or a running task times out."""
         with self._lock:
             times = [self._retries[0][0]] if self._retries else []
-            times += [d for n in self._running if (d := self._slots[n].deadline) is not None]
+            times += [d for n in self._timed if (d := self._slots[n].deadline) is not None]
             return min(times) if times else None
 
     def inputs_for(self, name: str) -> dict[str, Any]:
@@ -145,6 +146,11 @@ class TaskStateManager:
             return [(n, self._results[n]) for n in names]
 
     # ---- transitions --------------------------------------------------------
+
+    def has_ready(self) -> bool:
+        """True when a task waits in the ready queue."""
+        with self._lock:
+            return bool(self._ready)
 
     def take_ready(self, now: float, limit: int) -> list[Dispatch]:
         """Start up to ``limit`` ready tasks, highest priority first."""
@@ -166,6 +172,8 @@ class TaskStateManager:
         timeout = slot.task.timeout_s if self._track_timeouts else None
         slot.deadline = now + timeout if timeout is not None else None
         self._running.add(name)
+        if slot.deadline is not None:
+            self._timed.add(name)
         return Dispatch(slot.task, slot.attempt, slot.token, self.inputs_for(name), slot.deadline)
 
     def adopt(self, name: str, attempt: int, token: str, deadline: float | None) -> None:
@@ -178,6 +186,8 @@ class TaskStateManager:
             heapq.heapify(self._ready)
             slot.phase, slot.attempt, slot.token, slot.deadline = (Phase.RUNNING, attempt, token, deadline)
             self._running.add(name)
+            if deadline is not None:
+                self._timed.add(name)
 
     def complete(
         self,
@@ -202,6 +212,7 @@ class TaskStateManager:
             if slot is None or slot.phase is not Phase.RUNNING or slot.token != token:
                 return Outcome.STALE
             self._running.discard(name)
+            self._timed.discard(name)
             slot.token = None
             slot.deadline = None
             if result.metrics.attempt != slot.attempt:
@@ -257,6 +268,7 @@ class TaskStateManager:
             if slot is None or slot.phase is not Phase.RUNNING or slot.token != token:
                 return False
             self._running.discard(name)
+            self._timed.discard(name)
             slot.token = None
             slot.deadline = None
             self._push_ready(name)
@@ -267,7 +279,7 @@ class TaskStateManager:
         with self._lock:
             return [
                 (n, self._slots[n].token or "")
-                for n in sorted(self._running)
+                for n in sorted(self._timed)
                 if (d := self._slots[n].deadline) is not None and d <= now
             ]
 
@@ -286,6 +298,7 @@ class TaskStateManager:
                 slot.phase = Phase.DONE
                 self._newly_done.append(name)
             self._running.clear()
+            self._timed.clear()
             self._ready.clear()
             self._retries.clear()
             self._in_doubt.clear()  # the results keep their flag; the run may end

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 import redis
+from rq.job import Job
 
 from rqdag.coordinator.dispatch import Completion
 from rqdag.coordinator.lease import Lease
@@ -29,8 +30,9 @@ class Watchdog:
     - running, with a heartbeat older than the limit (the worker's own, if it set
       one with ``--heartbeat-timeout``, else the run's): the worker died or hangs;
       the attempt is voided and counts as a failure (``lost``);
-    - queued for longer than the limit while its job is no longer in its RQ
-      queue: a worker took the job and died before rqdag's start step. It never
+    - queued, with its job taken from the queue by a worker (RQ's intermediate
+      list, or marked started) for longer than the limit: the worker died
+      before rqdag's start step. It never
       started, so it is voided and sent again without counting a failure, even
       for an at-most-once task (``unstarted``).
 
@@ -44,15 +46,16 @@ class Watchdog:
         scripts: Scripts,
         lease: Lease,
         heartbeat_timeout_s: float,
-        queue_key: Callable[[str], str],
+        intermediate_key: Callable[[str], str],
     ) -> None:
         self._client = client
         self._scripts = scripts
         self._lease = lease
         self._keys = RunKeys(lease.run_id)
         self._timeout = heartbeat_timeout_s
-        self._queue_key = queue_key
+        self._intermediate_key = intermediate_key
         self._next_check = 0.0
+        self._taken_since: dict[str, float] = {}  # token -> when its job was first seen taken, unstarted
 
     def check(self) -> list[Completion]:
         """Lost attempts, voided; checked every quarter of the shortest limit in play."""
@@ -87,24 +90,43 @@ class Watchdog:
         return found
 
     def _vanished(self, entries: dict[str, DispatchEntry]) -> list[Completion | None]:
+        """Queued attempts whose job a worker took but never started, for longer than the limit.
+
+        Only attempts dispatched longer than the limit ago are looked at, with two
+        O(1) reads each (the job's RQ status; its place in the queue's short
+        intermediate list), never a scan of the queue. The clock starts when a
+        check first finds the job taken, not at dispatch, so a job that waited in
+        a long queue and was just taken by a live worker is left alone.
+        """
         wall = time.time()
         old = {
             name: e
             for name, e in entries.items()
             if e.state == "queued" and e.queued_at is not None and wall - e.queued_at > self._timeout
         }
+        self._taken_since = {
+            t: at for t, at in self._taken_since.items() if t in {e.token for e in old.values()}
+        }
         if not old:
             return []
         with self._client.pipeline(transaction=False) as pipe:
             for entry in old.values():
-                pipe.lpos(self._queue_key(entry.queue), entry.job_id)
-            positions: list[Any] = pipe.execute()
-        result = TaskResult.failure("its job left the queue but never started (its worker died)")
-        return [
-            self._void(name, entry, "queued", result)
-            for (name, entry), position in zip(old.items(), positions, strict=True)
-            if position is None
-        ]
+                pipe.hget(Job.key_for(entry.job_id), "status")
+                pipe.lpos(self._intermediate_key(entry.queue), entry.job_id)
+            replies: list[Any] = pipe.execute()
+        now = time.monotonic()
+        result = TaskResult.failure("a worker took its job but never started it (the worker died)")
+        out: list[Completion | None] = []
+        for index, (name, entry) in enumerate(old.items()):
+            status, in_intermediate = replies[2 * index], replies[2 * index + 1]
+            waiting = status == b"queued" and in_intermediate is None
+            if waiting:
+                self._taken_since.pop(entry.token, None)
+                continue
+            since = self._taken_since.setdefault(entry.token, now)
+            if now - since > self._timeout:
+                out.append(self._void(name, entry, "queued", result))
+        return out
 
     def _void(self, name: str, entry: DispatchEntry, state: str, result: TaskResult) -> Completion | None:
         voided = int(
