@@ -1,0 +1,145 @@
+"""A worker killed after RQ handed it a job but before rqdag's start step ran.
+
+The chaos test hits this window now and then (a SIGKILL between the worker's
+dequeue and the ``start_task`` script): the attempt is still ``queued`` in the
+run's dispatch hash while its RQ job sits in the dead worker's hands, so only
+the coordinator's watchdog can tell that it will never start. These tests open
+the window on purpose, both ways a worker can die in it:
+
+- right after the dequeue (``BLMOVE`` into RQ's intermediate list);
+- after RQ marked the job started, inside the job function, before rqdag's start.
+
+A run must not wait forever: the attempt never started (its token was never
+claimed), so the task is dispatched again, at-most-once or not, and runs once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from rqdag import Task, TaskStatus, Workflow
+from rqdag.client import Client
+from rqdag.embedded import RedisServer
+from rqdag.shared.runs import RunStore
+from tests.chaos.chaos_flow import LEDGER_ENV, work
+from tests.chaos.cluster import REPO, TASKS_MODULE
+
+FINISH_WITHIN_S = 20.0  # the heartbeat limit is 2 s and the lease TTL 2 s
+SETTLED = ("succeeded", "failed", "cancelled", "error", "blocked")
+
+
+class Procs:
+    """Child processes, SIGKILLed and reaped at the end."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.env = {**os.environ, "PYTHONPATH": str(REPO), LEDGER_ENV: str(folder / "ledger.jsonl")}
+        self.env.pop("REDIS_URL", None)
+        self.procs: list[subprocess.Popen[bytes]] = []
+
+    def start(self, name: str, *args: str) -> subprocess.Popen[bytes]:
+        with (self.folder / f"{name}.log").open("ab") as log:
+            proc = subprocess.Popen(
+                [sys.executable, *args], cwd=REPO, env=self.env, stdout=log, stderr=subprocess.STDOUT
+            )
+        self.procs.append(proc)
+        return proc
+
+    def worker(self, url: str) -> subprocess.Popen[bytes]:
+        return self.start(
+            "worker",
+            "-m",
+            "rqdag",
+            "worker",
+            "--redis",
+            url,
+            "--tasks",
+            TASKS_MODULE,
+            "--heartbeat-interval",
+            "0.5",
+        )
+
+    def ledger_lines(self) -> list[dict[str, Any]]:
+        path = Path(self.env[LEDGER_ENV])
+        return [json.loads(x) for x in path.read_text().splitlines() if x.strip()] if path.exists() else []
+
+    def stop_all(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait()
+
+
+@pytest.fixture
+def procs(tmp_path: Path) -> Iterator[Procs]:
+    p = Procs(tmp_path)
+    try:
+        yield p
+    finally:
+        p.stop_all()
+
+
+def die_after_dequeue(url: str, procs: Procs, client: Client) -> None:
+    """What a worker's dequeue does (RQ's ``Queue.lmove``), then the worker is gone."""
+    conn = client.connection
+    deadline = time.monotonic() + 15
+    while not conn.lmove("rq:queue:default", "rq:queue:default:intermediate"):
+        assert time.monotonic() < deadline, "the coordinator never enqueued the job"
+        time.sleep(0.05)
+
+
+def die_in_the_job(url: str, procs: Procs, client: Client) -> None:
+    """A real worker that SIGKILLs itself where the job function begins, before rqdag's start."""
+    code = (
+        "import os, signal\n"
+        "import rqdag.worker.rqworker as w\n"
+        "w.run_task = lambda **kwargs: os.kill(os.getpid(), signal.SIGKILL)\n"
+        f"w.start_worker({url!r}, tasks=[{TASKS_MODULE!r}], heartbeat_interval=0.5, name='dies-in-job')\n"
+    )
+    dying = procs.start("dying-worker", "-c", code)
+    assert dying.wait(timeout=30) == -9
+
+
+@pytest.mark.chaos
+@pytest.mark.parametrize("at_most_once", [False, True], ids=["at-least-once", "at-most-once"])
+@pytest.mark.parametrize("death", [die_after_dequeue, die_in_the_job], ids=lambda f: f.__name__)
+def test_a_worker_lost_before_the_start_step_does_not_stall_the_run(
+    fresh_redis: Callable[..., RedisServer],
+    procs: Procs,
+    death: Callable[[str, Procs, Client], None],
+    at_most_once: bool,
+) -> None:
+    server = fresh_redis()
+    procs.start("coordinator", "-m", "rqdag", "coordinator", "--redis", server.url, "--lease-ttl", "2")
+    client = Client(server.url)
+    try:
+        flow = Workflow("lost-dequeue", [Task("a", work, at_most_once=at_most_once)])
+        run = client.submit(
+            flow, params={"tasks": {"a": {"sleep_s": 0.0}}}, run_id="lost", heartbeat_timeout_s=2
+        )
+        death(server.url, procs, client)
+        procs.worker(server.url)
+        deadline = time.monotonic() + FINISH_WITHIN_S
+        while run.status().status not in SETTLED and time.monotonic() < deadline:
+            time.sleep(0.1)
+        status = run.status().status
+        entry = RunStore(client.connection).read_state(run.run_id).dispatch.get("a")
+        assert status in SETTLED, (
+            f"the run is still {status!r} {FINISH_WITHIN_S:g}s after its worker died before the start step; "
+            f"task 'a' stays in the dispatch hash as {entry}"
+        )
+        result = run.snapshot()["a"]
+        assert status == "succeeded" and result.status is TaskStatus.SUCCESS, (status, result)
+        starts = [line for line in procs.ledger_lines() if line["phase"] == "start"]
+        assert [line["attempt"] for line in starts] == [result.metrics.attempt], starts
+    finally:
+        client.connection.close()
