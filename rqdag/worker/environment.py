@@ -20,6 +20,7 @@ from rqdag.errors import RqdagError
 from rqdag.shared.scripts import Scripts
 from rqdag.worker.context import ContextHolder, load_context
 from rqdag.worker.registry import TaskRegistry, build_registry
+from rqdag.worker.ticker import Ticker
 
 DEFAULT_HEARTBEAT_INTERVAL = 5.0
 DEFAULT_MAX_RESULT_BYTES = 1 << 20
@@ -84,6 +85,7 @@ class WorkerEnvironment:
     connection: redis.Redis
     scripts: Scripts
     current: CurrentAttempt = field(default_factory=CurrentAttempt)
+    ticker: Ticker = field(default_factory=Ticker)
 
 
 def build_environment(

@@ -11,12 +11,13 @@ import redis
 
 from rqdag.shared.keys import RunKeys
 from rqdag.shared.scripts import Scripts
+from rqdag.worker.ticker import Ticker
 
 log = logging.getLogger("rqdag.worker")
 
 
 class Heartbeat:
-    """A daemon thread that runs the ``heartbeat`` script every ``interval`` seconds.
+    """Runs the ``heartbeat`` script every ``interval`` seconds on the worker's ticker.
 
     It sets ``cancelled`` when the attempt is no longer the current one (the
     coordinator gave up on it) or when the run has a cancel reason. Use it as a
@@ -31,6 +32,7 @@ class Heartbeat:
         token: str,
         interval: float,
         cancelled: threading.Event,
+        ticker: Ticker,
     ) -> None:
         self.scripts = scripts
         self.keys = keys
@@ -39,17 +41,17 @@ class Heartbeat:
         self.interval = interval
         self.cancelled = cancelled
         attempt = token.partition("-")[0]
-        # every line of this thread names its attempt (the JSON log format shows them)
+        # every line it logs names its attempt (the JSON log format shows them)
         self._extra = {
             "run_id": keys.run_id,
             "task": task,
             "attempt": int(attempt) if attempt.isdigit() else None,
         }
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name=f"rqdag-heartbeat-{task}", daemon=True)
+        self._ticker = ticker
+        self._handle: int | None = None
 
     def __enter__(self) -> Heartbeat:
-        self._thread.start()
+        self._handle = self._ticker.every(self.interval, self._tick)
         return self
 
     def __exit__(
@@ -58,24 +60,23 @@ class Heartbeat:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self._stop.set()
-        self._thread.join(timeout=max(self.interval, 1.0) + 5.0)
+        if self._handle is not None:
+            self._ticker.cancel(self._handle)
 
-    def _loop(self) -> None:
-        while not self._stop.wait(self.interval):
-            try:
-                alive = self.beat()
-            except redis.RedisError as exc:
-                log.warning(
-                    "run %r, task %r: heartbeat failed (will try again): %s",
-                    self.keys.run_id,
-                    self.task,
-                    exc,
-                    extra=self._extra,
-                )
-                continue
-            if not alive:
-                return
+    def _tick(self) -> None:
+        try:
+            alive = self.beat()
+        except redis.RedisError as exc:
+            log.warning(
+                "run %r, task %r: heartbeat failed (will try again): %s",
+                self.keys.run_id,
+                self.task,
+                exc,
+                extra=self._extra,
+            )
+            return
+        if not alive and self._handle is not None:
+            self._ticker.cancel(self._handle)
 
     def beat(self) -> bool:
         """Send one heartbeat; False when the attempt is no longer current."""

@@ -103,7 +103,13 @@ def _attempt(
         idempotency_key=idempotency_key(spec.run_id, spec.task),
     )
     heartbeat = Heartbeat(
-        env.scripts, RunKeys(spec.run_id), spec.task, spec.token, env.heartbeat_interval, ctx.cancelled
+        env.scripts,
+        RunKeys(spec.run_id),
+        spec.task,
+        spec.token,
+        env.heartbeat_interval,
+        ctx.cancelled,
+        env.ticker,
     )
     with heartbeat:
         result = _call(env, spec, func, condition, ctx)

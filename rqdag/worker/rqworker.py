@@ -202,22 +202,18 @@ class SimpleTaskWorker(RqdagWorkerMixin, SimpleWorker):
 
     @contextmanager
     def _rq_heartbeats(self, job: Job, execution: Any) -> Iterator[None]:
-        stop = threading.Event()
-
         def beat() -> None:
-            while not stop.wait(self.job_monitoring_interval):
-                try:
-                    self.maintain_heartbeats(job, execution)
-                except redis.RedisError as exc:
-                    self.log.warning("Worker %s: heartbeat failed: %s", self.name, exc)
+            try:
+                self.maintain_heartbeats(job, execution)
+            except redis.RedisError as exc:
+                self.log.warning("Worker %s: heartbeat failed: %s", self.name, exc)
 
-        thread = threading.Thread(target=beat, name="rq-heartbeat", daemon=True)
-        thread.start()
+        ticker = self.rqdag_environment().ticker
+        handle = ticker.every(self.job_monitoring_interval, beat)
         try:
             yield
         finally:
-            stop.set()
-            thread.join(timeout=5.0)
+            ticker.cancel(handle)
 
 
 WORKER_CLASSES: dict[str, type[RqdagWorkerMixin]] = {
