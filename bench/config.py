@@ -1,0 +1,60 @@
+"""The sizes and settings of one run of the suite: full size, or ``--quick`` for CI."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+SECTIONS = ("throughput", "chain", "fanin", "resume", "overhead", "peers")
+BENCH_DIR = Path(__file__).resolve().parent
+REPO = BENCH_DIR.parent
+
+
+@dataclass(frozen=True)
+class Config:
+    """What to run, how big, how often."""
+
+    quick: bool = False
+    sections: tuple[str, ...] = SECTIONS
+    reps: int = 3
+    workers: int = 2
+    extra_workers: tuple[int, ...] = (4, 8)
+    extra_width: int = 5_000  # 1: the wide DAG's width with the extra worker counts
+    width: int = 10_000  # 1: the wide DAG is 1 -> width -> 1
+    chain: int = 1_000  # 2: tasks in the chain
+    fanin: int = 5_000  # 3: 1 -> fanin -> 1
+    fanin_bound_s: float = 120.0  # 3: a reference that takes longer is stopped: "did not finish"
+    resume: int = 100_000  # 4: tasks of the resumed run
+    resume_small: int = 10_000  # 4: the smaller size the scaling is measured against
+    resume_million: bool = False  # 4: also 1,000,000 tasks
+    overhead_width: int = 2_000  # 5: wide DAG whose commands are counted
+    overhead_chain: int = 200  # 5: chain whose commands are counted
+    run_bound_s: float = 600.0  # any single measured run: a safety net, not a result
+    appendonly: bool = False
+    out_dir: Path | None = BENCH_DIR  # where RESULTS.md goes; None: print only
+    json_path: Path | None = None
+
+    @property
+    def mode(self) -> str:
+        """``quick`` or ``full``."""
+        return "quick" if self.quick else "full"
+
+
+FULL = Config()
+
+QUICK = replace(
+    FULL,
+    quick=True,
+    extra_workers=(),
+    extra_width=200,
+    width=200,
+    chain=50,
+    fanin=50,
+    fanin_bound_s=30.0,
+    resume=1_000,
+    resume_small=100,
+    overhead_width=100,
+    overhead_chain=20,
+    run_bound_s=60.0,
+    out_dir=None,
+)

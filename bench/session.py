@@ -1,0 +1,67 @@
+"""What the sections share: the server, the clients, and paired, alternating repetitions."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from rq import Queue
+from rq.queue import EnqueueData
+
+from bench.config import Config
+from bench.drive import Timing, raw_queue, run_raw, run_rqdag
+from bench.pools import RAW_QUEUE
+from bench.server import BenchRedis
+from bench.workloads import raw_independent, wide_workflow
+from rqdag.client import Client
+from rqdag.shared.workflow import Workflow
+
+WARMUP_TASKS = 20
+
+
+@dataclass
+class Session:
+    """One run of the suite: its config, its Redis, the in-process coordinator's client."""
+
+    config: Config
+    bench: BenchRedis
+    client: Client = field(init=False)
+    raw: Queue = field(init=False)
+    _runs: int = 0
+
+    def __post_init__(self) -> None:
+        self.client = Client(self.bench.url)
+        self.raw = raw_queue(self.client.connection, RAW_QUEUE)
+
+    def next_id(self, label: str) -> str:
+        """A fresh run id or job-id prefix."""
+        self._runs += 1
+        return f"bench-{label}-{self._runs}"
+
+    def rqdag(self, workflow: Workflow, label: str, bound_s: float | None = None) -> Timing:
+        """A clean Redis (workers stay registered), then one rqdag run driven in-process."""
+        self.bench.reset()
+        return run_rqdag(self.client, workflow, self.next_id(label), bound_s or self.config.run_bound_s)
+
+    def raw_jobs(self, make: Callable[[str], list[EnqueueData]], bound_s: float | None = None) -> Timing:
+        """A clean Redis, then the raw RQ jobs ``make(tag)`` until all have finished."""
+        self.bench.reset()
+        datas = make(self.next_id("raw").replace("-", "_"))
+        return run_raw(self.raw, datas, self.bench.client, bound_s or self.config.run_bound_s)
+
+    def warm_up(self) -> None:
+        """One small unmeasured run on each side: workers import, scripts load, connections open."""
+        self.rqdag(wide_workflow(WARMUP_TASKS, name="bench-warmup"), "warmup")
+        self.raw_jobs(lambda tag: raw_independent(WARMUP_TASKS, tag))
+
+    def close(self) -> None:
+        """Close the coordinator's client."""
+        self.client.connection.close()
+
+
+def alternate(reps: int, first: Callable[[], None], second: Callable[[], None]) -> None:
+    """Run ``first`` and ``second`` ``reps`` times each, swapping their order every repetition."""
+    for rep in range(reps):
+        pair = (first, second) if rep % 2 == 0 else (second, first)
+        for step in pair:
+            step()

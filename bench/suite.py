@@ -1,0 +1,95 @@
+"""Runs the selected sections in an order that needs few worker pools, and collects their rows."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+
+from bench import chain, fanin, overhead, peers, resume, throughput
+from bench.config import Config
+from bench.pools import WorkerPool
+from bench.server import BenchRedis
+from bench.session import Session
+from bench.stats import Row, SectionResult
+
+TITLES = {
+    "throughput": throughput.SECTION,
+    "chain": chain.SECTION,
+    "fanin": fanin.SECTION,
+    "resume": resume.SECTION,
+    "overhead": overhead.SECTION,
+    "peers": "6. Peers",
+}
+
+
+class Progress:
+    """One line on stderr per step, with the time since the start."""
+
+    def __init__(self) -> None:
+        self.start = time.monotonic()
+
+    def __call__(self, message: str) -> None:
+        print(f"[{time.monotonic() - self.start:6.1f}s] {message}", file=sys.stderr, flush=True)
+
+
+def run_suite(config: Config, bench: BenchRedis, progress: Callable[[str], None]) -> list[SectionResult]:
+    """Every selected section, in section order."""
+    results = {key: SectionResult(key, TITLES[key]) for key in TITLES if key in config.sections}
+    session = Session(config, bench)
+
+    def add(key: str, rows: list[Row]) -> None:
+        results[key].rows.extend(rows)
+        for row in rows:
+            ratio = row.ratio.format() if row.ratio else "-"
+            progress(
+                f"{row.section} | {row.measure}: rqdag {row.rqdag.format() if row.rqdag else '-'}"
+                f" {row.unit}, ratio {ratio}"
+            )
+
+    try:
+        if "resume" in results:
+            progress("4. resume (no workers)")
+            add("resume", resume.measure(session))
+            results["resume"].notes.extend(resume.NOTES)
+        _with_base_pools(session, results, add, progress)
+        if "overhead" in results:
+            progress(f"5. overhead ({config.workers} counted workers each side)")
+            add("overhead", overhead.measure(session))
+        if "throughput" in results:
+            for count in config.extra_workers:
+                progress(f"1. throughput with {count} workers each side")
+                with WorkerPool(bench, "rqdag", count), WorkerPool(bench, "raw", count):
+                    session.warm_up()
+                    add("throughput", [throughput.measure(session, config.extra_width, count)])
+    finally:
+        session.close()
+    if "peers" in results:
+        results["peers"].skipped = peers.skip_reason()
+        progress(f"6. peers skipped: {results['peers'].skipped}")
+    return list(results.values())
+
+
+def _with_base_pools(
+    session: Session,
+    results: dict[str, SectionResult],
+    add: Callable[[str, list[Row]], None],
+    progress: Callable[[str], None],
+) -> None:
+    """Sections 1-3 at the base worker count, on one pair of pools."""
+    config = session.config
+    keys = [k for k in ("throughput", "chain", "fanin") if k in results]
+    if not keys:
+        return
+    count = config.workers
+    with WorkerPool(session.bench, "rqdag", count), WorkerPool(session.bench, "raw", count) as raw_pool:
+        session.warm_up()
+        if "throughput" in results:
+            progress(f"1. throughput, {count} workers each side")
+            add("throughput", [throughput.measure(session, config.width, count)])
+        if "chain" in results:
+            progress(f"2. chain latency, {count} workers each side")
+            add("chain", [chain.measure(session, config.chain, count)])
+        if "fanin" in results:
+            progress(f"3. fan-in, {count} workers each side")
+            add("fanin", [fanin.measure(session, config.fanin, count, raw_pool)])

@@ -1,0 +1,45 @@
+"""Section 1, throughput: a wide DAG on rqdag against raw RQ draining as many independent jobs."""
+
+from __future__ import annotations
+
+from bench.drive import Timing
+from bench.session import Session, alternate
+from bench.stats import Row, Series, ratios
+from bench.workloads import raw_independent, wide_workflow
+
+SECTION = "1. Throughput"
+TARGET_RATIO = 0.90
+
+
+def rate(timing: Timing) -> float:
+    """Tasks (or jobs) finished per second."""
+    return timing.done / timing.seconds if timing.seconds > 0 else 0.0
+
+
+def measure(session: Session, width: int, workers: int) -> Row:
+    """``1 -> width -> 1`` on rqdag vs ``width + 2`` independent raw RQ jobs, ``workers`` each side."""
+    workflow = wide_workflow(width)
+    total = width + 2
+    ours: list[Timing] = []
+    theirs: list[Timing] = []
+    alternate(
+        session.config.reps,
+        lambda: ours.append(session.rqdag(workflow, "wide")),
+        lambda: theirs.append(session.raw_jobs(lambda tag: raw_independent(total, tag))),
+    )
+    rqdag = Series.of([rate(t) for t in ours], any(not t.finished for t in ours))
+    raw = Series.of([rate(t) for t in theirs], any(not t.finished for t in theirs))
+    ratio = ratios(rqdag, raw)
+    cpu_us = Series.of([t.cpu_s / t.done * 1e6 for t in ours if t.done])
+    return Row(
+        section=SECTION,
+        measure=f"wide DAG 1 -> {width:,} -> 1 ({total:,} no-op tasks), {workers} workers",
+        unit="tasks/s",
+        rqdag=rqdag,
+        reference=raw,
+        reference_name=f"raw RQ, {total:,} independent jobs",
+        ratio=ratio,
+        target=f">= {TARGET_RATIO:.2f}",
+        met=ratio.median >= TARGET_RATIO and not ratio.bound_hit,
+        note=f"in-process coordinator CPU: {cpu_us.format()} us/task",
+    )
