@@ -88,7 +88,7 @@ class RunDriver:
         for problem in run_state.problems:
             log.error("%s", problem)
         self.lease.renew_if_due()
-        state = TaskStateManager(workflow.tasks, track_timeouts=False)
+        state = TaskStateManager(workflow.tasks, track_timeouts=False, validated=True)
         state.hydrate(run_state.results, keep_all=True)
         self.lease.renew_if_due()
         restore_in_flight(state, run_state, self.run_id, self._clock(), requeue_running=self._requeue_running)

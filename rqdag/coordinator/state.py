@@ -24,9 +24,13 @@ class TaskStateManager:
     Thread-safe: :meth:`snapshot` may be called from any thread while the run goes on.
     """
 
-    def __init__(self, tasks: Sequence[Task], *, track_timeouts: bool = True) -> None:
-        """``track_timeouts=False`` when the backend enforces ``timeout_s`` itself (workers)."""
-        validate_graph(tasks)
+    def __init__(
+        self, tasks: Sequence[Task], *, track_timeouts: bool = True, validated: bool = False
+    ) -> None:
+        """``track_timeouts=False`` when the backend enforces ``timeout_s`` itself (workers);
+        ``validated=True`` when the caller has just checked the graph (a stored definition)."""
+        if not validated:
+            validate_graph(tasks)
         self._track_timeouts = track_timeouts
         self._lock = threading.RLock()
         self._slots = {t.name: Slot(task=t, order=i) for i, t in enumerate(tasks)}
