@@ -245,7 +245,9 @@ def test_a_workers_own_heartbeat_limit_applies_to_its_tasks(redis_url: str, proc
     run = client.submit(faulty, params={"slow_s": 3}, run_id="own-limit", heartbeat_timeout_s=600)
     wait_until(lambda: bool(_running_pids(store, run.run_id, {"b", "m"})), 30, "a slow task on w1")
     entry = next(
-        e for n, e in store.read_state(run.run_id).dispatch.items() if n in {"b", "m"} and e.state == "running"
+        e
+        for n, e in store.read_state(run.run_id).dispatch.items()
+        if n in {"b", "m"} and e.state == "running"
     )
     assert entry.heartbeat_timeout == 1.0
     os.kill(w1.pid, signal.SIGSTOP)
