@@ -50,6 +50,8 @@ class LocalWorkers:
             ",".join(self._tasks),
             "--worker-class",
             self._worker_class,
+            "--log-level",
+            self._log_level,
         ]
         for _ in range(self._count):
             self._procs.append(
