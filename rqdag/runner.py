@@ -190,12 +190,9 @@ class TaskRunner:
             Client(self._redis_url).run(self.run_id).cancel(reason)
 
 
-Functions = dict[str, tuple[Callable[..., Any], Callable[..., Any] | None]]
-
-
 def resolve_functions(tasks: Iterable[Task]) -> TaskFunctions:
     """Each task's function and condition as callables; import errors name the task."""
-    out: Functions = {}
+    out: dict[str, tuple[Callable[..., Any], Callable[..., Any] | None]] = {}
     for task in tasks:
         func = task.func if callable(task.func) else resolve_path(task.func, what=f"task '{task.name}': func")
         cond = task.condition

@@ -68,8 +68,7 @@ class RunDriver:
             log.warning("%s; another coordinator goes on with the run", exc)
             return None
         finally:
-            if self._stop.is_set() or self.state is None or not self.state.is_finished():
-                self.lease.release()
+            self.lease.release()  # a no-op when the lease was lost: it is fenced by its value
 
     def _drive_leased(self) -> str | None:
         try:
@@ -117,7 +116,6 @@ class RunDriver:
         status = run_status(state.snapshot(), cancelled=dispatcher.cancel_reason is not None)
         self._set_status(status)
         self._store.mark_inactive(self.run_id)
-        self.lease.release()
         return status
 
     def _loop(self, executor: WorkflowExecutor, dispatcher: RQDispatcher) -> bool:

@@ -74,16 +74,15 @@ class WorkflowExecutor:
             if completion.resolution:
                 self._state.resolve(completion.task, completion.result)
                 continue
-            at_most_once = self._state.task(completion.task).at_most_once
-            if completion.unstarted or (completion.handed_back and not at_most_once):
+            if completion.unstarted:  # never started: safe to send again, at-most-once or not
                 self._state.requeue(completion.task, completion.token)
                 continue
+            if completion.handed_back:
+                self._started_at.pop(completion.task, None)
+                self._state.hand_back(completion.task, completion.token, completion.result, now)
+                continue
             outcome = self._state.complete(
-                completion.task,
-                completion.token,
-                completion.result,
-                now,
-                lost=completion.lost or completion.handed_back,
+                completion.task, completion.token, completion.result, now, lost=completion.lost
             )
             if outcome is not Outcome.STALE:
                 self._started_at.pop(completion.task, None)

@@ -46,10 +46,7 @@ def restore_in_flight(
         elif entry.state == "vanished":  # voided unstarted by a coordinator that died since
             state.requeue(name, entry.token)
         elif entry.state == "handed_back" or (entry.state == "running" and requeue_running):
-            if state.task(name).at_most_once:
-                state.complete(name, entry.token, lost_result(entry.worker, None), now, lost=True)
-            else:
-                state.requeue(name, entry.token)
+            state.hand_back(name, entry.token, lost_result(entry.worker, None), now)
 
 
 def lost_result(worker: str | None, silent_s: float | None) -> TaskResult:

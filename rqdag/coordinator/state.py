@@ -265,6 +265,17 @@ class TaskStateManager:
             idle = not (self._running or self._ready or self._retries)
             return idle and bool(self._in_doubt)
 
+    def hand_back(self, name: str, token: str, result: TaskResult, now: float) -> None:
+        """A running attempt given up without a result (its worker stopped, or all died).
+
+        An at-least-once task runs again with no failure counted; an
+        at-most-once task may have acted, so it is lost: in doubt.
+        """
+        if self.task(name).at_most_once:
+            self.complete(name, token, result, now, lost=True)
+        else:
+            self.requeue(name, token)
+
     def requeue(self, name: str, token: str) -> bool:
         """Hand a running attempt back (its worker stopped cleanly): it runs again, no failure counted."""
         with self._lock:
