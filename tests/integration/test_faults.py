@@ -172,7 +172,12 @@ def test_redis_restart_mid_run(fresh_redis, procs: Procs) -> None:  # type: igno
         assert results[name] == result, f"acknowledged result of {name} lost or changed"
     assert "persistence" not in procs.log("coordinator"), "an AOF-backed Redis must not be warned about"
     for worker in ("w1", "w2"):
-        assert "lost Redis" in procs.log(worker), f"{worker} went through the outage and came back"
+        # a worker busy with a task is rebuilt by rqdag ("lost Redis"); one waiting for a job
+        # is retried by RQ's own dequeue loop ("could not connect"); both are logged, bounded
+        noticed = procs.log(worker)
+        assert "lost Redis" in noticed or "could not connect to Redis" in noticed, (
+            f"{worker} went through the outage without a word in its log"
+        )
 
 
 def test_coordinator_warns_about_a_redis_that_can_lose_runs(fresh_redis, procs: Procs) -> None:  # type: ignore[no-untyped-def]
