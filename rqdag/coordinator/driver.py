@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import redis
 
 from rqdag.coordinator.events import EventBus
 from rqdag.coordinator.executor import WorkflowExecutor
 from rqdag.coordinator.lease import DEFAULT_LEASE_TTL_S, Lease
+from rqdag.coordinator.progress import read_progress
 from rqdag.coordinator.reconcile import restore_in_flight
 from rqdag.coordinator.rq_dispatcher import RQDispatcher
 from rqdag.coordinator.state import TaskStateManager
@@ -28,7 +31,9 @@ class RunDriver:
     """Takes the lease, rebuilds the run from Redis, and steps it to the end.
 
     Nothing it needs lives only in its memory: kill it at any point and another
-    driver picks the run up where it stood.
+    driver picks the run up where it stood. Its :attr:`state` holds the
+    successes it found in Redis by status only (see :mod:`.progress`): the
+    run's snapshot is read from Redis (``RunHandle.snapshot()``), not from it.
     """
 
     def __init__(
@@ -73,7 +78,8 @@ class RunDriver:
     def _drive_leased(self) -> str | None:
         try:
             meta = self._store.read_meta(self.run_id)
-            workflow = self._store.read_definition(self.run_id)
+            with gc_paused():
+                workflow = self._store.read_definition(self.run_id)
         except DecodeError as exc:
             log.error("%s; the run is marked 'error' and left for an operator", exc)
             self._client.hset(self._keys.meta, "error", str(exc))
@@ -83,14 +89,22 @@ class RunDriver:
             self._store.mark_inactive(self.run_id)
             return meta.status
         self.lease.renew_if_due()  # loading a large run takes a while: keep the lease
-        run_state = self._store.read_state(self.run_id)
-        for problem in run_state.problems:
-            log.error("%s", problem)
-        self.lease.renew_if_due()
-        state = TaskStateManager(workflow.tasks, track_timeouts=False, validated=True)
-        state.hydrate(run_state.results, keep_all=True)
-        self.lease.renew_if_due()
-        restore_in_flight(state, run_state, self.run_id, self._clock(), requeue_running=self._requeue_running)
+        with gc_paused():
+            run_state = read_progress(self._client, self._scripts, self.run_id)
+            for problem in run_state.problems:
+                log.error("%s", problem)
+            self.lease.renew_if_due()
+            state = TaskStateManager(
+                workflow.tasks,
+                track_timeouts=False,
+                validated=True,
+                snapshot=run_state.results,
+                keep_all=True,
+            )
+            self.lease.renew_if_due()
+            restore_in_flight(
+                state, run_state, self.run_id, self._clock(), requeue_running=self._requeue_running
+            )
         self.state = state
         dispatcher = RQDispatcher(
             self._client,
@@ -136,7 +150,7 @@ class RunDriver:
                     self.run_id,
                     "blocked: resolve its in-doubt tasks" if blocked else "unblocked",
                 )
-            dispatcher.wait(executor.idle_wait(self._clock()))
+            dispatcher.wait(executor.idle_wait(self._clock()), in_flight=self.state.running_count)
         return True
 
     def _set_status(self, status: str) -> None:
@@ -146,6 +160,22 @@ class RunDriver:
         )
         if int(written) < 0:
             raise LeaseLostError(f"run '{self.run_id}': lease lost while setting status {status}")
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector while a run loads.
+
+    Loading makes some hundred thousand objects that all live on; the collector
+    would scan the growing heap again and again (half of a large run's load time).
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def run_status(results: dict[str, TaskResult], *, cancelled: bool) -> str:

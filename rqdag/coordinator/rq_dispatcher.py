@@ -29,6 +29,9 @@ RQ_RESULT_TTL_S = 60
 RQ_FAILURE_TTL_S = 7 * 24 * 3600
 READ_COUNT = 10_000
 BLOCK_SLICE_S = 0.5
+LINGER_S = 0.01
+LINGER_MIN_IN_FLIGHT = 64
+LINGER_BATCH = 32
 
 
 class RQDispatcher:
@@ -111,14 +114,22 @@ class RQDispatcher:
 
     # ---- completions -----------------------------------------------------------------
 
-    def wait(self, timeout: float) -> None:
-        """Block on the event stream until something arrives, wake(), or timeout."""
+    def wait(self, timeout: float, *, in_flight: int = 0) -> None:
+        """Block on the event stream until something arrives, wake(), or timeout.
+
+        With many attempts in flight the workers have queued work to go on with,
+        so a completion or two that arrive alone wait LINGER_S for the next ones:
+        a batch costs the coordinator one read and one step instead of one each.
+        """
         deadline = time.monotonic() + max(timeout, 0.0)
         while not self._pending and not self._woken:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return
             self._read(block_s=min(remaining, BLOCK_SLICE_S))
+        if not self._woken and in_flight >= LINGER_MIN_IN_FLIGHT and len(self._pending) < LINGER_BATCH:
+            time.sleep(LINGER_S)
+            self._read(block_s=None)
         self._woken = False
 
     def wake(self) -> None:
@@ -135,6 +146,7 @@ class RQDispatcher:
         retried: list[str] = []
         resolved: list[str] = []
         handed: list[Completion] = []
+        inline: list[Completion] = []
         tokens: dict[str, str] = {}
         for _, fields in events:
             kind = text(fields.get(b"kind", b""))
@@ -146,8 +158,13 @@ class RQDispatcher:
                 result = TaskResult.failure(f"worker {worker} shut down and handed the task back")
                 handed.append(Completion(task, text(fields.get(b"token", b"")), result, handed_back=True))
             elif kind in ("finished", "retry"):
+                token = text(fields.get(b"token", b""))
+                raw = fields.get(b"result")
+                if raw is not None:  # a small result travels in its event: nothing to read
+                    inline.append(self._completion(task, token, raw, kind))
+                    continue
                 (finished if kind == "finished" else retried).append(task)
-                tokens[task] = text(fields.get(b"token", b""))
+                tokens[task] = token
             elif kind == "refused":
                 log.warning(
                     "run '%s': late result of task '%s' (token %s) refused",
@@ -158,8 +175,15 @@ class RQDispatcher:
         self._check_cancel()
         lost = self._watchdog.check() + handed
         if not finished and not retried and not resolved:
-            return lost
-        return self._load_completions(finished, retried, resolved, tokens) + lost
+            return inline + lost
+        return inline + self._load_completions(finished, retried, resolved, tokens) + lost
+
+    def _completion(self, task: str, token: str, raw: bytes, kind: str) -> Completion:
+        where = "results" if kind == "finished" else "dispatch last_result"
+        result = self._decode(raw, f"run '{self._lease.run_id}': {where} of '{task}' (in its event)")
+        if kind == "finished":
+            self._from_workers.add(task)
+        return Completion(task, token, result)
 
     def _read(self, block_s: float | None) -> None:
         block = None if block_s is None else max(int(block_s * 1000), 1)

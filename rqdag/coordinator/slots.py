@@ -27,7 +27,7 @@ class Outcome(StrEnum):
     STALE = "stale"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Dispatch:
     """One attempt of a task that the executor must hand to a dispatcher."""
 
@@ -38,7 +38,7 @@ class Dispatch:
     deadline: float | None
 
 
-@dataclass
+@dataclass(slots=True)
 class Slot:
     """The state machine's record of one task."""
 

@@ -25,19 +25,31 @@ class TaskStateManager:
     """
 
     def __init__(
-        self, tasks: Sequence[Task], *, track_timeouts: bool = True, validated: bool = False
+        self,
+        tasks: Sequence[Task],
+        *,
+        track_timeouts: bool = True,
+        validated: bool = False,
+        snapshot: Mapping[str, TaskResult] | None = None,
+        keep_all: bool = False,
     ) -> None:
         """``track_timeouts=False`` when the backend enforces ``timeout_s`` itself (workers);
-        ``validated=True`` when the caller has just checked the graph (a stored definition)."""
+        ``validated=True`` when the caller has just checked the graph (a stored definition);
+        ``snapshot`` and ``keep_all``: as :meth:`hydrate`, in one pass (a large run loads faster)."""
         if not validated:
             validate_graph(tasks)
         self._track_timeouts = track_timeouts
         self._lock = threading.RLock()
         self._slots = {t.name: Slot(task=t, order=i) for i, t in enumerate(tasks)}
-        self._dependents: dict[str, list[str]] = {t.name: [] for t in tasks}
+        self._dependents: dict[str, list[str]] = {}  # only tasks that have dependents
+        dependents = self._dependents
         for t in tasks:
             for dep in t.depends_on:
-                self._dependents[dep].append(t.name)
+                children = dependents.get(dep)
+                if children is None:
+                    dependents[dep] = [t.name]
+                else:
+                    children.append(t.name)
         self._results: dict[str, TaskResult] = {}
         self._ready: list[tuple[int, int, str]] = []
         self._retries: list[tuple[float, int, str]] = []
@@ -46,6 +58,8 @@ class TaskStateManager:
         self._newly_done: list[str] = []
         self._unfinished = len(tasks)
         self._in_doubt: set[str] = set()  # results that wait for an operator (rqdag resolve)
+        if snapshot is not None:
+            self._load(snapshot, keep_all)
         self._prime()
 
     # ---- set-up -------------------------------------------------------------
@@ -60,26 +74,40 @@ class TaskStateManager:
         with self._lock:
             if self._running or self._results:
                 raise RuntimeError("hydrate() must be called before the run starts")
-            unknown = [name for name in snapshot if name not in self._slots]
-            for name, result in snapshot.items():
-                if name in self._slots and (keep_all or result.status is TaskStatus.SUCCESS):
-                    self._results[name] = result
-                    if result.in_doubt:
-                        self._in_doubt.add(name)
-                    self._slots[name].phase = Phase.DONE
-                    self._slots[name].attempt = result.metrics.attempt
-            self._unfinished = len(self._slots) - len(self._results)
+            unknown = self._load(snapshot, keep_all)
             self._prime()
             return unknown
+
+    def _load(self, snapshot: Mapping[str, TaskResult], keep_all: bool) -> list[str]:
+        slots = self._slots
+        unknown = [name for name in snapshot if name not in slots]
+        for name, result in snapshot.items():
+            slot = slots.get(name)
+            if slot is not None and (keep_all or result.status is TaskStatus.SUCCESS):
+                self._results[name] = result
+                if result.in_doubt:
+                    self._in_doubt.add(name)
+                slot.phase = Phase.DONE
+                slot.attempt = result.metrics.attempt
+        self._unfinished = len(slots) - len(self._results)
+        return unknown
 
     def _prime(self) -> None:
         self._ready.clear()
         resolved: list[str] = []
+        results = self._results
+        in_doubt = self._in_doubt
         for name, slot in self._slots.items():
             if slot.phase is Phase.DONE:
                 continue
             slot.phase = Phase.WAITING
-            slot.remaining = sum(1 for d in slot.task.depends_on if not self._settled(d))
+            deps = slot.task.depends_on
+            remaining = len(deps)
+            if results:  # a dependency counts once it has a result that is not in doubt
+                for dep in deps:
+                    if dep in results and dep not in in_doubt:
+                        remaining -= 1
+            slot.remaining = remaining
             if slot.remaining == 0:
                 resolved.append(name)
         self._resolve(resolved)
@@ -165,7 +193,8 @@ class TaskStateManager:
             out: list[Dispatch] = []
             while self._ready and len(out) < limit:
                 _, _, name = heapq.heappop(self._ready)
-                out.append(self._start(name, now))
+                if self._slots[name].phase is Phase.READY:  # else adopted meanwhile: a stale entry
+                    out.append(self._start(name, now))
             return out
 
     def _start(self, name: str, now: float) -> Dispatch:
@@ -186,8 +215,7 @@ class TaskStateManager:
             slot = self._slots[name]
             if slot.phase not in (Phase.READY, Phase.WAITING, Phase.RETRY_WAIT):
                 return
-            self._ready = [e for e in self._ready if e[2] != name]
-            heapq.heapify(self._ready)
+            # its entry in the ready queue, if any, is dropped when it comes up (take_ready)
             slot.phase, slot.attempt, slot.token, slot.deadline = (Phase.RUNNING, attempt, token, deadline)
             self._running.add(name)
             if deadline is not None:
@@ -322,10 +350,6 @@ class TaskStateManager:
 
     # ---- internals ----------------------------------------------------------
 
-    def _settled(self, name: str) -> bool:
-        result = self._results.get(name)
-        return result is not None and not result.in_doubt
-
     def _push_ready(self, name: str) -> None:
         slot = self._slots[name]
         slot.phase = Phase.READY
@@ -347,7 +371,7 @@ class TaskStateManager:
                 self._release_dependents(done, work)
 
     def _release_dependents(self, name: str, work: list[tuple[str, TaskResult]]) -> None:
-        for child in self._dependents[name]:
+        for child in self._dependents.get(name, ()):
             slot = self._slots[child]
             if slot.phase is not Phase.DONE:
                 slot.remaining -= 1

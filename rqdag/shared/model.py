@@ -23,7 +23,7 @@ class TaskStatus(StrEnum):
     CANCELLED = "cancelled"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class TaskMetrics:
     """When and where one attempt of a task ran."""
 
@@ -62,7 +62,7 @@ class TaskMetrics:
         )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class TaskResult:
     """The terminal result of a task: what a snapshot holds for each task name."""
 
@@ -130,7 +130,7 @@ class TaskResult:
         )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Retry:
     """How often and how soon a failed task runs again.
 
@@ -175,7 +175,7 @@ class Retry:
 TaskCallable = Callable[..., Any]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Task:
     """One node of a workflow.
 
@@ -219,6 +219,20 @@ class Task:
             raise WorkflowDefinitionError(
                 f"task '{self.name}': retry must be a rqdag.Retry, got {self.retry!r}"
             )
+
+    @classmethod
+    def checked(cls, name: str, depends_on: tuple[str, ...], settings: Mapping[str, Any]) -> Task:
+        """A task from parts already checked (a stored definition): no checks run again.
+
+        ``settings`` holds every other field, as one checked ``Task(**settings)`` took them.
+        """
+        task = object.__new__(cls)
+        put = object.__setattr__
+        put(task, "name", name)
+        put(task, "depends_on", depends_on)
+        for key, value in settings.items():
+            put(task, key, value)
+        return task
 
     @property
     def func_path(self) -> str | None:

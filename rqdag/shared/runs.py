@@ -7,7 +7,7 @@ reported with the run, task and field named; it never crashes a reader.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -164,19 +164,7 @@ class RunStore:
             pipe.hgetall(rk.dispatch)
             last, raw_results, raw_dispatch = pipe.execute()
         state = RunState(last_event_id=last[0][0] if last else b"0-0")
-        for raw_name, raw_value in raw_results.items():
-            name = text(raw_name)
-            try:
-                state.results[name] = decode_result(raw_value, what=f"run '{run_id}': results field '{name}'")
-            except DecodeError as exc:
-                state.problems.append(str(exc))
-                state.results[name] = TaskResult.failure(f"stored result is unreadable: {exc}")
-        for raw_name, raw_value in raw_dispatch.items():
-            name = text(raw_name)
-            try:
-                state.dispatch[name] = parse_dispatch_entry(run_id, name, raw_value)
-            except DecodeError as exc:
-                state.problems.append(str(exc))
+        decode_into(state, run_id, raw_results.items(), raw_dispatch.items())
         return state
 
     def read_results(self, run_id: str) -> dict[str, TaskResult]:
@@ -225,6 +213,31 @@ class RunStore:
             pipe.zrem(keys.RUNS, run_id)
             pipe.srem(keys.ACTIVE_RUNS, run_id)
             pipe.execute()
+
+
+def decode_into(
+    state: RunState,
+    run_id: str,
+    raw_results: Iterable[tuple[Any, Any]],
+    raw_dispatch: Iterable[tuple[Any, Any]],
+) -> None:
+    """Decode raw hash fields into ``state``; what cannot be read is named in ``state.problems``.
+
+    An unreadable result becomes a failure saying so; an unreadable dispatch entry is left out.
+    """
+    for raw_name, raw_value in raw_results:
+        name = text(raw_name)
+        try:
+            state.results[name] = decode_result(raw_value, what=f"run '{run_id}': results field '{name}'")
+        except DecodeError as exc:
+            state.problems.append(str(exc))
+            state.results[name] = TaskResult.failure(f"stored result is unreadable: {exc}")
+    for raw_name, raw_value in raw_dispatch:
+        name = text(raw_name)
+        try:
+            state.dispatch[name] = parse_dispatch_entry(run_id, name, raw_value)
+        except DecodeError as exc:
+            state.problems.append(str(exc))
 
 
 def parse_meta(run_id: str, raw: Mapping[Any, Any]) -> RunMeta:

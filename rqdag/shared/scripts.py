@@ -23,6 +23,7 @@ SCRIPT_NAMES = (
     "set_run_status",
     "void_attempt",
     "hand_back",
+    "read_progress",
 )
 
 # Events streams are trimmed to about this many entries (MAXLEN ~).
@@ -51,6 +52,7 @@ class Scripts:
     set_run_status: Script
     void_attempt: Script
     hand_back: Script
+    read_progress: Script
 
     @classmethod
     def register(cls, client: redis.Redis) -> Scripts:

@@ -28,6 +28,13 @@ class Workflow:
         for task in tasks:
             self.add(task)
 
+    @classmethod
+    def of_checked(cls, name: str, tasks: dict[str, Task]) -> Workflow:
+        """A workflow from tasks by name that are known to form a valid graph (a stored definition)."""
+        workflow = cls(name)
+        workflow._tasks = tasks
+        return workflow
+
     @property
     def tasks(self) -> list[Task]:
         """The tasks, in the order they were added."""

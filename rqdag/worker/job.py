@@ -40,6 +40,10 @@ log = logging.getLogger("rqdag.worker")
 
 TaskFunction = Callable[[TaskContext], Any]
 
+# Results up to this size also travel in their 'finished' event, so the coordinator
+# applies a batch of completions without reading the results hash.
+INLINE_RESULT_BYTES = 2048
+
 
 def run_task(**kwargs: Any) -> str:
     """Run one attempt of one task (the kwargs are :class:`~rqdag.worker.spec.JobSpec`'s fields).
@@ -176,6 +180,7 @@ def _finish(
             "1" if final else "0",
             time.time(),
             EVENTS_MAXLEN,
+            "1" if len(encoded) <= INLINE_RESULT_BYTES else "0",
         ],
     )
     if _text(reply) != "ok":

@@ -31,7 +31,6 @@ from rq.logutils import setup_loghandlers
 from rq.serializers import JSONSerializer
 from rq.timeouts import HorseMonitorTimeoutException, JobTimeoutException, UnixSignalDeathPenalty
 from rq.worker import SimpleWorker, SpawnWorker, Worker
-from rq.worker.base import BaseWorker
 
 from rqdag.errors import RqdagError, TaskNotAllowedError
 from rqdag.shared.keys import RunKeys
@@ -47,6 +46,7 @@ from rqdag.worker.environment import (
 )
 from rqdag.worker.job import run_task
 from rqdag.worker.lifecycle import work_until_stopped
+from rqdag.worker.rqheartbeat import ThrottledHeartbeat
 from rqdag.worker.spec import RUN_TASK
 
 log = logging.getLogger("rqdag.worker")
@@ -111,8 +111,9 @@ class TaskJob(Job):
             ) from exc.__cause__
 
 
-class RqdagWorkerMixin(BaseWorker):
-    """What rqdag adds to an RQ worker class: its job class, timeouts off, the environment."""
+class RqdagWorkerMixin(ThrottledHeartbeat):
+    """What rqdag adds to an RQ worker class: its job class, timeouts off, the environment,
+    a cheaper heartbeat."""
 
     job_class = TaskJob
     death_penalty_class = TaskJobTimeoutOff

@@ -104,3 +104,16 @@ faulty.task(name="c", depends_on=["b"])(step)
 faulty.task(name="m", depends_on=["a"], at_most_once=True)(slow)
 faulty.task(name="n", depends_on=["m"])(step)
 faulty.task(name="x", depends_on=["a"])(step)
+
+
+def padded(ctx: TaskContext) -> dict[str, Any]:
+    """Returns ``params['pad']`` bytes of padding (by task name) and the lengths of its inputs."""
+    ledger(ctx)
+    size = int(ctx.params.get("pad", {}).get(ctx.task, 0))
+    return {"pad": "x" * size, "seen": {k: len(v["pad"]) for k, v in ctx.inputs.items()}}
+
+
+sized = Workflow("sized")
+sized.task(name="small")(padded)
+sized.task(name="large")(padded)
+sized.task(name="join", depends_on=["small", "large"])(padded)

@@ -9,6 +9,8 @@
 -- ARGV[5]  '1' final result (write it to results); '0' a retry follows (keep it in dispatch)
 -- ARGV[6]  now (unix seconds)
 -- ARGV[7]  approximate maximum length of the events stream
+-- ARGV[8]  '1' to copy the result into the event too (a small one: the coordinator then
+--          needs no read of its own); '0' the coordinator reads it from the hash
 -- Returns: 'ok' when written; 'stale' when the token is no longer current (nothing written
 --          but a 'refused' event, so the late answer is logged).
 local raw = redis.call('HGET', KEYS[2], ARGV[1])
@@ -35,6 +37,11 @@ else
   entry['finished_at'] = tonumber(ARGV[6])
   redis.call('HSET', KEYS[2], ARGV[1], cjson.encode(entry))
 end
-redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[7], '*',
-  'kind', kind, 'task', ARGV[1], 'token', ARGV[2], 'status', ARGV[4])
+if ARGV[8] == '1' then
+  redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[7], '*',
+    'kind', kind, 'task', ARGV[1], 'token', ARGV[2], 'status', ARGV[4], 'result', ARGV[3])
+else
+  redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[7], '*',
+    'kind', kind, 'task', ARGV[1], 'token', ARGV[2], 'status', ARGV[4])
+end
 return 'ok'

@@ -1,0 +1,39 @@
+"""What a coordinator reads to take a run over: statuses, not the data of every success."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import redis
+
+from rqdag.shared.keys import RunKeys
+from rqdag.shared.model import TaskResult, TaskStatus
+from rqdag.shared.runs import RunState, decode_into, text
+from rqdag.shared.scripts import Scripts
+
+# Stands for every plain success the coordinator did not load: it needs their
+# status only (workers read the data they pass on straight from Redis).
+STORED_SUCCESS = TaskResult(
+    TaskStatus.SUCCESS, message="success kept in Redis (not loaded by the coordinator)"
+)
+
+
+def read_progress(client: redis.Redis, scripts: Scripts, run_id: str) -> RunState:
+    """The run's results and in-flight attempts at one instant, successes as :data:`STORED_SUCCESS`.
+
+    Any other result, and every dispatch entry, is decoded and checked as
+    :meth:`RunStore.read_state` does; problems are listed, never raised.
+    """
+    rk = RunKeys(run_id)
+    reply: Any = scripts.read_progress(keys=[rk.results, rk.dispatch, rk.events], client=client)
+    newest, successes, others, dispatch = reply
+    state = RunState(last_event_id=newest or b"0-0")
+    state.results = dict.fromkeys((text(name) for name in successes), STORED_SUCCESS)
+    decode_into(state, run_id, _pairs(others), _pairs(dispatch))
+    return state
+
+
+def _pairs(flat: Sequence[Any]) -> Iterator[tuple[Any, Any]]:
+    items = iter(flat)
+    return zip(items, items, strict=True)
