@@ -21,7 +21,7 @@ from rqdag.coordinator.state import TaskStateManager
 from rqdag.errors import DecodeError, LeaseLostError
 from rqdag.shared.keys import RunKeys
 from rqdag.shared.model import TaskResult, TaskStatus
-from rqdag.shared.runs import RunStore
+from rqdag.shared.runs import RunState, RunStore
 from rqdag.shared.scripts import EVENTS_MAXLEN, Scripts
 
 log = logging.getLogger("rqdag.coordinator")
@@ -78,33 +78,15 @@ class RunDriver:
     def _drive_leased(self) -> str | None:
         try:
             meta = self._store.read_meta(self.run_id)
-            with gc_paused():
-                workflow = self._store.read_definition(self.run_id)
+            if meta.finished:
+                self._store.mark_inactive(self.run_id)
+                return meta.status
+            state, run_state = self._load()
         except DecodeError as exc:
             log.error("%s; the run is marked 'error' and left for an operator", exc)
             self._client.hset(self._keys.meta, "error", str(exc))
             self._set_status("error")
             return "error"
-        if meta.finished:
-            self._store.mark_inactive(self.run_id)
-            return meta.status
-        self.lease.renew_if_due()  # loading a large run takes a while: keep the lease
-        with gc_paused():
-            run_state = read_progress(self._client, self._scripts, self.run_id)
-            for problem in run_state.problems:
-                log.error("%s", problem)
-            self.lease.renew_if_due()
-            state = TaskStateManager(
-                workflow.tasks,
-                track_timeouts=False,
-                validated=True,
-                snapshot=run_state.results,
-                keep_all=True,
-            )
-            self.lease.renew_if_due()
-            restore_in_flight(
-                state, run_state, self.run_id, self._clock(), requeue_running=self._requeue_running
-            )
         self.state = state
         dispatcher = RQDispatcher(
             self._client,
@@ -131,6 +113,30 @@ class RunDriver:
         self._set_status(status)
         self._store.mark_inactive(self.run_id)
         return status
+
+    def _load(self) -> tuple[TaskStateManager, RunState]:
+        """Rebuild the run's state from its definition and its progress in Redis.
+
+        The lease is renewed between the steps (a large run takes a while).
+        """
+        with gc_paused():
+            workflow = self._store.read_definition(self.run_id)
+            self.lease.renew_if_due()
+            run_state = read_progress(self._client, self._scripts, self.run_id)
+            for problem in run_state.problems:
+                log.error("%s", problem)
+            state = TaskStateManager(
+                workflow.tasks,
+                track_timeouts=False,
+                validated=True,
+                snapshot=run_state.results,
+                keep_all=True,
+            )
+            self.lease.renew_if_due()
+            restore_in_flight(
+                state, run_state, self.run_id, self._clock(), requeue_running=self._requeue_running
+            )
+        return state, run_state
 
     def _loop(self, executor: WorkflowExecutor, dispatcher: RQDispatcher) -> bool:
         """Step until finished (True) or asked to stop (False)."""

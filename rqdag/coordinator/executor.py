@@ -14,6 +14,7 @@ from rqdag.shared.model import TaskMetrics, TaskResult, TaskStatus
 
 MAX_IDLE_WAIT_S = 1.0
 MAX_BATCH = 500
+FIRST_BATCH = 50  # the first dispatch is small: workers get going while the next batch is built
 
 
 class WorkflowExecutor:
@@ -48,6 +49,7 @@ class WorkflowExecutor:
         self._deadline: float | None = None
         self._cancel_reason: str | None = None
         self._started = False
+        self._dispatched = False
         # (wall clock, loop clock) of each dispatch, for the metrics of a time-out
         self._started_at: dict[str, tuple[float, float]] = {}
 
@@ -149,7 +151,7 @@ class WorkflowExecutor:
 
     def _dispatch(self, now: float) -> None:
         limit = self._concurrency - self._state.running_count if self._concurrency is not None else 1 << 30
-        limit = min(limit, MAX_BATCH)
+        limit = min(limit, MAX_BATCH if self._dispatched else FIRST_BATCH)
         if limit <= 0:
             return
         batch = self._state.take_ready(now, limit)
@@ -159,6 +161,7 @@ class WorkflowExecutor:
             DispatchRequest(self._run_id, d.task, d.attempt, d.token, d.inputs, self._params) for d in batch
         ]
         self._dispatcher.submit(requests)
+        self._dispatched = True
         wall = time.time()
         for d in batch:
             self._started_at[d.task.name] = (wall, now)

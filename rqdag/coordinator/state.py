@@ -9,7 +9,7 @@ from __future__ import annotations
 import heapq
 import threading
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -40,7 +40,7 @@ class TaskStateManager:
             validate_graph(tasks)
         self._track_timeouts = track_timeouts
         self._lock = threading.RLock()
-        self._slots = {t.name: Slot(task=t, order=i) for i, t in enumerate(tasks)}
+        self._slots = {t.name: Slot(t, i) for i, t in enumerate(tasks)}
         self._dependents: dict[str, list[str]] = {}  # only tasks that have dependents
         dependents = self._dependents
         for t in tasks:
@@ -108,9 +108,19 @@ class TaskStateManager:
                     if dep in results and dep not in in_doubt:
                         remaining -= 1
             slot.remaining = remaining
-            if slot.remaining == 0:
+            if remaining == 0:
                 resolved.append(name)
-        self._resolve(resolved)
+        # Many tasks may be ready at once (a resumed run): queue them all, then heapify once.
+        ready = self._ready
+        for name in resolved:
+            skip = self._skip_result(name)
+            if skip is None:
+                slot = self._slots[name]
+                slot.phase = Phase.READY
+                ready.append((-slot.task.priority, slot.order, name))
+            else:
+                self._finish(name, skip)
+        heapq.heapify(ready)
 
     # ---- queries ------------------------------------------------------------
 
@@ -381,15 +391,6 @@ class TaskStateManager:
                         self._push_ready(child)
                     else:
                         work.append((child, skip))
-
-    def _resolve(self, names: Iterable[str]) -> None:
-        """Tasks whose dependencies are all terminal: queue them, or skip them."""
-        for name in names:
-            skip = self._skip_result(name)
-            if skip is None:
-                self._push_ready(name)
-            else:
-                self._finish(name, skip)
 
     def _skip_result(self, name: str) -> TaskResult | None:
         blocker = self._blocking_dependency(name)

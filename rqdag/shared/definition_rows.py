@@ -33,10 +33,17 @@ def decode_rows(name: str, profiles: Sequence[Mapping[str, Any]], rows: list[Any
     del dependents
     if cycle:
         raise DecodeError(f"{where}: dependency cycle: " + " -> ".join(cycle))
-    build = Task.checked
+    makers = [Task.maker(settings) for settings in profiles]
     name_of = names.__getitem__
-    tasks = [build(names[i], tuple(map(name_of, row[2])), profiles[row[1]]) for i, row in enumerate(rows)]
-    return Workflow.of_checked(name, dict(zip(names, tasks, strict=True)))
+    single: dict[int, tuple[str]] = {}  # tasks with one and the same dependency share its tuple
+    tasks: dict[str, Task] = {}
+    for task, (_, profile, deps) in zip(names, rows, strict=True):
+        if len(deps) == 1:
+            depends_on: tuple[str, ...] = single.get(deps[0]) or single.setdefault(deps[0], (names[deps[0]],))
+        else:
+            depends_on = tuple(map(name_of, deps))
+        tasks[task] = makers[profile](task, depends_on)
+    return Workflow.of_checked(name, tasks)
 
 
 def _names(profiles: Sequence[Mapping[str, Any]], rows: list[Any], where: str) -> list[str]:

@@ -221,18 +221,28 @@ class Task:
             )
 
     @classmethod
-    def checked(cls, name: str, depends_on: tuple[str, ...], settings: Mapping[str, Any]) -> Task:
-        """A task from parts already checked (a stored definition): no checks run again.
+    def maker(cls, settings: Mapping[str, Any]) -> Callable[[str, tuple[str, ...]], Task]:
+        """A fast maker of tasks that share ``settings`` (every field but the name and
+        dependencies, as one checked ``Task(**settings)`` took them).
 
-        ``settings`` holds every other field, as one checked ``Task(**settings)`` took them.
+        For stored definitions, checked already: the tasks it makes skip the
+        checks, and their slots are filled through the slot descriptors.
         """
-        task = object.__new__(cls)
-        put = object.__setattr__
-        put(task, "name", name)
-        put(task, "depends_on", depends_on)
-        for key, value in settings.items():
-            put(task, key, value)
-        return task
+        slot = vars(cls)
+        put_name = slot["name"].__set__
+        put_deps = slot["depends_on"].__set__
+        puts = [(slot[key].__set__, value) for key, value in settings.items()]
+        new = object.__new__
+
+        def make(name: str, depends_on: tuple[str, ...]) -> Task:
+            task = new(cls)
+            put_name(task, name)
+            put_deps(task, depends_on)
+            for put, value in puts:
+                put(task, value)
+            return task
+
+        return make
 
     @property
     def func_path(self) -> str | None:

@@ -18,7 +18,8 @@ from rqdag.worker import build_registry
 from rqdag.worker.context import ContextHolder, load_context
 from rqdag.worker.deadline import call_with_deadline
 from rqdag.worker.environment import WorkerSettings
-from rqdag.worker.rqworker import TaskJobTimeoutOff
+from rqdag.worker.rqheartbeat import MIN_HEARTBEAT_INTERVAL_S
+from rqdag.worker.rqworker import TaskJobTimeoutOff, create_worker
 from rqdag.worker.spec import JobSpec
 
 TASKS = "tests.integration.worker_tasks"
@@ -219,3 +220,41 @@ def test_the_worker_package_never_imports_the_coordinator() -> None:
             else:
                 continue
             assert not any(name.startswith("rqdag.coordinator") for name in names), source.name
+
+
+# -- RQ's worker heartbeat -----------------------------------------------------
+
+
+def test_the_worker_heartbeat_is_one_round_trip_at_most_once_a_second(redis_conn: Any) -> None:
+    worker = create_worker(redis_conn, WorkerSettings(tasks=(TASKS,)), name="beating")
+    worker.register_birth()
+    pool = redis_conn.connection_pool
+    original = pool.get_connection
+
+    def round_trips(**kwargs: Any) -> int:
+        """How many commands or pipelines one heartbeat() sent (a connection checkout each)."""
+        sent: list[int] = []
+
+        def counting(*a: Any, **k: Any) -> Any:
+            sent.append(1)
+            return original(*a, **k)
+
+        pool.get_connection = counting
+        try:
+            worker.heartbeat(**kwargs)
+        finally:
+            pool.get_connection = original
+        return len(sent)
+
+    assert round_trips() == 1, "HSET and both EXPIREs go in one pipeline"
+    first = redis_conn.hget(worker.key, "last_heartbeat")
+    assert 0 < redis_conn.ttl(worker.key) <= worker.worker_ttl + 60
+    time.sleep(0.01)
+    assert round_trips() == 0 and round_trips() == 0, "within a second of the last one: skipped"
+    assert redis_conn.hget(worker.key, "last_heartbeat") == first
+    assert round_trips(timeout=90) == 1, "an explicit timeout (the fork monitor's) is never skipped"
+    assert redis_conn.ttl(worker.key) <= 90
+    time.sleep(MIN_HEARTBEAT_INTERVAL_S)
+    assert round_trips() == 1
+    assert redis_conn.hget(worker.key, "last_heartbeat") != first
+    worker.register_death()

@@ -104,3 +104,22 @@ def test_bad_definitions_are_reported_with_the_run_and_the_task(change: Any, mes
     change(document)
     with pytest.raises(DecodeError, match=r"run 'r1': definition: .*" + message):
         decoded(document)
+
+
+def test_a_made_task_is_the_task_the_constructor_builds() -> None:
+    settings = {
+        "func": path_of("answer"),
+        "retry": Retry(1),
+        "timeout_s": 3.0,
+        "condition": None,
+        "priority": 2,
+        "continue_on_error": True,
+        "queue": "gpu",
+        "at_most_once": True,
+    }
+    made = Task.maker(settings)("x", ("a", "b"))
+    built = Task("x", depends_on=("a", "b"), **settings)
+    assert made == built and hash(made) == hash(built)
+    assert made.definition_hash() == built.definition_hash()
+    with pytest.raises(AttributeError):
+        made.name = "y"  # type: ignore[misc]

@@ -110,3 +110,23 @@ def test_adopting_an_attempt_found_in_flight_after_a_restart() -> None:
     assert sm.complete("a", "3-other", TaskResult.success(1), 0.0) is Outcome.STALE
     assert sm.complete("a", "3-abc", TaskResult.success(1), 0.0) is Outcome.DONE
     assert [d.task.name for d in sm.take_ready(0.0, 10)] == ["b"]
+
+
+def test_an_adopted_task_handed_back_runs_once_though_the_ready_queue_held_it() -> None:
+    # adopt() leaves the task's old ready-queue entry behind (dropped when it comes
+    # up): a hand-back queues it again, and it must still start exactly once.
+    sm = TaskStateManager([Task("a", noop), Task("b", noop)])
+    sm.adopt("a", 1, "1-x", None)
+    assert sm.requeue("a", "1-x")
+    started = [d.task.name for d in sm.take_ready(0.0, 10)]
+    assert sorted(started) == ["a", "b"]
+    assert sm.take_ready(0.0, 10) == [] and not sm.has_ready()
+
+
+def test_adopting_half_of_a_large_run_starts_exactly_the_other_half() -> None:
+    tasks = [Task(f"t{i}", noop) for i in range(20_000)]
+    sm = TaskStateManager(tasks)
+    for i in range(0, 20_000, 2):
+        sm.adopt(f"t{i}", 1, f"1-{i}", None)
+    started = sm.take_ready(0.0, 30_000)
+    assert len(started) == 10_000 and all(int(d.task.name[1:]) % 2 == 1 for d in started)
