@@ -76,6 +76,21 @@ class RunDriver:
             self.lease.release()  # a no-op when the lease was lost: it is fenced by its value
 
     def _drive_leased(self) -> str | None:
+        with gc_paused():
+            started = self._start()
+        if isinstance(started, str):
+            return started
+        executor, dispatcher = started
+        if not self._loop(executor, dispatcher):
+            return None
+        assert self.state is not None
+        status = run_status(self.state.snapshot(), cancelled=dispatcher.cancel_reason is not None)
+        self._set_status(status)
+        self._store.mark_inactive(self.run_id)
+        return status
+
+    def _start(self) -> str | tuple[WorkflowExecutor, RQDispatcher]:
+        """Load the run and take its first step (its first dispatch), or say why it ends here."""
         try:
             meta = self._store.read_meta(self.run_id)
             if meta.finished:
@@ -107,35 +122,24 @@ class RunDriver:
             clock=self._clock,
         )
         self._set_status("running")
-        if not self._loop(executor, dispatcher):
-            return None
-        status = run_status(state.snapshot(), cancelled=dispatcher.cancel_reason is not None)
-        self._set_status(status)
-        self._store.mark_inactive(self.run_id)
-        return status
+        executor.step(self._clock())
+        return executor, dispatcher
 
     def _load(self) -> tuple[TaskStateManager, RunState]:
         """Rebuild the run's state from its definition and its progress in Redis.
 
         The lease is renewed between the steps (a large run takes a while).
         """
-        with gc_paused():
-            workflow = self._store.read_definition(self.run_id)
-            self.lease.renew_if_due()
-            run_state = read_progress(self._client, self._scripts, self.run_id)
-            for problem in run_state.problems:
-                log.error("%s", problem)
-            state = TaskStateManager(
-                workflow.tasks,
-                track_timeouts=False,
-                validated=True,
-                snapshot=run_state.results,
-                keep_all=True,
-            )
-            self.lease.renew_if_due()
-            restore_in_flight(
-                state, run_state, self.run_id, self._clock(), requeue_running=self._requeue_running
-            )
+        workflow = self._store.read_definition(self.run_id)
+        self.lease.renew_if_due()
+        run_state = read_progress(self._client, self._scripts, self.run_id)
+        for problem in run_state.problems:
+            log.error("%s", problem)
+        state = TaskStateManager(
+            workflow.tasks, track_timeouts=False, validated=True, snapshot=run_state.results, keep_all=True
+        )
+        self.lease.renew_if_due()
+        restore_in_flight(state, run_state, self.run_id, self._clock(), requeue_running=self._requeue_running)
         return state, run_state
 
     def _loop(self, executor: WorkflowExecutor, dispatcher: RQDispatcher) -> bool:
@@ -170,10 +174,11 @@ class RunDriver:
 
 @contextmanager
 def gc_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector while a run loads.
+    """Pause the cyclic garbage collector while a run loads, until its first dispatch.
 
     Loading makes some hundred thousand objects that all live on; the collector
-    would scan the growing heap again and again (half of a large run's load time).
+    would scan the growing heap again and again (half of a large run's load
+    time). It runs once after the first dispatch instead, while workers start.
     """
     enabled = gc.isenabled()
     gc.disable()

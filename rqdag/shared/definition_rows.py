@@ -27,10 +27,9 @@ def decode_rows(name: str, profiles: Sequence[Mapping[str, Any]], rows: list[Any
             Task(name="profile", **settings)
         except WorkflowDefinitionError as exc:
             raise DecodeError(f"{where}: profiles[{i}]: {exc}") from None
-    names = _names(profiles, rows, where)
-    dependents = _dependents(names, rows, where)
-    cycle = _cycle(names, rows, dependents)
-    del dependents
+    names, dependents, remaining = _scan(len(profiles), rows, where)
+    cycle = _cycle(names, rows, dependents, remaining)
+    del dependents, remaining
     if cycle:
         raise DecodeError(f"{where}: dependency cycle: " + " -> ".join(cycle))
     makers = [Task.maker(settings) for settings in profiles]
@@ -46,48 +45,49 @@ def decode_rows(name: str, profiles: Sequence[Mapping[str, Any]], rows: list[Any
     return Workflow.of_checked(name, tasks)
 
 
-def _names(profiles: Sequence[Mapping[str, Any]], rows: list[Any], where: str) -> list[str]:
+def _scan(profiles: int, rows: list[Any], where: str) -> tuple[list[str], list[list[int]], list[int]]:
+    """Check every row in one pass: the names, each task's dependents and dependency count by index."""
+    count = len(rows)
     names: list[str] = []
     seen: dict[str, int] = {}
-    count = len(profiles)
-    for i, row in enumerate(rows):
-        if not isinstance(row, list) or len(row) != 3:
-            raise DecodeError(f"{where}: tasks[{i}] must be [name, profile, [dependency indexes]]")
-        task, profile, deps = row
-        if type(task) is not str or not task or task.isspace():
-            raise DecodeError(f"{where}: tasks[{i}]: a task name must be a non-empty string, got {task!r}")
-        if seen.setdefault(task, i) != i:
-            raise DecodeError(f"{where}: tasks[{i}]: duplicate task name '{task}'")
-        if type(profile) is not int or not 0 <= profile < count:
-            raise DecodeError(f"{where}: tasks[{i}] ('{task}'): profile {profile!r} does not exist")
-        if not isinstance(deps, list):
-            raise DecodeError(f"{where}: tasks[{i}] ('{task}'): dependencies must be a list of task indexes")
-        names.append(task)
-    return names
-
-
-def _dependents(names: list[str], rows: list[Any], where: str) -> list[list[int]]:
-    """Each task's dependents by index, checking every dependency index on the way."""
-    count = len(rows)
     dependents: list[list[int]] = [[] for _ in rows]
+    remaining: list[int] = []
     for i, row in enumerate(rows):
-        deps = row[2]
+        task, deps = _row(i, row, profiles, seen, where)
         for dep in deps:
-            if type(dep) is not int or not 0 <= dep < count:  # bool is not an index either
-                raise DecodeError(
-                    f"{where}: tasks[{i}] ('{names[i]}'): dependency {dep!r} is not a task index"
-                )
+            if type(dep) is not int or not 0 <= dep < count:
+                raise DecodeError(f"{where}: tasks[{i}] ('{task}'): dependency {dep!r} is not a task index")
             if dep == i:
-                raise DecodeError(f"{where}: tasks[{i}]: task '{names[i]}' depends on itself")
+                raise DecodeError(f"{where}: tasks[{i}]: task '{task}' depends on itself")
             dependents[dep].append(i)
         if len(deps) > 1 and len(set(deps)) != len(deps):
-            raise DecodeError(f"{where}: tasks[{i}]: task '{names[i]}' lists a dependency twice")
-    return dependents
+            raise DecodeError(f"{where}: tasks[{i}]: task '{task}' lists a dependency twice")
+        names.append(task)
+        remaining.append(len(deps))
+    return names, dependents, remaining
 
 
-def _cycle(names: list[str], rows: list[Any], dependents: list[list[int]]) -> list[str] | None:
-    """A cycle by name, or None; Kahn's count-down first, the path search only if it fails."""
-    remaining = [len(row[2]) for row in rows]
+def _row(i: int, row: Any, profiles: int, seen: dict[str, int], where: str) -> tuple[str, list[Any]]:
+    """The name and dependency list of row ``i``, its shape, name and profile checked."""
+    if type(row) is not list or len(row) != 3:
+        raise DecodeError(f"{where}: tasks[{i}] must be [name, profile, [dependency indexes]]")
+    task, profile, deps = row
+    if type(task) is not str or not task or task.isspace():
+        raise DecodeError(f"{where}: tasks[{i}]: a task name must be a non-empty string, got {task!r}")
+    if seen.setdefault(task, i) != i:
+        raise DecodeError(f"{where}: tasks[{i}]: duplicate task name '{task}'")
+    if type(profile) is not int or not 0 <= profile < profiles:  # bool is not an index either
+        raise DecodeError(f"{where}: tasks[{i}] ('{task}'): profile {profile!r} does not exist")
+    if type(deps) is not list:
+        raise DecodeError(f"{where}: tasks[{i}] ('{task}'): dependencies must be a list of task indexes")
+    return task, deps
+
+
+def _cycle(
+    names: list[str], rows: list[Any], dependents: list[list[int]], remaining: list[int]
+) -> list[str] | None:
+    """A cycle by name, or None; Kahn's count-down first (it uses up ``remaining``),
+    the path search only if it fails."""
     frontier = [i for i, left in enumerate(remaining) if left == 0]
     done = 0
     while frontier:

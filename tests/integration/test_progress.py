@@ -69,3 +69,4 @@ def test_small_results_travel_in_their_event_and_large_ones_are_read_from_the_ha
     }
     assert finished["small"][b"result"] == stored[b"small"]
     assert b"result" not in finished["large"]
+    client.connection.close()
