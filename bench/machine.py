@@ -68,6 +68,7 @@ class Machine:
     redis_server: str
     rq: str
     redis_py: str
+    hiredis: str
     orjson: str
     rqdag: str
     commit: str
@@ -85,6 +86,7 @@ class Machine:
             redis_server=redis_server_version(),
             rq=version("rq"),
             redis_py=version("redis"),
+            hiredis=version("hiredis"),
             orjson=version("orjson"),
             rqdag=version("rqdag"),
             commit=commit(),

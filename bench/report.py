@@ -70,7 +70,10 @@ def machine_table(machine: Machine, redis_live: str, appendonly: bool, load_afte
             f"{redis_live}: a fresh server started by the suite on 127.0.0.1, "
             f"{persistence}, no RDB snapshots",
         ),
-        ("rq / redis-py / orjson", f"{machine.rq} / {machine.redis_py} / {machine.orjson}"),
+        (
+            "rq / redis-py / hiredis / orjson",
+            f"{machine.rq} / {machine.redis_py} / {machine.hiredis} / {machine.orjson}",
+        ),
         ("rqdag", f"{machine.rqdag}, commit {machine.commit}"),
         ("Started", machine.started),
         ("Load average (1/5/15 min) before / after", f"{machine.load_before}  /  {load_after}"),
