@@ -15,14 +15,9 @@ claimed), so the task is dispatched again, at-most-once or not, and runs once.
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -31,57 +26,17 @@ from rqdag.client import Client
 from rqdag.embedded import RedisServer
 from rqdag.shared.runs import RunStore
 from tests.chaos.chaos_flow import LEDGER_ENV, work
-from tests.chaos.cluster import REPO, TASKS_MODULE
+from tests.chaos.cluster import TASKS_MODULE
+from tests.integration.procs import Procs
 
 FINISH_WITHIN_S = 20.0  # the heartbeat limit is 2 s and the lease TTL 2 s
 SETTLED = ("succeeded", "failed", "cancelled", "error", "blocked")
 
 
-class Procs:
-    """Child processes, SIGKILLed and reaped at the end."""
-
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
-        self.env = {**os.environ, "PYTHONPATH": str(REPO), LEDGER_ENV: str(folder / "ledger.jsonl")}
-        self.env.pop("REDIS_URL", None)
-        self.procs: list[subprocess.Popen[bytes]] = []
-
-    def start(self, name: str, *args: str) -> subprocess.Popen[bytes]:
-        with (self.folder / f"{name}.log").open("ab") as log:
-            proc = subprocess.Popen(
-                [sys.executable, *args], cwd=REPO, env=self.env, stdout=log, stderr=subprocess.STDOUT
-            )
-        self.procs.append(proc)
-        return proc
-
-    def worker(self, url: str) -> subprocess.Popen[bytes]:
-        return self.start(
-            "worker",
-            "-m",
-            "rqdag",
-            "worker",
-            "--redis",
-            url,
-            "--tasks",
-            TASKS_MODULE,
-            "--heartbeat-interval",
-            "0.5",
-        )
-
-    def ledger_lines(self) -> list[dict[str, Any]]:
-        path = Path(self.env[LEDGER_ENV])
-        return [json.loads(x) for x in path.read_text().splitlines() if x.strip()] if path.exists() else []
-
-    def stop_all(self) -> None:
-        for proc in self.procs:
-            if proc.poll() is None:
-                proc.kill()
-            proc.wait()
-
-
 @pytest.fixture
 def procs(tmp_path: Path) -> Iterator[Procs]:
-    p = Procs(tmp_path)
+    """The integration tests' process starter, with the chaos tasks' ledger named too."""
+    p = Procs(tmp_path, extra_env={LEDGER_ENV: str(tmp_path / "ledger.jsonl")})
     try:
         yield p
     finally:
@@ -105,7 +60,7 @@ def die_in_the_job(url: str, procs: Procs, client: Client) -> None:
         "w.run_task = lambda **kwargs: os.kill(os.getpid(), signal.SIGKILL)\n"
         f"w.start_worker({url!r}, tasks=[{TASKS_MODULE!r}], heartbeat_interval=0.5, name='dies-in-job')\n"
     )
-    dying = procs.start("dying-worker", "-c", code)
+    dying = procs.python(code, name="dying-worker")
     assert dying.wait(timeout=30) == -9
 
 
@@ -119,7 +74,7 @@ def test_a_worker_lost_before_the_start_step_does_not_stall_the_run(
     at_most_once: bool,
 ) -> None:
     server = fresh_redis()
-    procs.start("coordinator", "-m", "rqdag", "coordinator", "--redis", server.url, "--lease-ttl", "2")
+    procs.coordinator(server.url, "--lease-ttl", "2")
     client = Client(server.url)
     try:
         flow = Workflow("lost-dequeue", [Task("a", work, at_most_once=at_most_once)])
@@ -127,7 +82,7 @@ def test_a_worker_lost_before_the_start_step_does_not_stall_the_run(
             flow, params={"tasks": {"a": {"sleep_s": 0.0}}}, run_id="lost", heartbeat_timeout_s=2
         )
         death(server.url, procs, client)
-        procs.worker(server.url)
+        procs.worker(server.url, tasks=TASKS_MODULE)
         deadline = time.monotonic() + FINISH_WITHIN_S
         while run.status().status not in SETTLED and time.monotonic() < deadline:
             time.sleep(0.1)

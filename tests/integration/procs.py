@@ -8,7 +8,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,10 +31,12 @@ def rqdag_env(ledger: Path | None = None, **extra: str) -> dict[str, str]:
 class Procs:
     """Starts rqdag subprocesses and makes sure none outlives the test."""
 
-    def __init__(self, tmp_path: Path) -> None:
+    def __init__(self, tmp_path: Path, extra_env: Mapping[str, str] | None = None) -> None:
+        """``extra_env``: more variables for every child (say, another ledger's name)."""
         self._tmp = tmp_path
         self._procs: list[subprocess.Popen[bytes]] = []
         self.ledger = tmp_path / "ledger.jsonl"
+        self._extra_env = dict(extra_env or {})
 
     def spawn(self, *args: str, name: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
         """``python -m rqdag ARGS``, its output in ``<tmp>/<name>.log``."""
@@ -43,7 +45,7 @@ class Procs:
             proc = subprocess.Popen(
                 [sys.executable, "-m", "rqdag", *args],
                 cwd=REPO,
-                env=env or rqdag_env(self.ledger),
+                env=env or rqdag_env(self.ledger, **self._extra_env),
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
@@ -77,7 +79,7 @@ class Procs:
             proc = subprocess.Popen(
                 [sys.executable, "-c", code],
                 cwd=REPO,
-                env=rqdag_env(self.ledger),
+                env=rqdag_env(self.ledger, **self._extra_env),
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
