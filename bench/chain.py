@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from bench.drive import Timing
-from bench.session import Session, alternate
-from bench.stats import Row, Series, ratios
+from bench.session import Session, paired, series_of
+from bench.stats import Row, ratios
 from bench.workloads import chain_workflow, raw_chain
 
 SECTION = "2. Chain latency"
@@ -19,15 +19,9 @@ def per_hop_ms(timing: Timing) -> float:
 def measure(session: Session, length: int, workers: int) -> Row:
     """A chain of ``length`` no-op tasks on each side, ``workers`` workers each."""
     workflow = chain_workflow(length)
-    ours: list[Timing] = []
-    theirs: list[Timing] = []
-    alternate(
-        session.config.reps,
-        lambda: ours.append(session.rqdag(workflow, "chain")),
-        lambda: theirs.append(session.raw_jobs(lambda tag: raw_chain(length, tag))),
-    )
-    rqdag = Series.of([per_hop_ms(t) for t in ours], any(not t.finished for t in ours))
-    raw = Series.of([per_hop_ms(t) for t in theirs], any(not t.finished for t in theirs))
+    ours, theirs = paired(session, workflow, "chain", lambda tag: raw_chain(length, tag))
+    rqdag = series_of(ours, per_hop_ms)
+    raw = series_of(theirs, per_hop_ms)
     ratio = ratios(rqdag, raw)
     return Row(
         section=SECTION,

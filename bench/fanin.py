@@ -10,11 +10,16 @@ from __future__ import annotations
 
 from bench.drive import Timing
 from bench.pools import WorkerPool
-from bench.session import Session
-from bench.stats import Row, Series, ratios
+from bench.session import Session, series_of
+from bench.stats import Row, ratios
 from bench.workloads import raw_fanin, wide_workflow
 
 SECTION = "3. Fan-in"
+
+
+def seconds(timing: Timing) -> float:
+    """Wall seconds of the run."""
+    return timing.seconds
 
 
 def measure(session: Session, width: int, workers: int, raw_pool: WorkerPool) -> Row:
@@ -32,8 +37,8 @@ def measure(session: Session, width: int, workers: int, raw_pool: WorkerPool) ->
                 raw_pool.restart()  # its workers are still busy checking dependencies: stop them
         if rep % 2 == 1:
             ours.append(session.rqdag(workflow, "fanin", bound))
-    rqdag = Series.of([t.seconds for t in ours], any(not t.finished for t in ours))
-    raw = Series.of([t.seconds for t in theirs], any(not t.finished for t in theirs))
+    rqdag = series_of(ours, seconds)
+    raw = series_of(theirs, seconds)
     unfinished = [t for t in theirs if not t.finished]
     note = ""
     if unfinished:

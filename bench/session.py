@@ -12,6 +12,7 @@ from bench.config import Config
 from bench.drive import Timing, raw_queue, run_raw, run_rqdag
 from bench.pools import RAW_QUEUE
 from bench.server import BenchRedis
+from bench.stats import Series
 from bench.workloads import raw_independent, wide_workflow
 from rqdag.client import Client
 from rqdag.shared.workflow import Workflow
@@ -57,6 +58,25 @@ class Session:
     def close(self) -> None:
         """Close the coordinator's client."""
         self.client.connection.close()
+
+
+def paired(
+    session: Session, workflow: Workflow, label: str, make: Callable[[str], list[EnqueueData]]
+) -> tuple[list[Timing], list[Timing]]:
+    """The rqdag runs of ``workflow`` and the raw RQ runs of ``make``, alternating."""
+    ours: list[Timing] = []
+    theirs: list[Timing] = []
+    alternate(
+        session.config.reps,
+        lambda: ours.append(session.rqdag(workflow, label)),
+        lambda: theirs.append(session.raw_jobs(make)),
+    )
+    return ours, theirs
+
+
+def series_of(timings: list[Timing], metric: Callable[[Timing], float]) -> Series:
+    """``metric`` of each run; bound hit when any run did not finish."""
+    return Series.of([metric(t) for t in timings], any(not t.finished for t in timings))
 
 
 def alternate(reps: int, first: Callable[[], None], second: Callable[[], None]) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bench.drive import Timing
-from bench.session import Session, alternate
+from bench.session import Session, paired, series_of
 from bench.stats import Row, Series, ratios
 from bench.workloads import raw_independent, wide_workflow
 
@@ -20,15 +20,9 @@ def measure(session: Session, width: int, workers: int) -> Row:
     """``1 -> width -> 1`` on rqdag vs ``width + 2`` independent raw RQ jobs, ``workers`` each side."""
     workflow = wide_workflow(width)
     total = width + 2
-    ours: list[Timing] = []
-    theirs: list[Timing] = []
-    alternate(
-        session.config.reps,
-        lambda: ours.append(session.rqdag(workflow, "wide")),
-        lambda: theirs.append(session.raw_jobs(lambda tag: raw_independent(total, tag))),
-    )
-    rqdag = Series.of([rate(t) for t in ours], any(not t.finished for t in ours))
-    raw = Series.of([rate(t) for t in theirs], any(not t.finished for t in theirs))
+    ours, theirs = paired(session, workflow, "wide", lambda tag: raw_independent(total, tag))
+    rqdag = series_of(ours, rate)
+    raw = series_of(theirs, rate)
     ratio = ratios(rqdag, raw)
     cpu_us = Series.of([t.cpu_s / t.done * 1e6 for t in ours if t.done])
     return Row(
