@@ -115,9 +115,7 @@ class TaskStateManager:
         for name in resolved:
             skip = self._skip_result(name)
             if skip is None:
-                slot = self._slots[name]
-                slot.phase = Phase.READY
-                ready.append((-slot.task.priority, slot.order, name))
+                ready.append(self._mark_ready(name))
             else:
                 self._finish(name, skip)
         heapq.heapify(ready)
@@ -361,10 +359,14 @@ class TaskStateManager:
     # ---- internals ----------------------------------------------------------
 
     def _push_ready(self, name: str) -> None:
+        heapq.heappush(self._ready, self._mark_ready(name))
+
+    def _mark_ready(self, name: str) -> tuple[int, int, str]:
+        """Make ``name`` ready; returns its ready-queue entry (higher priority first, then order)."""
         slot = self._slots[name]
         slot.phase = Phase.READY
         slot.retry_at = None
-        heapq.heappush(self._ready, (-slot.task.priority, slot.order, name))
+        return (-slot.task.priority, slot.order, name)
 
     def _finish(self, name: str, result: TaskResult) -> None:
         # A worklist, not recursion: a skip cascade down a long chain stays flat.
