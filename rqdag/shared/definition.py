@@ -16,16 +16,6 @@ from rqdag.shared.model import Retry, Task
 from rqdag.shared.workflow import Workflow
 
 DEFINITION_FORMAT = 2
-PROFILE_FIELDS = (
-    "func",
-    "retry",
-    "timeout_s",
-    "condition",
-    "priority",
-    "continue_on_error",
-    "queue",
-    "at_most_once",
-)
 
 
 def task_to_dict(task: Task) -> dict[str, Any]:

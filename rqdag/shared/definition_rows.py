@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from rqdag.errors import DecodeError, WorkflowDefinitionError
-from rqdag.shared.graph import find_cycle
+from rqdag.shared.graph import count_down, find_cycle
 from rqdag.shared.model import Task
 from rqdag.shared.workflow import Workflow
 
@@ -89,14 +89,6 @@ def _cycle(
     """A cycle by name, or None; Kahn's count-down first (it uses up ``remaining``),
     the path search only if it fails."""
     frontier = [i for i, left in enumerate(remaining) if left == 0]
-    done = 0
-    while frontier:
-        node = frontier.pop()
-        done += 1
-        for child in dependents[node]:
-            remaining[child] -= 1
-            if remaining[child] == 0:
-                frontier.append(child)
-    if done == len(rows):
+    if count_down(frontier, remaining, dependents.__getitem__) == len(rows):
         return None
     return find_cycle({names[i]: [names[d] for d in row[2]] for i, row in enumerate(rows)})

@@ -3,10 +3,23 @@
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Protocol, TypeVar
 
 from rqdag.errors import WorkflowDefinitionError
 from rqdag.shared.model import Task, TaskResult, TaskStatus
+
+K = TypeVar("K")
+K_contra = TypeVar("K_contra", contravariant=True)
+
+
+class Counts(Protocol[K_contra]):
+    """Counts by node: a dict by name, or a list by index."""
+
+    def __getitem__(self, key: K_contra, /) -> int: ...
+
+    def __setitem__(self, key: K_contra, value: int, /) -> None: ...
+
 
 STATUS_COLOURS = {
     TaskStatus.SUCCESS: "#2e7d32",
@@ -77,15 +90,23 @@ def _acyclic(deps: Mapping[str, Sequence[str]]) -> bool:
                 remaining[name] += 1
                 dependents.setdefault(dep, []).append(name)
     frontier = [name for name, left in remaining.items() if left == 0]
+    return count_down(frontier, remaining, lambda name: dependents.get(name, ())) == len(remaining)
+
+
+def count_down(frontier: list[K], remaining: Counts[K], dependents: Callable[[K], Iterable[K]]) -> int:
+    """Kahn's count-down: how many nodes become free from ``frontier`` (all of them iff no cycle).
+
+    ``remaining`` holds each node's count of unfinished dependencies and is used up.
+    """
     done = 0
     while frontier:
-        name = frontier.pop()
+        node = frontier.pop()
         done += 1
-        for child in dependents.get(name, ()):
+        for child in dependents(node):
             remaining[child] -= 1
             if remaining[child] == 0:
                 frontier.append(child)
-    return done == len(remaining)
+    return done
 
 
 def topological_order(tasks: Sequence[Task]) -> list[str]:
