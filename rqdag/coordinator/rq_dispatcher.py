@@ -161,7 +161,10 @@ class RQDispatcher:
                 token = text(fields.get(b"token", b""))
                 raw = fields.get(b"result")
                 if raw is not None:  # a small result travels in its event: nothing to read
-                    inline.append(self._completion(task, token, raw, kind))
+                    what = "results" if kind == "finished" else "dispatch last_result"
+                    inline.append(
+                        self._completion(task, token, raw, f"{what} of '{task}' (in its event)", kind)
+                    )
                     continue
                 (finished if kind == "finished" else retried).append(task)
                 tokens[task] = token
@@ -178,10 +181,10 @@ class RQDispatcher:
             return inline + lost
         return inline + self._load_completions(finished, retried, resolved, tokens) + lost
 
-    def _completion(self, task: str, token: str, raw: bytes, kind: str) -> Completion:
-        where = "results" if kind == "finished" else "dispatch last_result"
-        result = self._decode(raw, f"run '{self._lease.run_id}': {where} of '{task}' (in its event)")
-        if kind == "finished":
+    def _completion(self, task: str, token: str, raw: bytes | str, what: str, kind: str) -> Completion:
+        """The completion of a ``finished`` or ``retry`` event whose result is ``raw``."""
+        result = self._decode(raw, f"run '{self._lease.run_id}': {what}")
+        if kind == "finished":  # written by its worker: record() has nothing to write for it
             self._from_workers.add(task)
         return Completion(task, token, result)
 
@@ -218,11 +221,8 @@ class RQDispatcher:
                 result = self._decode(raw, f"run '{run}': results field '{name}'")
                 out.append(Completion(name, "", result, resolution=True))
         for name, raw in zip(finished, final_raw, strict=False):
-            if raw is None:
-                continue
-            result = self._decode(raw, f"run '{run}': results field '{name}'")
-            self._from_workers.add(name)
-            out.append(Completion(name, tokens[name], result))
+            if raw is not None:
+                out.append(self._completion(name, tokens[name], raw, f"results field '{name}'", "finished"))
         for name, raw in zip(retried, retry_raw, strict=False):
             if raw is None:
                 continue
