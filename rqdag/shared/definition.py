@@ -11,8 +11,9 @@ from typing import Any
 
 from rqdag.errors import DecodeError, WorkflowDefinitionError
 from rqdag.shared.codec import dumps, loads
-from rqdag.shared.definition_rows import decode_rows
+from rqdag.shared.definition_rows import table_of_rows
 from rqdag.shared.model import Retry, Task
+from rqdag.shared.task_table import TaskTable
 from rqdag.shared.workflow import Workflow
 
 DEFINITION_FORMAT = 2
@@ -79,6 +80,21 @@ def encode_definition(workflow: Workflow) -> bytes:
 
 def decode_definition(raw: bytes | str, *, run_id: str) -> Workflow:
     """Rebuild the workflow of run ``run_id``; errors name the run and the field at fault."""
+    name, decoded = _decode(raw, run_id)
+    if isinstance(decoded, Workflow):
+        return decoded
+    return Workflow.of_checked(name, {task.name: task for task in decoded.tasks()})
+
+
+def decode_table(raw: bytes | str, *, run_id: str) -> TaskTable:
+    """The graph of run ``run_id`` as a :class:`TaskTable` (what a coordinator loads);
+    errors as :func:`decode_definition`."""
+    _, decoded = _decode(raw, run_id)
+    return TaskTable.of_tasks(decoded.tasks) if isinstance(decoded, Workflow) else decoded
+
+
+def _decode(raw: bytes | str, run_id: str) -> tuple[str, Workflow | TaskTable]:
+    """The workflow's name, and its tasks: a Workflow (format 1) or a table (format 2)."""
     where = f"run '{run_id}': definition"
     document = loads(raw, what=where)
     if not isinstance(document, Mapping):
@@ -99,8 +115,8 @@ def decode_definition(raw: bytes | str, *, run_id: str) -> Workflow:
                 name, (_task_from_dict(item, f"{where}: tasks[{i}]") for i, item in enumerate(tasks))
             )
             workflow.validate()
-            return workflow
-        return decode_rows(name, _profiles(document.get("profiles"), where), tasks, where)
+            return name, workflow
+        return name, table_of_rows(_profiles(document.get("profiles"), where), tasks, where)
     except WorkflowDefinitionError as exc:
         raise DecodeError(f"{where}: {exc}") from None
 

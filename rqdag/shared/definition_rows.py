@@ -1,4 +1,4 @@
-"""The task rows of a stored definition (format 2), checked by index before any Task is built.
+"""The task rows of a stored definition (format 2), checked by index; no Task is built here.
 
 A row is ``[name, profile, [dependency indexes]]``. Checking indexes (in range,
 not the task itself, not twice, no cycle) is what lets a coordinator load a run
@@ -8,41 +8,70 @@ of 100,000 tasks in a fraction of a second; the errors still name the task.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from itertools import chain
 from typing import Any
 
 from rqdag.errors import DecodeError, WorkflowDefinitionError
 from rqdag.shared.graph import count_down, find_cycle
 from rqdag.shared.model import Task
-from rqdag.shared.workflow import Workflow
+from rqdag.shared.task_table import TaskTable
 
 
-def decode_rows(name: str, profiles: Sequence[Mapping[str, Any]], rows: list[Any], where: str) -> Workflow:
-    """The workflow ``name`` from its rows; DecodeError names the row (and task) at fault.
+def table_of_rows(profiles: Sequence[Mapping[str, Any]], rows: list[Any], where: str) -> TaskTable:
+    """The checked rows as a :class:`TaskTable`; DecodeError names the row (and task) at fault.
 
-    Each profile is checked once, as a Task; the tasks are then built without
-    checking again what the rows and profiles have already shown to be sound.
+    Each profile is checked once, as a Task; the table makes a task's Task from
+    its profile when asked, without checking again what the rows and profiles
+    have already shown to be sound.
     """
     for i, settings in enumerate(profiles):
         try:
             Task(name="profile", **settings)
         except WorkflowDefinitionError as exc:
             raise DecodeError(f"{where}: profiles[{i}]: {exc}") from None
-    names, dependents, remaining = _scan(len(profiles), rows, where)
-    cycle = _cycle(names, rows, dependents, remaining)
-    del dependents, remaining
-    if cycle:
-        raise DecodeError(f"{where}: dependency cycle: " + " -> ".join(cycle))
+    columns = _sound_in_order(len(profiles), rows)
+    if columns is None:  # something is wrong, or the rows are not in dependency order: check row by row
+        names, dependents, remaining = _scan(len(profiles), rows, where)
+        cycle = _cycle(names, rows, dependents, remaining)
+        del dependents, remaining
+        if cycle:
+            raise DecodeError(f"{where}: dependency cycle: " + " -> ".join(cycle))
+        columns = names, [row[1] for row in rows], [row[2] for row in rows]
+    names, profile_of, deps = columns
     makers = [Task.maker(settings) for settings in profiles]
-    name_of = names.__getitem__
-    single: dict[int, tuple[str]] = {}  # tasks with one and the same dependency share its tuple
-    tasks: dict[str, Task] = {}
-    for task, (_, profile, deps) in zip(names, rows, strict=True):
-        if len(deps) == 1:
-            depends_on: tuple[str, ...] = single.get(deps[0]) or single.setdefault(deps[0], (names[deps[0]],))
-        else:
-            depends_on = tuple(map(name_of, deps))
-        tasks[task] = makers[profile](task, depends_on)
-    return Workflow.of_checked(name, tasks)
+    priorities = [int(settings["priority"]) for settings in profiles]
+    return TaskTable.of_profiles(names, deps, profile_of, makers, priorities)
+
+
+def _sound_in_order(profiles: int, rows: list[Any]) -> tuple[list[str], list[int], list[list[int]]] | None:
+    """Names, profiles and dependencies, when every row is sound and depends only on
+    rows before it (so there is no cycle).
+
+    The same checks as :func:`_scan`, a column at a time (no Python call per row),
+    plus the order; None sends the rows to :func:`_scan` and :func:`_cycle`,
+    which name what is wrong, or accept a sound graph stored out of order.
+    """
+    if not rows:
+        return [], [], []
+    if set(map(type, rows)) != {list} or set(map(len, rows)) != {3}:
+        return None
+    names = [row[0] for row in rows]
+    ids = [row[1] for row in rows]
+    deps = [row[2] for row in rows]
+    if set(map(type, names)) != {str} or not all(map(str.strip, names)) or len(set(names)) != len(names):
+        return None
+    if set(map(type, ids)) != {int} or min(ids) < 0 or max(ids) >= profiles:
+        return None
+    if set(map(type, deps)) != {list}:
+        return None
+    flat = list(chain.from_iterable(deps))
+    if flat and (set(map(type, flat)) != {int} or min(flat) < 0):
+        return None
+    if not all(not d or max(d) < i for i, d in enumerate(deps)):
+        return None
+    if not all(len(set(d)) == len(d) for d in deps if len(d) > 1):
+        return None
+    return names, ids, deps
 
 
 def _scan(profiles: int, rows: list[Any], where: str) -> tuple[list[str], list[list[int]], list[int]]:

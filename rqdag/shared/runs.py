@@ -16,8 +16,9 @@ import redis
 from rqdag.errors import DecodeError, RunExistsError, RunNotFoundError
 from rqdag.shared import keys
 from rqdag.shared.codec import decode_result, dumps, encode_result, loads
-from rqdag.shared.definition import decode_definition, encode_definition
+from rqdag.shared.definition import decode_definition, decode_table, encode_definition
 from rqdag.shared.model import TaskResult, TaskStatus
+from rqdag.shared.task_table import TaskTable
 from rqdag.shared.workflow import Workflow
 
 FINISHED_STATUSES = frozenset({"succeeded", "failed", "cancelled", "error"})
@@ -150,10 +151,17 @@ class RunStore:
 
     def read_definition(self, run_id: str) -> Workflow:
         """The run's workflow, rebuilt from its stored definition."""
+        return decode_definition(self._definition(run_id), run_id=run_id)
+
+    def read_task_table(self, run_id: str) -> TaskTable:
+        """The run's graph as a coordinator loads it (see :class:`TaskTable`)."""
+        return decode_table(self._definition(run_id), run_id=run_id)
+
+    def _definition(self, run_id: str) -> bytes | str:
         raw = self.client.get(keys.RunKeys(run_id).definition)
         if raw is None:
             raise DecodeError(f"run '{run_id}': definition is missing")
-        return decode_definition(raw, run_id=run_id)
+        return raw
 
     def read_state(self, run_id: str) -> RunState:
         """Results, dispatch entries and the events position, in one MULTI/EXEC."""

@@ -9,7 +9,7 @@ import pytest
 
 from rqdag import Retry, Task, Workflow
 from rqdag.errors import DecodeError
-from rqdag.shared.definition import decode_definition, encode_definition, task_to_dict
+from rqdag.shared.definition import decode_definition, decode_table, encode_definition, task_to_dict
 from tests.unit.tasks_for_tests import always_true, answer, path_of
 
 
@@ -123,3 +123,24 @@ def test_a_made_task_is_the_task_the_constructor_builds() -> None:
     assert made.definition_hash() == built.definition_hash()
     with pytest.raises(AttributeError):
         made.name = "y"  # type: ignore[misc]
+
+
+def test_rows_stored_out_of_dependency_order_are_accepted() -> None:
+    # rqdag writes tasks in the order they were added, which need not follow the graph
+    workflow = Workflow("late", [Task("b", answer, depends_on=["a"]), Task("a", answer)])
+    document = stored(workflow)
+    assert document["tasks"][0] == ["b", 0, [1]]
+    back = decoded(document)
+    assert [task_to_dict(t) for t in back.tasks] == [task_to_dict(t) for t in workflow.tasks]
+
+
+def test_the_table_a_coordinator_loads_holds_the_graph_and_makes_each_task_on_demand() -> None:
+    original = sample()
+    table = decode_table(encode_definition(original), run_id="r1")
+    assert table.names == ["a", "b", "c", "d"]
+    assert table.deps == [[], [0], [0, 1], [2]]
+    assert table.priorities == [0, 0, 3, 0]
+    made = table.task(2)
+    assert task_to_dict(made) == task_to_dict(original.tasks[2])
+    assert table.task(2) is made, "a task is made once, then kept"
+    assert [task_to_dict(t) for t in table.tasks()] == [task_to_dict(t) for t in original.tasks]
