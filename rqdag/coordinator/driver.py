@@ -130,14 +130,12 @@ class RunDriver:
 
         The lease is renewed between the steps (a large run takes a while).
         """
-        workflow = self._store.read_definition(self.run_id)
+        table = self._store.read_task_table(self.run_id)
         self.lease.renew_if_due()
         run_state = read_progress(self._client, self._scripts, self.run_id)
         for problem in run_state.problems:
             log.error("%s", problem)
-        state = TaskStateManager(
-            workflow.tasks, track_timeouts=False, validated=True, snapshot=run_state.results, keep_all=True
-        )
+        state = TaskStateManager(table, track_timeouts=False, snapshot=run_state.results, keep_all=True)
         self.lease.renew_if_due()
         restore_in_flight(state, run_state, self.run_id, self._clock(), requeue_running=self._requeue_running)
         return state, run_state

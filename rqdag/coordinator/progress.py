@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from itertools import repeat
 from typing import Any
 
 import redis
@@ -29,7 +30,11 @@ def read_progress(client: redis.Redis, scripts: Scripts, run_id: str) -> RunStat
     reply: Any = scripts.read_progress(keys=[rk.results, rk.dispatch, rk.events], client=client)
     newest, successes, others, dispatch = reply
     state = RunState(last_event_id=newest or b"0-0")
-    state.results = dict.fromkeys((text(name) for name in successes), STORED_SUCCESS)
+    if successes and type(successes[0]) is bytes:
+        names: Iterator[str] = map(bytes.decode, successes, repeat("utf-8"), repeat("replace"))
+    else:
+        names = map(text, successes)
+    state.results = dict.fromkeys(names, STORED_SUCCESS)
     decode_into(state, run_id, _pairs(others), _pairs(dispatch))
     return state
 

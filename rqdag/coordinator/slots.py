@@ -36,18 +36,3 @@ class Dispatch:
     token: str
     inputs: dict[str, Any]
     deadline: float | None
-
-
-@dataclass(slots=True)
-class Slot:
-    """The state machine's record of one task."""
-
-    task: Task
-    order: int
-    phase: Phase = Phase.WAITING
-    attempt: int = 0
-    failures: int = 0
-    token: str | None = None
-    deadline: float | None = None
-    retry_at: float | None = None
-    remaining: int = 0

@@ -13,50 +13,58 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
-from rqdag.coordinator.slots import Dispatch, Outcome, Phase, Slot
+from rqdag.coordinator.readiness import count_unresolved, skip_result, unfinished_dependents
+from rqdag.coordinator.slots import Dispatch, Outcome, Phase
 from rqdag.shared.graph import validate_graph
 from rqdag.shared.model import Task, TaskMetrics, TaskResult, TaskStatus
+from rqdag.shared.task_table import TaskTable
 
 
 class TaskStateManager:
     """Results, dependency counts, ready queue by priority, retries and skip cascade.
 
+    Tasks are kept by index in a :class:`TaskTable` (names, dependency indexes),
+    with their phase, count of unresolved dependencies and attempt number in
+    lists: a run of 100,000 tasks costs a few lists, not an object per task.
     Thread-safe: :meth:`snapshot` may be called from any thread while the run goes on.
     """
 
     def __init__(
         self,
-        tasks: Sequence[Task],
+        tasks: Sequence[Task] | TaskTable,
         *,
         track_timeouts: bool = True,
         validated: bool = False,
         snapshot: Mapping[str, TaskResult] | None = None,
         keep_all: bool = False,
     ) -> None:
-        """``track_timeouts=False`` when the backend enforces ``timeout_s`` itself (workers);
-        ``validated=True`` when the caller has just checked the graph (a stored definition);
+        """``tasks``: a list of tasks, or the table of a stored definition (checked already);
+        ``track_timeouts=False`` when the backend enforces ``timeout_s`` itself (workers);
+        ``validated=True`` when the caller has just checked the graph;
         ``snapshot`` and ``keep_all``: as :meth:`hydrate`, in one pass (a large run loads faster)."""
-        if not validated:
-            validate_graph(tasks)
+        if not isinstance(tasks, TaskTable):
+            if not validated:
+                validate_graph(tasks)
+            tasks = TaskTable.of_tasks(tasks)
+        self._table = tasks
+        self._names = tasks.names
+        self._index = tasks.index
+        self._deps = tasks.deps
+        count = len(tasks)
         self._track_timeouts = track_timeouts
         self._lock = threading.RLock()
-        self._slots = {t.name: Slot(t, i) for i, t in enumerate(tasks)}
-        self._dependents: dict[str, list[str]] = {}  # only tasks that have dependents
-        dependents = self._dependents
-        for t in tasks:
-            for dep in t.depends_on:
-                children = dependents.get(dep)
-                if children is None:
-                    dependents[dep] = [t.name]
-                else:
-                    children.append(t.name)
+        self._phase: list[Phase] = [Phase.WAITING] * count
+        self._remaining: list[int] = [0] * count  # dependencies without a usable result yet
+        self._attempt: list[int] = [0] * count
+        self._failures: dict[int, int] = {}
+        self._token: dict[int, str] = {}  # the tasks in flight, and their attempt's token
+        self._deadline: dict[int, float] = {}  # running tasks that have a deadline
+        self._dependents: dict[int, list[int]] | None = None  # built when first needed
         self._results: dict[str, TaskResult] = {}
-        self._ready: list[tuple[int, int, str]] = []
-        self._retries: list[tuple[float, int, str]] = []
-        self._running: set[str] = set()
-        self._timed: set[str] = set()  # running tasks that have a deadline
+        self._ready: list[tuple[int, int]] = []  # (-priority, index)
+        self._retries: list[tuple[float, int]] = []  # (when, index)
         self._newly_done: list[str] = []
-        self._unfinished = len(tasks)
+        self._unfinished = count
         self._in_doubt: set[str] = set()  # results that wait for an operator (rqdag resolve)
         if snapshot is not None:
             self._load(snapshot, keep_all)
@@ -72,52 +80,45 @@ class TaskStateManager:
         kept; otherwise failure, cancelled and skipped are evaluated again.
         """
         with self._lock:
-            if self._running or self._results:
+            if self._token or self._results:
                 raise RuntimeError("hydrate() must be called before the run starts")
             unknown = self._load(snapshot, keep_all)
             self._prime()
             return unknown
 
     def _load(self, snapshot: Mapping[str, TaskResult], keep_all: bool) -> list[str]:
-        slots = self._slots
-        unknown = [name for name in snapshot if name not in slots]
+        index = self._index
+        phase = self._phase
+        attempt = self._attempt
+        unknown = [name for name in snapshot if name not in index]
         for name, result in snapshot.items():
-            slot = slots.get(name)
-            if slot is not None and (keep_all or result.status is TaskStatus.SUCCESS):
+            i = index.get(name)
+            if i is not None and (keep_all or result.status is TaskStatus.SUCCESS):
                 self._results[name] = result
                 if result.in_doubt:
                     self._in_doubt.add(name)
-                slot.phase = Phase.DONE
-                slot.attempt = result.metrics.attempt
-        self._unfinished = len(slots) - len(self._results)
+                phase[i] = Phase.DONE
+                attempt[i] = result.metrics.attempt
+        self._unfinished = len(phase) - len(self._results)
         return unknown
 
     def _prime(self) -> None:
         self._ready.clear()
-        resolved: list[str] = []
-        results = self._results
-        in_doubt = self._in_doubt
-        for name, slot in self._slots.items():
-            if slot.phase is Phase.DONE:
-                continue
-            slot.phase = Phase.WAITING
-            deps = slot.task.depends_on
-            remaining = len(deps)
-            if results:  # a dependency counts once it has a result that is not in doubt
-                for dep in deps:
-                    if dep in results and dep not in in_doubt:
-                        remaining -= 1
-            slot.remaining = remaining
-            if remaining == 0:
-                resolved.append(name)
+        self._dependents = None
+        phase = self._phase
+        in_doubt = [self._index[name] for name in self._in_doubt]
+        resolved = count_unresolved(phase, self._deps, self._remaining, in_doubt)
         # Many tasks may be ready at once (a resumed run): queue them all, then heapify once.
         ready = self._ready
-        for name in resolved:
-            skip = self._skip_result(name)
-            if skip is None:
-                ready.append(self._mark_ready(name))
-            else:
-                self._finish(name, skip)
+        if all(r.status is TaskStatus.SUCCESS for r in self._results.values()):  # so none is skipped
+            ready.extend([self._mark_ready(i) for i in resolved])
+        else:
+            for i in resolved:
+                skip = skip_result(self._table, self._results, i)
+                if skip is None:
+                    ready.append(self._mark_ready(i))
+                else:
+                    self._finish(i, skip)
         heapq.heapify(ready)
 
     # ---- queries ------------------------------------------------------------
@@ -128,8 +129,8 @@ class TaskStateManager:
             return dict(self._results)
 
     def task(self, name: str) -> Task:
-        """The definition of ``name``."""
-        return self._slots[name].task
+        """The definition of ``name`` (KeyError: no such task)."""
+        return self._table.task(self._index[name])
 
     def result(self, name: str) -> TaskResult | None:
         """The terminal result of ``name``, if it has one."""
@@ -139,12 +140,12 @@ class TaskStateManager:
     def phase(self, name: str) -> Phase:
         """The phase of ``name``."""
         with self._lock:
-            return self._slots[name].phase
+            return self._phase[self._index[name]]
 
     def attempt(self, name: str) -> int:
         """The number of the latest attempt of ``name`` (0 before the first)."""
         with self._lock:
-            return self._slots[name].attempt
+            return self._attempt[self._index[name]]
 
     def is_finished(self) -> bool:
         """True when every task has a terminal result and none waits for an operator."""
@@ -155,29 +156,34 @@ class TaskStateManager:
     def running_count(self) -> int:
         """How many tasks are in flight."""
         with self._lock:
-            return len(self._running)
+            return len(self._token)
 
     def running(self) -> list[tuple[str, str]]:
         """``(name, token)`` of every task in flight."""
         with self._lock:
-            return [(n, self._slots[n].token or "") for n in sorted(self._running)]
+            return sorted((self._names[i], token) for i, token in self._token.items())
 
     def next_wakeup(self) -> float | None:
         """The earliest moment a retry becomes due or a running task times out."""
         with self._lock:
             times = [self._retries[0][0]] if self._retries else []
-            times += [d for n in self._timed if (d := self._slots[n].deadline) is not None]
+            times += self._deadline.values()
             return min(times) if times else None
 
     def inputs_for(self, name: str) -> dict[str, Any]:
         """Dependency name to its ``data``, for the dependencies that succeeded."""
         with self._lock:
-            out: dict[str, Any] = {}
-            for dep in self._slots[name].task.depends_on:
-                result = self._results.get(dep)
-                if result is not None and result.status is TaskStatus.SUCCESS:
-                    out[dep] = result.data
-            return out
+            return self._inputs(self._index[name])
+
+    def _inputs(self, i: int) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        names = self._names
+        for d in self._deps[i]:
+            dep = names[d]
+            result = self._results.get(dep)
+            if result is not None and result.status is TaskStatus.SUCCESS:
+                out[dep] = result.data
+        return out
 
     def take_newly_done(self) -> list[tuple[str, TaskResult]]:
         """Results that became terminal since the last call, in order."""
@@ -196,38 +202,38 @@ class TaskStateManager:
         """Start up to ``limit`` ready tasks, highest priority first."""
         with self._lock:
             while self._retries and self._retries[0][0] <= now:
-                _, _, name = heapq.heappop(self._retries)
-                self._push_ready(name)
+                _, i = heapq.heappop(self._retries)
+                self._push_ready(i)
             out: list[Dispatch] = []
+            phase = self._phase
             while self._ready and len(out) < limit:
-                _, _, name = heapq.heappop(self._ready)
-                if self._slots[name].phase is Phase.READY:  # else adopted meanwhile: a stale entry
-                    out.append(self._start(name, now))
+                _, i = heapq.heappop(self._ready)
+                if phase[i] is Phase.READY:  # else adopted meanwhile: a stale entry
+                    out.append(self._start(i, now))
             return out
 
-    def _start(self, name: str, now: float) -> Dispatch:
-        slot = self._slots[name]
-        slot.phase = Phase.RUNNING
-        slot.attempt += 1
-        slot.token = f"{slot.attempt}-{uuid.uuid4().hex[:16]}"
-        timeout = slot.task.timeout_s if self._track_timeouts else None
-        slot.deadline = now + timeout if timeout is not None else None
-        self._running.add(name)
-        if slot.deadline is not None:
-            self._timed.add(name)
-        return Dispatch(slot.task, slot.attempt, slot.token, self.inputs_for(name), slot.deadline)
+    def _start(self, i: int, now: float) -> Dispatch:
+        task = self._table.task(i)
+        self._phase[i] = Phase.RUNNING
+        attempt = self._attempt[i] = self._attempt[i] + 1
+        token = self._token[i] = f"{attempt}-{uuid.uuid4().hex[:16]}"
+        deadline = None
+        if self._track_timeouts and task.timeout_s is not None:
+            deadline = self._deadline[i] = now + task.timeout_s
+        return Dispatch(task, attempt, token, self._inputs(i), deadline)
 
     def adopt(self, name: str, attempt: int, token: str, deadline: float | None) -> None:
         """Mark ``name`` as already running (an attempt found in flight after a restart)."""
         with self._lock:
-            slot = self._slots[name]
-            if slot.phase not in (Phase.READY, Phase.WAITING, Phase.RETRY_WAIT):
+            i = self._index[name]
+            if self._phase[i] not in (Phase.READY, Phase.WAITING, Phase.RETRY_WAIT):
                 return
             # its entry in the ready queue, if any, is dropped when it comes up (take_ready)
-            slot.phase, slot.attempt, slot.token, slot.deadline = (Phase.RUNNING, attempt, token, deadline)
-            self._running.add(name)
+            self._phase[i] = Phase.RUNNING
+            self._attempt[i] = attempt
+            self._token[i] = token
             if deadline is not None:
-                self._timed.add(name)
+                self._deadline[i] = deadline
 
     def complete(
         self,
@@ -248,31 +254,28 @@ class TaskStateManager:
         again: it fails with "outcome unknown".
         """
         with self._lock:
-            slot = self._slots.get(name)
-            if slot is None or slot.phase is not Phase.RUNNING or slot.token != token:
+            i = self._stop_running(name, token)
+            if i is None:
                 return Outcome.STALE
-            self._running.discard(name)
-            self._timed.discard(name)
-            slot.token = None
-            slot.deadline = None
-            if result.metrics.attempt != slot.attempt:
-                result = replace(result, metrics=replace(result.metrics, attempt=slot.attempt))
-            budget = slot.task.retry.attempts
+            attempt = self._attempt[i]
+            if result.metrics.attempt != attempt:
+                result = replace(result, metrics=replace(result.metrics, attempt=attempt))
+            task = self._table.task(i)
+            budget = task.retry.attempts
             if lost:
-                if slot.task.at_most_once:
+                if task.at_most_once:
                     retryable = False
                     result = replace(result, message=f"outcome unknown: {result.message}", in_doubt=True)
                 else:
                     budget = max(budget, 1)
+            failures = self._failures.get(i, 0)
             if result.status is TaskStatus.FAILURE:
-                slot.failures += 1
-            can_retry = retryable and slot.failures <= budget
-            if result.status is TaskStatus.FAILURE and can_retry:
-                slot.phase = Phase.RETRY_WAIT
-                slot.retry_at = now + slot.task.retry.delay_before(slot.failures)
-                heapq.heappush(self._retries, (slot.retry_at, slot.order, name))
+                failures = self._failures[i] = failures + 1
+            if result.status is TaskStatus.FAILURE and retryable and failures <= budget:
+                self._phase[i] = Phase.RETRY_WAIT
+                heapq.heappush(self._retries, (now + task.retry.delay_before(failures), i))
                 return Outcome.RETRY
-            self._finish(name, result)
+            self._finish(i, result)
             return Outcome.DONE
 
     def resolve(self, name: str, result: TaskResult) -> bool:
@@ -289,8 +292,8 @@ class TaskStateManager:
             self._newly_done.append(name)
             if name in self._in_doubt and not result.in_doubt:
                 self._in_doubt.discard(name)
-                work: list[tuple[str, TaskResult]] = []
-                self._release_dependents(name, work)
+                work: list[tuple[int, TaskResult]] = []
+                self._release_dependents(self._index[name], work)
                 for child, skip in work:
                     self._finish(child, skip)
             return True
@@ -298,7 +301,7 @@ class TaskStateManager:
     def is_blocked(self) -> bool:
         """True when nothing can move until an operator resolves an in-doubt task."""
         with self._lock:
-            idle = not (self._running or self._ready or self._retries)
+            idle = not (self._token or self._ready or self._retries)
             return idle and bool(self._in_doubt)
 
     def hand_back(self, name: str, token: str, result: TaskResult, now: float) -> None:
@@ -315,41 +318,36 @@ class TaskStateManager:
     def requeue(self, name: str, token: str) -> bool:
         """Hand a running attempt back (its worker stopped cleanly): it runs again, no failure counted."""
         with self._lock:
-            slot = self._slots.get(name)
-            if slot is None or slot.phase is not Phase.RUNNING or slot.token != token:
+            i = self._stop_running(name, token)
+            if i is None:
                 return False
-            self._running.discard(name)
-            self._timed.discard(name)
-            slot.token = None
-            slot.deadline = None
-            self._push_ready(name)
+            self._push_ready(i)
             return True
 
     def expired(self, now: float) -> list[tuple[str, str]]:
         """``(name, token)`` of running tasks whose timeout has passed."""
         with self._lock:
-            return [
-                (n, self._slots[n].token or "")
-                for n in sorted(self._timed)
-                if (d := self._slots[n].deadline) is not None and d <= now
-            ]
+            return sorted(
+                (self._names[i], self._token[i]) for i, deadline in self._deadline.items() if deadline <= now
+            )
 
     def cancel_all(self, message: str) -> list[tuple[str, str]]:
         """Cancel every task without a result; returns the running ones as (name, token)."""
         with self._lock:
             was_running = self.running()
-            for name, slot in self._slots.items():
-                if slot.phase is Phase.DONE:
+            names = self._names
+            for i, phase in enumerate(self._phase):
+                if phase is Phase.DONE:
                     continue
-                suffix = " while running" if name in self._running else ""
+                suffix = " while running" if i in self._token else ""
                 result = TaskResult.cancelled(message + suffix)
-                if slot.attempt:
-                    result = replace(result, metrics=TaskMetrics(attempt=slot.attempt))
-                self._results[name] = result
-                slot.phase = Phase.DONE
-                self._newly_done.append(name)
-            self._running.clear()
-            self._timed.clear()
+                if self._attempt[i]:
+                    result = replace(result, metrics=TaskMetrics(attempt=self._attempt[i]))
+                self._results[names[i]] = result
+                self._phase[i] = Phase.DONE
+                self._newly_done.append(names[i])
+            self._token.clear()
+            self._deadline.clear()
             self._ready.clear()
             self._retries.clear()
             self._in_doubt.clear()  # the results keep their flag; the run may end
@@ -358,56 +356,49 @@ class TaskStateManager:
 
     # ---- internals ----------------------------------------------------------
 
-    def _push_ready(self, name: str) -> None:
-        heapq.heappush(self._ready, self._mark_ready(name))
+    def _stop_running(self, name: str, token: str) -> int | None:
+        """The index of ``name`` taken out of the running set, if its current attempt is ``token``."""
+        i = self._index.get(name)
+        if i is None or self._phase[i] is not Phase.RUNNING or self._token.get(i) != token:
+            return None
+        del self._token[i]
+        self._deadline.pop(i, None)
+        return i
 
-    def _mark_ready(self, name: str) -> tuple[int, int, str]:
-        """Make ``name`` ready; returns its ready-queue entry (higher priority first, then order)."""
-        slot = self._slots[name]
-        slot.phase = Phase.READY
-        slot.retry_at = None
-        return (-slot.task.priority, slot.order, name)
+    def _push_ready(self, i: int) -> None:
+        heapq.heappush(self._ready, self._mark_ready(i))
 
-    def _finish(self, name: str, result: TaskResult) -> None:
+    def _mark_ready(self, i: int) -> tuple[int, int]:
+        """Make task ``i`` ready; returns its ready-queue entry (higher priority first, then order)."""
+        self._phase[i] = Phase.READY
+        return (-self._table.priorities[i], i)
+
+    def _finish(self, i: int, result: TaskResult) -> None:
         # A worklist, not recursion: a skip cascade down a long chain stays flat.
-        work = [(name, result)]
+        work = [(i, result)]
         while work:
             done, done_result = work.pop()
-            self._results[done] = done_result
-            self._slots[done].phase = Phase.DONE
+            name = self._names[done]
+            self._results[name] = done_result
+            self._phase[done] = Phase.DONE
             self._unfinished -= 1
-            self._newly_done.append(done)
+            self._newly_done.append(name)
             if done_result.in_doubt:  # it holds its dependents back until resolved
-                self._in_doubt.add(done)
+                self._in_doubt.add(name)
             else:
                 self._release_dependents(done, work)
 
-    def _release_dependents(self, name: str, work: list[tuple[str, TaskResult]]) -> None:
-        for child in self._dependents.get(name, ()):
-            slot = self._slots[child]
-            if slot.phase is not Phase.DONE:
-                slot.remaining -= 1
-                if slot.remaining == 0:
-                    skip = self._skip_result(child)
+    def _release_dependents(self, i: int, work: list[tuple[int, TaskResult]]) -> None:
+        phase = self._phase
+        if self._dependents is None:  # built on the first completion, not at the start
+            self._dependents = unfinished_dependents(phase, self._deps)
+        remaining = self._remaining
+        for child in self._dependents.get(i, ()):
+            if phase[child] is not Phase.DONE:
+                remaining[child] -= 1
+                if remaining[child] == 0:
+                    skip = skip_result(self._table, self._results, child)
                     if skip is None:
                         self._push_ready(child)
                     else:
                         work.append((child, skip))
-
-    def _skip_result(self, name: str) -> TaskResult | None:
-        blocker = self._blocking_dependency(name)
-        if blocker is None:
-            return None
-        dep, status = blocker
-        verb = {"failure": "failed", "skipped": "was skipped"}.get(status, f"was {status}")
-        return TaskResult.skipped(f"dependency '{dep}' {verb}")
-
-    def _blocking_dependency(self, name: str) -> tuple[str, str] | None:
-        for dep in self._slots[name].task.depends_on:
-            result = self._results[dep]
-            if result.status is TaskStatus.SUCCESS:
-                continue
-            if result.status is TaskStatus.FAILURE and self._slots[dep].task.continue_on_error:
-                continue
-            return dep, result.status.value
-        return None

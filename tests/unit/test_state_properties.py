@@ -14,7 +14,9 @@ from hypothesis import strategies as st
 
 from rqdag.coordinator.slots import Dispatch, Phase
 from rqdag.coordinator.state import TaskStateManager
+from rqdag.shared.definition import decode_table, encode_definition
 from rqdag.shared.model import Retry, Task, TaskResult, TaskStatus
+from rqdag.shared.workflow import Workflow
 
 STATUSES = [TaskStatus.SUCCESS, TaskStatus.FAILURE, TaskStatus.SKIPPED, TaskStatus.CANCELLED]
 PROPERTY_SETTINGS = settings(max_examples=150, deadline=None, database=None)
@@ -165,16 +167,28 @@ def run_scenario(
 
 @PROPERTY_SETTINGS
 @given(
-    specs=scenarios(), keep_all=st.booleans(), limit=st.integers(1, 4), ghosts=st.booleans(), data=st.data()
+    specs=scenarios(),
+    keep_all=st.booleans(),
+    limit=st.integers(1, 4),
+    ghosts=st.booleans(),
+    stored=st.booleans(),
+    data=st.data(),
 )
 def test_random_dag_random_snapshot_runs_to_the_reference_results(
-    specs: list[Spec], keep_all: bool, limit: int, ghosts: bool, data: st.DataObject
+    specs: list[Spec], keep_all: bool, limit: int, ghosts: bool, stored: bool, data: st.DataObject
 ) -> None:
+    """``stored``: the manager is built as a coordinator builds it, from the stored definition's
+    table with the snapshot in one pass, instead of from Task objects and :meth:`hydrate`."""
     snapshot = {s.name: r for s in specs if (r := s.snapshot_result()) is not None}
     if ghosts:
         snapshot["ghost"] = TaskResult.success(data="boo")
-    sm = TaskStateManager([s.task() for s in specs])
-    assert sm.hydrate(snapshot, keep_all=keep_all) == (["ghost"] if ghosts else [])
+    tasks = [s.task() for s in specs]
+    if stored:
+        table = decode_table(encode_definition(Workflow("stored", tasks)), run_id="property")
+        sm = TaskStateManager(table, snapshot=snapshot, keep_all=keep_all)
+    else:
+        sm = TaskStateManager(tasks)
+        assert sm.hydrate(snapshot, keep_all=keep_all) == (["ghost"] if ghosts else [])
 
     runs, _ = run_scenario(data, specs, sm, limit)
 
