@@ -52,7 +52,9 @@ def test_quick_suite_reports_every_section(tmp_path: Path) -> None:
         for row in rows:
             numbers = _numbers(row)
             assert numbers, f"{key}: {row['measure']} has no number"
-            assert all(math.isfinite(n) and n >= 0 for n in numbers), row
+            assert all(math.isfinite(n) for n in numbers), row
+            if row["unit"] != "k":  # a scaling exponent may be below 0 at --quick sizes (fixed costs)
+                assert all(n >= 0 for n in numbers), row
     peers = sections["peers"]
     assert peers["rows"] or peers["skipped"]
     results_md = (out / "RESULTS.md").read_text()

@@ -136,6 +136,8 @@ def test_sigterm_hands_the_lease_back_at_once(redis_url: str, procs: Procs) -> N
     lease = RunKeys(run.run_id).lease
     wait_until(lambda: client.connection.exists(lease) == 1, 15, "c1 to lease the run")
     procs.coordinator(redis_url, "--lease-ttl", "30", name="c2")
+    # the hand-over is timed from the signal, with c2 already up (not from c2's own start-up)
+    wait_until(lambda: "started" in procs.log("c2"), 15, "c2 to start")
     started = time.monotonic()
     c1.send_signal(signal.SIGTERM)
     owner_c1 = client.connection.get(lease)
