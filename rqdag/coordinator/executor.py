@@ -8,7 +8,7 @@ from typing import Any
 
 from rqdag.coordinator.dispatch import Dispatcher, DispatchRequest
 from rqdag.coordinator.events import EventBus, RunEvent
-from rqdag.coordinator.slots import Outcome
+from rqdag.coordinator.phases import Outcome
 from rqdag.coordinator.state import TaskStateManager
 from rqdag.shared.model import TaskMetrics, TaskResult, TaskStatus
 

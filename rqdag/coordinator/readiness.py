@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from rqdag.coordinator.slots import Phase
+from rqdag.coordinator.phases import Phase
 from rqdag.shared.model import TaskResult, TaskStatus
 from rqdag.shared.task_table import TaskTable
 

@@ -13,8 +13,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
+from rqdag.coordinator.phases import Dispatch, Outcome, Phase
 from rqdag.coordinator.readiness import count_unresolved, skip_result, unfinished_dependents
-from rqdag.coordinator.slots import Dispatch, Outcome, Phase
 from rqdag.shared.graph import validate_graph
 from rqdag.shared.model import Task, TaskMetrics, TaskResult, TaskStatus
 from rqdag.shared.task_table import TaskTable

@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import pytest
 
-from rqdag.coordinator.slots import Dispatch, Outcome, Phase
+from rqdag.coordinator.phases import Dispatch, Outcome, Phase
 from rqdag.coordinator.state import TaskStateManager
 from rqdag.errors import WorkflowDefinitionError
 from rqdag.shared.model import Retry, Task, TaskMetrics, TaskResult, TaskStatus

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from rqdag.coordinator.slots import Outcome, Phase
+from rqdag.coordinator.phases import Outcome, Phase
 from rqdag.coordinator.state import TaskStateManager
 from rqdag.shared.model import Retry, Task, TaskResult, TaskStatus
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rqdag.coordinator.slots import Dispatch, Phase
+from rqdag.coordinator.phases import Dispatch, Phase
 from rqdag.coordinator.state import TaskStateManager
 from rqdag.shared.definition import decode_table, encode_definition
 from rqdag.shared.model import Retry, Task, TaskResult, TaskStatus

@@ -1,4 +1,4 @@
-"""The records the state machine keeps per task, and what it hands out."""
+"""A task's phases, what applying a result did, and the attempts the state machine hands out."""
 
 from __future__ import annotations
 
