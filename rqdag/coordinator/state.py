@@ -90,10 +90,12 @@ class TaskStateManager:
         index = self._index
         phase = self._phase
         attempt = self._attempt
-        unknown = [name for name in snapshot if name not in index]
+        unknown: list[str] = []
         for name, result in snapshot.items():
             i = index.get(name)
-            if i is not None and (keep_all or result.status is TaskStatus.SUCCESS):
+            if i is None:
+                unknown.append(name)
+            elif keep_all or result.status is TaskStatus.SUCCESS:
                 self._results[name] = result
                 if result.in_doubt:
                     self._in_doubt.add(name)
