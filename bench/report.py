@@ -42,7 +42,8 @@ def _row_line(number: str, row: Row) -> str:
     ours = row.rqdag.format() if row.rqdag else "-"
     theirs = f"{row.reference.format()} ({row.reference_name})" if row.reference else row.reference_name
     ratio = row.ratio.format() if row.ratio else "-"
-    cells = [number, f"{row.measure} [{row.unit}]", ours, theirs, ratio, row.target or "-", _met(row.met)]
+    measure = f"{row.measure} [{row.unit}]" if row.unit else row.measure
+    cells = [number, measure, ours, theirs, ratio, row.target or "-", _met(row.met)]
     return "| " + " | ".join(_cell(c) for c in cells) + " |"
 
 
@@ -99,6 +100,8 @@ METHOD = """\
   holds every job (polled every 5 ms).
 - Section 4 runs with no workers: coordinators start in fresh processes.
 - Section 5 runs with workers whose Redis round trips are counted (both sides alike).
+- Section 6 runs last, alone: a peer's figure is in the Reference column, and rqdag's
+  for the same shape is in section 1 or 2.
 """
 
 
