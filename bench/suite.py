@@ -19,7 +19,7 @@ TITLES = {
     "fanin": fanin.SECTION,
     "resume": resume.SECTION,
     "overhead": overhead.SECTION,
-    "peers": "6. Peers",
+    "peers": peers.SECTION,
 }
 
 
@@ -41,10 +41,11 @@ def run_suite(config: Config, bench: BenchRedis, progress: Callable[[str], None]
     def add(key: str, rows: list[Row]) -> None:
         results[key].rows.extend(rows)
         for row in rows:
+            ours = row.rqdag.format() if row.rqdag else "-"
+            theirs = row.reference.format() if row.reference else row.reference_name
             ratio = row.ratio.format() if row.ratio else "-"
             progress(
-                f"{row.section} | {row.measure}: rqdag {row.rqdag.format() if row.rqdag else '-'}"
-                f" {row.unit}, ratio {ratio}"
+                f"{row.section} | {row.measure}: rqdag {ours}, reference {theirs} {row.unit}, ratio {ratio}"
             )
 
     try:
@@ -64,9 +65,12 @@ def run_suite(config: Config, bench: BenchRedis, progress: Callable[[str], None]
                     add("throughput", [throughput.measure(session, config.extra_width, count)])
     finally:
         session.close()
-    if "peers" in results:
+    if "peers" in results:  # last: every worker pool above is closed
         results["peers"].skipped = peers.skip_reason()
-        progress(f"6. peers skipped: {results['peers'].skipped}")
+        if results["peers"].skipped is None:
+            add("peers", peers.measure(bench, config, progress))
+        else:
+            progress(f"6. peers skipped: {results['peers'].skipped}")
     return list(results.values())
 
 
@@ -84,12 +88,15 @@ def _with_base_pools(
     count = config.workers
     with WorkerPool(session.bench, "rqdag", count), WorkerPool(session.bench, "raw", count) as raw_pool:
         session.warm_up()
+        wide = None
         if "throughput" in results:
             progress(f"1. throughput, {count} workers each side")
-            add("throughput", [throughput.measure(session, config.width, count)])
+            wide = throughput.measure(session, config.width, count)
+            add("throughput", [wide])
         if "chain" in results:
             progress(f"2. chain latency, {count} workers each side")
             add("chain", [chain.measure(session, config.chain, count)])
         if "fanin" in results:
             progress(f"3. fan-in, {count} workers each side")
-            add("fanin", [fanin.measure(session, config.fanin, count, raw_pool)])
+            row = fanin.measure(session, config.fanin, count, raw_pool)
+            add("fanin", [row] if wide is None else [row, fanin.rate_row(row, wide, config.fanin)])
