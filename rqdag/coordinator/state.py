@@ -34,17 +34,14 @@ class TaskStateManager:
         tasks: Sequence[Task] | TaskTable,
         *,
         track_timeouts: bool = True,
-        validated: bool = False,
         snapshot: Mapping[str, TaskResult] | None = None,
         keep_all: bool = False,
     ) -> None:
         """``tasks``: a list of tasks, or the table of a stored definition (checked already);
         ``track_timeouts=False`` when the backend enforces ``timeout_s`` itself (workers);
-        ``validated=True`` when the caller has just checked the graph;
         ``snapshot`` and ``keep_all``: as :meth:`hydrate`, in one pass (a large run loads faster)."""
         if not isinstance(tasks, TaskTable):
-            if not validated:
-                validate_graph(tasks)
+            validate_graph(tasks)
             tasks = TaskTable.of_tasks(tasks)
         self._table = tasks
         self._names = tasks.names
