@@ -96,7 +96,8 @@ class RunDriver:
             if meta.finished:
                 self._store.mark_inactive(self.run_id)
                 return meta.status
-            state, run_state = self._load()
+            with self.lease.kept_alive():
+                state, run_state = self._load()
         except DecodeError as exc:
             log.error("%s; the run is marked 'error' and left for an operator", exc)
             self._client.hset(self._keys.meta, "error", str(exc))
@@ -126,17 +127,12 @@ class RunDriver:
         return executor, dispatcher
 
     def _load(self) -> tuple[TaskStateManager, RunState]:
-        """Rebuild the run's state from its definition and its progress in Redis.
-
-        The lease is renewed between the steps (a large run takes a while).
-        """
+        """Rebuild the run's state from its definition and its progress in Redis."""
         table = self._store.read_task_table(self.run_id)
-        self.lease.renew_if_due()
         run_state = read_progress(self._client, self._scripts, self.run_id)
         for problem in run_state.problems:
             log.error("%s", problem)
         state = TaskStateManager(table, track_timeouts=False, snapshot=run_state.results, keep_all=True)
-        self.lease.renew_if_due()
         restore_in_flight(state, run_state, self.run_id, self._clock(), requeue_running=self._requeue_running)
         return state, run_state
 

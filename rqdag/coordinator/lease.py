@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import redis
 
@@ -76,6 +79,38 @@ class Lease:
         if not renewed:
             raise LeaseLostError(f"run '{self.run_id}': lease lost by {self.owner} (fence {self.fence})")
         self._renewed_at = now
+
+    @contextmanager
+    def kept_alive(self) -> Iterator[None]:
+        """Renew the lease from a helper thread while the body runs.
+
+        For a long step that cannot stop to renew (loading a run of millions of
+        tasks takes longer than the TTL). Raises LeaseLostError after the body
+        when the lease was lost meanwhile.
+        """
+        stop = threading.Event()
+        lost: list[LeaseLostError] = []
+
+        def keep() -> None:
+            while not stop.wait(self.ttl_s / 3):
+                try:
+                    self.renew_if_due()
+                except LeaseLostError as exc:
+                    lost.append(exc)
+                    return
+                except redis.RedisError as exc:  # tried again until the TTL runs out
+                    log.warning("run '%s': could not renew the lease: %s", self.run_id, exc)
+
+        keeper = threading.Thread(target=keep, name=f"rqdag-lease-{self.run_id}", daemon=True)
+        keeper.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            keeper.join()
+        if lost:
+            raise lost[0]
+        self.renew_if_due()
 
     def release(self) -> None:
         """Hand the lease back now so a successor need not wait for the TTL."""
