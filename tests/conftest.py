@@ -18,7 +18,8 @@ from typing import Any
 import pytest
 import redis
 
-from rqdag.embedded import EmbeddedRedisError, RedisServer
+from rqdag.errors import EmbeddedRedisError
+from rqdag.redis_server import RedisServer
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -38,7 +38,7 @@ import redis
 
 from rqdag import TaskResult, TaskStatus
 from rqdag.client import Client, connect
-from rqdag.embedded import RedisServer
+from rqdag.redis_server import RedisServer
 from rqdag.shared.keys import RunKeys
 from rqdag.shared.resolve import resolve_task
 from rqdag.shared.runs import FINISHED_STATUSES, DispatchEntry, RunStore, text

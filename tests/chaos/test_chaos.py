@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from rqdag.embedded import RedisServer
+from rqdag.redis_server import RedisServer
 from tests.chaos.invariants import check_run
 from tests.chaos.plan import ChaosConfig
 from tests.chaos.scenario import Outcome, Scenario

@@ -23,7 +23,7 @@ import pytest
 
 from rqdag import Task, TaskStatus, Workflow
 from rqdag.client import Client
-from rqdag.embedded import RedisServer
+from rqdag.redis_server import RedisServer
 from rqdag.shared.runs import RunStore
 from tests.chaos.chaos_flow import LEDGER_ENV, work
 from tests.chaos.cluster import TASKS_MODULE

@@ -14,7 +14,7 @@ from typing import Any
 
 from rqdag.cli.logs import JsonFormatter, TaskContextFilter
 from rqdag.client import Client
-from rqdag.embedded import RedisServer
+from rqdag.redis_server import RedisServer
 from rqdag.shared.runs import RunStore
 from tests.integration.flows import recoverable
 from tests.integration.procs import Procs, wait_until

@@ -13,20 +13,17 @@ from pathlib import Path
 import pytest
 import redis
 
-from rqdag.embedded import (
-    EmbeddedRedis,
-    EmbeddedRedisError,
-    RedisServer,
-    find_redis_server,
-    process_alive,
-)
+from rqdag.embedded import EmbeddedRedis
+from rqdag.errors import EmbeddedRedisError
+from rqdag.processes import process_alive
+from rqdag.redis_server import RedisServer, find_redis_server
 
 ROOT = Path(__file__).resolve().parents[2]
 
 SERVER_SCRIPT = """
 import sys, time
 from pathlib import Path
-from rqdag.embedded import RedisServer
+from rqdag.redis_server import RedisServer
 server = RedisServer(Path(sys.argv[1]))
 server.start()
 print(server.pid, flush=True)

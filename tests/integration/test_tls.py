@@ -13,8 +13,8 @@ import redis
 
 from rqdag import TaskStatus
 from rqdag.client import Client
-from rqdag.embedded import RedisServer, find_redis_server
 from rqdag.errors import EmbeddedRedisError
+from rqdag.redis_server import RedisServer, find_redis_server
 from tests.integration.flows import recoverable
 from tests.integration.procs import Procs
 
