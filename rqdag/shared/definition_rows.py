@@ -31,34 +31,39 @@ def table_of_rows(profiles: Sequence[Mapping[str, Any]], rows: list[Any], where:
             raise DecodeError(f"{where}: profiles[{i}]: {exc}") from None
     columns = _sound_in_order(len(profiles), rows)
     if columns is None:  # something is wrong, or the rows are not in dependency order: check row by row
-        names, dependents, remaining = _scan(len(profiles), rows, where)
+        names, index, dependents, remaining = _scan(len(profiles), rows, where)
         cycle = _cycle(names, rows, dependents, remaining)
         del dependents, remaining
         if cycle:
             raise DecodeError(f"{where}: dependency cycle: " + " -> ".join(cycle))
-        columns = names, [row[1] for row in rows], [row[2] for row in rows]
-    names, profile_of, deps = columns
+        columns = names, index, [row[1] for row in rows], [row[2] for row in rows]
+    names, index, profile_of, deps = columns
     makers = [Task.maker(settings) for settings in profiles]
     priorities = [int(settings["priority"]) for settings in profiles]
-    return TaskTable.of_profiles(names, deps, profile_of, makers, priorities)
+    return TaskTable.of_profiles(names, index, deps, profile_of, makers, priorities)
 
 
-def _sound_in_order(profiles: int, rows: list[Any]) -> tuple[list[str], list[int], list[list[int]]] | None:
-    """Names, profiles and dependencies, when every row is sound and depends only on
-    rows before it (so there is no cycle).
+def _sound_in_order(
+    profiles: int, rows: list[Any]
+) -> tuple[list[str], dict[str, int], list[int], list[list[int]]] | None:
+    """Names, their index, profiles and dependencies, when every row is sound and
+    depends only on rows before it (so there is no cycle).
 
     The same checks as :func:`_scan`, a column at a time (no Python call per row),
     plus the order; None sends the rows to :func:`_scan` and :func:`_cycle`,
     which name what is wrong, or accept a sound graph stored out of order.
     """
     if not rows:
-        return [], [], []
+        return [], {}, [], []
     if set(map(type, rows)) != {list} or set(map(len, rows)) != {3}:
         return None
     names = [row[0] for row in rows]
     ids = [row[1] for row in rows]
     deps = [row[2] for row in rows]
-    if set(map(type, names)) != {str} or not all(map(str.strip, names)) or len(set(names)) != len(names):
+    if set(map(type, names)) != {str} or not all(map(str.strip, names)):
+        return None
+    index = dict(zip(names, range(len(names)), strict=True))
+    if len(index) != len(names):  # a duplicate name
         return None
     if set(map(type, ids)) != {int} or min(ids) < 0 or max(ids) >= profiles:
         return None
@@ -71,11 +76,14 @@ def _sound_in_order(profiles: int, rows: list[Any]) -> tuple[list[str], list[int
         return None
     if not all(len(set(d)) == len(d) for d in deps if len(d) > 1):
         return None
-    return names, ids, deps
+    return names, index, ids, deps
 
 
-def _scan(profiles: int, rows: list[Any], where: str) -> tuple[list[str], list[list[int]], list[int]]:
-    """Check every row in one pass: the names, each task's dependents and dependency count by index."""
+def _scan(
+    profiles: int, rows: list[Any], where: str
+) -> tuple[list[str], dict[str, int], list[list[int]], list[int]]:
+    """Check every row in one pass: the names, their index, each task's dependents and
+    dependency count by index."""
     count = len(rows)
     names: list[str] = []
     seen: dict[str, int] = {}
@@ -93,7 +101,7 @@ def _scan(profiles: int, rows: list[Any], where: str) -> tuple[list[str], list[l
             raise DecodeError(f"{where}: tasks[{i}]: task '{task}' lists a dependency twice")
         names.append(task)
         remaining.append(len(deps))
-    return names, dependents, remaining
+    return names, seen, dependents, remaining  # no duplicate got past _row: seen is the index
 
 
 def _row(i: int, row: Any, profiles: int, seen: dict[str, int], where: str) -> tuple[str, list[Any]]:

@@ -24,6 +24,7 @@ class TaskTable:
     def __init__(
         self,
         names: list[str],
+        index: dict[str, int],
         deps: list[list[int]],
         priorities: list[int],
         tasks: list[Task | None],
@@ -32,9 +33,9 @@ class TaskTable:
     ) -> None:
         """Use :meth:`of_tasks` or :meth:`of_profiles`; the lists are taken, not copied."""
         self.names = names
+        self.index = index  # name -> place in ``names``
         self.deps = deps
         self.priorities = priorities
-        self.index = dict(zip(names, range(len(names)), strict=True))
         self._tasks = tasks
         self._makers = makers
         self._profile_of = profile_of
@@ -45,20 +46,22 @@ class TaskTable:
         names = [t.name for t in tasks]
         index = dict(zip(names, range(len(names)), strict=True))
         deps = [[index[d] for d in t.depends_on] for t in tasks]
-        return cls(names, deps, [t.priority for t in tasks], list(tasks))
+        return cls(names, index, deps, [t.priority for t in tasks], list(tasks))
 
     @classmethod
     def of_profiles(
         cls,
         names: list[str],
+        index: dict[str, int],
         deps: list[list[int]],
         profile_of: list[int],
         makers: Sequence[Maker],
         profile_priorities: Sequence[int],
     ) -> TaskTable:
-        """The table of checked definition rows: task ``i`` is ``makers[profile_of[i]]``'s."""
+        """The table of checked definition rows (``index``: name -> row): task ``i`` is
+        ``makers[profile_of[i]]``'s."""
         priorities = [profile_priorities[p] for p in profile_of]
-        return cls(names, deps, priorities, [None] * len(names), makers, profile_of)
+        return cls(names, index, deps, priorities, [None] * len(names), makers, profile_of)
 
     def __len__(self) -> int:
         return len(self.names)

@@ -132,12 +132,15 @@ def test_rows_stored_out_of_dependency_order_are_accepted() -> None:
     assert document["tasks"][0] == ["b", 0, [1]]
     back = decoded(document)
     assert [task_to_dict(t) for t in back.tasks] == [task_to_dict(t) for t in workflow.tasks]
+    table = decode_table(orjson.dumps(document), run_id="r1")
+    assert table.index == {"b": 0, "a": 1} and table.deps == [[1], []]
 
 
 def test_the_table_a_coordinator_loads_holds_the_graph_and_makes_each_task_on_demand() -> None:
     original = sample()
     table = decode_table(encode_definition(original), run_id="r1")
     assert table.names == ["a", "b", "c", "d"]
+    assert table.index == {"a": 0, "b": 1, "c": 2, "d": 3}
     assert table.deps == [[], [0], [0, 1], [2]]
     assert table.priorities == [0, 0, 3, 0]
     made = table.task(2)
