@@ -37,11 +37,10 @@ else
   entry['finished_at'] = tonumber(ARGV[6])
   redis.call('HSET', KEYS[2], ARGV[1], cjson.encode(entry))
 end
+local fields = { 'kind', kind, 'task', ARGV[1], 'token', ARGV[2], 'status', ARGV[4] }
 if ARGV[8] == '1' then
-  redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[7], '*',
-    'kind', kind, 'task', ARGV[1], 'token', ARGV[2], 'status', ARGV[4], 'result', ARGV[3])
-else
-  redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[7], '*',
-    'kind', kind, 'task', ARGV[1], 'token', ARGV[2], 'status', ARGV[4])
+  fields[#fields + 1] = 'result'
+  fields[#fields + 1] = ARGV[3]
 end
+redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[7], '*', unpack(fields))
 return 'ok'
