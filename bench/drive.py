@@ -23,8 +23,8 @@ from rq.serializers import JSONSerializer
 
 from rqdag.client import Client
 from rqdag.coordinator.driver import RunDriver
-from rqdag.shared.keys import RunKeys
-from rqdag.shared.workflow import Workflow
+from rqdag.shared.model.workflow import Workflow
+from rqdag.shared.store.keys import RunKeys
 
 POLL_S = 0.005
 STOP_WAIT_S = 30.0

@@ -24,7 +24,7 @@ from bench.session import Session, alternate
 from bench.stats import Row, Series, ratios
 from bench.workloads import chain_workflow, raw_chain, raw_independent, wide_workflow
 from rqdag.client import Client
-from rqdag.shared.workflow import Workflow
+from rqdag.shared.model.workflow import Workflow
 
 SECTION = "5. Overhead"
 TARGET_ADDED_ROUND_TRIPS = 3.0

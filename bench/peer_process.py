@@ -18,7 +18,7 @@ from types import TracebackType
 from bench.config import REPO
 from bench.pools import START_TIMEOUT_S, STOP_GRACE_S, PoolError, child_env
 from bench.server import BenchRedis
-from rqdag.processes import death_signal_hook
+from rqdag.local.processes import death_signal_hook
 
 READY_POLL_S = 0.1
 

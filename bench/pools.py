@@ -17,7 +17,7 @@ from rq.worker import Worker
 from bench.config import REPO
 from bench.counting import read_tally_file
 from bench.server import BenchRedis
-from rqdag.processes import death_signal_hook
+from rqdag.local.processes import death_signal_hook
 
 Kind = Literal["rqdag", "raw"]
 

@@ -2,7 +2,7 @@
 
 The run is written straight into Redis: its meta and definition with
 :meth:`RunStore.create_run`, then ``success`` results (TaskResult JSON from
-:mod:`rqdag.shared.codec`) for the root and the first half of the middle tasks of
+:mod:`rqdag.shared.model.codec`) for the root and the first half of the middle tasks of
 a ``1 -> N-2 -> 1`` DAG. No lease is held and nothing is in flight: the previous
 coordinator is gone. A fresh process (:mod:`bench.resume_child`) then starts
 driving it; the bench times from the driver's start to the first job in the RQ
@@ -31,10 +31,10 @@ from bench.session import Session
 from bench.stats import Row, Series, judge, ratios
 from bench.workloads import task_name, wide_workflow
 from rqdag.coordinator.lease import DEFAULT_LEASE_TTL_S
-from rqdag.shared.codec import encode_result
-from rqdag.shared.keys import RunKeys
-from rqdag.shared.model import TaskMetrics, TaskResult, TaskStatus
-from rqdag.shared.runs import RunStore
+from rqdag.shared.model.codec import encode_result
+from rqdag.shared.model.task import TaskMetrics, TaskResult, TaskStatus
+from rqdag.shared.store.keys import RunKeys
+from rqdag.shared.store.runs import RunStore
 
 SECTION = "4. Resume"
 TARGET_FIRST_DISPATCH_S = 1.0

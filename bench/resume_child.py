@@ -41,8 +41,8 @@ from rq.serializers import JSONSerializer
 from bench.workloads import RAW_FUNC
 from rqdag.client import connect
 from rqdag.coordinator.driver import RunDriver
-from rqdag.shared.codec import loads
-from rqdag.shared.keys import RunKeys
+from rqdag.shared.model.codec import loads
+from rqdag.shared.store.keys import RunKeys
 
 
 def _status_kib(field: str) -> int | None:

@@ -10,7 +10,7 @@ from types import TracebackType
 
 import redis
 
-from rqdag.redis_server import RedisServer, find_redis_server
+from rqdag.local.redis_server import RedisServer, find_redis_server
 
 # Worker registrations survive a reset, so that idle worker pools stay valid between runs.
 _KEEP_PREFIX = b"rq:worker"

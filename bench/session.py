@@ -15,7 +15,7 @@ from bench.server import BenchRedis
 from bench.stats import Series
 from bench.workloads import raw_independent, wide_workflow
 from rqdag.client import Client
-from rqdag.shared.workflow import Workflow
+from rqdag.shared.model.workflow import Workflow
 
 WARMUP_TASKS = 20
 

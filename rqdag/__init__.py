@@ -3,11 +3,11 @@
 from rqdag.client import Client, RunHandle
 from rqdag.errors import RqdagError
 from rqdag.runner import RqdagWarning, TaskRunner, TaskRunnerBuilder
-from rqdag.shared.context import TaskContext
-from rqdag.shared.graph import to_dot, to_mermaid
-from rqdag.shared.model import Retry, Task, TaskMetrics, TaskResult, TaskStatus
-from rqdag.shared.snapshot import load_snapshot, save_snapshot
-from rqdag.shared.workflow import Workflow
+from rqdag.shared.model.context import TaskContext
+from rqdag.shared.model.graph import to_dot, to_mermaid
+from rqdag.shared.model.snapshot import load_snapshot, save_snapshot
+from rqdag.shared.model.task import Retry, Task, TaskMetrics, TaskResult, TaskStatus
+from rqdag.shared.model.workflow import Workflow
 
 __all__ = [
     "Client",

@@ -11,12 +11,12 @@ from typing import Any
 import redis
 
 from rqdag.errors import RqdagError, RunNotFoundError
-from rqdag.shared.codec import normalize_snapshot
-from rqdag.shared.keys import RunKeys, check_run_id
-from rqdag.shared.model import Task, TaskResult
-from rqdag.shared.resume import resume_run
-from rqdag.shared.runs import RunMeta, RunStore
-from rqdag.shared.workflow import Workflow, as_workflow
+from rqdag.shared.model.codec import normalize_snapshot
+from rqdag.shared.model.task import Task, TaskResult
+from rqdag.shared.model.workflow import Workflow, as_workflow
+from rqdag.shared.store.keys import RunKeys, check_run_id
+from rqdag.shared.store.resume import resume_run
+from rqdag.shared.store.runs import RunMeta, RunStore
 
 DEFAULT_REDIS_URL_ENV = "REDIS_URL"
 

@@ -14,11 +14,11 @@ from rqdag.coordinator.executor import WorkflowExecutor
 from rqdag.coordinator.inprocess import InProcessDispatcher, TaskFunctions
 from rqdag.coordinator.service import coordinator_id
 from rqdag.coordinator.state import TaskStateManager
-from rqdag.shared.codec import normalize_snapshot
-from rqdag.shared.graph import topological_order
-from rqdag.shared.importing import resolve_path
-from rqdag.shared.model import Task, TaskResult, TaskStatus
-from rqdag.shared.workflow import Workflow, as_workflow
+from rqdag.shared.model.codec import normalize_snapshot
+from rqdag.shared.model.graph import topological_order
+from rqdag.shared.model.importing import resolve_path
+from rqdag.shared.model.task import Task, TaskResult, TaskStatus
+from rqdag.shared.model.workflow import Workflow, as_workflow
 
 
 class RqdagWarning(UserWarning):

@@ -19,7 +19,7 @@ import pytest
 import redis
 
 from rqdag.errors import EmbeddedRedisError
-from rqdag.redis_server import RedisServer
+from rqdag.local.redis_server import RedisServer
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -27,12 +27,12 @@ from rqdag.cli.output import (
     status_counts,
     styled,
 )
-from rqdag.shared.codec import snapshot_to_document
-from rqdag.shared.graph import to_dot, to_mermaid, topological_order
-from rqdag.shared.keys import RUNS, RunKeys
-from rqdag.shared.resume import resume_run
-from rqdag.shared.runs import RunMeta, RunStore
-from rqdag.targets import load_target
+from rqdag.cli.targets import load_target
+from rqdag.shared.model.codec import snapshot_to_document
+from rqdag.shared.model.graph import to_dot, to_mermaid, topological_order
+from rqdag.shared.store.keys import RUNS, RunKeys
+from rqdag.shared.store.resume import resume_run
+from rqdag.shared.store.runs import RunMeta, RunStore
 
 
 @click.command()

@@ -19,8 +19,8 @@ import redis
 
 from rqdag.client import Client
 from rqdag.errors import RqdagError
-from rqdag.shared.codec import loads
-from rqdag.shared.runs import RunMeta
+from rqdag.shared.model.codec import loads
+from rqdag.shared.store.runs import RunMeta
 
 F = TypeVar("F", bound=Callable[..., Any])
 

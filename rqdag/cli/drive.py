@@ -35,16 +35,16 @@ from rqdag.cli.output import (
     status_counts,
     styled,
 )
+from rqdag.cli.targets import LoadedTarget, load_target
 from rqdag.client import Client, RunHandle
 from rqdag.coordinator.driver import RunDriver
 from rqdag.coordinator.service import coordinator_id
-from rqdag.embedded import EmbeddedRedis
-from rqdag.local_workers import LocalWorkers
-from rqdag.shared.codec import snapshot_to_document
-from rqdag.shared.graph import topological_order
-from rqdag.shared.keys import RunKeys
-from rqdag.shared.runs import RunStore
-from rqdag.targets import LoadedTarget, load_target
+from rqdag.local.embedded import EmbeddedRedis
+from rqdag.local.local_workers import LocalWorkers
+from rqdag.shared.model.codec import snapshot_to_document
+from rqdag.shared.model.graph import topological_order
+from rqdag.shared.store.keys import RunKeys
+from rqdag.shared.store.runs import RunStore
 
 WORKER_CLASSES = ("simple", "fork", "spawn")
 

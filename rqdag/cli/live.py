@@ -28,9 +28,9 @@ from rqdag.cli.output import (
     status_counts,
     styled,
 )
-from rqdag.shared.keys import RunKeys
-from rqdag.shared.model import TaskResult
-from rqdag.shared.runs import DispatchEntry, RunStore
+from rqdag.shared.model.task import TaskResult
+from rqdag.shared.store.keys import RunKeys
+from rqdag.shared.store.runs import DispatchEntry, RunStore
 
 BLOCK_SLICE_S = 1.0  # well under redis-py's socket timeout
 REFRESH_S = 2.0

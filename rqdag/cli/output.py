@@ -1,7 +1,7 @@
 """Human and JSON output: consoles that degrade to plain text, tables, status colours and counts.
 
 JSON is written with the standard library (indentation, sorted keys); JSON
-*input* is read through :mod:`rqdag.shared.codec` elsewhere.
+*input* is read through :mod:`rqdag.shared.model.codec` elsewhere.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from rqdag.shared.model import TaskResult, TaskStatus
-from rqdag.shared.runs import DispatchEntry
+from rqdag.shared.model.task import TaskResult, TaskStatus
+from rqdag.shared.store.runs import DispatchEntry
 
 TERMINAL = tuple(s.value for s in TaskStatus)  # success, failure, skipped, cancelled
 IN_FLIGHT = ("queued", "running", "retry_wait", "handed_back", "lost")

@@ -22,8 +22,8 @@ from rqdag.cli.logs import log_options, setup_logging
 from rqdag.cli.output import (
     print_json,
 )
+from rqdag.cli.targets import load_target
 from rqdag.coordinator.service import CoordinatorService
-from rqdag.targets import load_target
 from rqdag.worker import start_worker
 from rqdag.worker.environment import (
     DEFAULT_HEARTBEAT_INTERVAL,

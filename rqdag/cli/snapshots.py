@@ -28,10 +28,10 @@ from rqdag.cli.output import (
     styled,
 )
 from rqdag.errors import SnapshotError
-from rqdag.shared.codec import loads, snapshot_from_document, snapshot_from_json, snapshot_to_document
-from rqdag.shared.definition import decode_definition, encode_definition
-from rqdag.shared.model import TaskResult
-from rqdag.shared.runs import RunStore
+from rqdag.shared.model.codec import loads, snapshot_from_document, snapshot_from_json, snapshot_to_document
+from rqdag.shared.model.definition import decode_definition, encode_definition
+from rqdag.shared.model.task import TaskResult
+from rqdag.shared.store.runs import RunStore
 
 DATA_SHOWN = 40  # characters of data in the human diff
 

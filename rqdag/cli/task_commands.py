@@ -26,11 +26,11 @@ from rqdag.cli.output import (
     styled,
 )
 from rqdag.errors import RqdagError
-from rqdag.shared.codec import loads
-from rqdag.shared.definition import task_to_dict
-from rqdag.shared.model import TaskStatus
-from rqdag.shared.resolve import read_audit, resolve_task
-from rqdag.shared.runs import RunStore
+from rqdag.shared.model.codec import loads
+from rqdag.shared.model.definition import task_to_dict
+from rqdag.shared.model.task import TaskStatus
+from rqdag.shared.store.resolve import read_audit, resolve_task
+from rqdag.shared.store.runs import RunStore
 
 
 def operator() -> str:

@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from rqdag.shared.model import Task, TaskResult
+from rqdag.shared.model.task import Task, TaskResult
 
 
 @dataclass(frozen=True)

@@ -19,10 +19,10 @@ from rqdag.coordinator.reconcile import restore_in_flight
 from rqdag.coordinator.rq_dispatcher import RQDispatcher
 from rqdag.coordinator.state import TaskStateManager
 from rqdag.errors import DecodeError, LeaseLostError
-from rqdag.shared.keys import RunKeys
-from rqdag.shared.model import TaskResult, TaskStatus
-from rqdag.shared.runs import RunState, RunStore
-from rqdag.shared.scripts import EVENTS_MAXLEN, Scripts
+from rqdag.shared.model.task import TaskResult, TaskStatus
+from rqdag.shared.store.keys import RunKeys
+from rqdag.shared.store.runs import RunState, RunStore
+from rqdag.shared.store.scripts import EVENTS_MAXLEN, Scripts
 
 log = logging.getLogger("rqdag.coordinator")
 

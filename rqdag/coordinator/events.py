@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rqdag.errors import RqdagError
-from rqdag.shared.model import TaskResult
+from rqdag.shared.model.task import TaskResult
 
 log = logging.getLogger("rqdag.events")
 

@@ -10,7 +10,7 @@ from rqdag.coordinator.dispatch import Dispatcher, DispatchRequest
 from rqdag.coordinator.events import EventBus, RunEvent
 from rqdag.coordinator.phases import Outcome
 from rqdag.coordinator.state import TaskStateManager
-from rqdag.shared.model import TaskMetrics, TaskResult, TaskStatus
+from rqdag.shared.model.task import TaskMetrics, TaskResult, TaskStatus
 
 MAX_IDLE_WAIT_S = 1.0
 MAX_BATCH = 500

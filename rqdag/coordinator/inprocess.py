@@ -10,9 +10,9 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from rqdag.coordinator.dispatch import Completion, DispatchRequest
-from rqdag.shared.context import TaskContext, idempotency_key
-from rqdag.shared.invoke import invoke_task
-from rqdag.shared.model import TaskResult
+from rqdag.shared.model.context import TaskContext, idempotency_key
+from rqdag.shared.model.invoke import invoke_task
+from rqdag.shared.model.task import TaskResult
 
 TaskFunctions = Mapping[str, tuple[Callable[..., Any], Callable[..., Any] | None]]
 

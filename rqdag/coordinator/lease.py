@@ -11,8 +11,8 @@ from contextlib import contextmanager
 import redis
 
 from rqdag.errors import LeaseLostError, RunNotFoundError
-from rqdag.shared.keys import RunKeys
-from rqdag.shared.scripts import Scripts
+from rqdag.shared.store.keys import RunKeys
+from rqdag.shared.store.scripts import Scripts
 
 log = logging.getLogger("rqdag.coordinator")
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from rqdag.shared.model import Task
+from rqdag.shared.model.task import Task
 
 
 class Phase(StrEnum):

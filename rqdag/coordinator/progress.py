@@ -8,10 +8,10 @@ from typing import Any
 
 import redis
 
-from rqdag.shared.keys import RunKeys
-from rqdag.shared.model import TaskResult, TaskStatus
-from rqdag.shared.runs import RunState, decode_into, text
-from rqdag.shared.scripts import Scripts
+from rqdag.shared.model.task import TaskResult, TaskStatus
+from rqdag.shared.store.keys import RunKeys
+from rqdag.shared.store.runs import RunState, decode_into, text
+from rqdag.shared.store.scripts import Scripts
 
 # Stands for every plain success the coordinator did not load: it needs their
 # status only (workers read the data they pass on straight from Redis).

@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 from rqdag.coordinator.phases import Phase
-from rqdag.shared.model import TaskResult, TaskStatus
-from rqdag.shared.task_table import TaskTable
+from rqdag.shared.model.task import TaskResult, TaskStatus
+from rqdag.shared.model.task_table import TaskTable
 
 VERBS = {TaskStatus.FAILURE: "failed", TaskStatus.SKIPPED: "was skipped"}
 

@@ -6,9 +6,9 @@ import logging
 
 from rqdag.coordinator.state import TaskStateManager
 from rqdag.errors import DecodeError
-from rqdag.shared.codec import decode_result
-from rqdag.shared.model import TaskResult
-from rqdag.shared.runs import RunState
+from rqdag.shared.model.codec import decode_result
+from rqdag.shared.model.task import TaskResult
+from rqdag.shared.store.runs import RunState
 
 log = logging.getLogger("rqdag.coordinator")
 

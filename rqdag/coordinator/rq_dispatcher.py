@@ -16,11 +16,11 @@ from rqdag.coordinator.dispatch import Completion, DispatchRequest
 from rqdag.coordinator.lease import Lease
 from rqdag.coordinator.watchdog import Watchdog
 from rqdag.errors import DecodeError, LeaseLostError
-from rqdag.shared.codec import decode_result, encode_result
-from rqdag.shared.keys import RunKeys, job_id
-from rqdag.shared.model import TaskResult
-from rqdag.shared.runs import DispatchEntry, parse_dispatch_entry, text
-from rqdag.shared.scripts import EVENTS_MAXLEN, Scripts
+from rqdag.shared.model.codec import decode_result, encode_result
+from rqdag.shared.model.task import TaskResult
+from rqdag.shared.store.keys import RunKeys, job_id
+from rqdag.shared.store.runs import DispatchEntry, parse_dispatch_entry, text
+from rqdag.shared.store.scripts import EVENTS_MAXLEN, Scripts
 
 log = logging.getLogger("rqdag.coordinator")
 

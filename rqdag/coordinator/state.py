@@ -15,9 +15,9 @@ from typing import Any
 
 from rqdag.coordinator.phases import Dispatch, Outcome, Phase
 from rqdag.coordinator.readiness import count_unresolved, skip_result, unfinished_dependents
-from rqdag.shared.graph import validate_graph
-from rqdag.shared.model import Task, TaskMetrics, TaskResult, TaskStatus
-from rqdag.shared.task_table import TaskTable
+from rqdag.shared.model.graph import validate_graph
+from rqdag.shared.model.task import Task, TaskMetrics, TaskResult, TaskStatus
+from rqdag.shared.model.task_table import TaskTable
 
 
 class TaskStateManager:

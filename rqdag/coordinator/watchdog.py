@@ -14,10 +14,10 @@ from rqdag.coordinator.dispatch import Completion
 from rqdag.coordinator.lease import Lease
 from rqdag.coordinator.reconcile import lost_result
 from rqdag.errors import DecodeError, LeaseLostError
-from rqdag.shared.keys import RunKeys
-from rqdag.shared.model import TaskResult
-from rqdag.shared.runs import DispatchEntry, parse_dispatch_entry, text
-from rqdag.shared.scripts import EVENTS_MAXLEN, Scripts
+from rqdag.shared.model.task import TaskResult
+from rqdag.shared.store.keys import RunKeys
+from rqdag.shared.store.runs import DispatchEntry, parse_dispatch_entry, text
+from rqdag.shared.store.scripts import EVENTS_MAXLEN, Scripts
 
 log = logging.getLogger("rqdag.coordinator")
 

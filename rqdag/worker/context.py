@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from rqdag.errors import RqdagError
-from rqdag.shared.importing import resolve_path
+from rqdag.shared.model.importing import resolve_path
 
 _UNSET: Any = object()
 

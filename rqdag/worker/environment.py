@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import redis
 
 from rqdag.errors import RqdagError
-from rqdag.shared.scripts import Scripts
+from rqdag.shared.store.scripts import Scripts
 from rqdag.worker.context import ContextHolder, load_context
 from rqdag.worker.registry import TaskRegistry, build_registry
 from rqdag.worker.ticker import Ticker

@@ -9,8 +9,8 @@ from types import TracebackType
 
 import redis
 
-from rqdag.shared.keys import RunKeys
-from rqdag.shared.scripts import Scripts
+from rqdag.shared.store.keys import RunKeys
+from rqdag.shared.store.scripts import Scripts
 from rqdag.worker.ticker import Ticker
 
 log = logging.getLogger("rqdag.worker")

@@ -24,12 +24,12 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from rqdag.errors import DecodeError, EncodeError, TaskNotAllowedError
-from rqdag.shared.codec import decode_result, encode_result, loads
-from rqdag.shared.context import TaskContext, idempotency_key
-from rqdag.shared.invoke import invoke_task
-from rqdag.shared.keys import RunKeys
-from rqdag.shared.model import TaskMetrics, TaskResult, TaskStatus
-from rqdag.shared.scripts import EVENTS_MAXLEN
+from rqdag.shared.model.codec import decode_result, encode_result, loads
+from rqdag.shared.model.context import TaskContext, idempotency_key
+from rqdag.shared.model.invoke import invoke_task
+from rqdag.shared.model.task import TaskMetrics, TaskResult, TaskStatus
+from rqdag.shared.store.keys import RunKeys
+from rqdag.shared.store.scripts import EVENTS_MAXLEN
 from rqdag.worker.context import ContextHolder
 from rqdag.worker.deadline import call_with_deadline
 from rqdag.worker.environment import WorkerEnvironment, current_environment

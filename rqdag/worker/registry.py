@@ -19,9 +19,9 @@ from types import MappingProxyType, ModuleType
 from typing import Any
 
 from rqdag.errors import ImportPathError, RqdagError, TaskNotAllowedError
-from rqdag.shared.importing import resolve_path
-from rqdag.shared.model import Task
-from rqdag.shared.workflow import Workflow
+from rqdag.shared.model.importing import resolve_path
+from rqdag.shared.model.task import Task
+from rqdag.shared.model.workflow import Workflow
 
 TaskFunction = Callable[..., Any]
 

@@ -33,8 +33,8 @@ from rq.timeouts import HorseMonitorTimeoutException, JobTimeoutException, UnixS
 from rq.worker import SimpleWorker, SpawnWorker, Worker
 
 from rqdag.errors import RqdagError, TaskNotAllowedError
-from rqdag.shared.keys import RunKeys
-from rqdag.shared.scripts import EVENTS_MAXLEN
+from rqdag.shared.store.keys import RunKeys
+from rqdag.shared.store.scripts import EVENTS_MAXLEN
 from rqdag.worker.environment import (
     DEFAULT_HEARTBEAT_INTERVAL,
     DEFAULT_MAX_RESULT_BYTES,

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from rqdag.redis_server import RedisServer
+from rqdag.local.redis_server import RedisServer
 from tests.chaos.invariants import check_run
 from tests.chaos.plan import ChaosConfig
 from tests.chaos.scenario import Outcome, Scenario

@@ -23,8 +23,8 @@ import pytest
 
 from rqdag import Task, TaskStatus, Workflow
 from rqdag.client import Client
-from rqdag.redis_server import RedisServer
-from rqdag.shared.runs import RunStore
+from rqdag.local.redis_server import RedisServer
+from rqdag.shared.store.runs import RunStore
 from tests.chaos.chaos_flow import LEDGER_ENV, work
 from tests.chaos.cluster import TASKS_MODULE
 from tests.integration.procs import Procs

@@ -10,9 +10,9 @@ import pytest
 from rqdag import Retry, TaskStatus, Workflow
 from rqdag.client import Client
 from rqdag.errors import DecodeError
-from rqdag.shared.keys import RunKeys
-from rqdag.shared.resume import resume_run
-from rqdag.shared.runs import RunStore
+from rqdag.shared.store.keys import RunKeys
+from rqdag.shared.store.resume import resume_run
+from rqdag.shared.store.runs import RunStore
 from tests.integration.flows import recoverable, step
 from tests.integration.procs import Procs, wait_until
 

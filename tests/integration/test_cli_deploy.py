@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from rqdag.cli import main
-from rqdag.targets import load_target
+from rqdag.cli.targets import load_target
 from tests.integration.procs import REPO
 
 COMPOSE = REPO / "compose.yaml"

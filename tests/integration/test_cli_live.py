@@ -14,8 +14,8 @@ from typing import Any
 
 from rqdag.cli.logs import JsonFormatter, TaskContextFilter
 from rqdag.client import Client
-from rqdag.redis_server import RedisServer
-from rqdag.shared.runs import RunStore
+from rqdag.local.redis_server import RedisServer
+from rqdag.shared.store.runs import RunStore
 from tests.integration.flows import recoverable
 from tests.integration.procs import Procs, wait_until
 from tests.integration.test_cli_support import (

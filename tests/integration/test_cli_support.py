@@ -28,7 +28,7 @@ from click.testing import CliRunner, Result
 from rqdag import Task, TaskContext, Workflow
 from rqdag.cli import main
 from rqdag.client import Client, RunHandle
-from rqdag.redis_server import RedisServer
+from rqdag.local.redis_server import RedisServer
 from tests.conftest import start_or_skip
 from tests.integration.flows import step
 from tests.integration.procs import REPO, Procs, rqdag_env, wait_until

@@ -11,7 +11,7 @@ import redis
 from rqdag import TaskResult, TaskRunnerBuilder, TaskStatus
 from rqdag.client import Client
 from rqdag.errors import RunExistsError
-from rqdag.shared.runs import RunStore
+from rqdag.shared.store.runs import RunStore
 from tests.integration.flows import fifty, recoverable
 from tests.integration.procs import Procs, successes_ran_once, wait_until
 

@@ -13,17 +13,17 @@ from pathlib import Path
 import pytest
 import redis
 
-from rqdag.embedded import EmbeddedRedis
 from rqdag.errors import EmbeddedRedisError
-from rqdag.processes import process_alive
-from rqdag.redis_server import RedisServer, find_redis_server
+from rqdag.local.embedded import EmbeddedRedis
+from rqdag.local.processes import process_alive
+from rqdag.local.redis_server import RedisServer, find_redis_server
 
 ROOT = Path(__file__).resolve().parents[2]
 
 SERVER_SCRIPT = """
 import sys, time
 from pathlib import Path
-from rqdag.redis_server import RedisServer
+from rqdag.local.redis_server import RedisServer
 server = RedisServer(Path(sys.argv[1]))
 server.start()
 print(server.pid, flush=True)
@@ -34,7 +34,7 @@ OWNER_SCRIPT = """
 import sys, time
 from pathlib import Path
 import redis
-from rqdag.embedded import EmbeddedRedis
+from rqdag.local.embedded import EmbeddedRedis
 embedded = EmbeddedRedis(Path(sys.argv[1]))
 with redis.Redis.from_url(embedded.start()) as client:
     client.set("survivor", "yes")

@@ -9,7 +9,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from rqdag.processes import process_alive
+from rqdag.local.processes import process_alive
 from tests.integration.procs import rqdag_env, wait_until
 
 FLOW = """

@@ -12,9 +12,9 @@ import pytest
 
 from rqdag import TaskStatus
 from rqdag.client import Client, RunHandle
-from rqdag.shared.keys import RunKeys
-from rqdag.shared.resolve import read_audit, resolve_task
-from rqdag.shared.runs import RunStore
+from rqdag.shared.store.keys import RunKeys
+from rqdag.shared.store.resolve import read_audit, resolve_task
+from rqdag.shared.store.runs import RunStore
 from tests.integration.flows import faulty, fifty
 from tests.integration.procs import Procs, successes_ran_once, wait_until
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from rqdag.redis_server import RedisServer
+from rqdag.local.redis_server import RedisServer
 from tests.integration.procs import REPO, rqdag_env
 
 PASSWORD = "hosts-test-secret"

@@ -13,9 +13,9 @@ from rqdag.client import Client
 from rqdag.coordinator.driver import RunDriver
 from rqdag.coordinator.lease import Lease
 from rqdag.errors import LeaseLostError
-from rqdag.shared.model import TaskStatus
-from rqdag.shared.runs import RunStore
-from rqdag.shared.scripts import Scripts
+from rqdag.shared.model.task import TaskStatus
+from rqdag.shared.store.runs import RunStore
+from rqdag.shared.store.scripts import Scripts
 from tests.integration.flows import fifty
 from tests.integration.procs import Procs
 

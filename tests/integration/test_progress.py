@@ -8,10 +8,10 @@ import redis
 from rqdag import TaskResult, TaskStatus
 from rqdag.client import Client
 from rqdag.coordinator.progress import STORED_SUCCESS, read_progress
-from rqdag.shared.codec import encode_result
-from rqdag.shared.keys import RunKeys
-from rqdag.shared.model import TaskMetrics
-from rqdag.shared.scripts import Scripts
+from rqdag.shared.model.codec import encode_result
+from rqdag.shared.model.task import TaskMetrics
+from rqdag.shared.store.keys import RunKeys
+from rqdag.shared.store.scripts import Scripts
 from rqdag.worker.job import INLINE_RESULT_BYTES
 from tests.integration.flows import fifty, sized
 from tests.integration.procs import Procs

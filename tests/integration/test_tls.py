@@ -14,7 +14,7 @@ import redis
 from rqdag import TaskStatus
 from rqdag.client import Client
 from rqdag.errors import EmbeddedRedisError
-from rqdag.redis_server import RedisServer, find_redis_server
+from rqdag.local.redis_server import RedisServer, find_redis_server
 from tests.integration.flows import recoverable
 from tests.integration.procs import Procs
 

@@ -24,9 +24,9 @@ from rq import Queue
 from rq.job import Job
 from rq.serializers import JSONSerializer
 
-from rqdag.shared.codec import decode_result, encode_result
-from rqdag.shared.keys import RunKeys, job_id
-from rqdag.shared.model import TaskResult, TaskStatus
+from rqdag.shared.model.codec import decode_result, encode_result
+from rqdag.shared.model.task import TaskResult, TaskStatus
+from rqdag.shared.store.keys import RunKeys, job_id
 from rqdag.worker.spec import RUN_TASK, JobSpec
 
 ROOT = Path(__file__).resolve().parents[2]

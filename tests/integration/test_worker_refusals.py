@@ -22,8 +22,8 @@ from rq.registry import FailedJobRegistry
 from rq.serializers import JSONSerializer
 
 from rqdag.errors import RqdagError
-from rqdag.shared.keys import RunKeys, job_id
-from rqdag.shared.model import TaskStatus
+from rqdag.shared.model.task import TaskStatus
+from rqdag.shared.store.keys import RunKeys, job_id
 from rqdag.worker import run_task
 from tests.integration.test_worker import ROOT, Env, create_run, dispatch, path_of
 

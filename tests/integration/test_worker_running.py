@@ -17,8 +17,8 @@ import pytest
 import redis
 from rq import Worker
 
-from rqdag.shared.keys import RunKeys
-from rqdag.shared.model import TaskStatus
+from rqdag.shared.model.task import TaskStatus
+from rqdag.shared.store.keys import RunKeys
 from tests.integration.test_worker import ROOT, TASKS, Env, create_run, dispatch, path_of
 
 T = TypeVar("T")

@@ -9,7 +9,7 @@ import pytest
 
 from rqdag import Retry, Task, Workflow
 from rqdag.errors import DecodeError
-from rqdag.shared.definition import decode_definition, decode_table, encode_definition, task_to_dict
+from rqdag.shared.model.definition import decode_definition, decode_table, encode_definition, task_to_dict
 from tests.unit.tasks_for_tests import always_true, answer, path_of
 
 

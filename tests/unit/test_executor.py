@@ -14,8 +14,8 @@ from rqdag.coordinator.executor import MAX_IDLE_WAIT_S, WorkflowExecutor
 from rqdag.coordinator.inprocess import InProcessDispatcher
 from rqdag.coordinator.state import TaskStateManager
 from rqdag.errors import RqdagError
-from rqdag.shared.context import TaskContext
-from rqdag.shared.model import Retry, Task, TaskResult, TaskStatus
+from rqdag.shared.model.context import TaskContext
+from rqdag.shared.model.task import Retry, Task, TaskResult, TaskStatus
 
 
 def noop(ctx: TaskContext) -> None:

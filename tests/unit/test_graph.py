@@ -8,7 +8,7 @@ import pytest
 
 from rqdag import Task, TaskResult, Workflow, to_dot, to_mermaid
 from rqdag.errors import WorkflowDefinitionError
-from rqdag.shared.graph import find_cycle, topological_order, validate_graph
+from rqdag.shared.model.graph import find_cycle, topological_order, validate_graph
 
 from . import tasks_for_tests
 

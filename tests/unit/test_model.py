@@ -9,8 +9,8 @@ import pytest
 
 from rqdag import Retry, Task, TaskMetrics, TaskResult, TaskStatus, Workflow
 from rqdag.errors import ImportPathError, SnapshotError
-from rqdag.shared.importing import callable_path, resolve_attribute, resolve_path
-from rqdag.shared.workflow import as_workflow
+from rqdag.shared.model.importing import callable_path, resolve_attribute, resolve_path
+from rqdag.shared.model.workflow import as_workflow
 
 from . import tasks_for_tests
 

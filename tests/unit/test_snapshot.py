@@ -9,7 +9,7 @@ import pytest
 
 from rqdag import TaskMetrics, TaskResult, TaskStatus, load_snapshot, save_snapshot
 from rqdag.errors import DecodeError, EncodeError, SnapshotError
-from rqdag.shared import codec
+from rqdag.shared.model import codec
 
 
 def sample() -> dict[str, TaskResult]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rqdag.coordinator.phases import Outcome, Phase
 from rqdag.coordinator.state import TaskStateManager
-from rqdag.shared.model import Retry, Task, TaskResult, TaskStatus
+from rqdag.shared.model.task import Retry, Task, TaskResult, TaskStatus
 
 
 def noop(ctx: object) -> None:

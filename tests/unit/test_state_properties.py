@@ -14,9 +14,9 @@ from hypothesis import strategies as st
 
 from rqdag.coordinator.phases import Dispatch, Phase
 from rqdag.coordinator.state import TaskStateManager
-from rqdag.shared.definition import decode_table, encode_definition
-from rqdag.shared.model import Retry, Task, TaskResult, TaskStatus
-from rqdag.shared.workflow import Workflow
+from rqdag.shared.model.definition import decode_table, encode_definition
+from rqdag.shared.model.task import Retry, Task, TaskResult, TaskStatus
+from rqdag.shared.model.workflow import Workflow
 
 STATUSES = [TaskStatus.SUCCESS, TaskStatus.FAILURE, TaskStatus.SKIPPED, TaskStatus.CANCELLED]
 PROPERTY_SETTINGS = settings(max_examples=150, deadline=None, database=None)

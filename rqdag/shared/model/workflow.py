@@ -6,8 +6,8 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, TypeVar
 
 from rqdag.errors import WorkflowDefinitionError
-from rqdag.shared.graph import validate_graph
-from rqdag.shared.model import Retry, Task, TaskCallable
+from rqdag.shared.model.graph import validate_graph
+from rqdag.shared.model.task import Retry, Task, TaskCallable
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -14,9 +14,9 @@ from collections.abc import Callable
 from typing import Any
 
 from rqdag.errors import EncodeError
-from rqdag.shared.codec import dumps
-from rqdag.shared.context import TaskContext
-from rqdag.shared.model import TaskMetrics, TaskResult, TaskStatus
+from rqdag.shared.model.codec import dumps
+from rqdag.shared.model.context import TaskContext
+from rqdag.shared.model.task import TaskMetrics, TaskResult, TaskStatus
 
 
 def invoke_task(

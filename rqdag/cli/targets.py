@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rqdag.errors import ImportPathError, WorkflowDefinitionError
-from rqdag.shared.importing import resolve_attribute
-from rqdag.shared.workflow import Workflow
+from rqdag.shared.model.importing import resolve_attribute
+from rqdag.shared.model.workflow import Workflow
 
 
 @dataclass(frozen=True)

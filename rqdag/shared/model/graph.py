@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Protocol, TypeVar
 
 from rqdag.errors import WorkflowDefinitionError
-from rqdag.shared.model import Task, TaskResult, TaskStatus
+from rqdag.shared.model.task import Task, TaskResult, TaskStatus
 
 K = TypeVar("K")
 K_contra = TypeVar("K_contra", contravariant=True)

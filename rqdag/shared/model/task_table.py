@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from rqdag.shared.model import Task
+from rqdag.shared.model.task import Task
 
 Maker = Callable[[str, tuple[str, ...]], Task]
 

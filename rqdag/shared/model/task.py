@@ -9,7 +9,7 @@ from enum import StrEnum
 from typing import Any, Literal
 
 from rqdag.errors import SnapshotError, WorkflowDefinitionError
-from rqdag.shared.importing import callable_path
+from rqdag.shared.model.importing import callable_path
 
 Backoff = Literal["fixed", "exponential"]
 

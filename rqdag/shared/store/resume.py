@@ -7,13 +7,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from rqdag.errors import RqdagError
-from rqdag.shared import keys
-from rqdag.shared.codec import dumps
-from rqdag.shared.definition import encode_definition
-from rqdag.shared.model import TaskResult, TaskStatus
-from rqdag.shared.runs import RunStore
-from rqdag.shared.scripts import EVENTS_MAXLEN
-from rqdag.shared.workflow import Workflow
+from rqdag.shared.model.codec import dumps
+from rqdag.shared.model.definition import encode_definition
+from rqdag.shared.model.task import TaskResult, TaskStatus
+from rqdag.shared.model.workflow import Workflow
+from rqdag.shared.store import keys
+from rqdag.shared.store.runs import RunStore
+from rqdag.shared.store.scripts import EVENTS_MAXLEN
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from collections.abc import Sequence
 
-from rqdag.processes import death_signal_hook
+from rqdag.local.processes import death_signal_hook
 
 STOP_GRACE_S = 10.0
 

@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import IO, Self
 
 from rqdag.errors import EmbeddedRedisError
-from rqdag.processes import process_alive, start_time, terminate_pid
-from rqdag.redis_server import RedisServer
+from rqdag.local.processes import process_alive, start_time, terminate_pid
+from rqdag.local.redis_server import RedisServer
 
 __all__ = ["EmbeddedRedis"]
 

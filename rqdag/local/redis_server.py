@@ -29,7 +29,7 @@ from typing import Self
 import redis
 
 from rqdag.errors import EmbeddedRedisError
-from rqdag.processes import death_signal_hook
+from rqdag.local.processes import death_signal_hook
 
 _MAX_SOCKET_PATH = 90
 _LOG_TAIL_BYTES = 2000

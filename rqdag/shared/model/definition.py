@@ -10,11 +10,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from rqdag.errors import DecodeError, WorkflowDefinitionError
-from rqdag.shared.codec import dumps, loads
-from rqdag.shared.definition_rows import table_of_rows
-from rqdag.shared.model import Retry, Task
-from rqdag.shared.task_table import TaskTable
-from rqdag.shared.workflow import Workflow
+from rqdag.shared.model.codec import dumps, loads
+from rqdag.shared.model.definition_rows import table_of_rows
+from rqdag.shared.model.task import Retry, Task
+from rqdag.shared.model.task_table import TaskTable
+from rqdag.shared.model.workflow import Workflow
 
 DEFINITION_FORMAT = 2
 

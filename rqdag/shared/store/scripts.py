@@ -35,7 +35,7 @@ def script_source(name: str) -> str:
     """The text of ``lua/<name>.lua`` (read once per process)."""
     if name not in SCRIPT_NAMES:
         raise KeyError(f"no rqdag script named {name!r}")
-    return resources.files("rqdag.shared").joinpath("lua", f"{name}.lua").read_text("utf-8")
+    return resources.files("rqdag.shared.store").joinpath("lua", f"{name}.lua").read_text("utf-8")
 
 
 @dataclass(frozen=True)

@@ -14,12 +14,12 @@ from typing import Any
 import redis
 
 from rqdag.errors import DecodeError, RunExistsError, RunNotFoundError
-from rqdag.shared import keys
-from rqdag.shared.codec import decode_result, dumps, encode_result, loads
-from rqdag.shared.definition import decode_definition, decode_table, encode_definition
-from rqdag.shared.model import TaskResult, TaskStatus
-from rqdag.shared.task_table import TaskTable
-from rqdag.shared.workflow import Workflow
+from rqdag.shared.model.codec import decode_result, dumps, encode_result, loads
+from rqdag.shared.model.definition import decode_definition, decode_table, encode_definition
+from rqdag.shared.model.task import TaskResult, TaskStatus
+from rqdag.shared.model.task_table import TaskTable
+from rqdag.shared.model.workflow import Workflow
+from rqdag.shared.store import keys
 
 FINISHED_STATUSES = frozenset({"succeeded", "failed", "cancelled", "error"})
 

@@ -12,9 +12,9 @@ from itertools import chain
 from typing import Any
 
 from rqdag.errors import DecodeError, WorkflowDefinitionError
-from rqdag.shared.graph import count_down, find_cycle
-from rqdag.shared.model import Task
-from rqdag.shared.task_table import TaskTable
+from rqdag.shared.model.graph import count_down, find_cycle
+from rqdag.shared.model.task import Task
+from rqdag.shared.model.task_table import TaskTable
 
 
 def table_of_rows(profiles: Sequence[Mapping[str, Any]], rows: list[Any], where: str) -> TaskTable:

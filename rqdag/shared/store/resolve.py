@@ -8,11 +8,11 @@ import time
 from typing import Any
 
 from rqdag.errors import RqdagError
-from rqdag.shared import keys
-from rqdag.shared.codec import dumps, encode_result, loads
-from rqdag.shared.model import TaskMetrics, TaskResult, TaskStatus
-from rqdag.shared.runs import RunStore, text
-from rqdag.shared.scripts import EVENTS_MAXLEN
+from rqdag.shared.model.codec import dumps, encode_result, loads
+from rqdag.shared.model.task import TaskMetrics, TaskResult, TaskStatus
+from rqdag.shared.store import keys
+from rqdag.shared.store.runs import RunStore, text
+from rqdag.shared.store.scripts import EVENTS_MAXLEN
 
 
 def operator_name() -> str:

@@ -1,0 +1,1 @@
+"""The embedded default: a private redis-server, local worker processes, process helpers."""

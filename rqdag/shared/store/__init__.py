@@ -1,0 +1,1 @@
+"""Everything that touches Redis: keys, the Lua scripts and their wrappers, the run store."""
