@@ -43,8 +43,16 @@ class Dispatcher(Protocol):
     def collect(self) -> list[Completion]:
         """Completions that arrived since the last call, without blocking."""
 
-    def wait(self, timeout: float) -> None:
-        """Block until a completion may be available, :meth:`wake` is called, or timeout."""
+    @property
+    def cancel_reason(self) -> str | None:
+        """A cancel request that came through the backend (noted by :meth:`collect`), or None."""
+
+    def wait(self, timeout: float, *, in_flight: int) -> None:
+        """Block until a completion may be available, :meth:`wake` is called, or timeout.
+
+        ``in_flight``: how many attempts are out; a backend may linger a moment to
+        collect a batch of completions when many are.
+        """
 
     def wake(self) -> None:
         """Make a pending :meth:`wait` return now (thread-safe)."""

@@ -61,6 +61,7 @@ class RunDriver:
         self._stop = stop or threading.Event()
         self._clock = clock
         self._requeue_running = requeue_running
+        self._blocked = False
         self.state: TaskStateManager | None = None
 
     def drive(self) -> str | None:
@@ -81,12 +82,13 @@ class RunDriver:
         if isinstance(started, str):
             return started
         executor, dispatcher = started
-        if not self._loop(executor, dispatcher):
-            return None
+        if not executor.loop(stop=self._stop.is_set, observe=self._note_blocked):
+            return None  # asked to stop: the run goes on elsewhere, so it has no workflow_end here
         assert self.state is not None
         status = run_status(self.state.snapshot(), cancelled=dispatcher.cancel_reason is not None)
         self._set_status(status)
         self._store.mark_inactive(self.run_id)
+        executor.end(self._final_results())
         return status
 
     def _start(self) -> str | tuple[WorkflowExecutor, RQDispatcher]:
@@ -136,26 +138,28 @@ class RunDriver:
         restore_in_flight(state, run_state, self.run_id, self._clock(), requeue_running=self._requeue_running)
         return state, run_state
 
-    def _loop(self, executor: WorkflowExecutor, dispatcher: RQDispatcher) -> bool:
-        """Step until finished (True) or asked to stop (False)."""
+    def _note_blocked(self) -> None:
+        """Between steps: show in the run's status whether it waits for an operator."""
         assert self.state is not None
-        blocked = False
-        while not executor.step(self._clock()):
-            if dispatcher.cancel_reason is not None:
-                executor.cancel(dispatcher.cancel_reason)
-                continue
-            if self._stop.is_set():
-                return False
-            if self.state.is_blocked() != blocked:
-                blocked = not blocked
-                self._set_status("blocked" if blocked else "running")
-                log.warning(
-                    "run '%s' %s",
-                    self.run_id,
-                    "blocked: resolve its in-doubt tasks" if blocked else "unblocked",
-                )
-            dispatcher.wait(executor.idle_wait(self._clock()), in_flight=self.state.running_count)
-        return True
+        if self.state.is_blocked() == self._blocked:
+            return
+        self._blocked = not self._blocked
+        self._set_status("blocked" if self._blocked else "running")
+        log.warning(
+            "run '%s' %s",
+            self.run_id,
+            "blocked: resolve its in-doubt tasks" if self._blocked else "unblocked",
+        )
+
+    def _final_results(self) -> dict[str, TaskResult] | None:
+        """What workflow_end announces: the run's snapshot from Redis, read only for a listener.
+
+        The state holds the successes it loaded by status only; the payload is the
+        snapshot, as in-process (None: nobody listens, the state's own will do).
+        """
+        if not self._events.listens("workflow_end"):
+            return None
+        return self._store.read_results(self.run_id)
 
     def _set_status(self, status: str) -> None:
         written = self._scripts.set_run_status(

@@ -48,6 +48,10 @@ class EventBus:
             raise RqdagError(f"listener for {kind!r} must be callable, got {listener!r}")
         self._listeners.setdefault(kind, []).append(listener)
 
+    def listens(self, kind: str) -> bool:
+        """True when a listener waits for ``kind`` (so a costly payload is built only then)."""
+        return bool(self._listeners.get(kind))
+
     def emit(self, event: RunEvent) -> None:
         """Call every listener of ``event.kind``; log and swallow their errors."""
         for listener in self._listeners.get(event.kind, ()):

@@ -96,13 +96,42 @@ class WorkflowExecutor:
         return self._state.is_finished()
 
     def run(self) -> dict[str, TaskResult]:
-        """Step until the run is finished; returns the results."""
+        """Step until the run is finished; returns the results (also announced in workflow_end)."""
+        self.loop()
+        return self.end()
+
+    def loop(
+        self,
+        *,
+        stop: Callable[[], bool] | None = None,
+        observe: Callable[[], None] | None = None,
+    ) -> bool:
+        """Step until the run is finished (True) or ``stop()`` says to leave it (False).
+
+        The one loop of both modes. After each step that leaves the run
+        unfinished, ``stop`` is asked, then ``observe`` is called (the Redis
+        driver: its stop flag, then its run's blocked / running status), then the
+        loop waits for the dispatcher. The dispatcher is closed either way.
+        """
         try:
             while not self.step(self._clock()):
-                self._dispatcher.wait(self.idle_wait(self._clock()))
+                if stop is not None and stop():
+                    return False
+                if observe is not None:
+                    observe()
+                self._dispatcher.wait(self.idle_wait(self._clock()), in_flight=self._state.running_count)
         finally:
             self._dispatcher.close()
-        results = self._state.snapshot()
+        return True
+
+    def end(self, results: dict[str, TaskResult] | None = None) -> dict[str, TaskResult]:
+        """Announce the end of the finished run (workflow_end, the last event); returns its results.
+
+        ``results`` replaces the state's snapshot in the event: the Redis driver
+        gives the run's snapshot from Redis (its state holds successes by status only).
+        """
+        if results is None:
+            results = self._state.snapshot()
         self._events.emit(RunEvent("workflow_end", self._run_id, results=results))
         return results
 
@@ -142,6 +171,8 @@ class WorkflowExecutor:
 
     def _stop_if_asked(self, now: float) -> None:
         reason = self._cancel_reason
+        if reason is None:
+            reason = self._dispatcher.cancel_reason  # asked through the backend (Redis: the run's meta)
         if reason is None and self._deadline is not None and now >= self._deadline:
             reason = f"run timed out after {self._timeout:g}s"
         if reason is None or self._state.is_finished():

@@ -33,6 +33,7 @@ class InProcessDispatcher:
         self._cancel_events: dict[tuple[str, str], threading.Event] = {}
         self._lock = threading.Lock()
         self._worker = f"{socket.gethostname()}:{os.getpid()}:inprocess"
+        self.cancel_reason: str | None = None  # never set: in-process runs cancel through the executor
 
     def submit(self, requests: Sequence[DispatchRequest]) -> None:
         """Start one thread per attempt."""
@@ -82,8 +83,8 @@ class InProcessDispatcher:
             if item is not None:
                 out.append(item)
 
-    def wait(self, timeout: float) -> None:
-        """Block until one completion arrives, wake() is called, or timeout."""
+    def wait(self, timeout: float, *, in_flight: int = 0) -> None:
+        """Block until one completion arrives, wake() is called, or timeout (each arrives alone)."""
         if self._buffer:
             return
         try:

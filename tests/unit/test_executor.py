@@ -39,6 +39,8 @@ class MemoryDispatcher:
         self.wakes = 0
         self.closed = False
         self.max_in_flight = 0
+        self.cancel_reason: str | None = None
+        self.in_flight_hints: list[int] = []
 
     # the Dispatcher protocol
 
@@ -53,8 +55,9 @@ class MemoryDispatcher:
         out, self.pending = self.pending, []
         return out
 
-    def wait(self, timeout: float) -> None:
+    def wait(self, timeout: float, *, in_flight: int = 0) -> None:
         self.waits.append(timeout)
+        self.in_flight_hints.append(in_flight)
 
     def wake(self) -> None:
         self.wakes += 1
@@ -355,8 +358,8 @@ class ClockedDispatcher(MemoryDispatcher):
     def clock(self) -> float:
         return self.now
 
-    def wait(self, timeout: float) -> None:
-        super().wait(timeout)
+    def wait(self, timeout: float, *, in_flight: int = 0) -> None:
+        super().wait(timeout, in_flight=in_flight)
         answered = False
         for name, request in list(self.in_flight.items()):
             result = self.plan.get((name, request.attempt))
