@@ -22,7 +22,7 @@ from rqdag.errors import DecodeError, LeaseLostError
 from rqdag.shared.model.task import TaskResult, TaskStatus
 from rqdag.shared.store.keys import RunKeys
 from rqdag.shared.store.runs import RunState, RunStore
-from rqdag.shared.store.scripts import EVENTS_MAXLEN, Scripts
+from rqdag.shared.store.scripts import Scripts
 
 log = logging.getLogger("rqdag.coordinator")
 
@@ -163,10 +163,9 @@ class RunDriver:
 
     def _set_status(self, status: str) -> None:
         written = self._scripts.set_run_status(
-            keys=[self.lease.key, self._keys.meta, self._keys.events],
-            args=[self.lease.value, status, repr(time.time()), EVENTS_MAXLEN],
+            self._keys, lease=self.lease.value, status=status, now=time.time()
         )
-        if int(written) < 0:
+        if not written:
             raise LeaseLostError(f"run '{self.run_id}': lease lost while setting status {status}")
 
 

@@ -12,7 +12,7 @@ import redis
 
 from rqdag.errors import LeaseLostError, RunNotFoundError
 from rqdag.shared.store.keys import RunKeys
-from rqdag.shared.store.scripts import Scripts
+from rqdag.shared.store.scripts import LeaseRefusal, Scripts
 
 log = logging.getLogger("rqdag.coordinator")
 
@@ -55,14 +55,10 @@ class Lease:
 
     def acquire(self) -> bool:
         """Take the lease if free (or already ours); False when another owner holds it."""
-        fence = int(
-            self._scripts.acquire_lease(
-                keys=[self._keys.lease, self._keys.meta], args=[self.owner, int(self.ttl_s * 1000)]
-            )
-        )
-        if fence == -1:
+        fence = self._scripts.acquire_lease(self._keys, owner=self.owner, ttl_ms=int(self.ttl_s * 1000))
+        if fence is LeaseRefusal.NO_RUN:
             raise RunNotFoundError(f"no run '{self.run_id}'")
-        if fence == 0:
+        if fence is LeaseRefusal.HELD_ELSEWHERE:
             return False
         self.fence = fence
         self._renewed_at = time.monotonic()
@@ -73,9 +69,7 @@ class Lease:
         now = time.monotonic() if now is None else now
         if now - self._renewed_at < self.ttl_s / 3:
             return
-        renewed = self._scripts.renew_lease(
-            keys=[self._keys.lease], args=[self.value, int(self.ttl_s * 1000)]
-        )
+        renewed = self._scripts.renew_lease(self._keys, lease=self.value, ttl_ms=int(self.ttl_s * 1000))
         if not renewed:
             raise LeaseLostError(f"run '{self.run_id}': lease lost by {self.owner} (fence {self.fence})")
         self._renewed_at = now
@@ -115,6 +109,6 @@ class Lease:
     def release(self) -> None:
         """Hand the lease back now so a successor need not wait for the TTL."""
         try:
-            self._scripts.release_lease(keys=[self._keys.lease], args=[self.value])
+            self._scripts.release_lease(self._keys, lease=self.value)
         except redis.RedisError as exc:
             log.warning("run '%s': could not release lease: %s", self.run_id, exc)

@@ -26,9 +26,7 @@ def read_progress(client: redis.Redis, scripts: Scripts, run_id: str) -> RunStat
     Any other result, and every dispatch entry, is decoded and checked as
     :meth:`RunStore.read_state` does; problems are listed, never raised.
     """
-    rk = RunKeys(run_id)
-    reply: Any = scripts.read_progress(keys=[rk.results, rk.dispatch, rk.events], client=client)
-    newest, successes, others, dispatch = reply
+    newest, successes, others, dispatch = scripts.read_progress(RunKeys(run_id), client=client)
     state = RunState(last_event_id=newest or b"0-0")
     if successes and type(successes[0]) is bytes:
         names: Iterator[str] = map(bytes.decode, successes, repeat("utf-8"), repeat("replace"))

@@ -10,6 +10,7 @@ from typing import Any
 
 import redis
 from rq import Queue
+from rq.queue import EnqueueData
 from rq.serializers import JSONSerializer
 
 from rqdag.coordinator.dispatch import Completion, DispatchRequest
@@ -17,14 +18,14 @@ from rqdag.coordinator.lease import Lease
 from rqdag.coordinator.watchdog import Watchdog
 from rqdag.errors import DecodeError, LeaseLostError
 from rqdag.shared.model.codec import decode_result, encode_result
+from rqdag.shared.model.job import RUN_TASK, TaskJob
 from rqdag.shared.model.task import TaskResult
 from rqdag.shared.store.keys import RunKeys, job_id
 from rqdag.shared.store.runs import DispatchEntry, parse_dispatch_entry, text
-from rqdag.shared.store.scripts import EVENTS_MAXLEN, Scripts
+from rqdag.shared.store.scripts import DecidedResult, Scripts
 
 log = logging.getLogger("rqdag.coordinator")
 
-JOB_FUNC = "rqdag.worker.job.run_task"
 RQ_RESULT_TTL_S = 60
 RQ_FAILURE_TTL_S = 7 * 24 * 3600
 READ_COUNT = 10_000
@@ -69,29 +70,19 @@ class RQDispatcher:
         self._lease.renew_if_due()
         now = time.time()
         entries: dict[str, bytes] = {}
-        by_queue: dict[str, list[Any]] = defaultdict(list)
+        by_queue: dict[str, list[EnqueueData]] = defaultdict(list)
         for request in requests:
             task = request.task
-            jid = job_id(request.run_id, task.name, request.attempt)
+            data = rq_job_data(request)
             entries[task.name] = DispatchEntry(
                 attempt=request.attempt,
                 token=request.token,
-                job_id=jid,
+                job_id=data.job_id,
                 state="queued",
                 queue=task.queue,
                 queued_at=now,
             ).to_json()
-            by_queue[task.queue].append(
-                Queue.prepare_data(
-                    JOB_FUNC,
-                    kwargs=job_kwargs(request),
-                    job_id=jid,
-                    timeout=-1,
-                    result_ttl=RQ_RESULT_TTL_S,
-                    failure_ttl=RQ_FAILURE_TTL_S,
-                    description=f"rqdag {request.run_id} {task.name} #{request.attempt}",
-                )
-            )
+            by_queue[task.queue].append(data)
         with self._client.pipeline(transaction=True) as pipe:
             try:
                 pipe.watch(self._lease.key)  # type: ignore[no-untyped-call]
@@ -253,39 +244,32 @@ class RQDispatcher:
 
     def record(self, results: Mapping[str, TaskResult]) -> None:
         """Write skips, cancels and time-outs under the lease (worker results are in already)."""
-        args: list[str | bytes] = [self._lease.value, EVENTS_MAXLEN]  # type: ignore[list-item]
+        decided: list[DecidedResult] = []
         for name, result in results.items():
             if name in self._from_workers:
                 self._from_workers.discard(name)
                 continue
             what = f"run '{self._lease.run_id}': result of '{name}'"
-            args += [name, encode_result(result, what=what), result.status.value]
-        if len(args) == 2:
+            decided.append(DecidedResult(name, encode_result(result, what=what), result.status.value))
+        if not decided:
             return
-        written = self._scripts.record_results(
-            keys=[self._keys.lease, self._keys.results, self._keys.dispatch, self._keys.events],
-            args=args,
-        )
-        if int(written) < 0:
+        written = self._scripts.record_results(self._keys, lease=self._lease.value, results=decided)
+        if written is None:
             raise LeaseLostError(f"run '{self._lease.run_id}': lease lost while recording results")
 
     def close(self) -> None:
         """Nothing to release: the client belongs to the caller."""
 
 
-def job_kwargs(request: DispatchRequest) -> dict[str, Any]:
-    """The JSON kwargs of the worker's job function (see rqdag.worker.job.run_task)."""
-    task = request.task
-    return {
-        "run_id": request.run_id,
-        "task": task.name,
-        "token": request.token,
-        "attempt": request.attempt,
-        "func": task.func_path,
-        "condition": task.condition_path,
-        "depends_on": list(task.depends_on),
-        "timeout_s": task.timeout_s,
-        "retries": task.retry.attempts,
-        "at_most_once": task.at_most_once,
-        "definition_hash": task.definition_hash(),
-    }
+def rq_job_data(request: DispatchRequest) -> EnqueueData:
+    """The RQ job of one attempt: :data:`RUN_TASK` with the :class:`TaskJob` as its JSON kwargs."""
+    job = TaskJob.of_task(request.run_id, request.task, attempt=request.attempt, token=request.token)
+    return Queue.prepare_data(
+        RUN_TASK,
+        kwargs=job.to_kwargs(),
+        job_id=job_id(job.run_id, job.task, job.attempt),
+        timeout=-1,
+        result_ttl=RQ_RESULT_TTL_S,
+        failure_ttl=RQ_FAILURE_TTL_S,
+        description=job.description,
+    )

@@ -17,7 +17,7 @@ from rqdag.errors import DecodeError, LeaseLostError
 from rqdag.shared.model.task import TaskResult
 from rqdag.shared.store.keys import RunKeys
 from rqdag.shared.store.runs import DispatchEntry, parse_dispatch_entry, text
-from rqdag.shared.store.scripts import EVENTS_MAXLEN, Scripts
+from rqdag.shared.store.scripts import Scripts, VoidOutcome
 
 log = logging.getLogger("rqdag.coordinator")
 
@@ -129,15 +129,12 @@ class Watchdog:
         return out
 
     def _void(self, name: str, entry: DispatchEntry, state: str, result: TaskResult) -> Completion | None:
-        voided = int(
-            self._scripts.void_attempt(
-                keys=[self._keys.lease, self._keys.dispatch, self._keys.events],
-                args=[self._lease.value, name, entry.token, EVENTS_MAXLEN, state],
-            )
+        voided = self._scripts.void_attempt(
+            self._keys, lease=self._lease.value, task=name, token=entry.token, state=state
         )
-        if voided < 0:
+        if voided is VoidOutcome.LEASE_LOST:
             raise LeaseLostError(f"run '{self._lease.run_id}': lease lost while checking workers")
-        if not voided:
+        if voided is VoidOutcome.MOVED_ON:
             return None
         log.warning(
             "run '%s': task '%s' attempt %d lost: %s", self._lease.run_id, name, entry.attempt, result.message

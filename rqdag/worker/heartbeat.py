@@ -80,10 +80,8 @@ class Heartbeat:
 
     def beat(self) -> bool:
         """Send one heartbeat; False when the attempt is no longer current."""
-        reply = self.scripts.heartbeat(
-            keys=[self.keys.dispatch, self.keys.meta], args=[self.task, self.token, time.time()]
-        )
-        if reply[0] != b"ok":
+        beat = self.scripts.heartbeat(self.keys, task=self.task, token=self.token, now=time.time())
+        if not beat.alive:
             log.warning(
                 "run %r, task %r: attempt %s is no longer current; telling the task to stop",
                 self.keys.run_id,
@@ -93,7 +91,7 @@ class Heartbeat:
             )
             self.cancelled.set()
             return False
-        reason = reply[1].decode() if reply[1] else ""
+        reason = beat.cancel_reason
         if reason and not self.cancelled.is_set():
             log.info(
                 "run %r, task %r: the run is being cancelled (%s)",

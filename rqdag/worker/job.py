@@ -27,14 +27,14 @@ from rqdag.errors import DecodeError, EncodeError, TaskNotAllowedError
 from rqdag.shared.model.codec import decode_result, encode_result, loads
 from rqdag.shared.model.context import TaskContext, idempotency_key
 from rqdag.shared.model.invoke import invoke_task
+from rqdag.shared.model.job import TaskJob
 from rqdag.shared.model.task import TaskMetrics, TaskResult, TaskStatus
 from rqdag.shared.store.keys import RunKeys
-from rqdag.shared.store.scripts import EVENTS_MAXLEN
+from rqdag.shared.store.scripts import FinishOutcome, Start, StartOutcome
 from rqdag.worker.context import ContextHolder
 from rqdag.worker.deadline import call_with_deadline
 from rqdag.worker.environment import WorkerEnvironment, current_environment
 from rqdag.worker.heartbeat import Heartbeat
-from rqdag.worker.spec import JobSpec
 
 log = logging.getLogger("rqdag.worker")
 
@@ -46,7 +46,7 @@ INLINE_RESULT_BYTES = 2048
 
 
 def run_task(**kwargs: Any) -> str:
-    """Run one attempt of one task (the kwargs are :class:`~rqdag.worker.spec.JobSpec`'s fields).
+    """Run one attempt of one task (the kwargs are :class:`~rqdag.shared.model.job.TaskJob`'s fields).
 
     Returns what happened, for RQ's own job result: a task status (``success``,
     ``failure``, ``skipped``, ``cancelled``), or ``gone`` / ``done`` / ``stale`` /
@@ -54,27 +54,23 @@ def run_task(**kwargs: Any) -> str:
     result came too late to be written.
     """
     env = current_environment()
-    spec = JobSpec.from_kwargs(kwargs)
+    spec = TaskJob.from_kwargs(kwargs)
     keys = RunKeys(spec.run_id)
-    reply = env.scripts.start_task(
-        keys=[keys.meta, keys.results, keys.dispatch, keys.events],
-        args=[
-            spec.task,
-            spec.token,
-            env.worker_name,
-            time.time(),
-            EVENTS_MAXLEN,
-            "" if env.heartbeat_timeout_s is None else env.heartbeat_timeout_s,
-            *spec.depends_on,
-        ],
+    start = env.scripts.start_task(
+        keys,
+        task=spec.task,
+        token=spec.token,
+        worker=env.worker_name,
+        now=time.time(),
+        heartbeat_timeout_s=env.heartbeat_timeout_s,
+        depends_on=spec.depends_on,
     )
-    outcome = _text(reply[0])
-    if outcome != "ok":
-        _log_not_started(spec, outcome, reply)
-        return outcome
+    if start.outcome is not StartOutcome.OK:
+        _log_not_started(spec, start)
+        return start.outcome.value
     env.current.set(spec.run_id, spec.task, spec.token)
     try:
-        result, final = _attempt(env, spec, reply[1], reply[2:])
+        result, final = _attempt(env, spec, start.params, start.inputs)
         result, encoded = _encode_capped(spec, result, env.max_result_bytes)
         return _finish(env, spec, keys, result, encoded, final)
     finally:
@@ -82,7 +78,7 @@ def run_task(**kwargs: Any) -> str:
 
 
 def _attempt(
-    env: WorkerEnvironment, spec: JobSpec, raw_params: bytes, raw_deps: Sequence[bytes | None]
+    env: WorkerEnvironment, spec: TaskJob, raw_params: bytes, raw_deps: Sequence[bytes | None]
 ) -> tuple[TaskResult, bool]:
     """The attempt's result, and whether it is final whatever the retries left."""
     try:
@@ -122,7 +118,7 @@ def _attempt(
 
 def _call(
     env: WorkerEnvironment,
-    spec: JobSpec,
+    spec: TaskJob,
     func: TaskFunction,
     condition: TaskFunction | None,
     ctx: TaskContext,
@@ -167,23 +163,20 @@ class _WithContext:
 
 
 def _finish(
-    env: WorkerEnvironment, spec: JobSpec, keys: RunKeys, result: TaskResult, encoded: bytes, final: bool
+    env: WorkerEnvironment, spec: TaskJob, keys: RunKeys, result: TaskResult, encoded: bytes, final: bool
 ) -> str:
     final = final or result.status != TaskStatus.FAILURE or spec.attempt > spec.retries
-    reply = env.scripts.finish_task(
-        keys=[keys.results, keys.dispatch, keys.events],
-        args=[
-            spec.task,
-            spec.token,
-            encoded,
-            result.status.value,
-            "1" if final else "0",
-            time.time(),
-            EVENTS_MAXLEN,
-            "1" if len(encoded) <= INLINE_RESULT_BYTES else "0",
-        ],
+    outcome = env.scripts.finish_task(
+        keys,
+        task=spec.task,
+        token=spec.token,
+        result=encoded,
+        status=result.status.value,
+        final=final,
+        now=time.time(),
+        inline=len(encoded) <= INLINE_RESULT_BYTES,
     )
-    if _text(reply) != "ok":
+    if outcome is not FinishOutcome.WRITTEN:
         log.warning(
             "run %r, task %r: late result refused (token %s is no longer current; status was %s)",
             spec.run_id,
@@ -195,7 +188,7 @@ def _finish(
     return result.status.value
 
 
-def _encode_capped(spec: JobSpec, result: TaskResult, limit: int) -> tuple[TaskResult, bytes]:
+def _encode_capped(spec: TaskJob, result: TaskResult, limit: int) -> tuple[TaskResult, bytes]:
     """``result`` and its JSON, or a failure saying why it cannot be stored (not JSON, too large)."""
     what = _what(spec)
     try:
@@ -212,13 +205,13 @@ def _encode_capped(spec: JobSpec, result: TaskResult, limit: int) -> tuple[TaskR
     )
 
 
-def _replaced_by_failure(spec: JobSpec, result: TaskResult, message: str) -> tuple[TaskResult, bytes]:
+def _replaced_by_failure(spec: TaskJob, result: TaskResult, message: str) -> tuple[TaskResult, bytes]:
     log.warning("run %r: %s", spec.run_id, message)
     failure = dataclasses.replace(result, status=TaskStatus.FAILURE, message=message, error=None, data=None)
     return failure, encode_result(failure, what=_what(spec))
 
 
-def _decode_params(spec: JobSpec, raw: bytes) -> Mapping[str, Any]:
+def _decode_params(spec: TaskJob, raw: bytes) -> Mapping[str, Any]:
     what = f"run '{spec.run_id}', task '{spec.task}': the run's params"
     params = loads(raw, what=what)
     if not isinstance(params, dict):
@@ -226,7 +219,7 @@ def _decode_params(spec: JobSpec, raw: bytes) -> Mapping[str, Any]:
     return params
 
 
-def _decode_inputs(spec: JobSpec, raw_deps: Sequence[bytes | None]) -> dict[str, Any]:
+def _decode_inputs(spec: TaskJob, raw_deps: Sequence[bytes | None]) -> dict[str, Any]:
     inputs: dict[str, Any] = {}
     for dep, raw in zip(spec.depends_on, raw_deps, strict=False):
         if raw is None:
@@ -238,7 +231,7 @@ def _decode_inputs(spec: JobSpec, raw_deps: Sequence[bytes | None]) -> dict[str,
     return inputs
 
 
-def _own_failure(env: WorkerEnvironment, spec: JobSpec, message: str) -> TaskResult:
+def _own_failure(env: WorkerEnvironment, spec: TaskJob, message: str) -> TaskResult:
     """A failure the worker decided without calling the task."""
     return TaskResult(
         TaskStatus.FAILURE,
@@ -248,7 +241,7 @@ def _own_failure(env: WorkerEnvironment, spec: JobSpec, message: str) -> TaskRes
     )
 
 
-def _metrics(env: WorkerEnvironment, spec: JobSpec, started: float) -> TaskMetrics:
+def _metrics(env: WorkerEnvironment, spec: TaskJob, started: float) -> TaskMetrics:
     finished = time.time()
     return TaskMetrics(
         started_at=started,
@@ -259,24 +252,17 @@ def _metrics(env: WorkerEnvironment, spec: JobSpec, started: float) -> TaskMetri
     )
 
 
-def _log_not_started(spec: JobSpec, outcome: str, reply: Sequence[Any]) -> None:
+def _log_not_started(spec: TaskJob, start: Start) -> None:
     where = f"run {spec.run_id!r}, task {spec.task!r}, attempt {spec.attempt}"
-    if outcome == "gone":
+    if start.outcome is StartOutcome.GONE:
         log.warning("%s: the run no longer exists; nothing to do", where)
-    elif outcome == "done":
+    elif start.outcome is StartOutcome.DONE:
         log.info("%s: the task already succeeded; not running it again", where)
-    elif outcome == "stale":
+    elif start.outcome is StartOutcome.STALE:
         log.info("%s: token %s is not the current attempt; not running it", where, spec.token)
-    elif outcome == "cancelled":
-        reason = _text(reply[1]) if len(reply) > 1 and reply[1] else ""
-        log.info("%s: the run is being cancelled (%s); not running it", where, reason)
-    else:
-        log.error("%s: unexpected answer %r from the start script", where, outcome)
+    elif start.outcome is StartOutcome.CANCELLED:
+        log.info("%s: the run is being cancelled (%s); not running it", where, start.cancel_reason)
 
 
-def _what(spec: JobSpec) -> str:
+def _what(spec: TaskJob) -> str:
     return f"run '{spec.run_id}': result of task '{spec.task}'"
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)

@@ -3,7 +3,7 @@
 They are real RQ workers (``rq info`` lists them) with rqdag's defaults:
 
 - RQ's JSON serializer: no pickle crosses Redis;
-- only jobs of :data:`~rqdag.worker.spec.RUN_TASK` run. Any other job (say an
+- only jobs of :data:`~rqdag.shared.model.job.RUN_TASK` run. Any other job (say an
   ``os.system`` job pushed into the queue by hand), or one whose data is not
   JSON, is failed through RQ's own failure path into its FailedJobRegistry:
   its function is never imported, let alone called;
@@ -33,8 +33,8 @@ from rq.timeouts import HorseMonitorTimeoutException, JobTimeoutException, UnixS
 from rq.worker import SimpleWorker, SpawnWorker, Worker
 
 from rqdag.errors import RqdagError, TaskNotAllowedError
+from rqdag.shared.model.job import RUN_TASK
 from rqdag.shared.store.keys import RunKeys
-from rqdag.shared.store.scripts import EVENTS_MAXLEN
 from rqdag.worker.environment import (
     DEFAULT_HEARTBEAT_INTERVAL,
     DEFAULT_MAX_RESULT_BYTES,
@@ -47,7 +47,6 @@ from rqdag.worker.environment import (
 from rqdag.worker.job import run_task
 from rqdag.worker.lifecycle import work_until_stopped
 from rqdag.worker.rqheartbeat import ThrottledHeartbeat
-from rqdag.worker.spec import RUN_TASK
 
 log = logging.getLogger("rqdag.worker")
 
@@ -159,16 +158,13 @@ class RqdagWorkerMixin(ThrottledHeartbeat):
         if env.current.get() != attempt:
             return  # it finished in time
         run_id, task, token = attempt
-        keys = RunKeys(run_id)
         try:
-            handed = env.scripts.hand_back(
-                keys=[keys.dispatch, keys.events], args=[task, token, EVENTS_MAXLEN]
-            )
+            handed = env.scripts.hand_back(RunKeys(run_id), task=task, token=token)
         except redis.RedisError as exc:
             log.error(
                 "run %r, task %r: could not hand back (%s); its heartbeat will lapse", run_id, task, exc
             )
-            handed = 0
+            handed = False
         if handed:
             log.warning("run %r, task %r: not finished within the grace period: handed back", run_id, task)
         os._exit(0)  # the task is abandoned in mid-call: nothing of this process may go on

@@ -25,9 +25,9 @@ from rq.job import Job
 from rq.serializers import JSONSerializer
 
 from rqdag.shared.model.codec import decode_result, encode_result
+from rqdag.shared.model.job import RUN_TASK, TaskJob
 from rqdag.shared.model.task import TaskResult, TaskStatus
 from rqdag.shared.store.keys import RunKeys, job_id
-from rqdag.worker.spec import RUN_TASK, JobSpec
 
 ROOT = Path(__file__).resolve().parents[2]
 TASKS = "tests.integration.worker_tasks"
@@ -67,13 +67,13 @@ def dispatch(
     entry_token: str | None = None,
     queue: str = "default",
     **fields: Any,
-) -> JobSpec:
+) -> TaskJob:
     """The dispatch entry and the RQ job of one attempt, in one MULTI/EXEC.
 
     ``entry_token`` differs from ``job_token`` to model a job the coordinator gave up on.
     """
     token = job_token or uuid.uuid4().hex
-    spec = JobSpec(run_id=run_id, task=task, token=token, attempt=attempt, func=func, **fields)
+    spec = TaskJob(run_id=run_id, task=task, token=token, attempt=attempt, func=func, **fields)
     jid = job_id(run_id, task, attempt)
     entry = {
         "attempt": attempt,
@@ -146,7 +146,7 @@ class Env:
         entries = self.conn.xrange(RunKeys(run_id).events)
         return [{k.decode(): v.decode() for k, v in fields.items()} for _, fields in entries]
 
-    def job_return(self, spec: JobSpec) -> Any:
+    def job_return(self, spec: TaskJob) -> Any:
         job = Job.fetch(job_id(spec.run_id, spec.task, spec.attempt), self.conn, serializer=JSONSerializer)
         return job.return_value()
 

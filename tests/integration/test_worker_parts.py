@@ -14,13 +14,13 @@ from rq.timeouts import HorseMonitorTimeoutException, JobTimeoutException
 
 import rqdag.worker
 from rqdag.errors import RqdagError, TaskNotAllowedError
+from rqdag.shared.model.job import TaskJob
 from rqdag.worker import build_registry
 from rqdag.worker.context import ContextHolder, load_context
 from rqdag.worker.deadline import call_with_deadline
 from rqdag.worker.environment import WorkerSettings
 from rqdag.worker.rqheartbeat import MIN_HEARTBEAT_INTERVAL_S
 from rqdag.worker.rqworker import TaskJobTimeoutOff, create_worker
-from rqdag.worker.spec import JobSpec
 
 TASKS = "tests.integration.worker_tasks"
 
@@ -164,7 +164,7 @@ def test_rq_job_timeouts_are_off_but_the_horse_monitor_alarm_is_on() -> None:
 
 
 def test_job_kwargs_round_trip() -> None:
-    spec = JobSpec(
+    spec = TaskJob(
         run_id="r",
         task="t",
         token="k",
@@ -177,8 +177,8 @@ def test_job_kwargs_round_trip() -> None:
         at_most_once=True,
         definition_hash="h",
     )
-    assert JobSpec.from_kwargs(spec.to_kwargs()) == spec
-    assert JobSpec.from_kwargs({**spec.to_kwargs(), "added_later": 1}) == spec
+    assert TaskJob.from_kwargs(spec.to_kwargs()) == spec
+    assert TaskJob.from_kwargs({**spec.to_kwargs(), "added_later": 1}) == spec
 
 
 @pytest.mark.parametrize(
@@ -186,10 +186,10 @@ def test_job_kwargs_round_trip() -> None:
     [("token", None), ("attempt", "1"), ("depends_on", "a"), ("timeout_s", 0), ("at_most_once", "yes")],
 )
 def test_malformed_job_kwargs_name_the_field(field: str, value: Any) -> None:
-    kwargs = JobSpec(run_id="r", task="t", token="k", attempt=1, func="m:f").to_kwargs()
+    kwargs = TaskJob(run_id="r", task="t", token="k", attempt=1, func="m:f").to_kwargs()
     kwargs[field] = value
     with pytest.raises(RqdagError, match=f"run 'r', task 't'.*field '{field}'"):
-        JobSpec.from_kwargs(kwargs)
+        TaskJob.from_kwargs(kwargs)
 
 
 def test_worker_settings_are_checked() -> None:

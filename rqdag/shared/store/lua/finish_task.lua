@@ -1,19 +1,33 @@
 -- finish_task: a worker reports the outcome of one attempt, fenced by its token.
--- KEYS[1]  run results hash
--- KEYS[2]  run dispatch hash
--- KEYS[3]  run events stream
--- ARGV[1]  task name
--- ARGV[2]  token of the attempt
--- ARGV[3]  TaskResult JSON
--- ARGV[4]  status of that result (for the event)
--- ARGV[5]  '1' final result (write it to results); '0' a retry follows (keep it in dispatch)
--- ARGV[6]  now (unix seconds)
--- ARGV[7]  approximate maximum length of the events stream
--- ARGV[8]  '1' to copy the result into the event too (a small one: the coordinator then
---          needs no read of its own); '0' the coordinator reads it from the hash
+-- KEYS[1]  results_key   run results hash
+-- KEYS[2]  dispatch_key  run dispatch hash
+-- KEYS[3]  events_key    run events stream
+-- ARGV[1]  task          task name
+-- ARGV[2]  token         token of the attempt
+-- ARGV[3]  result        TaskResult JSON
+-- ARGV[4]  status        status of that result (for the event)
+-- ARGV[5]  final         '1' final result (write it to results); '0' a retry follows
+--                        (keep it in dispatch)
+-- ARGV[6]  now           now (unix seconds)
+-- ARGV[7]  maxlen        approximate maximum length of the events stream
+-- ARGV[8]  inline        '1' to copy the result into the event too (a small one: the
+--                        coordinator then needs no read of its own); '0' the coordinator
+--                        reads it from the hash
 -- Returns: 'ok' when written; 'stale' when the token is no longer current (nothing written
 --          but a 'refused' event, so the late answer is logged).
-local raw = redis.call('HGET', KEYS[2], ARGV[1])
+local results_key = KEYS[1]
+local dispatch_key = KEYS[2]
+local events_key = KEYS[3]
+local task = ARGV[1]
+local token = ARGV[2]
+local result = ARGV[3]
+local status = ARGV[4]
+local final = ARGV[5]
+local now = ARGV[6]
+local maxlen = ARGV[7]
+local inline = ARGV[8]
+
+local raw = redis.call('HGET', dispatch_key, task)
 local entry = nil
 if raw then
   local ok, decoded = pcall(cjson.decode, raw)
@@ -21,26 +35,26 @@ if raw then
     entry = decoded
   end
 end
-if entry == nil or entry['token'] ~= ARGV[2] or entry['state'] ~= 'running' then
-  redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[7], '*',
-    'kind', 'refused', 'task', ARGV[1], 'token', ARGV[2], 'status', ARGV[4])
+if entry == nil or entry['token'] ~= token or entry['state'] ~= 'running' then
+  redis.call('XADD', events_key, 'MAXLEN', '~', maxlen, '*',
+    'kind', 'refused', 'task', task, 'token', token, 'status', status)
   return 'stale'
 end
 local kind = 'finished'
-if ARGV[5] == '1' then
-  redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
-  redis.call('HDEL', KEYS[2], ARGV[1])
+if final == '1' then
+  redis.call('HSET', results_key, task, result)
+  redis.call('HDEL', dispatch_key, task)
 else
   kind = 'retry'
   entry['state'] = 'retry_wait'
-  entry['last_result'] = ARGV[3]
-  entry['finished_at'] = tonumber(ARGV[6])
-  redis.call('HSET', KEYS[2], ARGV[1], cjson.encode(entry))
+  entry['last_result'] = result
+  entry['finished_at'] = tonumber(now)
+  redis.call('HSET', dispatch_key, task, cjson.encode(entry))
 end
-local fields = { 'kind', kind, 'task', ARGV[1], 'token', ARGV[2], 'status', ARGV[4] }
-if ARGV[8] == '1' then
+local fields = { 'kind', kind, 'task', task, 'token', token, 'status', status }
+if inline == '1' then
   fields[#fields + 1] = 'result'
-  fields[#fields + 1] = ARGV[3]
+  fields[#fields + 1] = result
 end
-redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[7], '*', unpack(fields))
+redis.call('XADD', events_key, 'MAXLEN', '~', maxlen, '*', unpack(fields))
 return 'ok'

@@ -1,4 +1,10 @@
-"""The fields of an rqdag task job, as the coordinator enqueues them (RQ kwargs, JSON)."""
+"""The job contract: what the coordinator enqueues for one attempt and the worker parses.
+
+Both sides import :class:`TaskJob`: the coordinator builds one with
+:meth:`TaskJob.of_task` and enqueues :data:`RUN_TASK` with
+:meth:`TaskJob.to_kwargs` (RQ's JSON serializer carries them); the worker's
+job function parses them back with :meth:`TaskJob.from_kwargs`.
+"""
 
 from __future__ import annotations
 
@@ -6,15 +12,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from rqdag.errors import RqdagError
+from rqdag.errors import RqdagError, WorkflowDefinitionError
+from rqdag.shared.model.task import Task
 
 RUN_TASK = "rqdag.worker.job.run_task"
 """The function name of every rqdag task job; the only one an rqdag worker runs."""
 
 
 @dataclass(frozen=True)
-class JobSpec:
-    """One attempt of one task of one run.
+class TaskJob:
+    """One attempt of one task of one run, as its RQ job carries it.
 
     ``retries`` is the task's ``Retry.attempts``: how many runs may follow the
     first, so a failure of attempt ``n`` is final when ``n > retries``.
@@ -33,7 +40,34 @@ class JobSpec:
     definition_hash: str | None = None
 
     @classmethod
-    def from_kwargs(cls, kwargs: Mapping[str, Any]) -> JobSpec:
+    def of_task(cls, run_id: str, task: Task, *, attempt: int, token: str) -> TaskJob:
+        """The job of attempt ``attempt`` (fenced by ``token``) of ``task``."""
+        func = task.func_path
+        if func is None:  # a stored definition has only import paths: never so in a distributed run
+            raise WorkflowDefinitionError(
+                f"task '{task.name}': its function {task.func!r} cannot be imported by path"
+            )
+        return cls(
+            run_id=run_id,
+            task=task.name,
+            token=token,
+            attempt=attempt,
+            func=func,
+            condition=task.condition_path,
+            depends_on=tuple(task.depends_on),
+            timeout_s=task.timeout_s,
+            retries=task.retry.attempts,
+            at_most_once=task.at_most_once,
+            definition_hash=task.definition_hash(),
+        )
+
+    @property
+    def description(self) -> str:
+        """A line for RQ's job description (``rq info``, dashboards)."""
+        return f"rqdag {self.run_id} {self.task} #{self.attempt}"
+
+    @classmethod
+    def from_kwargs(cls, kwargs: Mapping[str, Any]) -> TaskJob:
         """Check and parse the job's kwargs; raises RqdagError naming the bad field."""
         fields = _Fields(kwargs)
         depends_on = kwargs.get("depends_on") or []

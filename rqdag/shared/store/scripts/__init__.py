@@ -1,0 +1,78 @@
+"""The Lua scripts of rqdag's atomic steps (``lua/*.lua``), each behind one typed wrapper.
+
+Each script names its KEYS and ARGV at its top and documents them, with its
+return value, in its header. Its wrapper (``base.ScriptWrapper``) is the only
+code that knows that order: callers pass named, typed parameters and get typed
+answers (:mod:`.outcomes`). :meth:`Scripts.register` registers all of them on
+one client.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import redis
+
+from rqdag.shared.store.scripts.attempt import FinishTask, HandBack, Heartbeat, StartTask
+from rqdag.shared.store.scripts.base import EVENTS_MAXLEN, ScriptWrapper, script_source
+from rqdag.shared.store.scripts.lease import AcquireLease, ReleaseLease, RenewLease
+from rqdag.shared.store.scripts.outcomes import (
+    Beat,
+    DecidedResult,
+    FinishOutcome,
+    LeaseRefusal,
+    Progress,
+    Start,
+    StartOutcome,
+    VoidOutcome,
+)
+from rqdag.shared.store.scripts.run import ReadProgress, RecordResults, SetRunStatus, VoidAttempt
+
+__all__ = [
+    "EVENTS_MAXLEN",
+    "Beat",
+    "DecidedResult",
+    "FinishOutcome",
+    "LeaseRefusal",
+    "Progress",
+    "ScriptWrapper",
+    "Scripts",
+    "Start",
+    "StartOutcome",
+    "VoidOutcome",
+    "script_source",
+]
+
+
+@dataclass(frozen=True)
+class Scripts:
+    """Every script, registered on one client: ``scripts.finish_task(keys, task=..., ...)``."""
+
+    acquire_lease: AcquireLease
+    renew_lease: RenewLease
+    release_lease: ReleaseLease
+    set_run_status: SetRunStatus
+    record_results: RecordResults
+    void_attempt: VoidAttempt
+    read_progress: ReadProgress
+    start_task: StartTask
+    finish_task: FinishTask
+    heartbeat: Heartbeat
+    hand_back: HandBack
+
+    @classmethod
+    def register(cls, client: redis.Redis) -> Scripts:
+        """Register every script on ``client`` (no round trip: loaded on first use)."""
+        return cls(
+            acquire_lease=AcquireLease.register(client),
+            renew_lease=RenewLease.register(client),
+            release_lease=ReleaseLease.register(client),
+            set_run_status=SetRunStatus.register(client),
+            record_results=RecordResults.register(client),
+            void_attempt=VoidAttempt.register(client),
+            read_progress=ReadProgress.register(client),
+            start_task=StartTask.register(client),
+            finish_task=FinishTask.register(client),
+            heartbeat=Heartbeat.register(client),
+            hand_back=HandBack.register(client),
+        )

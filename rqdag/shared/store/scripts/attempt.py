@@ -1,0 +1,104 @@
+"""The worker's scripts on one attempt: start, heartbeat, finish, hand back."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import redis
+from redis.typing import EncodableT
+
+from rqdag.shared.store.keys import RunKeys
+from rqdag.shared.store.scripts.base import EVENTS_MAXLEN, ScriptWrapper, text
+from rqdag.shared.store.scripts.outcomes import Beat, FinishOutcome, Start, StartOutcome
+
+
+class StartTask(ScriptWrapper):
+    """``start_task.lua``: claim one attempt and get its inputs in the same round trip."""
+
+    name = "start_task"
+
+    def __call__(
+        self,
+        keys: RunKeys,
+        *,
+        task: str,
+        token: str,
+        worker: str,
+        now: float,
+        heartbeat_timeout_s: float | None,
+        depends_on: Sequence[str],
+        client: redis.Redis | None = None,
+    ) -> Start:
+        """Mark the attempt running and read the params and dependencies' results, or say why not.
+
+        ``now`` is the worker's clock (kept as ``worker_time``); ``heartbeat_timeout_s``
+        is this worker's own heartbeat limit (None: the run's limit applies).
+        """
+        hb_limit: EncodableT = "" if heartbeat_timeout_s is None else heartbeat_timeout_s
+        args: list[EncodableT] = [task, token, worker, now, EVENTS_MAXLEN, hb_limit, *depends_on]
+        reply = self._eval([keys.meta, keys.results, keys.dispatch, keys.events], args, client)
+        try:
+            outcome = StartOutcome(text(reply[0]))
+        except ValueError:
+            raise self._unexpected(reply) from None
+        if outcome is StartOutcome.OK:
+            return Start(outcome, reply[1], tuple(reply[2:]))
+        if outcome is StartOutcome.CANCELLED:
+            return Start(outcome, cancel_reason=text(reply[1]) if len(reply) > 1 and reply[1] else "")
+        return Start(outcome)
+
+
+class FinishTask(ScriptWrapper):
+    """``finish_task.lua``: report the outcome of one attempt, fenced by its token."""
+
+    name = "finish_task"
+
+    def __call__(
+        self,
+        keys: RunKeys,
+        *,
+        task: str,
+        token: str,
+        result: bytes,
+        status: str,
+        final: bool,
+        now: float,
+        inline: bool,
+        client: redis.Redis | None = None,
+    ) -> FinishOutcome:
+        """Write ``result`` (the TaskResult JSON) if ``final``, else keep it for the retry.
+
+        ``inline`` copies the result into the event too, so the coordinator need not read it.
+        """
+        flags = ("1" if final else "0", now, EVENTS_MAXLEN, "1" if inline else "0")
+        args: list[EncodableT] = [task, token, result, status, *flags]
+        reply = self._eval([keys.results, keys.dispatch, keys.events], args, client)
+        try:
+            return FinishOutcome(text(reply))
+        except ValueError:
+            raise self._unexpected(reply) from None
+
+
+class Heartbeat(ScriptWrapper):
+    """``heartbeat.lua``: prove a running attempt is alive, and learn of a cancel."""
+
+    name = "heartbeat"
+
+    def __call__(
+        self, keys: RunKeys, *, task: str, token: str, now: float, client: redis.Redis | None = None
+    ) -> Beat:
+        """Whether the attempt is still the running one, and the run's cancel reason."""
+        reply = self._eval([keys.dispatch, keys.meta], [task, token, now], client)
+        if text(reply[0]) != "ok":
+            return Beat(alive=False)
+        return Beat(alive=True, cancel_reason=text(reply[1]) if reply[1] else "")
+
+
+class HandBack(ScriptWrapper):
+    """``hand_back.lua``: a worker shutting down gives a running attempt back."""
+
+    name = "hand_back"
+
+    def __call__(self, keys: RunKeys, *, task: str, token: str, client: redis.Redis | None = None) -> bool:
+        """True when handed back; False when the attempt is no longer the running one."""
+        return bool(self._eval([keys.dispatch, keys.events], [task, token, EVENTS_MAXLEN], client))

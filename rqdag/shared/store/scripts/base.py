@@ -1,0 +1,59 @@
+"""Loading the Lua scripts of ``lua/*.lua``, and the base of their typed wrappers."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import cache
+from importlib import resources
+from typing import Any, ClassVar, Self
+
+import redis
+from redis.client import Pipeline
+from redis.commands.core import Script
+from redis.typing import EncodableT
+
+from rqdag.errors import RqdagError
+
+# Events streams are trimmed to about this many entries (MAXLEN ~).
+EVENTS_MAXLEN = 10_000
+
+
+@cache
+def script_source(name: str) -> str:
+    """The text of ``lua/<name>.lua`` (read once per process)."""
+    path = resources.files("rqdag.shared.store").joinpath("lua", f"{name}.lua")
+    if not path.is_file():
+        raise KeyError(f"no rqdag script named {name!r}")
+    return path.read_text("utf-8")
+
+
+class ScriptWrapper:
+    """One Lua script registered on one client (EVALSHA, reloaded on NOSCRIPT).
+
+    A subclass is the only code that knows the script's KEYS and ARGV order: its
+    ``__call__`` takes named, typed parameters and returns a typed value.
+    """
+
+    name: ClassVar[str]
+
+    def __init__(self, script: Script) -> None:
+        self._script = script
+
+    @classmethod
+    def register(cls, client: redis.Redis) -> Self:
+        """Register the script on ``client``."""
+        return cls(client.register_script(script_source(cls.name)))
+
+    def _eval(self, keys: Sequence[str], args: Sequence[EncodableT], client: redis.Redis | None) -> Any:
+        """Run the script on ``client`` (by default the client it was registered on)."""
+        if isinstance(client, Pipeline):  # its reply would come at execute(), untyped
+            raise TypeError(f"the {self.name} script answers at once: call it outside a pipeline")
+        return self._script(keys, args, client)
+
+    def _unexpected(self, reply: Any) -> RqdagError:
+        return RqdagError(f"unexpected answer {reply!r} from the {self.name} script")
+
+
+def text(value: Any) -> str:
+    """A reply as text (clients may or may not decode replies)."""
+    return value.decode() if isinstance(value, bytes) else str(value)

@@ -1,0 +1,42 @@
+"""The scripts of the run lease: acquire, renew, release (``lua/*_lease.lua``)."""
+
+from __future__ import annotations
+
+import redis
+
+from rqdag.shared.store.keys import RunKeys
+from rqdag.shared.store.scripts.base import ScriptWrapper
+from rqdag.shared.store.scripts.outcomes import LeaseRefusal
+
+
+class AcquireLease(ScriptWrapper):
+    """``acquire_lease.lua``: take (or keep) the lease of a run, with a fencing token."""
+
+    name = "acquire_lease"
+
+    def __call__(
+        self, keys: RunKeys, *, owner: str, ttl_ms: int, client: redis.Redis | None = None
+    ) -> int | LeaseRefusal:
+        """The fence (> 0) now held by ``owner``, or why there is none."""
+        fence = int(self._eval([keys.lease, keys.meta], [owner, ttl_ms], client))
+        return fence if fence > 0 else LeaseRefusal(fence)
+
+
+class RenewLease(ScriptWrapper):
+    """``renew_lease.lua``: extend the lease if the caller still holds exactly this value."""
+
+    name = "renew_lease"
+
+    def __call__(self, keys: RunKeys, *, lease: str, ttl_ms: int, client: redis.Redis | None = None) -> bool:
+        """True when renewed, False when the lease (value ``"owner|fence"``) is lost."""
+        return bool(self._eval([keys.lease], [lease, ttl_ms], client))
+
+
+class ReleaseLease(ScriptWrapper):
+    """``release_lease.lua``: hand the lease back at once, if still held."""
+
+    name = "release_lease"
+
+    def __call__(self, keys: RunKeys, *, lease: str, client: redis.Redis | None = None) -> bool:
+        """True when released, False when the caller did not hold ``lease``."""
+        return bool(self._eval([keys.lease], [lease], client))

@@ -1,0 +1,79 @@
+"""The coordinator's scripts on a run: status, decided results, lost attempts, takeover read."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import redis
+from redis.typing import EncodableT
+
+from rqdag.shared.store.keys import RunKeys
+from rqdag.shared.store.scripts.base import EVENTS_MAXLEN, ScriptWrapper
+from rqdag.shared.store.scripts.outcomes import DecidedResult, Progress, VoidOutcome
+
+
+class SetRunStatus(ScriptWrapper):
+    """``set_run_status.lua``: record the run's status, under the lease."""
+
+    name = "set_run_status"
+
+    def __call__(
+        self, keys: RunKeys, *, lease: str, status: str, now: float, client: redis.Redis | None = None
+    ) -> bool:
+        """True when written, False when the lease is not held (nothing written)."""
+        args: list[EncodableT] = [lease, status, repr(now), EVENTS_MAXLEN]
+        return int(self._eval([keys.lease, keys.meta, keys.events], args, client)) > 0
+
+
+class RecordResults(ScriptWrapper):
+    """``record_results.lua``: write results the coordinator decided, under the lease."""
+
+    name = "record_results"
+
+    def __call__(
+        self,
+        keys: RunKeys,
+        *,
+        lease: str,
+        results: Sequence[DecidedResult],
+        client: redis.Redis | None = None,
+    ) -> int | None:
+        """How many were written (a success already recorded is kept); None when the lease is not held."""
+        args: list[EncodableT] = [lease, EVENTS_MAXLEN]
+        for decided in results:
+            args += decided
+        written = int(self._eval([keys.lease, keys.results, keys.dispatch, keys.events], args, client))
+        return None if written < 0 else written
+
+
+class VoidAttempt(ScriptWrapper):
+    """``void_attempt.lua``: declare an attempt lost (``running``) or vanished (``queued``)."""
+
+    name = "void_attempt"
+
+    def __call__(
+        self,
+        keys: RunKeys,
+        *,
+        lease: str,
+        task: str,
+        token: str,
+        state: str,
+        client: redis.Redis | None = None,
+    ) -> VoidOutcome:
+        """Void the attempt ``token`` of ``task`` if it is still in ``state``."""
+        args: list[EncodableT] = [lease, task, token, EVENTS_MAXLEN, state]
+        return VoidOutcome(int(self._eval([keys.lease, keys.dispatch, keys.events], args, client)))
+
+
+class ReadProgress(ScriptWrapper):
+    """``read_progress.lua``: what a coordinator taking a run over reads, in one atomic step."""
+
+    name = "read_progress"
+
+    def __call__(self, keys: RunKeys, *, client: redis.Redis | None = None) -> Progress:
+        """The newest event id, the plain successes' names, every other result and the dispatch hash."""
+        newest, successes, others, dispatch = self._eval(
+            [keys.results, keys.dispatch, keys.events], [], client
+        )
+        return Progress(newest, successes, others, dispatch)

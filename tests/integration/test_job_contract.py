@@ -1,0 +1,62 @@
+"""The job contract end to end: the dispatcher's RQ job, stored in Redis, parsed by the worker side."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import redis
+from rq import Queue
+from rq.job import Job
+from rq.serializers import JSONSerializer
+
+from rqdag import Retry, Task, Workflow
+from rqdag.client import Client
+from rqdag.coordinator.dispatch import DispatchRequest
+from rqdag.coordinator.lease import Lease
+from rqdag.coordinator.rq_dispatcher import RQDispatcher
+from rqdag.shared.model.job import RUN_TASK, TaskJob
+from rqdag.shared.store.keys import RunKeys, job_id
+from rqdag.shared.store.runs import RunStore, parse_dispatch_entry
+from rqdag.shared.store.scripts import Scripts
+from tests.unit.tasks_for_tests import path_of
+from tests.unit.test_job_contract import expected_fields
+
+flow = Workflow("contract")
+flow.add(Task("extract", path_of("answer")))
+flow.add(Task("clean", path_of("answer")))
+flow.add(
+    Task(
+        "load",
+        path_of("add_inputs"),
+        depends_on=["extract", "clean"],
+        retry=Retry(attempts=3, delay_s=1.0),
+        timeout_s=2.5,
+        condition=path_of("always_true"),
+        at_most_once=True,
+        queue="contract",
+    )
+)
+
+
+def test_the_job_the_dispatcher_enqueues_is_what_the_worker_parses(redis_conn: redis.Redis) -> None:
+    Client(connection=redis_conn).submit(flow, run_id="contract")
+    scripts = Scripts.register(redis_conn)
+    lease = Lease(redis_conn, scripts, "contract", "test-coordinator")
+    assert lease.acquire()
+    [task] = [t for t in RunStore(redis_conn).read_task_table("contract").tasks() if t.name == "load"]
+    request = DispatchRequest("contract", task, attempt=2, token="2-abc", inputs={}, params={})
+
+    RQDispatcher(redis_conn, scripts, lease).submit([request])
+
+    jid = job_id("contract", "load", 2)
+    assert Queue("contract", connection=redis_conn, serializer=JSONSerializer).job_ids == [jid]
+    job = Job.fetch(jid, connection=redis_conn, serializer=JSONSerializer)
+    assert job.func_name == RUN_TASK
+    assert not job.args
+    parsed = TaskJob.from_kwargs(job.kwargs)  # what rqdag.worker.job.run_task does with them
+    assert dataclasses.asdict(parsed) == expected_fields(request)
+    assert parsed.depends_on == ("extract", "clean") and parsed.retries == 3 and parsed.at_most_once
+    entry = parse_dispatch_entry(
+        "contract", "load", redis_conn.hget(RunKeys("contract").dispatch, "load") or b""
+    )
+    assert (entry.job_id, entry.token, entry.attempt, entry.state) == (jid, "2-abc", 2, "queued")

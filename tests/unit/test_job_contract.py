@@ -1,0 +1,92 @@
+"""The job contract: what the coordinator enqueues is what the worker parses, field for field."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import pytest
+from rq.serializers import JSONSerializer
+
+from rqdag import Retry, Task
+from rqdag.coordinator.dispatch import DispatchRequest
+from rqdag.coordinator.rq_dispatcher import rq_job_data
+from rqdag.errors import RqdagError
+from rqdag.shared.model.job import RUN_TASK, TaskJob
+from rqdag.shared.store.keys import job_id
+from rqdag.worker.job import run_task
+from tests.unit.tasks_for_tests import path_of
+
+
+def full_task() -> Task:
+    """A task with every field the job carries set away from its default."""
+    return Task(
+        "load",
+        path_of("answer"),
+        depends_on=["extract", "clean"],
+        retry=Retry(attempts=3, delay_s=1.0),
+        timeout_s=2.5,
+        condition=path_of("always_true"),
+        at_most_once=True,
+        queue="contract",
+    )
+
+
+def expected_fields(request: DispatchRequest) -> dict[str, Any]:
+    """Each TaskJob field as the dispatch request says it must arrive."""
+    task = request.task
+    return {
+        "run_id": request.run_id,
+        "task": task.name,
+        "token": request.token,
+        "attempt": request.attempt,
+        "func": task.func_path,
+        "condition": task.condition_path,
+        "depends_on": tuple(task.depends_on),
+        "timeout_s": task.timeout_s,
+        "retries": task.retry.attempts,
+        "at_most_once": task.at_most_once,
+        "definition_hash": task.definition_hash(),
+    }
+
+
+def over_the_wire(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The kwargs as a worker gets them: through RQ's JSON serializer."""
+    decoded: dict[str, Any] = JSONSerializer.loads(JSONSerializer.dumps(kwargs))  # type: ignore[no-untyped-call]
+    return decoded
+
+
+def test_a_job_built_the_dispatchers_way_parses_back_field_for_field_on_the_worker() -> None:
+    request = DispatchRequest("run-1", full_task(), attempt=2, token="2-abc", inputs={}, params={})
+    data = rq_job_data(request)
+    job = TaskJob.from_kwargs(over_the_wire(data.kwargs))
+
+    expected = expected_fields(request)
+    assert {f.name for f in dataclasses.fields(TaskJob)} == set(expected), "a field the test does not check"
+    for field in dataclasses.fields(TaskJob):
+        if field.default is not dataclasses.MISSING:
+            assert expected[field.name] != field.default, f"{field.name} left at its default proves nothing"
+    assert dataclasses.asdict(job) == expected
+    assert data.func == RUN_TASK
+    assert data.job_id == job_id("run-1", "load", 2)
+    assert data.description == "rqdag run-1 load #2"
+
+
+def test_the_job_function_named_in_the_contract_is_the_workers() -> None:
+    assert f"{run_task.__module__}.{run_task.__qualname__}" == RUN_TASK
+
+
+def test_a_task_with_the_defaults_round_trips_too() -> None:
+    request = DispatchRequest("run-1", Task("solo", path_of("answer")), 1, "1-x", inputs={}, params={})
+    job = TaskJob.from_kwargs(over_the_wire(rq_job_data(request).kwargs))
+    assert dataclasses.asdict(job) == expected_fields(request)
+    assert job.condition is None and job.timeout_s is None and job.depends_on == ()
+
+
+def test_a_job_of_a_function_without_an_import_path_is_refused_before_it_is_sent() -> None:
+    def local(ctx: Any) -> None:
+        return None
+
+    request = DispatchRequest("run-1", Task("inline", local), 1, "1-x", inputs={}, params={})
+    with pytest.raises(RqdagError, match=r"task 'inline'.*cannot be imported by path"):
+        rq_job_data(request)

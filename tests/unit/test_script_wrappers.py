@@ -1,0 +1,258 @@
+"""Each Lua script has one typed wrapper, and the wrapper's KEYS and ARGV are the script's.
+
+The scripts themselves run against a real Redis in the integration tests; here a
+recording stand-in for redis-py's ``Script`` shows what a wrapper sends and how
+it reads each answer, and the ``.lua`` headers are checked against the names
+each script gives its KEYS and ARGV.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, fields
+from importlib import resources
+from typing import Any, get_type_hints
+
+import pytest
+import redis
+
+from rqdag.errors import RqdagError
+from rqdag.shared.store.keys import RunKeys
+from rqdag.shared.store.scripts import (
+    EVENTS_MAXLEN,
+    Beat,
+    DecidedResult,
+    FinishOutcome,
+    LeaseRefusal,
+    Progress,
+    Scripts,
+    ScriptWrapper,
+    Start,
+    StartOutcome,
+    VoidOutcome,
+    script_source,
+)
+
+LUA_DIR = resources.files("rqdag.shared.store").joinpath("lua")
+SCRIPT_NAMES = sorted(p.name.removesuffix(".lua") for p in LUA_DIR.iterdir() if p.name.endswith(".lua"))
+WRAPPERS: dict[str, type[ScriptWrapper]] = get_type_hints(Scripts)
+KEYS = RunKeys("r1")
+LEASE = "coord-1|3"
+
+# Named parameters of each wrapper (values sent as they are are checked at the ARGV of that name).
+SAMPLES: dict[str, dict[str, Any]] = {
+    "acquire_lease": {"owner": "coord-1", "ttl_ms": 10_000},
+    "renew_lease": {"lease": LEASE, "ttl_ms": 10_000},
+    "release_lease": {"lease": LEASE},
+    "set_run_status": {"lease": LEASE, "status": "running", "now": 1700000000.25},
+    "record_results": {
+        "lease": LEASE,
+        "results": [DecidedResult("t1", b'{"status":"skipped"}', "skipped"), DecidedResult("t2", b"{}", "x")],
+    },
+    "void_attempt": {"lease": LEASE, "task": "t1", "token": "1-abc", "state": "running"},
+    "read_progress": {},
+    "start_task": {
+        "task": "t1",
+        "token": "1-abc",
+        "worker": "w1",
+        "now": 1700000000.25,
+        "heartbeat_timeout_s": None,
+        "depends_on": ["a", "b"],
+    },
+    "finish_task": {
+        "task": "t1",
+        "token": "1-abc",
+        "result": b'{"status":"success"}',
+        "status": "success",
+        "final": True,
+        "now": 1700000000.25,
+        "inline": False,
+    },
+    "heartbeat": {"task": "t1", "token": "1-abc", "now": 1700000000.25},
+    "hand_back": {"task": "t1", "token": "1-abc"},
+}
+
+# A reply each script can give, for the calls that only look at what is sent.
+SOME_REPLY: dict[str, Any] = {
+    "acquire_lease": 3,
+    "renew_lease": 1,
+    "release_lease": 1,
+    "set_run_status": 1,
+    "record_results": 2,
+    "void_attempt": 1,
+    "read_progress": [b"", [], [], []],
+    "start_task": [b"ok", b"{}", None, None],
+    "finish_task": b"ok",
+    "heartbeat": [b"ok", b""],
+    "hand_back": 1,
+}
+
+
+def call(name: str, script: Recording, **params: Any) -> Any:
+    """Run the wrapper of script ``name`` on the stand-in ``script``."""
+    wrapper: Any = WRAPPERS[name](script)  # type: ignore[arg-type]
+    return wrapper(KEYS, **params)
+
+
+class Recording:
+    """Stands for redis-py's registered ``Script``: records each call, answers ``reply``."""
+
+    def __init__(self, reply: Any) -> None:
+        self.reply = reply
+        self.calls: list[tuple[list[Any], list[Any]]] = []
+
+    def __call__(self, keys: Any, args: Any, client: Any = None) -> Any:
+        self.calls.append((list(keys), list(args)))
+        return self.reply
+
+
+@dataclass(frozen=True)
+class Header:
+    """What a script's header and its naming lines say."""
+
+    keys: list[str]  # the name of KEYS[1], KEYS[2], ...
+    argv: list[str]  # the name of ARGV[1], ARGV[2], ...
+    variadic_from: int | None  # n of an 'ARGV[n..]' line
+    named: dict[str, str]  # local name -> 'KEYS[i]' / 'ARGV[i]' of the naming lines
+    body: str  # the script after its naming lines
+
+
+def header(name: str) -> Header:
+    keys: list[str] = []
+    argv: list[str] = []
+    named: dict[str, str] = {}
+    variadic_from = None
+    body: list[str] = []
+    for line in script_source(name).splitlines():
+        if m := re.match(r"^-- (KEYS|ARGV)\[(\d+)\]\s+(\w+)\s", line):
+            target = keys if m.group(1) == "KEYS" else argv
+            assert int(m.group(2)) == len(target) + 1, f"{name}: {m.group(1)} numbered out of order"
+            target.append(m.group(3))
+        elif m := re.match(r"^-- ARGV\[(\d+)\.\.\]", line):
+            variadic_from = int(m.group(1))
+        elif m := re.match(r"^local (\w+) = ((?:KEYS|ARGV)\[\d+\])", line):
+            named[m.group(1)] = m.group(2)
+        else:
+            body.append(line)
+    return Header(keys, argv, variadic_from, named, "\n".join(body))
+
+
+def test_every_lua_script_has_one_wrapper_and_every_wrapper_a_script() -> None:
+    assert sorted(f.name for f in fields(Scripts)) == SCRIPT_NAMES
+    for name, wrapper in WRAPPERS.items():
+        assert wrapper.name == name
+    assert set(SAMPLES) == set(SCRIPT_NAMES) == set(SOME_REPLY)
+
+
+@pytest.mark.parametrize("name", SCRIPT_NAMES)
+def test_a_script_names_each_key_and_argument_once_at_its_top_and_then_uses_the_names(name: str) -> None:
+    head = header(name)
+    source = script_source(name)
+    assert re.search(r"^-- Returns:", source, re.M), f"{name}: no 'Returns:' in its header"
+    expected = {k: f"KEYS[{i}]" for i, k in enumerate(head.keys, 1)}
+    expected |= {a: f"ARGV[{i}]" for i, a in enumerate(head.argv, 1)}
+    assert head.named == expected, f"{name}: the naming lines differ from the header"
+    assert "KEYS[" not in head.body, f"{name}: a key used by position"
+    assert not re.search(r"ARGV\[\d", head.body), f"{name}: an argument used by position"
+    if head.variadic_from is not None:
+        assert head.variadic_from == len(head.argv) + 1
+
+
+@pytest.mark.parametrize("name", SCRIPT_NAMES)
+def test_a_wrapper_sends_the_keys_and_arguments_in_the_order_its_script_names_them(name: str) -> None:
+    head = header(name)
+    script = Recording(SOME_REPLY[name])
+    call(name, script, **SAMPLES[name])
+    [(keys, args)] = script.calls
+    assert keys == [getattr(KEYS, k.removesuffix("_key")) for k in head.keys]
+    if head.variadic_from is None:
+        assert len(args) == len(head.argv)
+    for index, arg_name in enumerate(head.argv):
+        value = SAMPLES[name].get(arg_name)
+        if isinstance(value, str | bytes | int) and not isinstance(value, bool):
+            assert args[index] == value, f"{name}: ARGV[{index + 1}] is not {arg_name}"
+        if arg_name == "maxlen":
+            assert args[index] == EVENTS_MAXLEN
+
+
+def test_the_variadic_and_coded_arguments() -> None:
+    start, record, finish = Recording(SOME_REPLY["start_task"]), Recording(2), Recording(b"ok")
+    call("start_task", start, **SAMPLES["start_task"])
+    call("record_results", record, **SAMPLES["record_results"])
+    call("finish_task", finish, **SAMPLES["finish_task"])
+    assert start.calls[0][1][3] == 1700000000.25  # worker_time: the worker's clock
+    assert start.calls[0][1][5:] == ["", "a", "b"]  # no own heartbeat limit; then the dependencies
+    assert record.calls[0][1][2:] == ["t1", b'{"status":"skipped"}', "skipped", "t2", b"{}", "x"]
+    assert finish.calls[0][1][4:] == ["1", 1700000000.25, EVENTS_MAXLEN, "0"]
+    timed = Recording(SOME_REPLY["start_task"])
+    call("start_task", timed, **{**SAMPLES["start_task"], "heartbeat_timeout_s": 7.5})
+    assert timed.calls[0][1][5] == 7.5
+    status = Recording(1)
+    call("set_run_status", status, **SAMPLES["set_run_status"])
+    assert status.calls[0][1][2] == "1700000000.25"
+
+
+@pytest.mark.parametrize(
+    ("name", "reply", "expected"),
+    [
+        ("acquire_lease", 7, 7),
+        ("acquire_lease", 0, LeaseRefusal.HELD_ELSEWHERE),
+        ("acquire_lease", -1, LeaseRefusal.NO_RUN),
+        ("renew_lease", 1, True),
+        ("renew_lease", 0, False),
+        ("release_lease", 1, True),
+        ("release_lease", 0, False),
+        ("set_run_status", 1, True),
+        ("set_run_status", -1, False),
+        ("record_results", 2, 2),
+        ("record_results", 0, 0),
+        ("record_results", -1, None),
+        ("void_attempt", 1, VoidOutcome.VOIDED),
+        ("void_attempt", 0, VoidOutcome.MOVED_ON),
+        ("void_attempt", -1, VoidOutcome.LEASE_LOST),
+        (
+            "read_progress",
+            [b"1-0", [b"a"], [b"b", b"v"], [b"c", b"e"]],
+            Progress(b"1-0", [b"a"], [b"b", b"v"], [b"c", b"e"]),
+        ),
+        ("start_task", [b"ok", b'{"p":1}', b"r", None], Start(StartOutcome.OK, b'{"p":1}', (b"r", None))),
+        (
+            "start_task",
+            [b"cancelled", b"by request"],
+            Start(StartOutcome.CANCELLED, cancel_reason="by request"),
+        ),
+        ("start_task", [b"gone"], Start(StartOutcome.GONE)),
+        ("start_task", [b"done"], Start(StartOutcome.DONE)),
+        ("start_task", [b"stale"], Start(StartOutcome.STALE)),
+        ("finish_task", b"ok", FinishOutcome.WRITTEN),
+        ("finish_task", b"stale", FinishOutcome.STALE),
+        ("heartbeat", [b"ok", b""], Beat(alive=True)),
+        ("heartbeat", [b"ok", b"by request"], Beat(alive=True, cancel_reason="by request")),
+        ("heartbeat", [b"stale"], Beat(alive=False)),
+        ("hand_back", 1, True),
+        ("hand_back", 0, False),
+    ],
+)
+def test_a_wrapper_answers_its_scripts_reply_as_a_typed_value(name: str, reply: Any, expected: Any) -> None:
+    answer = call(name, Recording(reply), **SAMPLES[name])
+    assert answer == expected
+    assert type(answer) is type(expected)
+
+
+@pytest.mark.parametrize(("name", "reply"), [("start_task", [b"what"]), ("finish_task", b"what")])
+def test_an_answer_no_script_gives_is_a_clear_error(name: str, reply: Any) -> None:
+    with pytest.raises(RqdagError, match=f"unexpected answer .* from the {name} script"):
+        call(name, Recording(reply), **SAMPLES[name])
+
+
+def test_the_start_and_finish_words_are_the_scripts_own() -> None:
+    for outcome in StartOutcome:
+        assert f"'{outcome.value}'" in script_source("start_task")
+    for finished in FinishOutcome:
+        assert f"'{finished.value}'" in script_source("finish_task")
+
+
+def test_a_wrapper_refuses_a_pipeline_whose_reply_it_could_not_read() -> None:
+    pipe = redis.Redis().pipeline()  # never connects: nothing is sent
+    with pytest.raises(TypeError, match="hand_back script answers at once"):
+        call("hand_back", Recording(1), task="t1", token="1-abc", client=pipe)
