@@ -127,6 +127,7 @@ def meta_to_dict(meta: RunMeta) -> dict[str, Any]:
         "finished_at": meta.finished_at,
         "cancel": meta.cancel or None,
         "task_count": meta.task_count,
+        "error": meta.error or None,
     }
 
 
