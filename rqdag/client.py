@@ -10,15 +10,18 @@ from typing import Any
 
 import redis
 
-from rqdag.errors import RqdagError, RunNotFoundError
-from rqdag.shared.model.codec import normalize_snapshot
-from rqdag.shared.model.task import Task, TaskResult
+from rqdag.errors import RqdagError, RunNotFoundError, SnapshotError
+from rqdag.shared.model.codec import encode_result, normalize_snapshot
+from rqdag.shared.model.limits import MAX_RESULT_BYTES
+from rqdag.shared.model.params import check_params
+from rqdag.shared.model.task import Task, TaskResult, TaskStatus
 from rqdag.shared.model.workflow import Workflow, as_workflow
 from rqdag.shared.store.keys import RunKeys, check_run_id
 from rqdag.shared.store.resume import resume_run
 from rqdag.shared.store.runs import RunMeta, RunStore
 
 DEFAULT_REDIS_URL_ENV = "REDIS_URL"
+EMPTY_RUN_ID = "run id is empty: give a run id, or none at all for a new unique one"
 
 
 def connect(url: str | None = None) -> redis.Redis:
@@ -28,6 +31,29 @@ def connect(url: str | None = None) -> redis.Redis:
         raise RqdagError("no Redis URL given (pass one, or set REDIS_URL)")
     # Blocking reads use short slices, but a generous timeout survives a busy server.
     return redis.Redis.from_url(url, socket_timeout=30, socket_connect_timeout=10, health_check_interval=30)
+
+
+def given_run_id(run_id: str) -> str:
+    """``run_id`` if it is a valid run id; an empty one is refused, never replaced."""
+    if run_id == "":
+        raise RqdagError(EMPTY_RUN_ID)
+    return check_run_id(run_id)
+
+
+def check_seed_sizes(
+    workflow: Workflow, snapshot: Mapping[str, TaskResult], limit: int = MAX_RESULT_BYTES
+) -> None:
+    """Refuse a seeded success larger than a worker may store (SnapshotError naming the task)."""
+    names = {t.name for t in workflow.tasks}
+    for name, result in snapshot.items():
+        if name not in names or result.status is not TaskStatus.SUCCESS:
+            continue  # not stored: create_run keeps only the successes of known tasks
+        size = len(encode_result(result, what=f"snapshot entry '{name}'"))
+        if size > limit:
+            raise SnapshotError(
+                f"snapshot entry '{name}': its result is {size} bytes, over the limit of {limit} "
+                "bytes that workers apply to results (max_result_bytes)"
+            )
 
 
 def new_run_id(workflow: str) -> str:
@@ -103,20 +129,25 @@ class Client:
         timeout: float | None = None,
         heartbeat_timeout_s: float = 30.0,
         resume: bool = False,
+        max_result_bytes: int = MAX_RESULT_BYTES,
     ) -> RunHandle:
         """Store a new run and return its handle.
 
         With ``resume=True`` an existing run of that id is continued instead of
         refused: left as it is while it is open, resumed in a new epoch once it
-        has finished. ``snapshot`` seeds the run: its successes are not run again.
+        has finished. ``snapshot`` seeds the run: its successes are not run again,
+        and none may be larger than ``max_result_bytes`` (the workers' limit).
+        ``params`` is a mapping of name to JSON value (no NaN or Infinity).
         """
         flow = as_workflow(workflow)
-        run_id = check_run_id(run_id) if run_id else new_run_id(flow.name)
+        run_id = new_run_id(flow.name) if run_id is None else given_run_id(run_id)
+        params = check_params(params)
         if resume and self._store.exists(run_id):
             if self._store.read_meta(run_id).finished:
                 return self.resume(run_id, workflow=flow)
             return RunHandle(self.connection, run_id)  # still open: its coordinator goes on
         seeded = normalize_snapshot(snapshot or {}, source="snapshot")
+        check_seed_sizes(flow, seeded, max_result_bytes)
         self._store.create_run(
             flow,
             run_id=run_id,

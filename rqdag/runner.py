@@ -7,16 +7,18 @@ import warnings
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Self
 
-from rqdag.client import Client, new_run_id
+from rqdag.client import EMPTY_RUN_ID, Client, new_run_id
 from rqdag.coordinator.driver import RunDriver
 from rqdag.coordinator.events import EventBus, Listener
 from rqdag.coordinator.executor import WorkflowExecutor
 from rqdag.coordinator.inprocess import InProcessDispatcher, TaskFunctions
 from rqdag.coordinator.service import coordinator_id
 from rqdag.coordinator.state import TaskStateManager
+from rqdag.errors import RqdagError
 from rqdag.shared.model.codec import normalize_snapshot
 from rqdag.shared.model.graph import topological_order
 from rqdag.shared.model.importing import resolve_path
+from rqdag.shared.model.params import check_params
 from rqdag.shared.model.task import Task, TaskResult, TaskStatus
 from rqdag.shared.model.workflow import Workflow, as_workflow
 
@@ -54,7 +56,9 @@ class TaskRunnerBuilder:
         return self
 
     def with_run_id(self, run_id: str) -> Self:
-        """Use this run id (the idempotency keys derive from it)."""
+        """Use this run id (the idempotency keys derive from it); an empty one is refused."""
+        if run_id == "":
+            raise RqdagError(EMPTY_RUN_ID)
         self._run_id = run_id
         return self
 
@@ -114,6 +118,7 @@ class TaskRunner:
         """
         workflow = as_workflow(tasks)
         workflow.validate()
+        params = check_params(params)
         functions = resolve_functions(workflow.tasks)
         state = TaskStateManager(workflow.tasks)
         unknown = state.hydrate(self._snapshot)

@@ -78,6 +78,8 @@ def status(run_id: str, redis_url: str | None, as_json: bool) -> None:
         f"run {run_id} (epoch {meta.epoch}): [bold]{styled(meta.status)}[/] - "
         f"{counts_line(counts, meta.task_count)}"
     )
+    if meta.error:
+        out.print(Text.assemble(("error: ", "red"), meta.error))
 
 
 def _matching_runs(store: RunStore, limit: int, status: str | None, workflow: str | None) -> list[RunMeta]:
@@ -111,7 +113,11 @@ def _matching_runs(store: RunStore, limit: int, status: str | None, workflow: st
 def runs(
     redis_url: str | None, limit: int, status_filter: str | None, workflow: str | None, as_json: bool
 ) -> None:
-    """List runs, newest first: status, progress (tasks done / tasks) and age."""
+    """List runs, newest first: status, progress (tasks done / tasks) and age.
+
+    A run whose stored meta cannot be read is listed as 'error'; the reason, and
+    that of every other 'error' run, follows the table.
+    """
     store = RunStore(open_client(redis_url).connection)
     metas = _matching_runs(store, limit, status_filter, workflow)
     with store.client.pipeline(transaction=False) as pipe:
@@ -140,7 +146,11 @@ def runs(
             for row in rows
         ],
     )
-    show(console(), table)
+    out = console()
+    show(out, table)
+    for row in rows:
+        if row["error"]:
+            out.print(Text.assemble(("error: ", "red"), row["error"]))  # the reason names the run
 
 
 @click.command()

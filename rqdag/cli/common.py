@@ -9,6 +9,7 @@ and detached from a run that goes on. Output helpers live in
 from __future__ import annotations
 
 import functools
+import json
 import re
 import sys
 from collections.abc import Callable
@@ -20,6 +21,7 @@ import redis
 from rqdag.client import Client
 from rqdag.errors import RqdagError
 from rqdag.shared.model.codec import loads
+from rqdag.shared.model.params import non_finite_number
 from rqdag.shared.store.runs import RunMeta
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -40,6 +42,13 @@ redis_option = click.option(
     help="Redis URL: redis://, rediss:// (TLS) or unix://; a password goes in the URL.",
 )
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON (see docs/json.md).")
+param_option = click.option(
+    "--param",
+    "params",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="A run parameter: JSON, or else text (NaN and Infinity are refused).",
+)
 
 
 class CommandFailed(click.ClickException):
@@ -101,17 +110,38 @@ def handle_errors(func: F) -> F:
 
 
 def parse_params(pairs: tuple[str, ...]) -> dict[str, Any]:
-    """``key=value`` pairs; a value that parses as JSON is taken as JSON, else as text."""
+    """``key=value`` pairs; a value that parses as JSON is taken as JSON, else as text.
+
+    A value that is JSON but for a NaN or an infinity (``NaN``, ``1e999``) is refused:
+    JSON cannot hold it, and taking it as text would hide the mistake.
+    """
     out: dict[str, Any] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key:
             raise click.BadParameter(f"{pair!r} is not key=value", param_hint="--param")
-        try:
-            out[key] = loads(value, what=f"--param {key}")
-        except RqdagError:
-            out[key] = value
+        out[key] = _json_or_text(key, value)
     return out
+
+
+def _json_or_text(key: str, value: str) -> Any:
+    try:
+        return loads(value, what=f"--param {key}")
+    except RqdagError:
+        pass
+    try:
+        loose = json.loads(value)  # the standard library reads NaN, Infinity and 1e999 as floats
+    except ValueError:
+        return value
+    found = non_finite_number(loose)
+    if found is None:
+        return value
+    path, number = found
+    raise click.BadParameter(
+        f"{key}={value}: parameter '{key}{path}' is {number!r}, and JSON has no NaN or Infinity "
+        f"(to pass the text, quote it: {key}='\"{value}\"')",
+        param_hint="--param",
+    )
 
 
 def meta_to_dict(meta: RunMeta) -> dict[str, Any]:
@@ -127,6 +157,7 @@ def meta_to_dict(meta: RunMeta) -> dict[str, Any]:
         "finished_at": meta.finished_at,
         "cancel": meta.cancel or None,
         "task_count": meta.task_count,
+        "error": meta.error or None,
     }
 
 

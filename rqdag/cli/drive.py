@@ -21,6 +21,7 @@ from rqdag.cli.common import (
     interrupt_option,
     json_option,
     meta_to_dict,
+    param_option,
     parse_params,
     redis_option,
 )
@@ -36,7 +37,7 @@ from rqdag.cli.output import (
     styled,
 )
 from rqdag.cli.targets import LoadedTarget, load_target
-from rqdag.client import Client, RunHandle
+from rqdag.client import Client, RunHandle, given_run_id
 from rqdag.coordinator.driver import RunDriver
 from rqdag.coordinator.service import coordinator_id
 from rqdag.local.embedded import EmbeddedRedis
@@ -147,7 +148,7 @@ def _drive_interactively(
 @click.option(
     "--workers", type=int, default=None, help="Local worker processes [default: 2 embedded, 0 with --redis]."
 )
-@click.option("--param", "params", multiple=True, metavar="KEY=VALUE", help="A run parameter (JSON or text).")
+@param_option
 @click.option("--run-id", default=None, help="Run id; running again with the same id resumes that run.")
 @click.option("--concurrency", type=click.IntRange(min=1), default=None, help="Most tasks in flight at once.")
 @click.option("--timeout", type=float, default=None, help="Run deadline in seconds.")
@@ -191,13 +192,16 @@ def run(
     """
     setup_logging(log_level, log_format)
     os.environ["RQDAG_LOG_FORMAT"] = log_format  # the local workers log the same way
+    if run_id is not None:
+        given_run_id(run_id)  # refused before a Redis or a worker is started for nothing
+    run_params = parse_params(params)
     loaded = load_target(target)
     count = workers if workers is not None else (0 if redis_url else 2)
     sigterm_as_interrupt()
     with _backend(redis_url, data_dir, count, loaded, worker_class) as (client, embedded):
         handle = client.submit(
             loaded.workflow,
-            params=parse_params(params),
+            params=run_params,
             run_id=run_id,
             concurrency=concurrency,
             timeout=timeout,

@@ -33,6 +33,13 @@ Exit codes:
 TARGET (for `run`, `submit`, `graph`, `resume --target`) is
 `package.module:attribute` or `path/to/file.py:attribute`, naming a `Workflow`
 or a function that returns one.
+
+A `--param KEY=VALUE` value is taken as JSON when it parses as JSON, else as
+text. JSON has no NaN or Infinity, so `NaN`, `Infinity` and numbers too large
+for a float (`1e999`), alone or inside a value, are refused with the parameter
+named; quote one to pass it as text (`--param 'x="NaN"'`). A `--run-id` is 1-128
+letters, digits, `_`, `.`, `:` or `-`, starting with a letter or digit; an empty
+one is refused, never replaced.
 """
 
 

@@ -13,6 +13,7 @@ from rqdag.cli.common import (
     handle_errors,
     json_option,
     open_client,
+    param_option,
     parse_params,
     redis_option,
     require_redis,
@@ -36,7 +37,7 @@ from rqdag.worker.rqworker import default_worker_name
 @click.command()
 @click.argument("target")
 @redis_option
-@click.option("--param", "params", multiple=True, metavar="KEY=VALUE", help="A run parameter (JSON or text).")
+@param_option
 @click.option("--run-id", default=None, help="Run id [default: a unique one].")
 @click.option("--resume", is_flag=True, help="If the run id exists, resume that run instead of failing.")
 @click.option("--concurrency", type=click.IntRange(min=1), default=None, help="Most tasks in flight at once.")

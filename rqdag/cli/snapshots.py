@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,13 +27,16 @@ from rqdag.cli.output import (
     show,
     styled,
 )
+from rqdag.client import given_run_id
 from rqdag.errors import SnapshotError
 from rqdag.shared.model.codec import loads, snapshot_from_document, snapshot_from_json, snapshot_to_document
 from rqdag.shared.model.definition import decode_definition, encode_definition
+from rqdag.shared.model.limits import MAX_RESULT_BYTES
 from rqdag.shared.model.task import TaskResult
 from rqdag.shared.store.runs import RunStore
 
 DATA_SHOWN = 40  # characters of data in the human diff
+NAMES_SHOWN = 20  # task names in a warning line
 
 
 @click.group()
@@ -67,22 +70,48 @@ def snapshot_export(run_id: str, redis_url: str | None, output: str | None) -> N
 @snapshot.command("import")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
 @click.option("--run-id", required=True, help="Id of the new run.")
+@click.option(
+    "--max-result-bytes",
+    type=click.IntRange(min=1),
+    default=MAX_RESULT_BYTES,
+    show_default=True,
+    help="A success larger than this (its JSON) is refused, as workers refuse to store it.",
+)
 @redis_option
 @handle_errors
-def snapshot_import(file: str, run_id: str, redis_url: str | None) -> None:
+def snapshot_import(file: str, run_id: str, max_result_bytes: int, redis_url: str | None) -> None:
     """Create run RUN_ID from an exported snapshot; its successes will not run again.
 
     A coordinator then runs everything else, on workers that have the tasks.
+    Results of tasks that are not in the file's workflow are left out, with a
+    warning naming them.
     """
+    given_run_id(run_id)
     document = loads(Path(file).read_bytes(), what=file)
     results = snapshot_from_document(document, source=file)
     run = document.get("run") if isinstance(document, dict) else None
     if not isinstance(run, dict) or "definition" not in run:
         raise SnapshotError(f"{file}: no 'run.definition' (export it with 'rqdag snapshot export')")
+    params = run.get("params")
+    if params is not None and not isinstance(params, dict):
+        raise SnapshotError(f"{file}: 'run.params' must be a JSON object, got {type(params).__name__}")
     workflow = decode_definition(json.dumps(run["definition"]).encode(), run_id=run_id)
     client = open_client(redis_url)
-    client.submit(workflow, params=run.get("params") or {}, run_id=run_id, snapshot=results)
+    client.submit(workflow, params=params, run_id=run_id, snapshot=results, max_result_bytes=max_result_bytes)
+    unknown = sorted(set(results) - {t.name for t in workflow.tasks})
+    if unknown:
+        click.echo(
+            f"warning: {file}: results of tasks not in workflow '{workflow.name}' were left out: "
+            + names_line(unknown),
+            err=True,
+        )
     click.echo(run_id)
+
+
+def names_line(names: Sequence[str], shown: int = NAMES_SHOWN) -> str:
+    """``a, b, c``; past ``shown`` names, ``a, b, c and 8 more``."""
+    more = len(names) - shown
+    return ", ".join(names[:shown]) + (f" and {more} more" if more > 0 else "")
 
 
 def _side(spec: str, redis_url: str | None) -> dict[str, TaskResult]:

@@ -13,6 +13,7 @@ import redis
 
 from rqdag.coordinator.driver import RunDriver
 from rqdag.coordinator.lease import DEFAULT_LEASE_TTL_S
+from rqdag.shared.episodes import Episode, describe
 from rqdag.shared.store.keys import RunKeys
 from rqdag.shared.store.runs import RunStore, text
 from rqdag.shared.store.scripts import Scripts
@@ -55,6 +56,9 @@ class CoordinatorService:
         self._threads: dict[str, threading.Thread] = {}
         # run id -> (failures in a row, monotonic time before which it is not retried)
         self._backoff: dict[str, tuple[int, float]] = {}
+        # fed by the poll loop and by every driver: one line per outage, not one per retry
+        self._unreachable = Episode(log, "Redis unreachable", "Redis reachable again")
+        self._refusing = Episode(log, "Redis refuses commands", "Redis accepts commands again")
 
     def stop(self) -> None:
         """Ask every driver to hand its lease back and return (safe from a signal handler)."""
@@ -68,8 +72,11 @@ class CoordinatorService:
             while not self._stop.is_set():
                 try:
                     self.step()
-                except redis.ConnectionError as exc:
-                    log.warning("Redis unreachable (%s); retrying", exc)
+                except redis.RedisError as exc:
+                    self._redis_failed(exc)
+                else:
+                    self._unreachable.over()
+                    self._refusing.over()
                 self._stop.wait(self._poll_s)
         finally:
             for thread in list(self._threads.values()):
@@ -89,11 +96,14 @@ class CoordinatorService:
             return []
         with self._client.pipeline(transaction=False) as pipe:
             for run_id in candidates:
-                pipe.exists(RunKeys(run_id).lease)
-            held = pipe.execute()
+                pipe.get(RunKeys(run_id).lease)
+            leases = pipe.execute()
         started = []
-        for run_id, is_held in zip(candidates, held, strict=True):
-            if is_held or len(self._threads) >= self._max_runs:
+        mine = f"{self.owner}|"
+        for run_id, lease in zip(candidates, leases, strict=True):
+            # A lease of ours with no driver left (it stopped on a Redis error) is taken back at once.
+            held = lease is not None and not text(lease).startswith(mine)
+            if held or len(self._threads) >= self._max_runs:
                 continue
             thread = threading.Thread(
                 target=self._drive, args=(run_id,), name=f"rqdag-run-{run_id}", daemon=True
@@ -114,6 +124,11 @@ class CoordinatorService:
         )
         try:
             status = driver.drive()
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            delay = self._fail(run_id)
+            self._redis_failed(exc)  # the outage is logged once for all runs, not once per run
+            log.debug("run '%s': driver stopped (%s); picked up again in %.0fs", run_id, describe(exc), delay)
+            return
         except redis.RedisError as exc:
             delay = self._fail(run_id)
             log.warning("run '%s': Redis error (%s); picked up again in %.0fs", run_id, exc, delay)
@@ -126,12 +141,27 @@ class CoordinatorService:
         if status is not None:
             log.info("run '%s' %s", run_id, status)
 
+    def _redis_failed(self, exc: redis.RedisError) -> None:
+        """Log a Redis failure once per episode: unreachable, or refusing commands (BUSY, OOM...)."""
+        if isinstance(exc, redis.ConnectionError | redis.TimeoutError):
+            self._unreachable.seen(exc, kind=type(exc).__name__)
+        else:
+            self._refusing.seen(exc, kind=error_code(exc))
+
     def _fail(self, run_id: str) -> float:
         """Back off from a run that keeps failing: 1, 2, 4... up to MAX_BACKOFF_S seconds."""
         failures = self._backoff.get(run_id, (0, 0.0))[0] + 1
         delay = min(2.0 ** (failures - 1), MAX_BACKOFF_S)
         self._backoff[run_id] = (failures, time.monotonic() + delay)
         return delay
+
+
+def error_code(exc: redis.RedisError) -> str:
+    """The error's kind: its type, or for a reply redis-py has no type for, its code (``BUSY``...)."""
+    words = str(exc).split(maxsplit=1)
+    if type(exc) is redis.ResponseError and words and words[0].isupper():
+        return words[0]
+    return type(exc).__name__
 
 
 def check_redis_durability(client: redis.Redis) -> list[str]:

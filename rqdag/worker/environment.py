@@ -17,13 +17,14 @@ from dataclasses import dataclass, field
 import redis
 
 from rqdag.errors import RqdagError
+from rqdag.shared.model.limits import MAX_RESULT_BYTES
 from rqdag.shared.store.scripts import Scripts
 from rqdag.worker.context import ContextHolder, load_context
 from rqdag.worker.registry import TaskRegistry, build_registry
 from rqdag.worker.ticker import Ticker
 
 DEFAULT_HEARTBEAT_INTERVAL = 5.0
-DEFAULT_MAX_RESULT_BYTES = 1 << 20
+DEFAULT_MAX_RESULT_BYTES = MAX_RESULT_BYTES
 DEFAULT_SHUTDOWN_GRACE_S = 30.0
 
 

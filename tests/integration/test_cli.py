@@ -22,7 +22,7 @@ from tests.integration.test_cli_support import CHAIN, RECOVERABLE, Cluster, chai
 __all__ = ["cluster"]
 
 RUN_FIELDS = {"run_id", "workflow", "status", "epoch", "params", "created_at", "updated_at", "finished_at"}
-RUN_FIELDS |= {"cancel", "task_count"}
+RUN_FIELDS |= {"cancel", "task_count", "error"}
 COUNT_FIELDS = {
     "success",
     "failure",

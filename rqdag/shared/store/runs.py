@@ -43,6 +43,7 @@ class RunMeta:
     cancel: str
     fence: int
     task_count: int
+    error: str = ""  # why the run is 'error' (the driver's reason, or why its meta is unreadable)
 
     @property
     def finished(self) -> bool:
@@ -182,19 +183,25 @@ class RunStore:
         return self.read_state(run_id).results
 
     def list_runs(self, limit: int = 50) -> list[RunMeta]:
-        """The newest runs first (unreadable metas are left out)."""
-        ids = [text(i) for i in self.client.zrevrange(keys.RUNS, 0, max(limit - 1, 0))]
+        """The newest runs first; a run whose meta cannot be read is listed as ``error``, saying why."""
+        indexed: list[tuple[Any, float]] = self.client.zrevrange(  # type: ignore[assignment]
+            keys.RUNS, 0, max(limit - 1, 0), withscores=True
+        )
         with self.client.pipeline(transaction=False) as pipe:
-            for run_id in ids:
-                pipe.hgetall(keys.RunKeys(run_id).meta)
-            raws = pipe.execute()
+            for raw_id, _ in indexed:
+                pipe.hgetall(keys.RunKeys(text(raw_id)).meta)
+            raws = pipe.execute(raise_on_error=False)
         out = []
-        for run_id, raw in zip(ids, raws, strict=True):
-            if raw:
+        for (raw_id, created_at), raw in zip(indexed, raws, strict=True):
+            run_id = text(raw_id)
+            if isinstance(raw, redis.ResponseError):
+                reason = f"run '{run_id}': meta is unreadable: {raw}"
+                out.append(unreadable_meta(run_id, {}, reason, created_at))
+            elif raw:
                 try:
                     out.append(parse_meta(run_id, raw))
-                except DecodeError:
-                    continue
+                except DecodeError as exc:
+                    out.append(unreadable_meta(run_id, raw, str(exc), created_at))
         return out
 
     def active_runs(self) -> list[str]:
@@ -281,6 +288,30 @@ def parse_meta(run_id: str, raw: Mapping[Any, Any]) -> RunMeta:
         cancel=fields.get("cancel", ""),
         fence=int(number("fence", 0) or 0),
         task_count=int(number("task_count", 0) or 0),
+        error=fields.get("error", ""),
+    )
+
+
+def unreadable_meta(run_id: str, raw: Mapping[Any, Any], reason: str, created_at: float) -> RunMeta:
+    """A stand-in for a meta hash that cannot be decoded: status ``error``, with ``reason``."""
+    fields = {text(k): text(v) for k, v in raw.items()}
+    return RunMeta(
+        run_id=run_id,
+        workflow=fields.get("workflow", ""),
+        status="error",
+        epoch=0,
+        params={},
+        concurrency=None,
+        timeout_s=None,
+        deadline_at=None,
+        heartbeat_timeout_s=30.0,
+        created_at=created_at,
+        updated_at=None,
+        finished_at=None,
+        cancel="",
+        fence=0,
+        task_count=0,
+        error=reason,
     )
 
 
