@@ -11,6 +11,7 @@ from rqdag.coordinator.events import EventBus, RunEvent
 from rqdag.coordinator.phases import Outcome
 from rqdag.coordinator.state import TaskStateManager
 from rqdag.shared.model.task import TaskMetrics, TaskResult, TaskStatus
+from rqdag.shared.model.vocabulary import RunEventKind
 
 MAX_IDLE_WAIT_S = 1.0
 MAX_BATCH = 500
@@ -65,7 +66,7 @@ class WorkflowExecutor:
         self._started = True
         if self._timeout is not None:
             self._deadline = now + self._timeout
-        self._events.emit(RunEvent("workflow_start", self._run_id))
+        self._events.emit(RunEvent(RunEventKind.WORKFLOW_START, self._run_id))
         self._publish()
 
     def step(self, now: float) -> bool:
@@ -132,7 +133,7 @@ class WorkflowExecutor:
         """
         if results is None:
             results = self._state.snapshot()
-        self._events.emit(RunEvent("workflow_end", self._run_id, results=results))
+        self._events.emit(RunEvent(RunEventKind.WORKFLOW_END, self._run_id, results=results))
         return results
 
     def idle_wait(self, now: float) -> float:
@@ -149,7 +150,7 @@ class WorkflowExecutor:
     def _announce_retry(self, outcome: Outcome, name: str, result: TaskResult) -> None:
         if outcome is Outcome.RETRY:
             attempt = self._state.attempt(name)
-            self._events.emit(RunEvent("task_retry", self._run_id, name, attempt, result))
+            self._events.emit(RunEvent(RunEventKind.TASK_RETRY, self._run_id, name, attempt, result))
 
     def _expire(self, now: float) -> None:
         for name, token in self._state.expired(now):
@@ -196,7 +197,7 @@ class WorkflowExecutor:
         wall = time.time()
         for d in batch:
             self._started_at[d.task.name] = (wall, now)
-            self._events.emit(RunEvent("task_start", self._run_id, d.task.name, d.attempt))
+            self._events.emit(RunEvent(RunEventKind.TASK_START, self._run_id, d.task.name, d.attempt))
 
     def _publish(self) -> None:
         done = self._state.take_newly_done()
@@ -204,5 +205,5 @@ class WorkflowExecutor:
             return
         self._dispatcher.record(dict(done))
         for name, result in done:
-            kind = "task_skipped" if result.status is TaskStatus.SKIPPED else "task_end"
+            kind = RunEventKind.TASK_SKIPPED if result.status is TaskStatus.SKIPPED else RunEventKind.TASK_END
             self._events.emit(RunEvent(kind, self._run_id, name, result.metrics.attempt, result))
