@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from rqdag.coordinator.dispatch import Dispatcher, DispatchRequest
+from rqdag.coordinator.dispatch import CompletionKind, Dispatcher, DispatchRequest
 from rqdag.coordinator.events import EventBus, RunEvent
 from rqdag.coordinator.phases import Outcome
 from rqdag.coordinator.state import TaskStateManager
@@ -74,18 +74,19 @@ class WorkflowExecutor:
         if not self._started:
             self.start(now)
         for completion in self._dispatcher.collect():
-            if completion.resolution:
+            kind = completion.kind
+            if kind is CompletionKind.RESOLVED:
                 self._state.resolve(completion.task, completion.result)
                 continue
-            if completion.unstarted:  # never started: safe to send again, at-most-once or not
+            if kind is CompletionKind.UNSTARTED:  # never started: safe to send again, at-most-once or not
                 self._state.requeue(completion.task, completion.token)
                 continue
-            if completion.handed_back:
+            if kind is CompletionKind.HANDED_BACK:
                 self._started_at.pop(completion.task, None)
                 self._state.hand_back(completion.task, completion.token, completion.result, now)
                 continue
             outcome = self._state.complete(
-                completion.task, completion.token, completion.result, now, lost=completion.lost
+                completion.task, completion.token, completion.result, now, lost=kind is CompletionKind.LOST
             )
             if outcome is not Outcome.STALE:
                 self._started_at.pop(completion.task, None)

@@ -12,7 +12,7 @@ import redis
 from rq import Queue
 from rq.serializers import JSONSerializer
 
-from rqdag.coordinator.dispatch import Completion, DispatchRequest
+from rqdag.coordinator.dispatch import Completion, CompletionKind, DispatchRequest
 from rqdag.coordinator.lease import Lease
 from rqdag.coordinator.watchdog import Watchdog
 from rqdag.errors import DecodeError, LeaseLostError
@@ -157,7 +157,8 @@ class RQDispatcher:
             elif kind == EventKind.HANDBACK:
                 worker = text(fields.get(b"worker", b"?"))
                 result = TaskResult.failure(f"worker {worker} shut down and handed the task back")
-                handed.append(Completion(task, text(fields.get(b"token", b"")), result, handed_back=True))
+                token = text(fields.get(b"token", b""))
+                handed.append(Completion(task, token, result, CompletionKind.HANDED_BACK))
             elif kind in (EventKind.FINISHED, EventKind.RETRY):
                 token = text(fields.get(b"token", b""))
                 raw = fields.get(b"result")
@@ -220,7 +221,7 @@ class RQDispatcher:
         for name, raw in zip(resolved, resolved_raw, strict=False):
             if raw is not None:
                 result = self._decode(raw, f"run '{run}': results field '{name}'")
-                out.append(Completion(name, "", result, resolution=True))
+                out.append(Completion(name, "", result, CompletionKind.RESOLVED))
         for name, raw in zip(finished, final_raw, strict=False):
             if raw is not None:
                 out.append(

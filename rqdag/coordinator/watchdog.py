@@ -10,7 +10,7 @@ from typing import Any
 import redis
 from rq.job import Job
 
-from rqdag.coordinator.dispatch import Completion
+from rqdag.coordinator.dispatch import Completion, CompletionKind
 from rqdag.coordinator.lease import Lease
 from rqdag.coordinator.reconcile import lost_result
 from rqdag.errors import DecodeError, LeaseLostError
@@ -149,6 +149,5 @@ class Watchdog:
         log.warning(
             "run '%s': task '%s' attempt %d lost: %s", self._lease.run_id, name, entry.attempt, result.message
         )
-        if state is AttemptState.QUEUED:
-            return Completion(name, entry.token, result, unstarted=True)
-        return Completion(name, entry.token, result, lost=True)
+        kind = CompletionKind.UNSTARTED if state is AttemptState.QUEUED else CompletionKind.LOST
+        return Completion(name, entry.token, result, kind)
