@@ -22,6 +22,7 @@ from rqdag.client import Client
 from rqdag.errors import RqdagError
 from rqdag.shared.model.codec import loads
 from rqdag.shared.model.params import non_finite_number
+from rqdag.shared.model.vocabulary import RunStatus
 from rqdag.shared.store.runs import RunMeta
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -31,7 +32,7 @@ EXIT_RUN_FAILED = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
-RUN_STATUSES = ("pending", "running", "blocked", "succeeded", "failed", "cancelled", "error")
+RUN_STATUSES = tuple(s.value for s in RunStatus)  # pending, running, ..., error
 
 redis_option = click.option(
     "--redis",
@@ -163,7 +164,7 @@ def meta_to_dict(meta: RunMeta) -> dict[str, Any]:
 
 def exit_for_status(status: str | None) -> int:
     """0 when the run succeeded, 1 otherwise."""
-    return EXIT_OK if status == "succeeded" else EXIT_RUN_FAILED
+    return EXIT_OK if status == RunStatus.SUCCEEDED else EXIT_RUN_FAILED
 
 
 def interrupt_choice(on_interrupt: str) -> str:

@@ -29,6 +29,7 @@ from rqdag.cli.output import (
     styled,
 )
 from rqdag.shared.model.task import TaskResult
+from rqdag.shared.model.vocabulary import AttemptState, RunStatus
 from rqdag.shared.store.keys import RunKeys
 from rqdag.shared.store.runs import DispatchEntry, RunStore
 
@@ -42,7 +43,7 @@ class InFlight:
     """One attempt in flight, as a watcher shows it."""
 
     task: str
-    state: str
+    state: AttemptState
     attempt: int
     worker: str | None
     started_at: float | None
@@ -58,7 +59,7 @@ class RunView:
 
     run_id: str
     workflow: str
-    status: str
+    status: RunStatus
     epoch: int
     finished: bool
     total: int
@@ -112,9 +113,9 @@ def read_view(store: RunStore, run_id: str) -> RunView:
     counts = status_counts(state.results, state.dispatch, total)
     in_flight = sorted(
         (_in_flight(name, e) for name, e in state.dispatch.items() if name not in state.results),
-        key=lambda r: (r.state != "running", r.started_at or 0.0, r.task),
+        key=lambda r: (r.state is not AttemptState.RUNNING, r.started_at or 0.0, r.task),
     )
-    running = sum(1 for r in in_flight if r.state == "running")
+    running = sum(1 for r in in_flight if r.state is AttemptState.RUNNING)
     remaining = total - sum(counts[s] for s in TERMINAL)
     return RunView(
         run_id=run_id,
@@ -208,7 +209,9 @@ def render_view(view: RunView) -> RenderableType:
 def plain_line(view: RunView) -> str:
     """One line of text per update, for a watcher whose stdout is not a terminal."""
     stamp = time.strftime("%H:%M:%S", time.localtime(view.at))
-    running = ", ".join(f"{r.task}@{r.worker or '?'}" for r in view.in_flight if r.state == "running")
+    running = ", ".join(
+        f"{r.task}@{r.worker or '?'}" for r in view.in_flight if r.state is AttemptState.RUNNING
+    )
     tail = f"; running: {running}" if running else ""
     eta = "" if view.finished else f", {format_eta(view.eta_s)}"
     return f"{stamp} run {view.run_id} {view.status}: {view.done}/{view.total} done{eta}{tail}"

@@ -19,29 +19,41 @@ from rich.table import Table
 from rich.text import Text
 
 from rqdag.shared.model.task import TaskResult, TaskStatus
+from rqdag.shared.model.vocabulary import AttemptState, RunStatus
 from rqdag.shared.store.runs import DispatchEntry
 
 TERMINAL = tuple(s.value for s in TaskStatus)  # success, failure, skipped, cancelled
-IN_FLIGHT = ("queued", "running", "retry_wait", "handed_back", "lost")
+IN_FLIGHT = tuple(  # always counted; a vanished attempt is counted only when there is one
+    s.value
+    for s in (
+        AttemptState.QUEUED,
+        AttemptState.RUNNING,
+        AttemptState.RETRY_WAIT,
+        AttemptState.HANDED_BACK,
+        AttemptState.LOST,
+    )
+)
+PENDING = "pending"  # a task with neither a result nor an attempt in flight
 MAX_COLUMN = 40
 MIN_LAST_COLUMN = 12
 PLAIN_WIDTH = 200  # a pipe or a file has no width: keep messages whole
 
-STATUS_STYLE = {
-    "success": "green",
-    "failure": "red",
-    "skipped": "dim",
-    "cancelled": "yellow",
-    "succeeded": "green",
-    "failed": "red",
-    "running": "cyan",
-    "queued": "blue",
-    "retry_wait": "magenta",
-    "handed_back": "blue",
-    "lost": "red",
-    "pending": "blue",
-    "blocked": "magenta",
-    "error": "red",
+# one colour per word: a run's "cancelled" and "running" read as a result's and an attempt's
+STATUS_STYLE: dict[str, str] = {
+    TaskStatus.SUCCESS: "green",
+    TaskStatus.FAILURE: "red",
+    TaskStatus.SKIPPED: "dim",
+    TaskStatus.CANCELLED: "yellow",
+    AttemptState.QUEUED: "blue",
+    AttemptState.RUNNING: "cyan",
+    AttemptState.RETRY_WAIT: "magenta",
+    AttemptState.HANDED_BACK: "blue",
+    AttemptState.LOST: "red",
+    PENDING: "blue",  # a task's, and RunStatus.PENDING
+    RunStatus.BLOCKED: "magenta",
+    RunStatus.SUCCEEDED: "green",
+    RunStatus.FAILED: "red",
+    RunStatus.ERROR: "red",
 }
 
 
@@ -142,7 +154,7 @@ def results_table(
                 [Text(name), styled(entry.state), str(entry.attempt), Text(entry.worker or ""), "", ""]
             )
         else:
-            rows.append([Text(name), styled("pending"), "", "", "", ""])
+            rows.append([Text(name), styled(PENDING), "", "", "", ""])
     return make_table(("task", "status", "attempt", "worker", "duration", "message"), rows)
 
 
@@ -155,8 +167,8 @@ def status_counts(
         counts[result.status.value] += 1
     for name, entry in dispatch.items():
         if name not in results:
-            counts[entry.state] = counts.get(entry.state, 0) + 1
-    counts["pending"] = max(total - sum(counts.values()), 0)
+            counts[entry.state.value] = counts.get(entry.state, 0) + 1
+    counts[PENDING] = max(total - sum(counts.values()), 0)
     return counts
 
 

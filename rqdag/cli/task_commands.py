@@ -20,6 +20,7 @@ from rqdag.cli.common import (
     redis_option,
 )
 from rqdag.cli.output import (
+    PENDING,
     console,
     print_json,
     show,
@@ -57,7 +58,7 @@ def inspect_task(store: RunStore, run_id: str, task: str) -> dict[str, Any]:
         if entry.last_result is not None:
             in_flight["last_result"] = loads(entry.last_result, what=f"run '{run_id}': '{task}' last_result")
     spec = definition[task]
-    status = result.status.value if result is not None else (entry.state if entry else "pending")
+    status = result.status.value if result is not None else (entry.state if entry else PENDING)
     return {
         "run_id": run_id,
         "run_status": meta.status,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any, Protocol
 
 from rqdag.shared.model.task import Task, TaskResult
@@ -21,6 +22,16 @@ class DispatchRequest:
     params: Mapping[str, Any]
 
 
+class CompletionKind(StrEnum):
+    """How an attempt came to an end, which decides what the state machine does with it."""
+
+    FINISHED = "finished"  # the task ran and this is its result (final, or a retry follows)
+    LOST = "lost"  # the attempt's worker vanished (no heartbeat): see TaskStateManager.complete
+    RESOLVED = "resolved"  # an operator recorded this result (rqdag resolve); no token
+    HANDED_BACK = "handed_back"  # the worker stopped before the task ended and gave it back
+    UNSTARTED = "unstarted"  # the job left its queue but never started: safe to send again
+
+
 @dataclass(frozen=True)
 class Completion:
     """The result of one attempt, tagged with the token it was dispatched with."""
@@ -28,10 +39,7 @@ class Completion:
     task: str
     token: str
     result: TaskResult
-    lost: bool = False  # the attempt's worker vanished (no heartbeat): see TaskStateManager.complete
-    resolution: bool = False  # an operator recorded this result (rqdag resolve); no token
-    handed_back: bool = False  # the worker stopped before the task ended and gave it back
-    unstarted: bool = False  # the job left its queue but never started: safe to send again
+    kind: CompletionKind = CompletionKind.FINISHED
 
 
 class Dispatcher(Protocol):

@@ -20,6 +20,7 @@ from rqdag.coordinator.rq_dispatcher import RQDispatcher
 from rqdag.coordinator.state import TaskStateManager
 from rqdag.errors import DecodeError, LeaseLostError
 from rqdag.shared.model.task import TaskResult, TaskStatus
+from rqdag.shared.model.vocabulary import RunEventKind, RunStatus
 from rqdag.shared.store.keys import RunKeys
 from rqdag.shared.store.runs import RunState, RunStore
 from rqdag.shared.store.scripts import Scripts
@@ -64,7 +65,7 @@ class RunDriver:
         self._blocked = False
         self.state: TaskStateManager | None = None
 
-    def drive(self) -> str | None:
+    def drive(self) -> RunStatus | None:
         """Drive the run; returns its final status, or None if another coordinator has it."""
         if not self.lease.acquire():
             return None
@@ -76,10 +77,10 @@ class RunDriver:
         finally:
             self.lease.release()  # a no-op when the lease was lost: it is fenced by its value
 
-    def _drive_leased(self) -> str | None:
+    def _drive_leased(self) -> RunStatus | None:
         with gc_paused():
             started = self._start()
-        if isinstance(started, str):
+        if isinstance(started, RunStatus):
             return started
         executor, dispatcher = started
         if not executor.loop(stop=self._stop.is_set, observe=self._note_blocked):
@@ -91,7 +92,7 @@ class RunDriver:
         executor.end(self._final_results())
         return status
 
-    def _start(self) -> str | tuple[WorkflowExecutor, RQDispatcher]:
+    def _start(self) -> RunStatus | tuple[WorkflowExecutor, RQDispatcher]:
         """Load the run and take its first step (its first dispatch), or say why it ends here."""
         try:
             meta = self._store.read_meta(self.run_id)
@@ -103,8 +104,8 @@ class RunDriver:
         except DecodeError as exc:
             log.error("%s; the run is marked 'error' and left for an operator", exc)
             self._client.hset(self._keys.meta, "error", str(exc))
-            self._set_status("error")
-            return "error"
+            self._set_status(RunStatus.ERROR)
+            return RunStatus.ERROR
         self.state = state
         dispatcher = RQDispatcher(
             self._client,
@@ -124,7 +125,7 @@ class RunDriver:
             events=self._events,
             clock=self._clock,
         )
-        self._set_status("running")
+        self._set_status(RunStatus.RUNNING)
         executor.step(self._clock())
         return executor, dispatcher
 
@@ -144,7 +145,7 @@ class RunDriver:
         if self.state.is_blocked() == self._blocked:
             return
         self._blocked = not self._blocked
-        self._set_status("blocked" if self._blocked else "running")
+        self._set_status(RunStatus.BLOCKED if self._blocked else RunStatus.RUNNING)
         log.warning(
             "run '%s' %s",
             self.run_id,
@@ -157,11 +158,11 @@ class RunDriver:
         The state holds the successes it loaded by status only; the payload is the
         snapshot, as in-process (None: nobody listens, the state's own will do).
         """
-        if not self._events.listens("workflow_end"):
+        if not self._events.listens(RunEventKind.WORKFLOW_END):
             return None
         return self._store.read_results(self.run_id)
 
-    def _set_status(self, status: str) -> None:
+    def _set_status(self, status: RunStatus) -> None:
         written = self._scripts.set_run_status(
             self._keys, lease=self.lease.value, status=status, now=time.time()
         )
@@ -186,10 +187,10 @@ def gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-def run_status(results: dict[str, TaskResult], *, cancelled: bool) -> str:
+def run_status(results: dict[str, TaskResult], *, cancelled: bool) -> RunStatus:
     """The run's outcome from its results."""
     if cancelled or any(r.status is TaskStatus.CANCELLED for r in results.values()):
-        return "cancelled"
+        return RunStatus.CANCELLED
     if all(r.status is TaskStatus.SUCCESS for r in results.values()):
-        return "succeeded"
-    return "failed"
+        return RunStatus.SUCCEEDED
+    return RunStatus.FAILED

@@ -9,19 +9,18 @@ from typing import Any
 
 from rqdag.errors import RqdagError
 from rqdag.shared.model.task import TaskResult
+from rqdag.shared.model.vocabulary import RunEventKind
 
 log = logging.getLogger("rqdag.events")
 
-EVENT_KINDS = frozenset(
-    {"workflow_start", "workflow_end", "task_start", "task_end", "task_skipped", "task_retry"}
-)
+EVENT_KINDS = frozenset(RunEventKind)
 
 
 @dataclass(frozen=True)
 class RunEvent:
     """Something that happened in a run, handed to listeners."""
 
-    kind: str
+    kind: RunEventKind
     run_id: str
     task: str | None = None
     attempt: int | None = None
@@ -37,18 +36,20 @@ class EventBus:
     """Holds listeners by event kind and calls them, isolating their errors."""
 
     def __init__(self) -> None:
-        self._listeners: dict[str, list[Listener]] = {}
+        self._listeners: dict[RunEventKind, list[Listener]] = {}
 
     def on(self, kind: str, listener: Listener) -> None:
-        """Register ``listener`` for ``kind`` (one of EVENT_KINDS)."""
-        if kind not in EVENT_KINDS:
+        """Register ``listener`` for ``kind`` (a :class:`RunEventKind`, or its value)."""
+        try:
+            member = RunEventKind(kind)
+        except ValueError:
             known = ", ".join(sorted(EVENT_KINDS))
-            raise RqdagError(f"unknown event {kind!r} (known: {known})")
+            raise RqdagError(f"unknown event {kind!r} (known: {known})") from None
         if not callable(listener):
-            raise RqdagError(f"listener for {kind!r} must be callable, got {listener!r}")
-        self._listeners.setdefault(kind, []).append(listener)
+            raise RqdagError(f"listener for {member.value!r} must be callable, got {listener!r}")
+        self._listeners.setdefault(member, []).append(listener)
 
-    def listens(self, kind: str) -> bool:
+    def listens(self, kind: RunEventKind) -> bool:
         """True when a listener waits for ``kind`` (so a costly payload is built only then)."""
         return bool(self._listeners.get(kind))
 

@@ -6,11 +6,12 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from rqdag.coordinator.dispatch import Dispatcher, DispatchRequest
+from rqdag.coordinator.dispatch import CompletionKind, Dispatcher, DispatchRequest
 from rqdag.coordinator.events import EventBus, RunEvent
 from rqdag.coordinator.phases import Outcome
 from rqdag.coordinator.state import TaskStateManager
 from rqdag.shared.model.task import TaskMetrics, TaskResult, TaskStatus
+from rqdag.shared.model.vocabulary import RunEventKind
 
 MAX_IDLE_WAIT_S = 1.0
 MAX_BATCH = 500
@@ -65,7 +66,7 @@ class WorkflowExecutor:
         self._started = True
         if self._timeout is not None:
             self._deadline = now + self._timeout
-        self._events.emit(RunEvent("workflow_start", self._run_id))
+        self._events.emit(RunEvent(RunEventKind.WORKFLOW_START, self._run_id))
         self._publish()
 
     def step(self, now: float) -> bool:
@@ -73,18 +74,19 @@ class WorkflowExecutor:
         if not self._started:
             self.start(now)
         for completion in self._dispatcher.collect():
-            if completion.resolution:
+            kind = completion.kind
+            if kind is CompletionKind.RESOLVED:
                 self._state.resolve(completion.task, completion.result)
                 continue
-            if completion.unstarted:  # never started: safe to send again, at-most-once or not
+            if kind is CompletionKind.UNSTARTED:  # never started: safe to send again, at-most-once or not
                 self._state.requeue(completion.task, completion.token)
                 continue
-            if completion.handed_back:
+            if kind is CompletionKind.HANDED_BACK:
                 self._started_at.pop(completion.task, None)
                 self._state.hand_back(completion.task, completion.token, completion.result, now)
                 continue
             outcome = self._state.complete(
-                completion.task, completion.token, completion.result, now, lost=completion.lost
+                completion.task, completion.token, completion.result, now, lost=kind is CompletionKind.LOST
             )
             if outcome is not Outcome.STALE:
                 self._started_at.pop(completion.task, None)
@@ -132,7 +134,7 @@ class WorkflowExecutor:
         """
         if results is None:
             results = self._state.snapshot()
-        self._events.emit(RunEvent("workflow_end", self._run_id, results=results))
+        self._events.emit(RunEvent(RunEventKind.WORKFLOW_END, self._run_id, results=results))
         return results
 
     def idle_wait(self, now: float) -> float:
@@ -149,7 +151,7 @@ class WorkflowExecutor:
     def _announce_retry(self, outcome: Outcome, name: str, result: TaskResult) -> None:
         if outcome is Outcome.RETRY:
             attempt = self._state.attempt(name)
-            self._events.emit(RunEvent("task_retry", self._run_id, name, attempt, result))
+            self._events.emit(RunEvent(RunEventKind.TASK_RETRY, self._run_id, name, attempt, result))
 
     def _expire(self, now: float) -> None:
         for name, token in self._state.expired(now):
@@ -196,7 +198,7 @@ class WorkflowExecutor:
         wall = time.time()
         for d in batch:
             self._started_at[d.task.name] = (wall, now)
-            self._events.emit(RunEvent("task_start", self._run_id, d.task.name, d.attempt))
+            self._events.emit(RunEvent(RunEventKind.TASK_START, self._run_id, d.task.name, d.attempt))
 
     def _publish(self) -> None:
         done = self._state.take_newly_done()
@@ -204,5 +206,5 @@ class WorkflowExecutor:
             return
         self._dispatcher.record(dict(done))
         for name, result in done:
-            kind = "task_skipped" if result.status is TaskStatus.SKIPPED else "task_end"
+            kind = RunEventKind.TASK_SKIPPED if result.status is TaskStatus.SKIPPED else RunEventKind.TASK_END
             self._events.emit(RunEvent(kind, self._run_id, name, result.metrics.attempt, result))

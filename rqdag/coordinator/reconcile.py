@@ -8,6 +8,7 @@ from rqdag.coordinator.state import TaskStateManager
 from rqdag.errors import DecodeError
 from rqdag.shared.model.codec import decode_result
 from rqdag.shared.model.task import TaskResult
+from rqdag.shared.model.vocabulary import AttemptState
 from rqdag.shared.store.runs import RunState
 
 log = logging.getLogger("rqdag.coordinator")
@@ -38,14 +39,16 @@ def restore_in_flight(
             log.error("run '%s': dispatch entry for unknown task '%s' ignored", run_id, name)
             continue
         state.adopt(name, entry.attempt, entry.token, None)
-        if entry.state == "retry_wait":
+        if entry.state is AttemptState.RETRY_WAIT:
             result = _last_result(run_id, name, entry.last_result)
             state.complete(name, entry.token, result, now)
-        elif entry.state == "lost":  # voided by a coordinator that died before recording it
+        elif entry.state is AttemptState.LOST:  # voided by a coordinator that died before recording it
             state.complete(name, entry.token, lost_result(entry.worker, None), now, lost=True)
-        elif entry.state == "vanished":  # voided unstarted by a coordinator that died since
+        elif entry.state is AttemptState.VANISHED:  # voided unstarted by a coordinator that died since
             state.requeue(name, entry.token)
-        elif entry.state == "handed_back" or (entry.state == "running" and requeue_running):
+        elif entry.state is AttemptState.HANDED_BACK or (
+            entry.state is AttemptState.RUNNING and requeue_running
+        ):
             state.hand_back(name, entry.token, lost_result(entry.worker, None), now)
 
 

@@ -13,13 +13,14 @@ from rq import Queue
 from rq.queue import EnqueueData
 from rq.serializers import JSONSerializer
 
-from rqdag.coordinator.dispatch import Completion, DispatchRequest
+from rqdag.coordinator.dispatch import Completion, CompletionKind, DispatchRequest
 from rqdag.coordinator.lease import Lease
 from rqdag.coordinator.watchdog import Watchdog
 from rqdag.errors import DecodeError, LeaseLostError
 from rqdag.shared.model.codec import decode_result, encode_result
 from rqdag.shared.model.job import RUN_TASK, TaskJob
 from rqdag.shared.model.task import TaskResult
+from rqdag.shared.model.vocabulary import AttemptState, EventKind
 from rqdag.shared.store.keys import RunKeys, job_id
 from rqdag.shared.store.runs import DispatchEntry, parse_dispatch_entry, text
 from rqdag.shared.store.scripts import DecidedResult, Scripts
@@ -78,7 +79,7 @@ class RQDispatcher:
                 attempt=request.attempt,
                 token=request.token,
                 job_id=data.job_id,
-                state="queued",
+                state=AttemptState.QUEUED,
                 queue=task.queue,
                 queued_at=now,
             ).to_json()
@@ -142,24 +143,25 @@ class RQDispatcher:
         for _, fields in events:
             kind = text(fields.get(b"kind", b""))
             task = text(fields.get(b"task", b""))
-            if kind == "resolved":
+            if kind == EventKind.RESOLVED:
                 resolved.append(task)
-            elif kind == "handback":
+            elif kind == EventKind.HANDBACK:
                 worker = text(fields.get(b"worker", b"?"))
                 result = TaskResult.failure(f"worker {worker} shut down and handed the task back")
-                handed.append(Completion(task, text(fields.get(b"token", b"")), result, handed_back=True))
-            elif kind in ("finished", "retry"):
+                token = text(fields.get(b"token", b""))
+                handed.append(Completion(task, token, result, CompletionKind.HANDED_BACK))
+            elif kind in (EventKind.FINISHED, EventKind.RETRY):
                 token = text(fields.get(b"token", b""))
                 raw = fields.get(b"result")
                 if raw is not None:  # a small result travels in its event: nothing to read
-                    what = "results" if kind == "finished" else "dispatch last_result"
+                    what = "results" if kind == EventKind.FINISHED else "dispatch last_result"
                     inline.append(
                         self._completion(task, token, raw, f"{what} of '{task}' (in its event)", kind)
                     )
                     continue
-                (finished if kind == "finished" else retried).append(task)
+                (finished if kind == EventKind.FINISHED else retried).append(task)
                 tokens[task] = token
-            elif kind == "refused":
+            elif kind == EventKind.REFUSED:
                 log.warning(
                     "run '%s': late result of task '%s' (token %s) refused",
                     self._lease.run_id,
@@ -175,7 +177,7 @@ class RQDispatcher:
     def _completion(self, task: str, token: str, raw: bytes | str, what: str, kind: str) -> Completion:
         """The completion of a ``finished`` or ``retry`` event whose result is ``raw``."""
         result = self._decode(raw, f"run '{self._lease.run_id}': {what}")
-        if kind == "finished":  # written by its worker: record() has nothing to write for it
+        if kind == EventKind.FINISHED:  # written by its worker: record() has nothing to write for it
             self._from_workers.add(task)
         return Completion(task, token, result)
 
@@ -210,10 +212,12 @@ class RQDispatcher:
         for name, raw in zip(resolved, resolved_raw, strict=False):
             if raw is not None:
                 result = self._decode(raw, f"run '{run}': results field '{name}'")
-                out.append(Completion(name, "", result, resolution=True))
+                out.append(Completion(name, "", result, CompletionKind.RESOLVED))
         for name, raw in zip(finished, final_raw, strict=False):
             if raw is not None:
-                out.append(self._completion(name, tokens[name], raw, f"results field '{name}'", "finished"))
+                out.append(
+                    self._completion(name, tokens[name], raw, f"results field '{name}'", EventKind.FINISHED)
+                )
         for name, raw in zip(retried, retry_raw, strict=False):
             if raw is None:
                 continue

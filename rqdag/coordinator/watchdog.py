@@ -10,11 +10,12 @@ from typing import Any
 import redis
 from rq.job import Job
 
-from rqdag.coordinator.dispatch import Completion
+from rqdag.coordinator.dispatch import Completion, CompletionKind
 from rqdag.coordinator.lease import Lease
 from rqdag.coordinator.reconcile import lost_result
 from rqdag.errors import DecodeError, LeaseLostError
 from rqdag.shared.model.task import TaskResult
+from rqdag.shared.model.vocabulary import AttemptState
 from rqdag.shared.store.keys import RunKeys
 from rqdag.shared.store.runs import DispatchEntry, parse_dispatch_entry, text
 from rqdag.shared.store.scripts import Scripts, VoidOutcome
@@ -70,9 +71,11 @@ class Watchdog:
         )
         self._next_check = now + min(max(shortest / 4, 0.2), MAX_CHECK_INTERVAL_S)
         out = [
-            self._void(name, entry, "running", lost_result(entry.worker, server_now - entry.heartbeat_at))
+            self._void(
+                name, entry, AttemptState.RUNNING, lost_result(entry.worker, server_now - entry.heartbeat_at)
+            )
             for name, entry in entries.items()
-            if entry.state == "running"
+            if entry.state is AttemptState.RUNNING
             and entry.heartbeat_at is not None
             and server_now - entry.heartbeat_at > (entry.heartbeat_timeout or self._timeout)
         ]
@@ -102,7 +105,9 @@ class Watchdog:
         old = {
             name: e
             for name, e in entries.items()
-            if e.state == "queued" and e.queued_at is not None and wall - e.queued_at > self._timeout
+            if e.state is AttemptState.QUEUED
+            and e.queued_at is not None
+            and wall - e.queued_at > self._timeout
         }
         self._taken_since = {
             t: at for t, at in self._taken_since.items() if t in {e.token for e in old.values()}
@@ -125,10 +130,12 @@ class Watchdog:
                 continue
             since = self._taken_since.setdefault(entry.token, now)
             if now - since > self._timeout:
-                out.append(self._void(name, entry, "queued", result))
+                out.append(self._void(name, entry, AttemptState.QUEUED, result))
         return out
 
-    def _void(self, name: str, entry: DispatchEntry, state: str, result: TaskResult) -> Completion | None:
+    def _void(
+        self, name: str, entry: DispatchEntry, state: AttemptState, result: TaskResult
+    ) -> Completion | None:
         voided = self._scripts.void_attempt(
             self._keys, lease=self._lease.value, task=name, token=entry.token, state=state
         )
@@ -139,6 +146,5 @@ class Watchdog:
         log.warning(
             "run '%s': task '%s' attempt %d lost: %s", self._lease.run_id, name, entry.attempt, result.message
         )
-        if state == "queued":
-            return Completion(name, entry.token, result, unstarted=True)
-        return Completion(name, entry.token, result, lost=True)
+        kind = CompletionKind.UNSTARTED if state is AttemptState.QUEUED else CompletionKind.LOST
+        return Completion(name, entry.token, result, kind)

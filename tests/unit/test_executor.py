@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 
 import pytest
 
-from rqdag.coordinator.dispatch import Completion, Dispatcher, DispatchRequest
+from rqdag.coordinator.dispatch import Completion, CompletionKind, Dispatcher, DispatchRequest
 from rqdag.coordinator.events import EventBus, RunEvent
 from rqdag.coordinator.executor import MAX_IDLE_WAIT_S, WorkflowExecutor
 from rqdag.coordinator.inprocess import InProcessDispatcher
@@ -342,6 +342,45 @@ def test_a_completion_arriving_with_the_cancel_is_kept() -> None:
     executor.step(1.0)
     assert state.result("a").status is TaskStatus.SUCCESS  # type: ignore[union-attr]
     assert state.result("b").status is TaskStatus.CANCELLED  # type: ignore[union-attr]
+
+
+# ---- how an attempt ended -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kind", "at_most_once", "sent_again", "status"),
+    [
+        (CompletionKind.FINISHED, False, False, TaskStatus.FAILURE),  # no retries left: final
+        (CompletionKind.LOST, False, True, None),  # a loss sends an at-least-once task again
+        (CompletionKind.LOST, True, False, TaskStatus.FAILURE),  # ... and fails an at-most-once one
+        (CompletionKind.HANDED_BACK, False, True, None),
+        (CompletionKind.HANDED_BACK, True, False, TaskStatus.FAILURE),
+        (CompletionKind.UNSTARTED, True, True, None),  # never started: sent again, even at most once
+    ],
+)
+def test_step_applies_each_completion_kind(
+    kind: CompletionKind, at_most_once: bool, sent_again: bool, status: TaskStatus | None
+) -> None:
+    executor, state, dispatcher, _ = make([task("a", at_most_once=at_most_once)])
+    executor.step(0.0)
+    request = dispatcher.in_flight.pop("a")
+    dispatcher.pending.append(Completion("a", request.token, TaskResult.failure("it ended"), kind))
+    executor.step(1.0)
+    assert ("a" in dispatcher.in_flight) is sent_again
+    result = state.result("a")
+    assert (None if result is None else result.status) is status
+    assert (result is not None and result.in_doubt) is (at_most_once and status is not None)
+
+
+def test_step_applies_a_resolution_in_place_of_the_result() -> None:
+    executor, state, dispatcher, _ = make([task("a")])
+    executor.step(0.0)
+    dispatcher.finish("a", TaskResult.failure("broke"))
+    executor.step(1.0)
+    dispatcher.recorded.clear()  # the resolution is published again: listeners and record() see it
+    dispatcher.pending.append(Completion("a", "", TaskResult.success(data=1), CompletionKind.RESOLVED))
+    executor.step(2.0)
+    assert state.result("a") == dispatcher.recorded["a"] == TaskResult.success(data=1)
 
 
 # ---- the outer loop with a fake clock -----------------------------------------------------

@@ -1,26 +1,17 @@
-"""The run model: statuses, results, retry policy and task definitions."""
+"""The run model: results, retry policy and task definitions (TaskStatus is re-exported)."""
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Any, Literal
 
 from rqdag.errors import SnapshotError, WorkflowDefinitionError
 from rqdag.shared.model.importing import callable_path
+from rqdag.shared.model.vocabulary import TaskStatus as TaskStatus  # its home is the vocabulary
 
 Backoff = Literal["fixed", "exponential"]
-
-
-class TaskStatus(StrEnum):
-    """Terminal status of a task; the values read the same in Redis, JSON and Python."""
-
-    SUCCESS = "success"
-    FAILURE = "failure"
-    SKIPPED = "skipped"
-    CANCELLED = "cancelled"
 
 
 @dataclass(frozen=True, slots=True)

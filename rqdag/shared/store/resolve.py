@@ -10,6 +10,7 @@ from typing import Any
 from rqdag.errors import RqdagError
 from rqdag.shared.model.codec import dumps, encode_result, loads
 from rqdag.shared.model.task import TaskMetrics, TaskResult, TaskStatus
+from rqdag.shared.model.vocabulary import AuditKind, EventKind
 from rqdag.shared.store import keys
 from rqdag.shared.store.runs import RunStore, text
 from rqdag.shared.store.scripts import EVENTS_MAXLEN
@@ -65,7 +66,7 @@ def resolve_task(
         definition_hash=next(t.definition_hash() for t in workflow.tasks if t.name == task),
     )
     audit = {
-        "kind": "resolve",
+        "kind": AuditKind.RESOLVE,
         "task": task,
         "who": who,
         "at": now,
@@ -76,7 +77,7 @@ def resolve_task(
     with store.client.pipeline(transaction=True) as pipe:
         pipe.hset(rk.results, task, encode_result(result, what=f"resolution of '{task}'"))
         pipe.xadd(rk.audit, {"entry": dumps(audit, what="audit entry")})
-        pipe.xadd(rk.events, {"kind": "resolved", "task": task}, maxlen=EVENTS_MAXLEN)
+        pipe.xadd(rk.events, {"kind": EventKind.RESOLVED, "task": task}, maxlen=EVENTS_MAXLEN)
         pipe.execute()
     return result
 
@@ -91,6 +92,6 @@ def read_audit(store: RunStore, run_id: str, task: str | None = None) -> list[di
             continue
         entry = loads(raw, what=f"run '{run_id}': audit entry")
         if isinstance(entry, dict) and (task is None or entry.get("task") == task):
-            entry.setdefault("kind", text(fields.get(b"kind", b"resume")))
+            entry.setdefault("kind", text(fields.get(b"kind", AuditKind.RESUME)))
             out.append(entry)
     return out

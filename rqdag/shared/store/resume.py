@@ -10,6 +10,7 @@ from rqdag.errors import RqdagError
 from rqdag.shared.model.codec import dumps
 from rqdag.shared.model.definition import encode_definition
 from rqdag.shared.model.task import TaskResult, TaskStatus
+from rqdag.shared.model.vocabulary import AuditKind, EventKind, RunStatus
 from rqdag.shared.model.workflow import Workflow
 from rqdag.shared.store import keys
 from rqdag.shared.store.runs import RunStore
@@ -83,7 +84,7 @@ def resume_run(
     plan = plan_resume(results, old, new, keep_changed=keep_changed)
     if dry_run:
         return plan
-    if not meta.finished and meta.status != "blocked":
+    if not meta.finished and meta.status is not RunStatus.BLOCKED:
         raise RqdagError(
             f"run '{run_id}' is {meta.status}: a coordinator is still driving it "
             "(cancel it first, or let it finish)"
@@ -97,7 +98,7 @@ def resume_run(
                 {"epoch": meta.epoch, "task": name, "result": results[name].to_dict()},
                 what=f"run '{run_id}': audit of '{name}'",
             )
-            pipe.xadd(rk.audit, {"kind": "resume", "entry": body})
+            pipe.xadd(rk.audit, {"kind": AuditKind.RESUME, "entry": body})
         if removed:
             pipe.hdel(rk.results, *removed)
         pipe.delete(rk.dispatch)
@@ -107,7 +108,7 @@ def resume_run(
             rk.meta,
             mapping={
                 "epoch": meta.epoch + 1,
-                "status": "pending",
+                "status": RunStatus.PENDING,
                 "cancel": "",
                 "error": "",
                 "finished_at": "",
@@ -116,7 +117,7 @@ def resume_run(
                 "task_count": len(new.tasks),
             },
         )
-        pipe.xadd(rk.events, {"kind": "resume", "epoch": meta.epoch + 1}, maxlen=EVENTS_MAXLEN)
+        pipe.xadd(rk.events, {"kind": EventKind.RESUME, "epoch": meta.epoch + 1}, maxlen=EVENTS_MAXLEN)
         pipe.sadd(keys.ACTIVE_RUNS, run_id)
         pipe.execute()
     return plan

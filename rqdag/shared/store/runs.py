@@ -9,7 +9,8 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from enum import StrEnum
+from typing import Any, TypeVar
 
 import redis
 
@@ -18,10 +19,13 @@ from rqdag.shared.model.codec import decode_result, dumps, encode_result, loads
 from rqdag.shared.model.definition import decode_definition, decode_table, encode_definition
 from rqdag.shared.model.task import TaskResult, TaskStatus
 from rqdag.shared.model.task_table import TaskTable
+from rqdag.shared.model.vocabulary import FINISHED_RUN_STATUSES, AttemptState, RunStatus
 from rqdag.shared.model.workflow import Workflow
 from rqdag.shared.store import keys
 
-FINISHED_STATUSES = frozenset({"succeeded", "failed", "cancelled", "error"})
+FINISHED_STATUSES = FINISHED_RUN_STATUSES
+
+V = TypeVar("V", bound=StrEnum)
 
 
 @dataclass(frozen=True)
@@ -30,7 +34,7 @@ class RunMeta:
 
     run_id: str
     workflow: str
-    status: str
+    status: RunStatus
     epoch: int
     params: dict[str, Any]
     concurrency: int | None
@@ -58,7 +62,7 @@ class DispatchEntry:
     attempt: int
     token: str
     job_id: str
-    state: str
+    state: AttemptState
     queue: str = "default"
     worker: str | None = None
     queued_at: float | None = None
@@ -117,7 +121,7 @@ class RunStore:
             raise RunExistsError(f"run '{run_id}' exists already (resume it instead)")
         meta: dict[str | bytes, str | bytes | int | float] = {
             "workflow": workflow.name,
-            "status": "pending",
+            "status": RunStatus.PENDING,
             "epoch": 1,
             "params": params_json,
             "concurrency": "" if concurrency is None else concurrency,
@@ -272,10 +276,12 @@ def parse_meta(run_id: str, raw: Mapping[Any, Any]) -> RunMeta:
     if not isinstance(params, dict):
         raise DecodeError(f"run '{run_id}': meta field 'params' must be a JSON object")
     concurrency = number("concurrency")
+    where = f"run '{run_id}': meta field 'status'"
+    status = _member(RunStatus, fields.get("status", RunStatus.PENDING), where)
     return RunMeta(
         run_id=run_id,
         workflow=fields.get("workflow", ""),
-        status=fields.get("status", "pending"),
+        status=status,
         epoch=int(number("epoch", 1) or 1),
         params=params,
         concurrency=int(concurrency) if concurrency else None,
@@ -298,7 +304,7 @@ def unreadable_meta(run_id: str, raw: Mapping[Any, Any], reason: str, created_at
     return RunMeta(
         run_id=run_id,
         workflow=fields.get("workflow", ""),
-        status="error",
+        status=RunStatus.ERROR,
         epoch=0,
         params={},
         concurrency=None,
@@ -326,7 +332,7 @@ def parse_dispatch_entry(run_id: str, task: str, raw: bytes | str) -> DispatchEn
             attempt=int(body["attempt"]),
             token=str(body["token"]),
             job_id=str(body["job_id"]),
-            state=str(body["state"]),
+            state=_member(AttemptState, str(body["state"]), f"{where}: field 'state'"),
             queue=str(body.get("queue") or "default"),
             worker=body.get("worker"),
             queued_at=_float_or_none(body.get("queued_at")),
@@ -339,6 +345,15 @@ def parse_dispatch_entry(run_id: str, task: str, raw: bytes | str) -> DispatchEn
         raise DecodeError(f"{where}: field {exc.args[0]!r} is missing") from None
     except (TypeError, ValueError) as exc:
         raise DecodeError(f"{where}: {exc}") from None
+
+
+def _member(vocabulary: type[V], value: str, what: str) -> V:
+    """``value`` as a member of ``vocabulary``; DecodeError naming ``what`` if it is none."""
+    try:
+        return vocabulary(value)
+    except ValueError:
+        known = ", ".join(vocabulary)
+        raise DecodeError(f"{what} is {value!r}, not one of {known}") from None
 
 
 def _float_or_none(value: Any) -> float | None:
