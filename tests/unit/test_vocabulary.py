@@ -19,6 +19,7 @@ know fails the test too, instead of passing unseen.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -39,7 +40,7 @@ from rqdag.shared.model.vocabulary import (
 )
 from rqdag.shared.store import scripts
 
-LUA_DIR = Path(scripts.__file__).parent / "lua"
+LUA_DIR = Path(scripts.__file__).parent.parent / "lua"
 LUA_FILES = sorted(LUA_DIR.glob("*.lua"))
 
 STRING = r"'(?:[^'\\\n]|\\.)*'|\"(?:[^\"\\\n]|\\.)*\""
@@ -223,7 +224,8 @@ class Extractor:
         out: set[str] = set()
         for m in re.finditer(rf"{START}{name}\s*=(?!=)\s*({EXPR})", self.code):
             out |= self.values(m.group(1), seen | {expr})
-        if expr.startswith("ARGV["):
+        # An argument, or a local that names one (``local status = ARGV[2]``): the words it is compared with
+        if expr.startswith("ARGV[") or re.search(rf"{START}{name}\s*=\s*ARGV\[", self.code):
             for m in re.finditer(rf"{START}{name}\s*(?:==|~=)\s*({STRING})", self.code):
                 out.add(literal(m.group(1)) or "")
             for m in re.finditer(rf"({STRING})\s*(?:==|~=)\s*{name}", self.code):
@@ -251,7 +253,7 @@ def problems(found: Found, name: str) -> list[str]:
 
 
 def test_every_script_is_read() -> None:
-    assert {p.stem for p in LUA_FILES} == set(scripts.SCRIPT_NAMES)
+    assert {p.stem for p in LUA_FILES} == {f.name for f in dataclasses.fields(scripts.Scripts)}
 
 
 @pytest.mark.parametrize("path", LUA_FILES, ids=lambda p: p.stem)
