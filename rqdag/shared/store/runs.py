@@ -20,6 +20,7 @@ from rqdag.shared.model.task import TaskResult, TaskStatus
 from rqdag.shared.model.task_table import TaskTable
 from rqdag.shared.model.workflow import Workflow
 from rqdag.shared.store import keys
+from rqdag.shared.store.retention import RetentionMixin, retention_meta
 
 FINISHED_STATUSES = frozenset({"succeeded", "failed", "cancelled", "error"})
 
@@ -82,8 +83,11 @@ class RunState:
     last_event_id: bytes = b"0-0"
 
 
-class RunStore:
-    """Reads and writes runs; holds no state of its own besides the client."""
+class RunStore(RetentionMixin):
+    """Reads and writes runs; holds no state of its own besides the client.
+
+    Retention's writes (expiry, prune, index cleaning) are in :class:`RetentionMixin`.
+    """
 
     def __init__(self, client: redis.Redis) -> None:
         self.client = client
@@ -126,6 +130,7 @@ class RunStore:
             "updated_at": repr(now),
             "cancel": "",
             "task_count": len(names),
+            **retention_meta(workflow),
         }
         with self.client.pipeline(transaction=True) as pipe:
             pipe.hset(rk.meta, mapping=meta)  # type: ignore[arg-type]
@@ -182,12 +187,13 @@ class RunStore:
         return self.read_state(run_id).results
 
     def list_runs(self, limit: int = 50) -> list[RunMeta]:
-        """The newest runs first (unreadable metas are left out)."""
+        """The newest runs first (unreadable metas are left out; ids of expired runs are forgotten)."""
         ids = [text(i) for i in self.client.zrevrange(keys.RUNS, 0, max(limit - 1, 0))]
         with self.client.pipeline(transaction=False) as pipe:
             for run_id in ids:
                 pipe.hgetall(keys.RunKeys(run_id).meta)
             raws = pipe.execute()
+        self.forget_runs([run_id for run_id, raw in zip(ids, raws, strict=True) if not raw])
         out = []
         for run_id, raw in zip(ids, raws, strict=True):
             if raw:
@@ -220,6 +226,7 @@ class RunStore:
             pipe.delete(*rk.all())
             pipe.zrem(keys.RUNS, run_id)
             pipe.srem(keys.ACTIVE_RUNS, run_id)
+            pipe.zrem(keys.EXPIRING_RUNS, run_id)
             pipe.execute()
 
 

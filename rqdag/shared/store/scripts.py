@@ -24,6 +24,7 @@ SCRIPT_NAMES = (
     "void_attempt",
     "hand_back",
     "read_progress",
+    "prune_run",
 )
 
 # Events streams are trimmed to about this many entries (MAXLEN ~).
@@ -53,6 +54,7 @@ class Scripts:
     void_attempt: Script
     hand_back: Script
     read_progress: Script
+    prune_run: Script
 
     @classmethod
     def register(cls, client: redis.Redis) -> Scripts:

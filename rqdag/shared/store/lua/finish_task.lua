@@ -12,7 +12,7 @@
 -- ARGV[8]  '1' to copy the result into the event too (a small one: the coordinator then
 --          needs no read of its own); '0' the coordinator reads it from the hash
 -- Returns: 'ok' when written; 'stale' when the token is no longer current (nothing written
---          but a 'refused' event, so the late answer is logged).
+--          but a 'refused' event, so the late answer is logged, unless the run is gone).
 local raw = redis.call('HGET', KEYS[2], ARGV[1])
 local entry = nil
 if raw then
@@ -22,8 +22,11 @@ if raw then
   end
 end
 if entry == nil or entry['token'] ~= ARGV[2] or entry['state'] ~= 'running' then
-  redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[7], '*',
-    'kind', 'refused', 'task', ARGV[1], 'token', ARGV[2], 'status', ARGV[4])
+  -- no events stream: the run expired or was pruned; a new stream would outlive it
+  if redis.call('EXISTS', KEYS[3]) == 1 then
+    redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[7], '*',
+      'kind', 'refused', 'task', ARGV[1], 'token', ARGV[2], 'status', ARGV[4])
+  end
   return 'stale'
 end
 local kind = 'finished'
