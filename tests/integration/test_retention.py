@@ -67,15 +67,16 @@ def test_run_end_expires_every_key_and_resume_removes_it(redis_url: str, procs: 
     # RQ's own job keys of the run go too: RQ deletes a job RQ_RESULT_TTL_S after it ends
     results = RunStore(conn).read_results("ret-1")
     jobs = [
-        f"rq:job:{job_id('ret-1', name, attempt)}"
+        f"rq:{kind}:{job_id('ret-1', name, attempt)}"
         for name, result in results.items()
         if result.metrics.attempt is not None
         for attempt in range(1, result.metrics.attempt + 1)
+        for kind in ("job", "results")
     ]
-    assert len(jobs) == 4  # a, b, d twice (c was skipped: no job)
+    assert len(jobs) == 8  # a, b, d twice (c was skipped: no job): each a job hash and a results stream
 
     def jobs_expiring() -> bool:
-        return all(0 < int(conn.ttl(job)) <= RQ_RESULT_TTL_S or not conn.exists(job) for job in jobs)
+        return all(0 < int(conn.ttl(job)) <= RQ_RESULT_TTL_S for job in jobs)
 
     wait_until(jobs_expiring, 10, "every RQ job of the run to have its result TTL")
 
