@@ -102,6 +102,8 @@ METHOD = """\
 - Section 5 runs with workers whose Redis round trips are counted (both sides alike).
 - Section 6 runs last, alone: a peer's figure is in the Reference column, and rqdag's
   for the same shape is in section 1 or 2.
+- Section 7 runs on the base rqdag pool; its figures are one value per finished run
+  (the rqdag / RQ keys) or per repetition (used_memory), not timings.
 """
 
 
@@ -116,7 +118,8 @@ def markdown(
     sizes = (
         f"wide {config.width:,}, chain {config.chain:,}, fan-in {config.fanin:,}, resume "
         f"{config.resume_small:,} and {config.resume:,}{' and 1,000,000' if config.resume_million else ''}, "
-        f"overhead wide {config.overhead_width:,} and chain {config.overhead_chain:,}"
+        f"overhead wide {config.overhead_width:,} and chain {config.overhead_chain:,}, "
+        f"memory {config.memory_runs:,} runs"
     )
     parts = [
         "# rqdag benchmark results",

@@ -6,7 +6,7 @@ import sys
 import time
 from collections.abc import Callable
 
-from bench import chain, fanin, overhead, peers, resume, throughput
+from bench import chain, fanin, memory, overhead, peers, resume, throughput
 from bench.config import Config
 from bench.pools import WorkerPool
 from bench.server import BenchRedis
@@ -20,6 +20,7 @@ TITLES = {
     "resume": resume.SECTION,
     "overhead": overhead.SECTION,
     "peers": peers.SECTION,
+    "memory": memory.SECTION,
 }
 
 
@@ -80,9 +81,9 @@ def _with_base_pools(
     add: Callable[[str, list[Row]], None],
     progress: Callable[[str], None],
 ) -> None:
-    """Sections 1-3 at the base worker count, on one pair of pools."""
+    """Sections 1-3 and 7 at the base worker count, on one pair of pools."""
     config = session.config
-    keys = [k for k in ("throughput", "chain", "fanin") if k in results]
+    keys = [k for k in ("throughput", "chain", "fanin", "memory") if k in results]
     if not keys:
         return
     count = config.workers
@@ -100,3 +101,7 @@ def _with_base_pools(
             progress(f"3. fan-in, {count} workers each side")
             row = fanin.measure(session, config.fanin, count, raw_pool)
             add("fanin", [row] if wide is None else [row, fanin.rate_row(row, wide, config.fanin)])
+        if "memory" in results:
+            progress(f"7. memory per finished run, {config.memory_runs} runs")
+            add("memory", memory.measure(session, config.memory_runs))
+            results["memory"].notes.extend(memory.NOTES)

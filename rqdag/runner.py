@@ -16,11 +16,13 @@ from rqdag.coordinator.service import coordinator_id
 from rqdag.coordinator.state import TaskStateManager
 from rqdag.errors import RqdagError
 from rqdag.shared.model.codec import normalize_snapshot
+from rqdag.shared.model.duration import parse_duration
 from rqdag.shared.model.graph import topological_order
 from rqdag.shared.model.importing import resolve_path
 from rqdag.shared.model.params import check_params
 from rqdag.shared.model.task import Task, TaskResult, TaskStatus
 from rqdag.shared.model.workflow import Workflow, as_workflow
+from rqdag.shared.store.retention import DEFAULT_RETENTION_S
 
 
 class RqdagWarning(UserWarning):
@@ -40,6 +42,7 @@ class TaskRunnerBuilder:
         self._events = EventBus()
         self._run_id: str | None = None
         self._redis_url: str | None = None
+        self._retention_s = DEFAULT_RETENTION_S
 
     def with_snapshot(self, snapshot: Mapping[str, TaskResult | Mapping[str, Any]]) -> Self:
         """Start from a snapshot: ``dict[str, TaskResult]`` or the same with plain dicts."""
@@ -53,6 +56,12 @@ class TaskRunnerBuilder:
         must be importable by path, and workers must list their modules in ``--tasks``.
         """
         self._redis_url = url
+        return self
+
+    def with_retention(self, retention: str | float) -> Self:
+        """With Redis: how long a finished run stays there (seconds or ``"7d"``; 0: forever),
+        unless its workflow sets ``retention``. Default 7 days."""
+        self._retention_s = parse_duration(retention, what="retention")
         return self
 
     def with_run_id(self, run_id: str) -> Self:
@@ -76,6 +85,7 @@ class TaskRunnerBuilder:
             events=self._events,
             run_id=self._run_id,
             redis_url=self._redis_url,
+            retention_s=self._retention_s,
         )
 
 
@@ -90,6 +100,7 @@ class TaskRunner:
         events: EventBus,
         run_id: str | None,
         redis_url: str | None = None,
+        retention_s: float = DEFAULT_RETENTION_S,
     ) -> None:
         self._context = context
         self._snapshot = dict(snapshot)
@@ -97,6 +108,7 @@ class TaskRunner:
         self.run_id = run_id or uuid.uuid4().hex[:12]
         self._fixed_run_id = run_id is not None
         self._redis_url = redis_url
+        self._retention_s = retention_s
         self._state: TaskStateManager | None = None
         self._executor: WorkflowExecutor | None = None
         self._driver: RunDriver | None = None
@@ -169,7 +181,9 @@ class TaskRunner:
             timeout=timeout,
             resume=self._fixed_run_id,
         )
-        driver = RunDriver(client.connection, run_id, coordinator_id(), events=self._events)
+        driver = RunDriver(
+            client.connection, run_id, coordinator_id(), events=self._events, retention_s=self._retention_s
+        )
         self._driver = driver
         try:
             if driver.drive() is None:

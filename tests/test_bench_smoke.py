@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-MEASURED = ("throughput", "chain", "fanin", "resume", "overhead")
+MEASURED = ("throughput", "chain", "fanin", "resume", "overhead", "memory")
 
 
 def _numbers(row: dict[str, Any]) -> list[float]:

@@ -4,8 +4,9 @@ Modules: ``common`` (options, errors, exit codes), ``output`` (tables, JSON), ``
 formats), ``live`` (a run's live view), ``drive`` (``run``), ``serve``
 (``submit``, ``coordinator``, ``worker``), ``admin`` (``status``, ``runs``,
 ``resume``, ``cancel``, ``graph``), ``watch``, ``snapshots`` (``snapshot
-export|import|diff``), ``task_commands`` (``inspect``, ``resolve``) and
-``reference`` (writes docs/cli.md from these commands).
+export|import|diff``), ``prune`` (``prune``, the ``--retention`` option),
+``task_commands`` (``inspect``, ``resolve``) and ``reference`` (writes
+docs/cli.md from these commands).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import click
 
 from rqdag.cli.admin import cancel, graph, resume, runs, status
 from rqdag.cli.drive import run
+from rqdag.cli.prune import prune
 from rqdag.cli.serve import coordinator, submit, worker
 from rqdag.cli.snapshots import snapshot
 from rqdag.cli.task_commands import inspect_command, resolve
@@ -32,6 +34,7 @@ COMMANDS: tuple[click.Command, ...] = (
     resume,
     cancel,
     snapshot,
+    prune,
     graph,
 )
 

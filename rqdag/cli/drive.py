@@ -36,6 +36,7 @@ from rqdag.cli.output import (
     status_counts,
     styled,
 )
+from rqdag.cli.prune import retention_option
 from rqdag.cli.targets import LoadedTarget, load_target
 from rqdag.client import Client, RunHandle, given_run_id
 from rqdag.coordinator.driver import RunDriver
@@ -45,6 +46,7 @@ from rqdag.local.local_workers import LocalWorkers
 from rqdag.shared.model.codec import snapshot_to_document
 from rqdag.shared.model.graph import topological_order
 from rqdag.shared.store.keys import RunKeys
+from rqdag.shared.store.retention import DEFAULT_RETENTION_S
 from rqdag.shared.store.runs import RunStore
 
 WORKER_CLASSES = ("simple", "fork", "spawn")
@@ -82,11 +84,15 @@ def _backend(
             embedded.stop()
 
 
-def coordinate(client: Client, handle: RunHandle, *, hand_back: bool = False) -> str:
+def coordinate(
+    client: Client, handle: RunHandle, *, hand_back: bool = False, retention_s: float = DEFAULT_RETENTION_S
+) -> str:
     """Drive the run from this process until it ends; follows another coordinator if one has it."""
     owner = coordinator_id()
     while True:
-        driver = RunDriver(client.connection, handle.run_id, owner, requeue_running=hand_back)
+        driver = RunDriver(
+            client.connection, handle.run_id, owner, requeue_running=hand_back, retention_s=retention_s
+        )
         status = driver.drive()
         if status is not None:
             return status
@@ -114,7 +120,13 @@ def report(handle: RunHandle, as_json: bool) -> str:
 
 
 def _drive_interactively(
-    client: Client, handle: RunHandle, on_interrupt: str, progress: bool, *, hand_back: bool
+    client: Client,
+    handle: RunHandle,
+    on_interrupt: str,
+    progress: bool,
+    *,
+    hand_back: bool,
+    retention_s: float = DEFAULT_RETENTION_S,
 ) -> bool:
     """Coordinate to the end, with a progress bar when ``progress``; False when detached by Ctrl-C.
 
@@ -123,7 +135,7 @@ def _drive_interactively(
     """
     try:
         with progress_display(client.connection, handle.run_id, console(), enabled=progress):
-            coordinate(client, handle, hand_back=hand_back)
+            coordinate(client, handle, hand_back=hand_back, retention_s=retention_s)
         return True
     except Terminated:
         choice = "detach"
@@ -138,7 +150,7 @@ def _drive_interactively(
         return False
     handle.cancel("cancelled by Ctrl-C")
     click.echo(f"cancelling run {handle.run_id}", err=True)
-    coordinate(client, handle)
+    coordinate(client, handle, retention_s=retention_s)
     return True
 
 
@@ -161,6 +173,7 @@ def _drive_interactively(
     show_default=True,
     help="Folder of the embedded Redis.",
 )
+@retention_option
 @log_options("warning")
 @json_option
 @handle_errors
@@ -175,6 +188,7 @@ def run(
     worker_class: str,
     on_interrupt: str,
     data_dir: str,
+    retention_s: float,
     log_level: str,
     log_format: str,
     as_json: bool,
@@ -213,6 +227,8 @@ def run(
         if not as_json:
             click.echo(f"run {handle.run_id} started", err=True)
         progress = not as_json and console().is_terminal
-        ended = _drive_interactively(client, handle, on_interrupt, progress, hand_back=embedded)
+        ended = _drive_interactively(
+            client, handle, on_interrupt, progress, hand_back=embedded, retention_s=retention_s
+        )
         status = report(handle, as_json)
     sys.exit(exit_for_status(status) if ended else EXIT_INTERRUPTED)

@@ -23,6 +23,7 @@ from rqdag.cli.logs import log_options, setup_logging
 from rqdag.cli.output import (
     print_json,
 )
+from rqdag.cli.prune import retention_option
 from rqdag.cli.targets import load_target
 from rqdag.coordinator.service import CoordinatorService
 from rqdag.worker import start_worker
@@ -107,10 +108,16 @@ def submit(
     show_default=True,
     help="Seconds a dead coordinator's runs wait before another takes them over.",
 )
+@retention_option
 @log_options("info")
 @handle_errors
 def coordinator(
-    redis_url: str | None, max_runs: int, lease_ttl: float, log_level: str, log_format: str
+    redis_url: str | None,
+    max_runs: int,
+    lease_ttl: float,
+    retention_s: float,
+    log_level: str,
+    log_format: str,
 ) -> None:
     """Drive every submitted run (a long-running service; safe to redeploy at any time).
 
@@ -120,7 +127,9 @@ def coordinator(
     setup_logging(log_level, log_format)
     client = open_client(redis_url)
     client.connection.ping()  # a wrong URL fails now, in one line, rather than in a retry loop
-    service = CoordinatorService(client.connection, max_runs=max_runs, lease_ttl_s=lease_ttl)
+    service = CoordinatorService(
+        client.connection, max_runs=max_runs, lease_ttl_s=lease_ttl, retention_s=retention_s
+    )
 
     def stop(signum: int, frame: FrameType | None) -> None:
         service.stop()

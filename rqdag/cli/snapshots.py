@@ -32,6 +32,7 @@ from rqdag.errors import SnapshotError
 from rqdag.shared.model.codec import loads, snapshot_from_document, snapshot_from_json, snapshot_to_document
 from rqdag.shared.model.definition import decode_definition, encode_definition
 from rqdag.shared.model.limits import MAX_RESULT_BYTES
+from rqdag.shared.model.snapshot import write_atomically
 from rqdag.shared.model.task import TaskResult
 from rqdag.shared.store.runs import RunStore
 
@@ -51,7 +52,15 @@ def snapshot() -> None:
 @handle_errors
 def snapshot_export(run_id: str, redis_url: str | None, output: str | None) -> None:
     """Write a run's snapshot, with its definition and params, as JSON."""
-    store = RunStore(open_client(redis_url).connection)
+    body = export_text(RunStore(open_client(redis_url).connection), run_id)
+    if output:
+        write_atomically(output, body.encode("utf-8"))
+    else:
+        sys.stdout.write(body)
+
+
+def export_text(store: RunStore, run_id: str) -> str:
+    """The export file of a run: its snapshot, definition and params (what import reads)."""
     meta = store.read_meta(run_id)
     document = snapshot_to_document(store.read_results(run_id))
     document["run"] = {
@@ -60,11 +69,7 @@ def snapshot_export(run_id: str, redis_url: str | None, output: str | None) -> N
         "params": meta.params,
         "definition": loads(encode_definition(store.read_definition(run_id)), what=f"run '{run_id}'"),
     }
-    body = json.dumps(document, indent=2, ensure_ascii=False) + "\n"
-    if output:
-        Path(output).write_text(body, encoding="utf-8")
-    else:
-        sys.stdout.write(body)
+    return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
 
 
 @snapshot.command("import")

@@ -22,6 +22,7 @@ from rqdag.errors import DecodeError, LeaseLostError
 from rqdag.shared.model.task import TaskResult, TaskStatus
 from rqdag.shared.model.vocabulary import RunEventKind, RunStatus
 from rqdag.shared.store.keys import RunKeys
+from rqdag.shared.store.retention import DEFAULT_RETENTION_S
 from rqdag.shared.store.runs import RunState, RunStore
 from rqdag.shared.store.scripts import Scripts
 
@@ -49,9 +50,12 @@ class RunDriver:
         stop: threading.Event | None = None,
         clock: Callable[[], float] = time.monotonic,
         requeue_running: bool = False,
+        retention_s: float = DEFAULT_RETENTION_S,
     ) -> None:
         """``requeue_running``: the caller knows every worker of the run died (the
-        embedded default after a crash): running attempts are handed back at once."""
+        embedded default after a crash): running attempts are handed back at once.
+        ``retention_s``: how long the finished run stays in Redis unless its workflow
+        says otherwise (0: forever)."""
         self._client = client
         self._scripts = scripts or Scripts.register(client)
         self._store = RunStore(client)
@@ -63,6 +67,7 @@ class RunDriver:
         self._clock = clock
         self._requeue_running = requeue_running
         self._blocked = False
+        self._retention_s = retention_s
         self.state: TaskStateManager | None = None
 
     def drive(self) -> RunStatus | None:
@@ -88,6 +93,7 @@ class RunDriver:
         assert self.state is not None
         status = run_status(self.state.snapshot(), cancelled=dispatcher.cancel_reason is not None)
         self._set_status(status)
+        self._store.expire_finished_run(self.run_id, self._retention_s)
         self._store.mark_inactive(self.run_id)
         executor.end(self._final_results())
         return status
@@ -97,6 +103,7 @@ class RunDriver:
         try:
             meta = self._store.read_meta(self.run_id)
             if meta.finished:
+                self._store.expire_finished_run(self.run_id, self._retention_s)  # if a crash skipped it
                 self._store.mark_inactive(self.run_id)
                 return meta.status
             with self.lease.kept_alive():

@@ -15,6 +15,7 @@ from rqdag.coordinator.driver import RunDriver
 from rqdag.coordinator.lease import DEFAULT_LEASE_TTL_S
 from rqdag.shared.episodes import Episode, describe
 from rqdag.shared.store.keys import RunKeys
+from rqdag.shared.store.retention import DEFAULT_RETENTION_S, ExpirySweeper
 from rqdag.shared.store.runs import RunStore, text
 from rqdag.shared.store.scripts import Scripts
 
@@ -44,7 +45,10 @@ class CoordinatorService:
         max_runs: int = 100,
         poll_s: float = 1.0,
         lease_ttl_s: float = DEFAULT_LEASE_TTL_S,
+        retention_s: float = DEFAULT_RETENTION_S,
     ) -> None:
+        """``retention_s``: how long finished runs stay in Redis unless their workflow
+        says otherwise (0: forever)."""
         self._client = client
         self._scripts = Scripts.register(client)
         self._store = RunStore(client)
@@ -52,6 +56,8 @@ class CoordinatorService:
         self._max_runs = max_runs
         self._poll_s = poll_s
         self._lease_ttl_s = lease_ttl_s
+        self._retention_s = retention_s
+        self._sweeper = ExpirySweeper(self._store)
         self._stop = threading.Event()
         self._threads: dict[str, threading.Thread] = {}
         # run id -> (failures in a row, monotonic time before which it is not retried)
@@ -87,6 +93,7 @@ class CoordinatorService:
         """Start a driver for every active run whose lease is free; returns their ids."""
         self._threads = {r: t for r, t in self._threads.items() if t.is_alive()}
         now = time.monotonic()
+        self._sweeper.maybe_sweep(now)
         candidates = [
             r
             for r in self._store.active_runs()
@@ -121,6 +128,7 @@ class CoordinatorService:
             scripts=self._scripts,
             lease_ttl_s=self._lease_ttl_s,
             stop=self._stop,
+            retention_s=self._retention_s,
         )
         try:
             status = driver.drive()

@@ -25,6 +25,7 @@ from rqdag.shared.store.scripts import (
     FinishOutcome,
     LeaseRefusal,
     Progress,
+    PruneOutcome,
     Scripts,
     ScriptWrapper,
     Start,
@@ -70,6 +71,7 @@ SAMPLES: dict[str, dict[str, Any]] = {
     },
     "heartbeat": {"task": "t1", "token": "1-abc", "now": 1700000000.25},
     "hand_back": {"task": "t1", "token": "1-abc"},
+    "prune_run": {"cutoff": 1700000000.25, "statuses": ["succeeded", "failed"]},
 }
 
 # A reply each script can give, for the calls that only look at what is sent.
@@ -85,6 +87,7 @@ SOME_REPLY: dict[str, Any] = {
     "finish_task": b"ok",
     "heartbeat": [b"ok", b""],
     "hand_back": 1,
+    "prune_run": 1,
 }
 
 
@@ -231,6 +234,9 @@ def test_the_variadic_and_coded_arguments() -> None:
         ("heartbeat", [b"stale"], Beat(alive=False)),
         ("hand_back", 1, True),
         ("hand_back", 0, False),
+        ("prune_run", 1, PruneOutcome.DELETED),
+        ("prune_run", 0, PruneOutcome.KEPT),
+        ("prune_run", -1, PruneOutcome.GONE),
     ],
 )
 def test_a_wrapper_answers_its_scripts_reply_as_a_typed_value(name: str, reply: Any, expected: Any) -> None:

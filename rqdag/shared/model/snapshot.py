@@ -13,9 +13,14 @@ from rqdag.shared.model.task import TaskResult
 
 def save_snapshot(snapshot: Mapping[str, TaskResult], path: str | os.PathLike[str]) -> Path:
     """Write ``snapshot`` to ``path`` atomically (a crash never leaves half a file)."""
+    return write_atomically(path, snapshot_to_json(snapshot))
+
+
+def write_atomically(path: str | os.PathLike[str], data: bytes) -> Path:
+    """Write ``data`` to ``path`` through a temporary file, so readers never see half of it."""
     target = Path(path)
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(snapshot_to_json(snapshot))
+    tmp.write_bytes(data)
     os.replace(tmp, target)
     return target
 

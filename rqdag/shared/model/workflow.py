@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, TypeVar
 
-from rqdag.errors import WorkflowDefinitionError
+from rqdag.errors import RqdagError, WorkflowDefinitionError
+from rqdag.shared.model.duration import parse_duration
 from rqdag.shared.model.graph import validate_graph
 from rqdag.shared.model.task import Retry, Task, TaskCallable
 
@@ -15,15 +16,27 @@ F = TypeVar("F", bound=Callable[..., Any])
 class Workflow:
     """A named DAG of tasks.
 
-    >>> wf = Workflow("nightly")
+    ``retention``: how long a finished run of it stays in Redis (seconds, or a
+    text such as ``"7d"``; ``0`` keeps it forever); None leaves it to the
+    coordinator's ``--retention``.
+
+    >>> wf = Workflow("nightly", retention="30d")
     >>> @wf.task()
     ... def extract(ctx): ...
     """
 
-    def __init__(self, name: str, tasks: Iterable[Task] = ()) -> None:
+    def __init__(
+        self, name: str, tasks: Iterable[Task] = (), *, retention: str | float | None = None
+    ) -> None:
         if not isinstance(name, str) or not name.strip():
             raise WorkflowDefinitionError(f"a workflow name must be a non-empty string, got {name!r}")
         self.name = name
+        self.retention_s: float | None = None
+        if retention is not None:
+            try:
+                self.retention_s = parse_duration(retention, what=f"workflow '{name}': retention")
+            except RqdagError as exc:
+                raise WorkflowDefinitionError(str(exc)) from None
         self._tasks: dict[str, Task] = {}
         for task in tasks:
             self.add(task)

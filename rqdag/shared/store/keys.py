@@ -14,6 +14,7 @@ from rqdag.errors import RqdagError
 PREFIX = "rqdag"
 RUNS = f"{PREFIX}:runs"  # sorted set: run id -> creation time
 ACTIVE_RUNS = f"{PREFIX}:runs:active"  # set: runs that still need a coordinator
+EXPIRING_RUNS = f"{PREFIX}:runs:expiring"  # sorted set: finished run id -> unix time its keys expire
 
 RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
 _JOB_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
@@ -56,6 +57,10 @@ class RunKeys:
             self.lease,
             self.audit,
         ]
+
+    def retained(self) -> list[str]:
+        """The keys a retention period expires: all but the lease, which keeps its own short TTL."""
+        return [key for key in self.all() if key != self.lease]
 
 
 def job_id(run_id: str, task: str, attempt: int) -> str:

@@ -13,6 +13,7 @@ from rqdag.shared.model.task import TaskResult, TaskStatus
 from rqdag.shared.model.vocabulary import AuditKind, EventKind, RunStatus
 from rqdag.shared.model.workflow import Workflow
 from rqdag.shared.store import keys
+from rqdag.shared.store.retention import RESUME_MARGIN_S, retention_meta
 from rqdag.shared.store.runs import RunStore
 from rqdag.shared.store.scripts import EVENTS_MAXLEN
 
@@ -89,6 +90,9 @@ def resume_run(
             f"run '{run_id}' is {meta.status}: a coordinator is still driving it "
             "(cancel it first, or let it finish)"
         )
+    expires_in = store.expires_in(run_id)
+    if expires_in is not None and expires_in < RESUME_MARGIN_S:
+        raise RqdagError(f"run '{run_id}' is expiring (its retention period is over): it cannot be resumed")
     rk = keys.RunKeys(run_id)
     removed = [n for n in (*plan.rerun, *plan.drop) if n in results]
     now = time.time()
@@ -102,8 +106,10 @@ def resume_run(
         if removed:
             pipe.hdel(rk.results, *removed)
         pipe.delete(rk.dispatch)
+        store.persist_run(pipe, run_id)  # a resumed run is open again: it no longer expires
         if workflow is not None:
             pipe.set(rk.definition, encode_definition(workflow))
+            pipe.hset(rk.meta, mapping=retention_meta(workflow))  # type: ignore[arg-type]
         pipe.hset(
             rk.meta,
             mapping={

@@ -22,6 +22,7 @@ from rqdag.shared.model.task_table import TaskTable
 from rqdag.shared.model.vocabulary import FINISHED_RUN_STATUSES, AttemptState, RunStatus
 from rqdag.shared.model.workflow import Workflow
 from rqdag.shared.store import keys
+from rqdag.shared.store.retention import RetentionMixin, retention_meta
 
 FINISHED_STATUSES = FINISHED_RUN_STATUSES
 
@@ -87,8 +88,11 @@ class RunState:
     last_event_id: bytes = b"0-0"
 
 
-class RunStore:
-    """Reads and writes runs; holds no state of its own besides the client."""
+class RunStore(RetentionMixin):
+    """Reads and writes runs; holds no state of its own besides the client.
+
+    Retention's writes (expiry, prune, index cleaning) are in :class:`RetentionMixin`.
+    """
 
     def __init__(self, client: redis.Redis) -> None:
         self.client = client
@@ -131,6 +135,7 @@ class RunStore:
             "updated_at": repr(now),
             "cancel": "",
             "task_count": len(names),
+            **retention_meta(workflow),
         }
         with self.client.pipeline(transaction=True) as pipe:
             pipe.hset(rk.meta, mapping=meta)  # type: ignore[arg-type]
@@ -187,7 +192,10 @@ class RunStore:
         return self.read_state(run_id).results
 
     def list_runs(self, limit: int = 50) -> list[RunMeta]:
-        """The newest runs first; a run whose meta cannot be read is listed as ``error``, saying why."""
+        """The newest runs first; a run whose meta cannot be read is listed as ``error``, saying why.
+
+        Ids of expired runs (no meta any more) are forgotten from the indexes.
+        """
         indexed: list[tuple[Any, float]] = self.client.zrevrange(  # type: ignore[assignment]
             keys.RUNS, 0, max(limit - 1, 0), withscores=True
         )
@@ -195,6 +203,7 @@ class RunStore:
             for raw_id, _ in indexed:
                 pipe.hgetall(keys.RunKeys(text(raw_id)).meta)
             raws = pipe.execute(raise_on_error=False)
+        self.forget_runs([text(raw_id) for (raw_id, _), raw in zip(indexed, raws, strict=True) if not raw])
         out = []
         for (raw_id, created_at), raw in zip(indexed, raws, strict=True):
             run_id = text(raw_id)
@@ -231,6 +240,7 @@ class RunStore:
             pipe.delete(*rk.all())
             pipe.zrem(keys.RUNS, run_id)
             pipe.srem(keys.ACTIVE_RUNS, run_id)
+            pipe.zrem(keys.EXPIRING_RUNS, run_id)
             pipe.execute()
 
 

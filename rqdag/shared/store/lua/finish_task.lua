@@ -14,7 +14,7 @@
 --                        coordinator then needs no read of its own); '0' the coordinator
 --                        reads it from the hash
 -- Returns: 'ok' when written; 'stale' when the token is no longer current (nothing written
---          but a 'refused' event, so the late answer is logged).
+--          but a 'refused' event, so the late answer is logged, unless the run is gone).
 local results_key = KEYS[1]
 local dispatch_key = KEYS[2]
 local events_key = KEYS[3]
@@ -36,8 +36,11 @@ if raw then
   end
 end
 if entry == nil or entry['token'] ~= token or entry['state'] ~= 'running' then
-  redis.call('XADD', events_key, 'MAXLEN', '~', maxlen, '*',
-    'kind', 'refused', 'task', task, 'token', token, 'status', status)
+  -- no events stream: the run expired or was pruned; a new stream would outlive it
+  if redis.call('EXISTS', events_key) == 1 then
+    redis.call('XADD', events_key, 'MAXLEN', '~', maxlen, '*',
+      'kind', 'refused', 'task', task, 'token', token, 'status', status)
+  end
   return 'stale'
 end
 local kind = 'finished'

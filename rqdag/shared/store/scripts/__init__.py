@@ -22,11 +22,12 @@ from rqdag.shared.store.scripts.outcomes import (
     FinishOutcome,
     LeaseRefusal,
     Progress,
+    PruneOutcome,
     Start,
     StartOutcome,
     VoidOutcome,
 )
-from rqdag.shared.store.scripts.run import ReadProgress, RecordResults, SetRunStatus, VoidAttempt
+from rqdag.shared.store.scripts.run import PruneRun, ReadProgress, RecordResults, SetRunStatus, VoidAttempt
 
 __all__ = [
     "EVENTS_MAXLEN",
@@ -35,6 +36,7 @@ __all__ = [
     "FinishOutcome",
     "LeaseRefusal",
     "Progress",
+    "PruneOutcome",
     "ScriptWrapper",
     "Scripts",
     "Start",
@@ -59,6 +61,7 @@ class Scripts:
     finish_task: FinishTask
     heartbeat: Heartbeat
     hand_back: HandBack
+    prune_run: PruneRun
 
     @classmethod
     def register(cls, client: redis.Redis) -> Scripts:
@@ -75,4 +78,5 @@ class Scripts:
             finish_task=FinishTask.register(client),
             heartbeat=Heartbeat.register(client),
             hand_back=HandBack.register(client),
+            prune_run=PruneRun.register(client),
         )

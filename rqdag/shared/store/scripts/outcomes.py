@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum, StrEnum
+from enum import Enum, IntEnum, StrEnum
 from typing import Any, NamedTuple
 
 
@@ -72,3 +72,11 @@ class Beat:
 
     alive: bool  # False: the attempt is no longer current, the worker should stop it
     cancel_reason: str = ""  # non-empty when the run is being cancelled
+
+
+class PruneOutcome(IntEnum):
+    """What ``prune_run`` did with one run."""
+
+    DELETED = 1
+    KEPT = 0  # it changed meanwhile (resumed, finished later): nothing deleted
+    GONE = -1  # its meta was gone already

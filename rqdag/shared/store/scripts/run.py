@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import redis
+from redis.client import Pipeline
 from redis.typing import EncodableT
 
 from rqdag.shared.store.keys import RunKeys
 from rqdag.shared.store.scripts.base import EVENTS_MAXLEN, ScriptWrapper
-from rqdag.shared.store.scripts.outcomes import DecidedResult, Progress, VoidOutcome
+from rqdag.shared.store.scripts.outcomes import DecidedResult, Progress, PruneOutcome, VoidOutcome
 
 
 class SetRunStatus(ScriptWrapper):
@@ -77,3 +79,38 @@ class ReadProgress(ScriptWrapper):
             [keys.results, keys.dispatch, keys.events], [], client
         )
         return Progress(newest, successes, others, dispatch)
+
+
+class PruneRun(ScriptWrapper):
+    """``prune_run.lua``: delete one finished run if it is still finished and old enough.
+
+    Prune deletes runs in batches, so besides the direct call it can be queued on a
+    pipeline (:meth:`queue`) and its reply read with :meth:`outcome`.
+    """
+
+    name = "prune_run"
+
+    def __call__(
+        self, keys: RunKeys, *, cutoff: float, statuses: Sequence[str], client: redis.Redis | None = None
+    ) -> PruneOutcome:
+        """What happened to the run (deleted, kept because it changed, or gone already)."""
+        return self.outcome(self._eval(self._keys(keys), self._args(cutoff, statuses), client))
+
+    def queue(self, pipe: Pipeline, keys: RunKeys, *, cutoff: float, statuses: Sequence[str]) -> None:
+        """Queue the call on ``pipe``; read its reply from ``pipe.execute()`` with :meth:`outcome`."""
+        self._script(self._keys(keys), self._args(cutoff, statuses), pipe)
+
+    def outcome(self, reply: Any) -> PruneOutcome:
+        """The typed answer of one reply."""
+        try:
+            return PruneOutcome(int(reply))
+        except (TypeError, ValueError):
+            raise self._unexpected(reply) from None
+
+    @staticmethod
+    def _keys(keys: RunKeys) -> list[str]:
+        return [keys.meta, keys.definition, keys.results, keys.dispatch, keys.events, keys.lease, keys.audit]
+
+    @staticmethod
+    def _args(cutoff: float, statuses: Sequence[str]) -> list[EncodableT]:
+        return [repr(cutoff), *statuses]
