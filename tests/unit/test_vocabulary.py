@@ -48,7 +48,8 @@ EXPR = rf"(?:{STRING}|[A-Za-z_]\w*(?:\[[^\]\n]*\])*)"
 START = r"(?<![\w'\"\].])"  # an expression starts here, not inside a longer one
 
 REDIS_WORDS = {"GET", "SET", "DEL", "EXISTS", "PEXPIRE", "TIME", "HGET", "HSET", "HDEL", "HGETALL"}
-REDIS_WORDS |= {"HINCRBY", "XADD", "XREVRANGE", "MAXLEN", "PX", "COUNT", "~", "*", "+", "-", "HMGET", "UNLINK"}
+REDIS_WORDS |= {"HINCRBY", "XADD", "XREVRANGE", "MAXLEN", "PX", "COUNT", "~", "*", "+", "-"}
+REDIS_WORDS |= {"HMGET", "UNLINK"}
 FIELD_NAMES = {"fence", "cancel", "params", "status", "updated_at", "finished_at", "kind", "task"}
 FIELD_NAMES |= {"token", "worker", "state", "result", "last_result", "started_at", "heartbeat_at"}
 FIELD_NAMES |= {"worker_time", "heartbeat_timeout", '"in_doubt"'}
