@@ -15,8 +15,9 @@ from rqdag.shared.model.codec import normalize_snapshot
 from rqdag.shared.model.task import Task, TaskResult
 from rqdag.shared.model.workflow import Workflow, as_workflow
 from rqdag.shared.store.keys import RunKeys, check_run_id
+from rqdag.shared.store.records import RunMeta
 from rqdag.shared.store.resume import resume_run
-from rqdag.shared.store.runs import RunMeta, RunStore
+from rqdag.shared.store.runs import RunStore
 
 DEFAULT_REDIS_URL_ENV = "REDIS_URL"
 

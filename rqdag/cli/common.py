@@ -20,7 +20,7 @@ import redis
 from rqdag.client import Client
 from rqdag.errors import RqdagError
 from rqdag.shared.model.codec import loads
-from rqdag.shared.store.runs import RunMeta
+from rqdag.shared.store.records import RunMeta
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -19,7 +19,7 @@ from rich.table import Table
 from rich.text import Text
 
 from rqdag.shared.model.task import TaskResult, TaskStatus
-from rqdag.shared.store.runs import DispatchEntry
+from rqdag.shared.store.records import DispatchEntry
 
 TERMINAL = tuple(s.value for s in TaskStatus)  # success, failure, skipped, cancelled
 IN_FLIGHT = ("queued", "running", "retry_wait", "handed_back", "lost")

@@ -8,7 +8,7 @@ from rqdag.coordinator.state import TaskStateManager
 from rqdag.errors import DecodeError
 from rqdag.shared.model.codec import decode_result
 from rqdag.shared.model.task import TaskResult
-from rqdag.shared.store.runs import RunState
+from rqdag.shared.store.records import RunState
 
 log = logging.getLogger("rqdag.coordinator")
 

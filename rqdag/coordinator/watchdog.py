@@ -16,7 +16,7 @@ from rqdag.coordinator.reconcile import lost_result
 from rqdag.errors import DecodeError, LeaseLostError
 from rqdag.shared.model.task import TaskResult
 from rqdag.shared.store.keys import RunKeys
-from rqdag.shared.store.runs import DispatchEntry, parse_dispatch_entry, text
+from rqdag.shared.store.records import DispatchEntry, parse_dispatch_entry, text
 from rqdag.shared.store.scripts import EVENTS_MAXLEN, Scripts
 
 log = logging.getLogger("rqdag.coordinator")

@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from rqdag.errors import RqdagError
-from rqdag.shared.model.codec import dumps
-from rqdag.shared.model.definition import encode_definition
 from rqdag.shared.model.task import TaskResult, TaskStatus
 from rqdag.shared.model.workflow import Workflow
-from rqdag.shared.store import keys
 from rqdag.shared.store.runs import RunStore
-from rqdag.shared.store.scripts import EVENTS_MAXLEN
 
 
 @dataclass(frozen=True)
@@ -88,35 +83,6 @@ def resume_run(
             f"run '{run_id}' is {meta.status}: a coordinator is still driving it "
             "(cancel it first, or let it finish)"
         )
-    rk = keys.RunKeys(run_id)
-    removed = [n for n in (*plan.rerun, *plan.drop) if n in results]
-    now = time.time()
-    with store.client.pipeline(transaction=True) as pipe:
-        for name in removed:
-            body = dumps(
-                {"epoch": meta.epoch, "task": name, "result": results[name].to_dict()},
-                what=f"run '{run_id}': audit of '{name}'",
-            )
-            pipe.xadd(rk.audit, {"kind": "resume", "entry": body})
-        if removed:
-            pipe.hdel(rk.results, *removed)
-        pipe.delete(rk.dispatch)
-        if workflow is not None:
-            pipe.set(rk.definition, encode_definition(workflow))
-        pipe.hset(
-            rk.meta,
-            mapping={
-                "epoch": meta.epoch + 1,
-                "status": "pending",
-                "cancel": "",
-                "error": "",
-                "finished_at": "",
-                "updated_at": repr(now),
-                "deadline_at": "" if meta.timeout_s is None else now + meta.timeout_s,
-                "task_count": len(new.tasks),
-            },
-        )
-        pipe.xadd(rk.events, {"kind": "resume", "epoch": meta.epoch + 1}, maxlen=EVENTS_MAXLEN)
-        pipe.sadd(keys.ACTIVE_RUNS, run_id)
-        pipe.execute()
+    removed = {n: results[n] for n in (*plan.rerun, *plan.drop) if n in results}
+    store.open_epoch(meta, set_aside=removed, task_count=len(new.tasks), workflow=workflow)
     return plan

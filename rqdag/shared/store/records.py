@@ -1,0 +1,171 @@
+"""What a run's keys hold, as Python values: RunMeta, DispatchEntry, RunState.
+
+The parse functions read raw Redis replies; garbage is reported with the run,
+task and field named (DecodeError), never as a crash of the reader.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from rqdag.errors import DecodeError
+from rqdag.shared.model.codec import decode_result, dumps, loads
+from rqdag.shared.model.task import TaskResult
+
+FINISHED_STATUSES = frozenset({"succeeded", "failed", "cancelled", "error"})
+
+
+@dataclass(frozen=True)
+class RunMeta:
+    """What the meta hash says about a run."""
+
+    run_id: str
+    workflow: str
+    status: str
+    epoch: int
+    params: dict[str, Any]
+    concurrency: int | None
+    timeout_s: float | None
+    deadline_at: float | None
+    heartbeat_timeout_s: float
+    created_at: float
+    updated_at: float | None
+    finished_at: float | None
+    cancel: str
+    fence: int
+    task_count: int
+
+    @property
+    def finished(self) -> bool:
+        """True once the run succeeded, failed or was cancelled."""
+        return self.status in FINISHED_STATUSES
+
+
+@dataclass(frozen=True)
+class DispatchEntry:
+    """One attempt in flight, as the dispatch hash holds it."""
+
+    attempt: int
+    token: str
+    job_id: str
+    state: str
+    queue: str = "default"
+    worker: str | None = None
+    queued_at: float | None = None
+    started_at: float | None = None
+    heartbeat_at: float | None = None
+    heartbeat_timeout: float | None = None  # the worker's own limit, if it set one
+    last_result: str | None = None
+
+    def to_json(self) -> bytes:
+        """The stored form (fields that are None are left out)."""
+        body = {k: v for k, v in self.__dict__.items() if v is not None}
+        return dumps(body, what=f"dispatch entry {self.token}")
+
+
+@dataclass
+class RunState:
+    """Results and in-flight attempts of a run, read at one instant."""
+
+    results: dict[str, TaskResult] = field(default_factory=dict)
+    dispatch: dict[str, DispatchEntry] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+    last_event_id: bytes = b"0-0"
+
+
+def decode_into(
+    state: RunState,
+    run_id: str,
+    raw_results: Iterable[tuple[Any, Any]],
+    raw_dispatch: Iterable[tuple[Any, Any]],
+) -> None:
+    """Decode raw hash fields into ``state``; what cannot be read is named in ``state.problems``.
+
+    An unreadable result becomes a failure saying so; an unreadable dispatch entry is left out.
+    """
+    for raw_name, raw_value in raw_results:
+        name = text(raw_name)
+        try:
+            state.results[name] = decode_result(raw_value, what=f"run '{run_id}': results field '{name}'")
+        except DecodeError as exc:
+            state.problems.append(str(exc))
+            state.results[name] = TaskResult.failure(f"stored result is unreadable: {exc}")
+    for raw_name, raw_value in raw_dispatch:
+        name = text(raw_name)
+        try:
+            state.dispatch[name] = parse_dispatch_entry(run_id, name, raw_value)
+        except DecodeError as exc:
+            state.problems.append(str(exc))
+
+
+def parse_meta(run_id: str, raw: Mapping[Any, Any]) -> RunMeta:
+    """Decode a meta hash; DecodeError names the run and the field."""
+    fields = {text(k): text(v) for k, v in raw.items()}
+
+    def number(name: str, default: float | None = None) -> float | None:
+        value = fields.get(name, "")
+        if value == "":
+            return default
+        try:
+            return float(value)
+        except ValueError:
+            raise DecodeError(f"run '{run_id}': meta field '{name}' is not a number: {value!r}") from None
+
+    params = loads(fields.get("params") or "{}", what=f"run '{run_id}': meta field 'params'")
+    if not isinstance(params, dict):
+        raise DecodeError(f"run '{run_id}': meta field 'params' must be a JSON object")
+    concurrency = number("concurrency")
+    return RunMeta(
+        run_id=run_id,
+        workflow=fields.get("workflow", ""),
+        status=fields.get("status", "pending"),
+        epoch=int(number("epoch", 1) or 1),
+        params=params,
+        concurrency=int(concurrency) if concurrency else None,
+        timeout_s=number("timeout_s"),
+        deadline_at=number("deadline_at"),
+        heartbeat_timeout_s=number("heartbeat_timeout_s", 30.0) or 30.0,
+        created_at=number("created_at", 0.0) or 0.0,
+        updated_at=number("updated_at"),
+        finished_at=number("finished_at"),
+        cancel=fields.get("cancel", ""),
+        fence=int(number("fence", 0) or 0),
+        task_count=int(number("task_count", 0) or 0),
+    )
+
+
+def parse_dispatch_entry(run_id: str, task: str, raw: bytes | str) -> DispatchEntry:
+    """Decode one dispatch entry; DecodeError names the run, task and field."""
+    where = f"run '{run_id}': dispatch field '{task}'"
+    body = loads(raw, what=where)
+    if not isinstance(body, dict):
+        raise DecodeError(f"{where} is not a JSON object")
+    try:
+        return DispatchEntry(
+            attempt=int(body["attempt"]),
+            token=str(body["token"]),
+            job_id=str(body["job_id"]),
+            state=str(body["state"]),
+            queue=str(body.get("queue") or "default"),
+            worker=body.get("worker"),
+            queued_at=_float_or_none(body.get("queued_at")),
+            started_at=_float_or_none(body.get("started_at")),
+            heartbeat_at=_float_or_none(body.get("heartbeat_at")),
+            heartbeat_timeout=_float_or_none(body.get("heartbeat_timeout")),
+            last_result=body.get("last_result"),
+        )
+    except KeyError as exc:
+        raise DecodeError(f"{where}: field {exc.args[0]!r} is missing") from None
+    except (TypeError, ValueError) as exc:
+        raise DecodeError(f"{where}: {exc}") from None
+
+
+def _float_or_none(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def text(value: Any) -> str:
+    """A Redis reply as text (replies are bytes: RQ needs decode_responses off)."""
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
