@@ -12,6 +12,7 @@ from rq.logutils import setup_loghandlers
 from rq.serializers import JSONSerializer
 
 from rqdag.errors import RqdagError
+from rqdag.shared.connect import connect
 from rqdag.worker.environment import (
     DEFAULT_HEARTBEAT_INTERVAL,
     DEFAULT_MAX_RESULT_BYTES,
@@ -104,7 +105,9 @@ def start_worker(
         shutdown_grace_s=shutdown_grace_s,
         heartbeat_timeout_s=heartbeat_timeout_s,
     )
-    connection = redis.Redis.from_url(redis_url)
+    # RQ raises this client's socket timeout to its dequeue timeout + 10 s, for its
+    # blocking dequeue; the job and heartbeat threads share the client's pool.
+    connection = connect(redis_url)
     try:
         work_until_stopped(
             lambda: create_worker(connection, settings, queues=queues, worker_class=worker_class, name=name),

@@ -37,8 +37,9 @@ from typing import Any
 import redis
 
 from rqdag import TaskResult, TaskStatus
-from rqdag.client import Client, connect
+from rqdag.client import Client
 from rqdag.local.redis_server import RedisServer
+from rqdag.shared.connect import connect
 from rqdag.shared.store.keys import RunKeys
 from rqdag.shared.store.records import FINISHED_STATUSES, DispatchEntry, text
 from rqdag.shared.store.resolve import resolve_task
