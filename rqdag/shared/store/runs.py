@@ -245,7 +245,8 @@ class RunStore:
 
     def drop_lease(self, run_id: str) -> None:
         """Delete the run's lease, unfenced: only for a caller that knows its holder is
-        dead (the embedded default, whose folder lock outlived the previous owner)."""
+        gone (the embedded default: holding its folder's lock proves the previous owner,
+        and its workers with it, are gone)."""
         self.client.delete(keys.RunKeys(run_id).lease)
 
     def delete_run(self, run_id: str) -> None:
