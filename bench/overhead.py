@@ -48,7 +48,7 @@ class Counts:
 
 
 def counting_client(url: str, tally: Tally) -> redis.Redis:
-    """A client like :func:`rqdag.client.connect`'s whose traffic goes to ``tally``."""
+    """A client like :func:`rqdag.shared.connect.connect`'s whose traffic goes to ``tally``."""
     return redis.Redis.from_url(
         url,
         connection_class=counting_connection_class(tally),

@@ -39,8 +39,8 @@ from rq import Queue
 from rq.serializers import JSONSerializer
 
 from bench.workloads import RAW_FUNC
-from rqdag.client import connect
 from rqdag.coordinator.driver import RunDriver
+from rqdag.shared.connect import connect
 from rqdag.shared.model.codec import loads
 from rqdag.shared.store.keys import RunKeys
 

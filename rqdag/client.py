@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 import uuid
 from collections.abc import Iterable, Mapping
@@ -11,26 +10,18 @@ from typing import Any
 import redis
 
 from rqdag.errors import RqdagError, RunNotFoundError, SnapshotError
+from rqdag.shared.connect import connect
 from rqdag.shared.model.codec import encode_result, normalize_snapshot
 from rqdag.shared.model.limits import MAX_RESULT_BYTES
 from rqdag.shared.model.params import check_params
 from rqdag.shared.model.task import Task, TaskResult, TaskStatus
 from rqdag.shared.model.workflow import Workflow, as_workflow
 from rqdag.shared.store.keys import RunKeys, check_run_id
+from rqdag.shared.store.records import RunMeta
 from rqdag.shared.store.resume import resume_run
-from rqdag.shared.store.runs import RunMeta, RunStore
+from rqdag.shared.store.runs import RunStore
 
-DEFAULT_REDIS_URL_ENV = "REDIS_URL"
 EMPTY_RUN_ID = "run id is empty: give a run id, or none at all for a new unique one"
-
-
-def connect(url: str | None = None) -> redis.Redis:
-    """A client for ``url`` (or $REDIS_URL): ``redis://``, ``rediss://`` (TLS) or ``unix://``."""
-    url = url or os.environ.get(DEFAULT_REDIS_URL_ENV)
-    if not url:
-        raise RqdagError("no Redis URL given (pass one, or set REDIS_URL)")
-    # Blocking reads use short slices, but a generous timeout survives a busy server.
-    return redis.Redis.from_url(url, socket_timeout=30, socket_connect_timeout=10, health_check_interval=30)
 
 
 def given_run_id(run_id: str) -> str:

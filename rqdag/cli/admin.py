@@ -31,8 +31,9 @@ from rqdag.cli.targets import load_target
 from rqdag.shared.model.codec import snapshot_to_document
 from rqdag.shared.model.graph import to_dot, to_mermaid, topological_order
 from rqdag.shared.store.keys import RUNS, RunKeys
+from rqdag.shared.store.records import RunMeta
 from rqdag.shared.store.resume import resume_run
-from rqdag.shared.store.runs import RunMeta, RunStore
+from rqdag.shared.store.runs import RunStore
 
 
 @click.command()

@@ -23,7 +23,7 @@ from rqdag.errors import RqdagError
 from rqdag.shared.model.codec import loads
 from rqdag.shared.model.params import non_finite_number
 from rqdag.shared.model.vocabulary import RunStatus
-from rqdag.shared.store.runs import RunMeta
+from rqdag.shared.store.records import RunMeta
 
 F = TypeVar("F", bound=Callable[..., Any])
 

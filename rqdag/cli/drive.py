@@ -45,7 +45,6 @@ from rqdag.local.embedded import EmbeddedRedis
 from rqdag.local.local_workers import LocalWorkers
 from rqdag.shared.model.codec import snapshot_to_document
 from rqdag.shared.model.graph import topological_order
-from rqdag.shared.store.keys import RunKeys
 from rqdag.shared.store.retention import DEFAULT_RETENTION_S
 from rqdag.shared.store.runs import RunStore
 
@@ -223,7 +222,7 @@ def run(
         )
         if embedded:
             # The folder's lock proves the previous owner is gone, and its workers with it.
-            client.connection.delete(RunKeys(handle.run_id).lease)
+            RunStore(client.connection).drop_lease(handle.run_id)
         if not as_json:
             click.echo(f"run {handle.run_id} started", err=True)
         progress = not as_json and console().is_terminal

@@ -31,7 +31,8 @@ from rqdag.cli.output import (
 from rqdag.shared.model.task import TaskResult
 from rqdag.shared.model.vocabulary import AttemptState, RunStatus
 from rqdag.shared.store.keys import RunKeys
-from rqdag.shared.store.runs import DispatchEntry, RunStore
+from rqdag.shared.store.records import DispatchEntry
+from rqdag.shared.store.runs import RunStore
 
 BLOCK_SLICE_S = 1.0  # well under redis-py's socket timeout
 REFRESH_S = 2.0

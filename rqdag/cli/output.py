@@ -20,7 +20,7 @@ from rich.text import Text
 
 from rqdag.shared.model.task import TaskResult, TaskStatus
 from rqdag.shared.model.vocabulary import AttemptState, RunStatus
-from rqdag.shared.store.runs import DispatchEntry
+from rqdag.shared.store.records import DispatchEntry
 
 TERMINAL = tuple(s.value for s in TaskStatus)  # success, failure, skipped, cancelled
 IN_FLIGHT = tuple(  # always counted; a vanished attempt is counted only when there is one

@@ -32,7 +32,7 @@ from rqdag.worker.environment import (
     DEFAULT_MAX_RESULT_BYTES,
     DEFAULT_SHUTDOWN_GRACE_S,
 )
-from rqdag.worker.rqworker import default_worker_name
+from rqdag.worker.start import default_worker_name
 
 
 @click.command()

@@ -22,8 +22,9 @@ from rqdag.errors import DecodeError, LeaseLostError
 from rqdag.shared.model.task import TaskResult, TaskStatus
 from rqdag.shared.model.vocabulary import RunEventKind, RunStatus
 from rqdag.shared.store.keys import RunKeys
+from rqdag.shared.store.records import RunState
 from rqdag.shared.store.retention import DEFAULT_RETENTION_S
-from rqdag.shared.store.runs import RunState, RunStore
+from rqdag.shared.store.runs import RunStore
 from rqdag.shared.store.scripts import Scripts
 
 log = logging.getLogger("rqdag.coordinator")
@@ -110,7 +111,7 @@ class RunDriver:
                 state, run_state = self._load()
         except DecodeError as exc:
             log.error("%s; the run is marked 'error' and left for an operator", exc)
-            self._client.hset(self._keys.meta, "error", str(exc))
+            self._store.mark_error(self.run_id, str(exc))
             self._set_status(RunStatus.ERROR)
             return RunStatus.ERROR
         self.state = state

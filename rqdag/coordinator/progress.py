@@ -10,7 +10,7 @@ import redis
 
 from rqdag.shared.model.task import TaskResult, TaskStatus
 from rqdag.shared.store.keys import RunKeys
-from rqdag.shared.store.runs import RunState, decode_into, text
+from rqdag.shared.store.records import RunState, decode_into, text
 from rqdag.shared.store.scripts import Scripts
 
 # Stands for every plain success the coordinator did not load: it needs their

@@ -9,7 +9,7 @@ from rqdag.errors import DecodeError
 from rqdag.shared.model.codec import decode_result
 from rqdag.shared.model.task import TaskResult
 from rqdag.shared.model.vocabulary import AttemptState
-from rqdag.shared.store.runs import RunState
+from rqdag.shared.store.records import RunState
 
 log = logging.getLogger("rqdag.coordinator")
 

@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import redis
+from redis.client import Pipeline
 from rq import Queue
 from rq.queue import EnqueueData
 from rq.serializers import JSONSerializer
@@ -22,7 +23,8 @@ from rqdag.shared.model.job import RUN_TASK, TaskJob
 from rqdag.shared.model.task import TaskResult
 from rqdag.shared.model.vocabulary import AttemptState, EventKind
 from rqdag.shared.store.keys import RunKeys, job_id
-from rqdag.shared.store.runs import DispatchEntry, parse_dispatch_entry, text
+from rqdag.shared.store.records import DispatchEntry, parse_dispatch_entry, text
+from rqdag.shared.store.runs import RunStore
 from rqdag.shared.store.scripts import DecidedResult, Scripts
 
 log = logging.getLogger("rqdag.coordinator")
@@ -52,6 +54,7 @@ class RQDispatcher:
         self._scripts = scripts
         self._lease = lease
         self._keys = RunKeys(lease.run_id)
+        self._store = RunStore(client)
         self._last_id = last_event_id
         self._pending: list[tuple[bytes, dict[bytes, bytes]]] = []
         self._from_workers: set[str] = set()
@@ -84,18 +87,12 @@ class RQDispatcher:
                 queued_at=now,
             ).to_json()
             by_queue[task.queue].append(data)
-        with self._client.pipeline(transaction=True) as pipe:
-            try:
-                pipe.watch(self._lease.key)  # type: ignore[no-untyped-call]
-                if text(pipe.get(self._lease.key) or b"") != self._lease.value:
-                    raise LeaseLostError(f"run '{self._lease.run_id}': lease lost before dispatch")
-                pipe.multi()
-                for queue_name, datas in by_queue.items():
-                    self._queue(queue_name).enqueue_many(datas, pipeline=pipe)
-                pipe.hset(self._keys.dispatch, mapping=entries)  # type: ignore[arg-type]
-                pipe.execute()
-            except redis.WatchError:
-                raise LeaseLostError(f"run '{self._lease.run_id}': lease changed during dispatch") from None
+
+        def enqueue(pipe: Pipeline) -> None:
+            for queue_name, datas in by_queue.items():
+                self._queue(queue_name).enqueue_many(datas, pipeline=pipe)
+
+        self._store.dispatch(self._lease.run_id, self._lease.value, entries, enqueue)
 
     def _queue(self, name: str) -> Queue:
         queue = self._queues.get(name)

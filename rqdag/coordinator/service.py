@@ -15,8 +15,9 @@ from rqdag.coordinator.driver import RunDriver
 from rqdag.coordinator.lease import DEFAULT_LEASE_TTL_S
 from rqdag.shared.episodes import Episode, describe
 from rqdag.shared.store.keys import RunKeys
+from rqdag.shared.store.records import text
 from rqdag.shared.store.retention import DEFAULT_RETENTION_S, ExpirySweeper
-from rqdag.shared.store.runs import RunStore, text
+from rqdag.shared.store.runs import RunStore
 from rqdag.shared.store.scripts import Scripts
 
 log = logging.getLogger("rqdag.coordinator")

@@ -17,7 +17,7 @@ from rqdag.errors import DecodeError, LeaseLostError
 from rqdag.shared.model.task import TaskResult
 from rqdag.shared.model.vocabulary import AttemptState
 from rqdag.shared.store.keys import RunKeys
-from rqdag.shared.store.runs import DispatchEntry, parse_dispatch_entry, text
+from rqdag.shared.store.records import DispatchEntry, parse_dispatch_entry, text
 from rqdag.shared.store.scripts import Scripts, VoidOutcome
 
 log = logging.getLogger("rqdag.coordinator")

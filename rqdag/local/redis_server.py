@@ -30,6 +30,7 @@ import redis
 
 from rqdag.errors import EmbeddedRedisError
 from rqdag.local.processes import death_signal_hook
+from rqdag.shared.connect import connect
 
 _MAX_SOCKET_PATH = 90
 _LOG_TAIL_BYTES = 2000
@@ -208,7 +209,10 @@ class RedisServer:
     def _wait_for_ping(self, timeout: float) -> None:
         assert self._proc is not None
         deadline = time.monotonic() + timeout
-        with redis.Redis.from_url(self.url, socket_timeout=0.5, socket_connect_timeout=0.5) as client:
+        # A probe of a server that is still starting: it asks again itself every 20 ms,
+        # so short timeouts and no retries of its own.
+        probe = connect(self.url, pool_size=1, socket_timeout=0.5, connect_timeout=0.5, retries=0)
+        with probe as client:
             while True:
                 if self._proc.poll() is not None:
                     self._fail(f"redis-server exited with code {self._proc.returncode}")

@@ -5,6 +5,6 @@ Never imports :mod:`rqdag.coordinator`: the two meet only in Redis.
 
 from rqdag.worker.job import run_task
 from rqdag.worker.registry import build_registry
-from rqdag.worker.rqworker import start_worker
+from rqdag.worker.start import start_worker
 
 __all__ = ["build_registry", "run_task", "start_worker"]

@@ -37,11 +37,13 @@ from typing import Any
 import redis
 
 from rqdag import TaskResult, TaskStatus
-from rqdag.client import Client, connect
+from rqdag.client import Client
 from rqdag.local.redis_server import RedisServer
+from rqdag.shared.connect import connect
 from rqdag.shared.store.keys import RunKeys
+from rqdag.shared.store.records import FINISHED_STATUSES, DispatchEntry, text
 from rqdag.shared.store.resolve import resolve_task
-from rqdag.shared.store.runs import FINISHED_STATUSES, DispatchEntry, RunStore, text
+from rqdag.shared.store.runs import RunStore
 from tests.chaos.chaos_flow import ChaosDag, build_chaos_dag
 from tests.chaos.cluster import Cluster, ClusterSettings, Member
 from tests.chaos.invariants import Observed

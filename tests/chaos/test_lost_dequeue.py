@@ -56,9 +56,10 @@ def die_in_the_job(url: str, procs: Procs, client: Client) -> None:
     """A real worker that SIGKILLs itself where the job function begins, before rqdag's start."""
     code = (
         "import os, signal\n"
-        "import rqdag.worker.rqworker as w\n"
+        "import rqdag.worker.rq_classes as w\n"
+        "from rqdag.worker.start import start_worker\n"
         "w.run_task = lambda **kwargs: os.kill(os.getpid(), signal.SIGKILL)\n"
-        f"w.start_worker({url!r}, tasks=[{TASKS_MODULE!r}], heartbeat_interval=0.5, name='dies-in-job')\n"
+        f"start_worker({url!r}, tasks=[{TASKS_MODULE!r}], heartbeat_interval=0.5, name='dies-in-job')\n"
     )
     dying = procs.python(code, name="dying-worker")
     assert dying.wait(timeout=30) == -9

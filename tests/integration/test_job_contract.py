@@ -16,7 +16,8 @@ from rqdag.coordinator.lease import Lease
 from rqdag.coordinator.rq_dispatcher import RQDispatcher
 from rqdag.shared.model.job import RUN_TASK, TaskJob
 from rqdag.shared.store.keys import RunKeys, job_id
-from rqdag.shared.store.runs import RunStore, parse_dispatch_entry
+from rqdag.shared.store.records import parse_dispatch_entry
+from rqdag.shared.store.runs import RunStore
 from rqdag.shared.store.scripts import Scripts
 from tests.unit.tasks_for_tests import path_of
 from tests.unit.test_job_contract import expected_fields

@@ -110,7 +110,7 @@ class Env:
         options = {"tasks": [TASKS], "burst": True, "heartbeat_interval": 0.2, **options}
         script = (
             "import json, sys\n"
-            "from rqdag.worker.rqworker import start_worker\n"
+            "from rqdag.worker.start import start_worker\n"
             "start_worker(sys.argv[1], **json.loads(sys.argv[2]))\n"
         )
         return [sys.executable, "-c", script, self.url, json.dumps(options)]

@@ -129,7 +129,7 @@ SIMPLE_WORKER_WITH_FAST_RQ_HEARTBEATS = """
 import sys
 import redis
 from rqdag.worker.environment import WorkerSettings
-from rqdag.worker.rqworker import create_worker
+from rqdag.worker.start import create_worker
 connection = redis.Redis.from_url(sys.argv[1])
 worker = create_worker(connection, WorkerSettings(tasks=(sys.argv[2],)), name="w-rq")
 worker.job_monitoring_interval = 0.2

@@ -8,12 +8,12 @@ import time
 from typing import Any
 
 from rqdag.errors import RqdagError
-from rqdag.shared.model.codec import dumps, encode_result, loads
+from rqdag.shared.model.codec import loads
 from rqdag.shared.model.task import TaskMetrics, TaskResult, TaskStatus
-from rqdag.shared.model.vocabulary import AuditKind, EventKind
+from rqdag.shared.model.vocabulary import AuditKind
 from rqdag.shared.store import keys
-from rqdag.shared.store.runs import RunStore, text
-from rqdag.shared.store.scripts import EVENTS_MAXLEN
+from rqdag.shared.store.records import text
+from rqdag.shared.store.runs import RunStore
 
 
 def operator_name() -> str:
@@ -74,11 +74,7 @@ def resolve_task(
         "status": status.value,
         "previous": previous,
     }
-    with store.client.pipeline(transaction=True) as pipe:
-        pipe.hset(rk.results, task, encode_result(result, what=f"resolution of '{task}'"))
-        pipe.xadd(rk.audit, {"entry": dumps(audit, what="audit entry")})
-        pipe.xadd(rk.events, {"kind": EventKind.RESOLVED, "task": task}, maxlen=EVENTS_MAXLEN)
-        pipe.execute()
+    store.record_resolution(run_id, task, result, audit)
     return result
 
 

@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from rqdag.errors import RqdagError
-from rqdag.shared.model.codec import dumps
-from rqdag.shared.model.definition import encode_definition
 from rqdag.shared.model.task import TaskResult, TaskStatus
-from rqdag.shared.model.vocabulary import AuditKind, EventKind, RunStatus
+from rqdag.shared.model.vocabulary import RunStatus
 from rqdag.shared.model.workflow import Workflow
-from rqdag.shared.store import keys
-from rqdag.shared.store.retention import RESUME_MARGIN_S, retention_meta
+from rqdag.shared.store.retention import RESUME_MARGIN_S
 from rqdag.shared.store.runs import RunStore
-from rqdag.shared.store.scripts import EVENTS_MAXLEN
 
 
 @dataclass(frozen=True)
@@ -93,37 +88,6 @@ def resume_run(
     expires_in = store.expires_in(run_id)
     if expires_in is not None and expires_in < RESUME_MARGIN_S:
         raise RqdagError(f"run '{run_id}' is expiring (its retention period is over): it cannot be resumed")
-    rk = keys.RunKeys(run_id)
-    removed = [n for n in (*plan.rerun, *plan.drop) if n in results]
-    now = time.time()
-    with store.client.pipeline(transaction=True) as pipe:
-        for name in removed:
-            body = dumps(
-                {"epoch": meta.epoch, "task": name, "result": results[name].to_dict()},
-                what=f"run '{run_id}': audit of '{name}'",
-            )
-            pipe.xadd(rk.audit, {"kind": AuditKind.RESUME, "entry": body})
-        if removed:
-            pipe.hdel(rk.results, *removed)
-        pipe.delete(rk.dispatch)
-        store.persist_run(pipe, run_id)  # a resumed run is open again: it no longer expires
-        if workflow is not None:
-            pipe.set(rk.definition, encode_definition(workflow))
-            pipe.hset(rk.meta, mapping=retention_meta(workflow))  # type: ignore[arg-type]
-        pipe.hset(
-            rk.meta,
-            mapping={
-                "epoch": meta.epoch + 1,
-                "status": RunStatus.PENDING,
-                "cancel": "",
-                "error": "",
-                "finished_at": "",
-                "updated_at": repr(now),
-                "deadline_at": "" if meta.timeout_s is None else now + meta.timeout_s,
-                "task_count": len(new.tasks),
-            },
-        )
-        pipe.xadd(rk.events, {"kind": EventKind.RESUME, "epoch": meta.epoch + 1}, maxlen=EVENTS_MAXLEN)
-        pipe.sadd(keys.ACTIVE_RUNS, run_id)
-        pipe.execute()
+    removed = {n: results[n] for n in (*plan.rerun, *plan.drop) if n in results}
+    store.open_epoch(meta, set_aside=removed, task_count=len(new.tasks), workflow=workflow)
     return plan

@@ -1,4 +1,4 @@
-"""RQ worker classes that run rqdag task jobs, and :func:`start_worker`.
+"""The RQ classes of an rqdag worker: its job class, death penalty and worker classes.
 
 They are real RQ workers (``rq info`` lists them) with rqdag's defaults:
 
@@ -11,6 +11,8 @@ They are real RQ workers (``rq info`` lists them) with rqdag's defaults:
   around each job it performs;
 - RQ's job timeout is off (rqdag enforces ``timeout_s`` inside the job), while
   the forking worker keeps the periodic alarm with which it watches its horse.
+
+Building and starting one is :mod:`rqdag.worker.start`.
 """
 
 from __future__ import annotations
@@ -18,17 +20,14 @@ from __future__ import annotations
 import logging
 import os
 import pickle
-import socket
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, Literal
+from typing import Any
 
 import redis
 from rq.exceptions import DeserializationError
 from rq.job import Job
-from rq.logutils import setup_loghandlers
-from rq.serializers import JSONSerializer
 from rq.timeouts import HorseMonitorTimeoutException, JobTimeoutException, UnixSignalDeathPenalty
 from rq.worker import SimpleWorker, SpawnWorker, Worker
 
@@ -36,22 +35,15 @@ from rqdag.errors import RqdagError, TaskNotAllowedError
 from rqdag.shared.model.job import RUN_TASK
 from rqdag.shared.store.keys import RunKeys
 from rqdag.worker.environment import (
-    DEFAULT_HEARTBEAT_INTERVAL,
-    DEFAULT_MAX_RESULT_BYTES,
-    DEFAULT_SHUTDOWN_GRACE_S,
     WorkerEnvironment,
     WorkerSettings,
     bound_environment,
     build_environment,
 )
 from rqdag.worker.job import run_task
-from rqdag.worker.lifecycle import work_until_stopped
 from rqdag.worker.rqheartbeat import ThrottledHeartbeat
 
 log = logging.getLogger("rqdag.worker")
-
-
-WorkerClass = Literal["fork", "simple", "spawn"]
 
 
 class TaskJobTimeoutOff(UnixSignalDeathPenalty):
@@ -211,95 +203,3 @@ class SimpleTaskWorker(RqdagWorkerMixin, SimpleWorker):
             yield
         finally:
             ticker.cancel(handle)
-
-
-WORKER_CLASSES: dict[str, type[RqdagWorkerMixin]] = {
-    "fork": ForkTaskWorker,
-    "simple": SimpleTaskWorker,
-    "spawn": SpawnTaskWorker,
-}
-
-
-def default_worker_name() -> str:
-    """``host:pid``, the name a worker gets unless given one."""
-    return f"{socket.gethostname()}:{os.getpid()}"
-
-
-def create_worker(
-    connection: redis.Redis,
-    settings: WorkerSettings,
-    *,
-    queues: Sequence[str] = ("default",),
-    worker_class: WorkerClass = "simple",
-    name: str | None = None,
-) -> RqdagWorkerMixin:
-    """Build (not start) an rqdag worker; imports the ``--tasks`` modules now."""
-    try:
-        cls = WORKER_CLASSES[worker_class]
-    except KeyError:
-        raise RqdagError(
-            f"unknown worker class {worker_class!r} (expected one of {', '.join(WORKER_CLASSES)})"
-        ) from None
-    names = [queues] if isinstance(queues, str) else list(queues)
-    worker = cls(names, name=name or default_worker_name(), connection=connection, serializer=JSONSerializer)
-    worker.rqdag_settings = settings
-    worker.rqdag_environment()
-    return worker
-
-
-def start_worker(
-    redis_url: str,
-    *,
-    tasks: Sequence[str],
-    context: str | None = None,
-    queues: Sequence[str] = ("default",),
-    worker_class: WorkerClass = "simple",
-    name: str | None = None,
-    heartbeat_interval: float = DEFAULT_HEARTBEAT_INTERVAL,
-    max_result_bytes: int = DEFAULT_MAX_RESULT_BYTES,
-    shutdown_grace_s: float = DEFAULT_SHUTDOWN_GRACE_S,
-    heartbeat_timeout_s: float | None = None,
-    burst: bool = False,
-    log_level: str = "INFO",
-) -> None:
-    """Run an rqdag worker until it is stopped (with ``burst``: until its queues are empty).
-
-    ``tasks``: the modules whose functions (and whose workflows' tasks) may run;
-    they are imported now, so a broken module stops the worker at once.
-    ``heartbeat_timeout_s``: this worker's own heartbeat limit (say, for hosts
-    with long pauses); the coordinator uses it for this worker's attempts
-    instead of the run's limit.
-    ``context``: ``"pkg.mod:factory"``, called with no arguments once per
-    process to build ``ctx.context``. ``name`` defaults to ``host:pid``.
-
-    ``worker_class``: ``"simple"`` (the default) runs jobs in the worker process:
-    the fastest, as a forking worker runs at about a quarter of its throughput,
-    and rqdag already turns every task error into a result. ``"fork"`` runs
-    each job in a forked horse, which isolates the worker from a task that leaks
-    memory or crashes the interpreter (a segfault fails that job, not the
-    worker); ``"spawn"`` does the same with a fresh interpreter per job.
-
-    SIGTERM (or Ctrl-C) asks for a warm shutdown: the worker takes no new job and
-    the current task has ``shutdown_grace_s`` to finish and report. Past that
-    (simple worker) it is handed back: the coordinator dispatches it again at
-    once, or marks an at-most-once task's outcome unknown. A second signal stops
-    at once; the coordinator then sees the attempt's heartbeat stop.
-    """
-    setup_loghandlers(log_level, name="rqdag")
-    settings = WorkerSettings(
-        tasks=(tasks,) if isinstance(tasks, str) else tuple(tasks),
-        context=context,
-        heartbeat_interval=heartbeat_interval,
-        max_result_bytes=max_result_bytes,
-        shutdown_grace_s=shutdown_grace_s,
-        heartbeat_timeout_s=heartbeat_timeout_s,
-    )
-    connection = redis.Redis.from_url(redis_url)
-    try:
-        work_until_stopped(
-            lambda: create_worker(connection, settings, queues=queues, worker_class=worker_class, name=name),
-            burst=burst,
-            log_level=log_level,
-        )
-    finally:
-        connection.close()

@@ -1,0 +1,95 @@
+"""One connection policy: the redis-py client of every rqdag process, built from a URL.
+
+URLs: ``redis://``, ``unix://``, and ``rediss://`` for TLS (the server's
+certificate is verified; redis-py's ``ssl_*`` options go in the query string). A
+user name and password go in the URL: ``redis://user:secret@host:6379/0``.
+Options in the query string win over the policy (redis-py's rule), so an
+operator can tune one (``?socket_timeout=60``) without a code change.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from typing import Any
+
+import redis
+from redis.backoff import ExponentialWithJitterBackoff
+from redis.connection import ConnectionInterface
+from redis.retry import Retry
+
+from rqdag.errors import RqdagError
+
+URL_ENV = "REDIS_URL"
+
+# redis-py's default of 5 s is shorter than a blocking read on a busy server; rqdag's
+# own blocking reads (XREAD BLOCK) wait in slices well under this.
+SOCKET_TIMEOUT_S = 30.0
+CONNECT_TIMEOUT_S = 10.0
+# A connection idle this long is PINGed before it is used again, so one that a
+# firewall or a Redis restart dropped is replaced instead of failing a command.
+HEALTH_CHECK_INTERVAL_S = 30
+RETRIES = 3
+RETRY_BASE_S = 0.05
+RETRY_CAP_S = 1.0
+# One connection per thread that talks to Redis at once (a coordinator's drivers,
+# a worker's job and heartbeat threads, a CLI's live view): redis-py raises "Too
+# many connections" past this, so size it for the threads that share the client.
+DEFAULT_POOL_SIZE = 100
+
+
+def connect(
+    url: str | None = None,
+    *,
+    pool_size: int = DEFAULT_POOL_SIZE,
+    socket_timeout: float = SOCKET_TIMEOUT_S,
+    connect_timeout: float = CONNECT_TIMEOUT_S,
+    retries: int = RETRIES,
+) -> redis.Redis:
+    """A client of ``url`` (or ``$REDIS_URL``) with rqdag's timeouts, health checks and retries.
+
+    A command that fails on a connection error is sent again up to ``retries``
+    times, with jittered exponential backoff. A timeout is not retried: the
+    command may have run. (Every atomic step is fenced or idempotent when
+    replayed, and a WATCHed transaction is never retried: it fails as a lost lease.)
+    Replies stay bytes (``decode_responses`` off): RQ shares these clients and
+    needs them so; rqdag's readers decode with :func:`rqdag.shared.store.records.text`.
+    """
+    url = url or os.environ.get(URL_ENV)
+    if not url:
+        raise RqdagError(f"no Redis URL given (pass one, or set {URL_ENV})")
+    if pool_size < 1:
+        raise RqdagError(f"a Redis connection pool needs at least one connection, not {pool_size}")
+    retry = Retry(
+        ExponentialWithJitterBackoff(base=RETRY_BASE_S, cap=RETRY_CAP_S),
+        retries,
+        supported_errors=(redis.ConnectionError,),
+    )
+    pool = _PolicyPool.from_url(
+        url,
+        retry_policy=retry,
+        max_connections=pool_size,
+        socket_timeout=socket_timeout,
+        socket_connect_timeout=connect_timeout,
+        health_check_interval=HEALTH_CHECK_INTERVAL_S,
+    )
+    return redis.Redis(connection_pool=pool)
+
+
+class _PolicyPool(redis.ConnectionPool):
+    """A connection pool whose connections retry by rqdag's policy.
+
+    The retry is set on each new connection instead of being passed in the
+    connection kwargs: RQ's spawning worker rebuilds its client in the job's
+    process from ``repr()`` of those kwargs, so they must hold plain values only.
+    """
+
+    def __init__(self, *, retry_policy: Retry, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._retry_policy = retry_policy
+
+    def make_connection(self) -> ConnectionInterface:
+        """A new connection with its own copy of the retry policy."""
+        connection = super().make_connection()
+        connection.retry = copy.deepcopy(self._retry_policy)  # type: ignore[attr-defined]
+        return connection
