@@ -18,7 +18,7 @@ from rqdag.errors import RqdagError
 from rqdag.shared.store.keys import ACTIVE_RUNS, EXPIRING_RUNS, RUNS, RunKeys, job_id
 from rqdag.shared.store.resume import resume_run
 from rqdag.shared.store.runs import RunStore
-from rqdag.shared.store.scripts import Scripts
+from rqdag.shared.store.scripts import FinishOutcome, Scripts
 from tests.integration.flows import recoverable, step
 from tests.integration.procs import Procs, wait_until
 
@@ -185,10 +185,16 @@ brief_flow = pair("brief-cli")
 def test_a_late_finish_does_not_bring_back_an_expired_run(redis_conn: redis.Redis) -> None:
     rk = RunKeys("ret-gone")
     reply = Scripts.register(redis_conn).finish_task(
-        keys=[rk.results, rk.dispatch, rk.events],
-        args=["a", "token-1", b'{"status": "success"}', "success", "1", repr(time.time()), 100, "0"],
+        rk,
+        task="a",
+        token="token-1",
+        result=b'{"status": "success"}',
+        status="success",
+        final=True,
+        now=time.time(),
+        inline=False,
     )
-    assert reply == b"stale"
+    assert reply is FinishOutcome.STALE
     assert redis_conn.keys("rqdag:*") == [], "a refused finish of a run that is gone writes nothing"
 
 
