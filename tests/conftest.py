@@ -1,8 +1,10 @@
-"""Shared fixtures: throwaway redis-server processes, never a mock of Redis.
+"""Shared fixtures, built on :mod:`tests.support`: real redis-servers and real processes, never mocks.
 
 - ``redis_server``: one server per session on a free TCP port (AOF on).
 - ``redis_url`` / ``redis_conn``: that server, flushed before each test.
 - ``fresh_redis``: a factory of private servers, for tests that kill or restart one.
+- ``procs``: starts rqdag workers, coordinators and other children; all stopped after the test
+  (``procs_env`` adds environment variables to every child; override it where needed).
 - ``--long``: run chaos tests at full length (see the ``long_mode`` fixture).
 
 When no server can be started the tests that need one are skipped locally and
@@ -11,15 +13,17 @@ fail in CI (any non-empty ``CI`` environment variable).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from pathlib import Path
 from typing import Any
 
 import pytest
 import redis
 
-from rqdag.errors import EmbeddedRedisError
 from rqdag.local.redis_server import RedisServer
+from tests.support.processes import Procs
+from tests.support.redis import private_redis
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -38,26 +42,11 @@ def long_mode(request: pytest.FixtureRequest) -> bool:
     return bool(request.config.getoption("--long"))
 
 
-def start_or_skip(server: RedisServer) -> RedisServer:
-    """Start ``server``; skip the test when that fails, or fail it in CI."""
-    try:
-        server.start()
-    except (EmbeddedRedisError, OSError) as exc:
-        reason = f"cannot start a redis-server: {exc}"
-        if os.environ.get("CI"):
-            pytest.fail(reason)
-        pytest.skip(reason)
-    return server
-
-
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
     """A throwaway redis-server for the whole session, on a free TCP port."""
-    server = RedisServer(tmp_path_factory.mktemp("redis-session"), appendonly=True)
-    try:
-        yield start_or_skip(server)
-    finally:
-        server.stop()
+    with private_redis(tmp_path_factory.mktemp("redis-session"), appendonly=True) as server:
+        yield server
 
 
 @pytest.fixture
@@ -82,16 +71,23 @@ def redis_conn(redis_url: str) -> Iterator[redis.Redis]:
 def fresh_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., RedisServer]]:
     """A factory: ``fresh_redis(**RedisServer kwargs)`` starts a private server; all are
     stopped after the test."""
-    servers: list[RedisServer] = []
+    with ExitStack() as servers:
 
-    def make(**kwargs: Any) -> RedisServer:
-        kwargs.setdefault("appendonly", True)
-        server = RedisServer(tmp_path_factory.mktemp("redis-fresh"), **kwargs)
-        servers.append(server)
-        return start_or_skip(server)
+        def make(**kwargs: Any) -> RedisServer:
+            kwargs.setdefault("appendonly", True)
+            return servers.enter_context(private_redis(tmp_path_factory.mktemp("redis-fresh"), **kwargs))
 
-    try:
         yield make
-    finally:
-        for server in servers:
-            server.stop()
+
+
+@pytest.fixture
+def procs_env() -> dict[str, str]:
+    """More environment variables for every child ``procs`` starts (none here)."""
+    return {}
+
+
+@pytest.fixture
+def procs(tmp_path: Path, procs_env: dict[str, str]) -> Iterator[Procs]:
+    """Subprocess starter logging to ``tmp_path``; everything it started is stopped after the test."""
+    with Procs(tmp_path, extra_env=procs_env) as started:
+        yield started

@@ -16,7 +16,8 @@ from typing import Any
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+from tests.support import REPO
+
 MEASURED = ("throughput", "chain", "fanin", "resume", "overhead", "memory")
 
 

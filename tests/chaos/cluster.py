@@ -12,14 +12,13 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from tests.chaos.chaos_flow import LEDGER_ENV
+from tests.support.processes import kill_all, rqdag_command, rqdag_env, spawn_logged
 
-REPO = Path(__file__).resolve().parents[2]
 TASKS_MODULE = "tests.chaos.chaos_flow"
 
 
@@ -74,18 +73,8 @@ class Cluster:
         name = f"chaos-{role[0]}{self._counter:03d}"
         log_path = self.settings.folder / f"{name}.log"
         args = self._worker_args(name) if role == "worker" else self._coordinator_args()
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH", "")) if p)
-        env.pop("REDIS_URL", None)
-        env[LEDGER_ENV] = str(self.settings.ledger)
-        with log_path.open("ab") as log:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "rqdag", *args],
-                cwd=REPO,
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
+        env = rqdag_env(**{LEDGER_ENV: str(self.settings.ledger)})
+        proc = spawn_logged(rqdag_command(*args), log_path, env=env)
         member = Member(role, name, proc, time.monotonic(), log_path)
         self.members.append(member)
         return member
@@ -151,11 +140,7 @@ class Cluster:
     def stop_all(self) -> None:
         """SIGKILL every process still running and reap them all."""
         self._respawn_at.clear()
-        for member in self.members:
-            if member.proc.poll() is None:
-                os.kill(member.proc.pid, signal.SIGKILL)
-        for member in self.members:
-            member.proc.wait()
+        kill_all(member.proc for member in self.members)
 
     def log_tail(self, member: Member, chars: int = 1500) -> str:
         """The end of what ``member`` printed."""

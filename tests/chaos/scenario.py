@@ -48,6 +48,7 @@ from tests.chaos.chaos_flow import ChaosDag, build_chaos_dag
 from tests.chaos.cluster import Cluster, ClusterSettings, Member
 from tests.chaos.invariants import Observed
 from tests.chaos.plan import ChaosConfig, Fault, plan_faults
+from tests.support.ledger import read_ledger_noting_problems
 
 POLL_S = 0.1
 SAMPLE_RESULTS_S = 0.25
@@ -391,7 +392,7 @@ class Scenario:
     # ---- the end ---------------------------------------------------------------------------
 
     def _outcome(self, finished: bool) -> Outcome:
-        ledger, problems = read_ledger(self.ledger)
+        ledger, problems = read_ledger_noting_problems(self.ledger)
         meta = self.store.read_meta(self.cfg.run_id)
         state = self.store.read_state(self.cfg.run_id)
         observed = Observed(
@@ -451,19 +452,3 @@ class Scenario:
             f"RQ started_at {text(job_started or b'-')}; job named in the logs of {dequeued_by} "
             f"(killed: {[m.name for m in self.cluster.members if m.killed and m.name in dequeued_by]})"
         )
-
-
-def read_ledger(path: Path) -> tuple[list[dict[str, Any]], list[str]]:
-    """The ledger's lines, and a note for each line that is not JSON."""
-    if not path.exists():
-        return [], []
-    lines: list[dict[str, Any]] = []
-    problems: list[str] = []
-    for number, raw in enumerate(path.read_text().splitlines(), 1):
-        if not raw.strip():
-            continue
-        try:
-            lines.append(json.loads(raw))
-        except json.JSONDecodeError as exc:
-            problems.append(f"ledger line {number} is not JSON ({exc}): {raw[:120]!r}")
-    return lines, problems

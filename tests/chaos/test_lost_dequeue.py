@@ -15,8 +15,7 @@ claimed), so the task is dispatched again, at-most-once or not, and runs once.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -27,29 +26,24 @@ from rqdag.local.redis_server import RedisServer
 from rqdag.shared.store.runs import RunStore
 from tests.chaos.chaos_flow import LEDGER_ENV, work
 from tests.chaos.cluster import TASKS_MODULE
-from tests.integration.procs import Procs
+from tests.support.processes import Procs
+from tests.support.wait import poll_until
 
 FINISH_WITHIN_S = 20.0  # the heartbeat limit is 2 s and the lease TTL 2 s
 SETTLED = ("succeeded", "failed", "cancelled", "error", "blocked")
 
 
 @pytest.fixture
-def procs(tmp_path: Path) -> Iterator[Procs]:
-    """The integration tests' process starter, with the chaos tasks' ledger named too."""
-    p = Procs(tmp_path, extra_env={LEDGER_ENV: str(tmp_path / "ledger.jsonl")})
-    try:
-        yield p
-    finally:
-        p.stop_all()
+def procs_env(tmp_path: Path) -> dict[str, str]:
+    """Every child ``procs`` starts names the chaos tasks' ledger too (the same file)."""
+    return {LEDGER_ENV: str(tmp_path / "ledger.jsonl")}
 
 
 def die_after_dequeue(url: str, procs: Procs, client: Client) -> None:
     """What a worker's dequeue does (RQ's ``Queue.lmove``), then the worker is gone."""
     conn = client.connection
-    deadline = time.monotonic() + 15
-    while not conn.lmove("rq:queue:default", "rq:queue:default:intermediate"):
-        assert time.monotonic() < deadline, "the coordinator never enqueued the job"
-        time.sleep(0.05)
+    moved = poll_until(lambda: conn.lmove("rq:queue:default", "rq:queue:default:intermediate"), 15)
+    assert moved, "the coordinator never enqueued the job"
 
 
 def die_in_the_job(url: str, procs: Procs, client: Client) -> None:
@@ -84,9 +78,7 @@ def test_a_worker_lost_before_the_start_step_does_not_stall_the_run(
         )
         death(server.url, procs, client)
         procs.worker(server.url, tasks=TASKS_MODULE)
-        deadline = time.monotonic() + FINISH_WITHIN_S
-        while run.status().status not in SETTLED and time.monotonic() < deadline:
-            time.sleep(0.1)
+        poll_until(lambda: run.status().status in SETTLED, FINISH_WITHIN_S, step=0.1)
         status = run.status().status
         entry = RunStore(client.connection).read_state(run.run_id).dispatch.get("a")
         assert status in SETTLED, (

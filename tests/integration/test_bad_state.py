@@ -14,7 +14,8 @@ from rqdag.shared.store.keys import RunKeys
 from rqdag.shared.store.resume import resume_run
 from rqdag.shared.store.runs import RunStore
 from tests.integration.flows import recoverable, step
-from tests.integration.procs import Procs, wait_until
+from tests.support.processes import Procs
+from tests.support.wait import wait_until
 
 
 def test_definition_from_a_newer_version_is_reported_with_the_field(redis_url: str) -> None:

@@ -7,7 +7,6 @@ cancelled, 2 usage or connection error with one line on stderr).
 from __future__ import annotations
 
 import json
-import socket
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +15,10 @@ import pytest
 from rqdag.cli import COMMANDS, main
 from rqdag.cli.reference import render_reference
 from tests.integration.flows import recoverable
-from tests.integration.procs import REPO
-from tests.integration.test_cli_support import CHAIN, RECOVERABLE, Cluster, chain, cluster, invoke, lines
+from tests.integration.test_cli_support import CHAIN, RECOVERABLE, Cluster, chain, cluster
+from tests.support import REPO
+from tests.support.cli import invoke, lines
+from tests.support.redis import free_port
 
 __all__ = ["cluster"]
 
@@ -47,14 +48,6 @@ def failed_run(cluster: Cluster) -> str:
     """``recoverable`` run to its end: a success, a failure with a traceback, a skip, a retried success."""
     cluster.finished(recoverable, "rec-failed")
     return "rec-failed"
-
-
-def free_port() -> int:
-    """A TCP port nothing listens on."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def test_help_lists_every_command_in_a_day_s_order() -> None:

@@ -11,7 +11,7 @@ import click
 
 from rqdag.cli import main
 from rqdag.cli.targets import load_target
-from tests.integration.procs import REPO
+from tests.support import REPO
 
 COMPOSE = REPO / "compose.yaml"
 

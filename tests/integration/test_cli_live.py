@@ -6,7 +6,6 @@ import json
 import logging
 import re
 import signal
-import socket
 import sys
 import threading
 from collections.abc import Callable
@@ -17,23 +16,20 @@ from rqdag.client import Client
 from rqdag.local.redis_server import RedisServer
 from rqdag.shared.store.runs import RunStore
 from tests.integration.flows import recoverable
-from tests.integration.procs import Procs, wait_until
 from tests.integration.test_cli_support import (
     CHAIN,
     WORKER_TASKS,
     Cluster,
-    background,
     careful,
     chain,
     cluster,
-    lines,
     noisy_flow,
-    on_pty,
-    other_db,
-    run_cli,
-    spawn_cli,
-    wait_status,
 )
+from tests.support.cli import background, lines, on_pty, run_cli, spawn_cli
+from tests.support.processes import Procs
+from tests.support.redis import free_port, other_db
+from tests.support.runs import wait_status
+from tests.support.wait import wait_until
 
 __all__ = ["cluster"]
 
@@ -193,9 +189,7 @@ def test_json_formatter_fields_extra_and_fixed() -> None:
 
 
 def test_services_refuse_an_unreachable_redis_in_one_line() -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        url = f"redis://127.0.0.1:{sock.getsockname()[1]}/0"
+    url = f"redis://127.0.0.1:{free_port()}/0"
     for args in (("worker", "--tasks", "tests.integration.flows"), ("coordinator",)):
         result = run_cli(*args, "--redis", url)
         assert result.returncode == 2, result.stderr

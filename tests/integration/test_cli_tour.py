@@ -10,13 +10,14 @@ from __future__ import annotations
 import re
 import shlex
 import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 
 from rqdag.client import Client
-from tests.integration.procs import REPO, wait_until
-from tests.integration.test_cli_support import child_env
+from tests.support import REPO
+from tests.support.cli import cli_env
+from tests.support.processes import Procs, rqdag_command
+from tests.support.wait import wait_until
 
 SERVICES = ("worker", "coordinator")
 URL = re.compile(r"rediss?://\S+")
@@ -75,10 +76,10 @@ def readme_commands(readme: Path) -> list[str]:
 def rqdag_argv(command: str, url: str) -> list[str]:
     """The README's command with its Redis URL replaced, run by this interpreter."""
     words = shlex.split(URL.sub(url, command), comments=True)
-    return [sys.executable, "-m", "rqdag", *words[1:]]
+    return rqdag_command(*words[1:])
 
 
-def test_the_readme_tour_runs_verbatim(redis_url: str, tmp_path: Path) -> None:
+def test_the_readme_tour_runs_verbatim(redis_url: str, tmp_path: Path, procs: Procs) -> None:
     commands = readme_commands(REPO / "README.md")
     subcommands = [shlex.split(c)[1] for c in commands]
     assert {"worker", "coordinator", "submit", "status"} <= set(subcommands), commands
@@ -87,10 +88,9 @@ def test_the_readme_tour_runs_verbatim(redis_url: str, tmp_path: Path) -> None:
     (package / "__init__.py").write_text("")
     (package / "tasks.py").write_text(MYPROJ_TASKS)
     (package / "flows.py").write_text(MYPROJ_FLOWS)
-    env = child_env()
+    env = cli_env()
     env["PYTHONPATH"] = f"{tmp_path}:{env['PYTHONPATH']}"
     client = Client(redis_url)
-    services: list[subprocess.Popen[bytes]] = []
 
     def all_finished() -> bool:
         return all(m.finished for m in client.runs(1000))
@@ -99,9 +99,7 @@ def test_the_readme_tour_runs_verbatim(redis_url: str, tmp_path: Path) -> None:
         for command, sub in zip(commands, subcommands, strict=True):
             argv = rqdag_argv(command, redis_url)
             if sub in SERVICES:
-                log = (tmp_path / f"{sub}.log").open("ab")
-                services.append(subprocess.Popen(argv, cwd=tmp_path, env=env, stdout=log, stderr=log))
-                log.close()
+                procs.start(argv, name=sub, env=env, cwd=tmp_path)
                 continue
             if sub == "resume":
                 wait_until(all_finished, 60, "the tour's runs to end before resuming")
@@ -114,12 +112,5 @@ def test_the_readme_tour_runs_verbatim(redis_url: str, tmp_path: Path) -> None:
         ran = Counter(line.split()[0] for line in (tmp_path / "ledger.txt").read_text().splitlines())
         assert ran == {"load_orders": len(runs), "charge_cards": len(runs)}, "a success ran again"
     finally:
-        for proc in services:
-            proc.terminate()
-        for proc in services:
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        procs.stop_all()
         client.connection.close()

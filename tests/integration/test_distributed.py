@@ -13,7 +13,9 @@ from rqdag.client import Client
 from rqdag.errors import RunExistsError
 from rqdag.shared.store.runs import RunStore
 from tests.integration.flows import fifty, recoverable
-from tests.integration.procs import Procs, successes_ran_once, wait_until
+from tests.support.ledger import successes_ran_once
+from tests.support.processes import Procs
+from tests.support.wait import wait_until
 
 
 def test_fifty_task_dag_on_two_workers_runs_each_task_once(redis_url: str, procs: Procs) -> None:

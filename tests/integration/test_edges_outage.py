@@ -9,7 +9,8 @@ from collections.abc import Callable
 from rqdag import Client, Task, TaskStatus, Workflow
 from rqdag.local.redis_server import RedisServer
 from tests.integration.flows import step
-from tests.integration.procs import Procs, wait_until
+from tests.support.processes import Procs
+from tests.support.wait import wait_until
 
 single = Workflow("single", [Task("only", step)])
 OUTAGE_S = 3.0

@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -17,8 +16,8 @@ from rqdag.errors import EmbeddedRedisError
 from rqdag.local.embedded import EmbeddedRedis
 from rqdag.local.processes import process_alive
 from rqdag.local.redis_server import RedisServer, find_redis_server
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support.processes import kill_all, rqdag_env
+from tests.support.wait import poll_until
 
 SERVER_SCRIPT = """
 import sys, time
@@ -58,12 +57,7 @@ def put(url: str, key: str, value: str) -> None:
 
 def wait_gone(pid: int, timeout: float = 5.0) -> bool:
     """Wait until process ``pid`` is gone; False when it is still there after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not process_alive(pid):
-            return True
-        time.sleep(0.05)
-    return False
+    return poll_until(lambda: not process_alive(pid), timeout)
 
 
 @pytest.fixture
@@ -74,10 +68,7 @@ def run_script() -> Iterator[Callable[[str, Path], tuple[subprocess.Popen[str], 
     and reaped after the test.
     """
     procs: list[subprocess.Popen[str]] = []
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
-    }
+    env = rqdag_env()
 
     def run(script: str, folder: Path) -> tuple[subprocess.Popen[str], int]:
         proc = subprocess.Popen(
@@ -97,9 +88,7 @@ def run_script() -> Iterator[Callable[[str, Path], tuple[subprocess.Popen[str], 
         return proc, int(line)
 
     yield run
-    for proc in procs:
-        proc.kill()
-        proc.communicate()
+    kill_all(procs)
 
 
 def test_find_redis_server_returns_an_executable() -> None:

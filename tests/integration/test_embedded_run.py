@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 from rqdag.local.processes import process_alive
-from tests.integration.procs import rqdag_env, wait_until
+from tests.support.ledger import read_ledger
+from tests.support.processes import rqdag_command, rqdag_env, spawn_logged
+from tests.support.wait import wait_until
 
 FLOW = """
 import json, os, time
@@ -43,22 +45,17 @@ def _children(pid: int) -> list[int]:
 
 
 def _run(tmp_path: Path, *extra: str) -> subprocess.Popen[bytes]:
-    log = (tmp_path / "run.log").open("ab")
-    try:
-        return subprocess.Popen(
-            [sys.executable, "-m", "rqdag", "run", "flow.py:flow", "--run-id", "emb-1", *extra],
-            cwd=tmp_path,
-            env=rqdag_env(tmp_path / "ledger.jsonl"),
-            stdout=subprocess.PIPE,
-            stderr=log,
-        )
-    finally:
-        log.close()
+    return spawn_logged(
+        rqdag_command("run", "flow.py:flow", "--run-id", "emb-1", *extra),
+        tmp_path / "run.log",
+        env=rqdag_env(tmp_path / "ledger.jsonl"),
+        cwd=tmp_path,
+        pipe_stdout=True,
+    )
 
 
-def _ledger(tmp_path: Path) -> list[dict[str, object]]:
-    path = tmp_path / "ledger.jsonl"
-    return [json.loads(x) for x in path.read_text().splitlines()] if path.exists() else []
+def _ledger(tmp_path: Path) -> list[dict[str, Any]]:
+    return read_ledger(tmp_path / "ledger.jsonl")
 
 
 def test_embedded_run_killed_then_rerun_resumes_without_rerunning_successes(tmp_path: Path) -> None:

@@ -16,7 +16,9 @@ from rqdag.shared.store.keys import RunKeys
 from rqdag.shared.store.resolve import read_audit, resolve_task
 from rqdag.shared.store.runs import RunStore
 from tests.integration.flows import faulty, fifty
-from tests.integration.procs import Procs, successes_ran_once, wait_until
+from tests.support.ledger import successes_ran_once
+from tests.support.processes import Procs
+from tests.support.wait import wait_until
 
 
 def _running_pids(store: RunStore, run_id: str, tasks: set[str]) -> dict[str, int]:

@@ -1,7 +1,8 @@
 """Several hosts: Redis, a coordinator and two workers, each in its own network namespace.
 
 Each namespace has its own address on a veth link to the Redis host, so every
-byte between them crosses a (virtual) network, as between machines. Needs root
+byte between them crosses a (virtual) network, as between machines. The processes
+are stopped (by ``procs``) before the namespaces are deleted. Needs root
 and iproute2 (as in CI); elsewhere it is skipped with the reason.
 """
 
@@ -11,7 +12,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +19,8 @@ from pathlib import Path
 import pytest
 
 from rqdag.local.redis_server import RedisServer
-from tests.integration.procs import REPO, rqdag_env
+from tests.support import REPO
+from tests.support.processes import Procs, rqdag_command
 
 PASSWORD = "hosts-test-secret"
 HOSTS = ("coord", "w1", "w2")
@@ -71,57 +72,30 @@ def namespaces() -> Iterator[dict[str, str]]:
             subprocess.run(["ip", "netns", "del", ns], capture_output=True)
 
 
-def _in_ns(ns: str, command: list[str], log: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
-    with log.open("ab") as out:
-        return subprocess.Popen(
-            ["ip", "netns", "exec", ns, *command], cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT
-        )
+def _in_ns(ns: str, command: list[str]) -> list[str]:
+    return ["ip", "netns", "exec", ns, *command]
 
 
 def test_workflow_across_hosts_in_separate_network_namespaces(
-    namespaces: dict[str, str], tmp_path: Path
+    namespaces: dict[str, str], procs: Procs, tmp_path: Path
 ) -> None:
     server = RedisServer(tmp_path / "redis", port=6379, password=PASSWORD)
     server.data_dir.mkdir()
     binds = ["--bind", "10.77.1.1", "10.77.2.1", "10.77.3.1"]
-    env = rqdag_env(tmp_path / "ledger.jsonl")
-    procs = [_in_ns(namespaces["redis"], [*server.command(), *binds], tmp_path / "redis.log", env)]
-    rq = [sys.executable, "-m", "rqdag"]
-    try:
-        urls = {host: f"redis://:{PASSWORD}@10.77.{i}.1:6379/0" for i, host in enumerate(HOSTS, start=1)}
-        for host in ("w1", "w2"):
-            procs.append(
-                _in_ns(
-                    namespaces[host],
-                    [
-                        *rq,
-                        "worker",
-                        "--redis",
-                        urls[host],
-                        "--tasks",
-                        "tests.integration.flows",
-                        "--name",
-                        host,
-                    ],
-                    tmp_path / f"{host}.log",
-                    env,
-                )
-            )
-        procs.append(
-            _in_ns(
-                namespaces["coord"],
-                [*rq, "coordinator", "--redis", urls["coord"]],
-                tmp_path / "coord.log",
-                env,
-            )
+    procs.start(_in_ns(namespaces["redis"], [*server.command(), *binds]), name="redis")
+    urls = {host: f"redis://:{PASSWORD}@10.77.{i}.1:6379/0" for i, host in enumerate(HOSTS, start=1)}
+    for host in ("w1", "w2"):
+        worker = rqdag_command(
+            "worker", "--redis", urls[host], "--tasks", "tests.integration.flows", "--name", host
         )
-        submit = subprocess.run(
-            [
-                "ip",
-                "netns",
-                "exec",
-                namespaces["coord"],
-                *rq,
+        procs.start(_in_ns(namespaces[host], worker), name=host)
+    procs.start(
+        _in_ns(namespaces["coord"], rqdag_command("coordinator", "--redis", urls["coord"])), name="coord"
+    )
+    submit = subprocess.run(
+        _in_ns(
+            namespaces["coord"],
+            rqdag_command(
                 "submit",
                 "tests.integration.flows:fifty",
                 "--redis",
@@ -132,24 +106,16 @@ def test_workflow_across_hosts_in_separate_network_namespaces(
                 "across-hosts",
                 "--wait",
                 "--json",
-            ],
-            cwd=REPO,
-            env=env,
-            capture_output=True,
-            timeout=120,
-        )
-        logs = {p.name: p.read_text(errors="replace")[-2000:] for p in tmp_path.glob("*.log")}
-        assert submit.returncode == 0, (submit.stderr.decode()[-2000:], logs)
-        document = json.loads(submit.stdout)
-        assert document["run"]["status"] == "succeeded"
-        workers = {r["metrics"]["worker"] for r in document["results"].values()}
-        assert workers == {"w1", "w2"}, f"both hosts' workers ran tasks, got {workers}"
-    finally:
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            ),
+        ),
+        cwd=REPO,
+        env=procs.env(),
+        capture_output=True,
+        timeout=120,
+    )
+    logs = {p.name: p.read_text(errors="replace")[-2000:] for p in tmp_path.glob("*.log")}
+    assert submit.returncode == 0, (submit.stderr.decode()[-2000:], logs)
+    document = json.loads(submit.stdout)
+    assert document["run"]["status"] == "succeeded"
+    workers = {r["metrics"]["worker"] for r in document["results"].values()}
+    assert workers == {"w1", "w2"}, f"both hosts' workers ran tasks, got {workers}"

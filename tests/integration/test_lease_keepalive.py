@@ -17,7 +17,7 @@ from rqdag.shared.model.task import TaskStatus
 from rqdag.shared.store.runs import RunStore
 from rqdag.shared.store.scripts import Scripts
 from tests.integration.flows import fifty
-from tests.integration.procs import Procs
+from tests.support.processes import Procs
 
 TTL_S = 1.0
 

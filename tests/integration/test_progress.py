@@ -14,7 +14,7 @@ from rqdag.shared.store.keys import RunKeys
 from rqdag.shared.store.scripts import Scripts
 from rqdag.worker.job import INLINE_RESULT_BYTES
 from tests.integration.flows import fifty, sized
-from tests.integration.procs import Procs
+from tests.support.processes import Procs
 
 
 def test_a_takeover_reads_successes_by_status_and_decodes_everything_else(redis_conn: redis.Redis) -> None:

@@ -20,7 +20,8 @@ from rqdag.shared.store.resume import resume_run
 from rqdag.shared.store.runs import RunStore
 from rqdag.shared.store.scripts import FinishOutcome, Scripts
 from tests.integration.flows import recoverable, step
-from tests.integration.procs import Procs, wait_until
+from tests.support.processes import Procs
+from tests.support.wait import wait_until
 
 HOUR_MS = 3_600_000
 

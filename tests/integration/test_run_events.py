@@ -14,7 +14,7 @@ from rqdag.coordinator.driver import RunDriver
 from rqdag.coordinator.events import EVENT_KINDS, EventBus, RunEvent
 from tests.event_trace import RECOVERABLE_KINDS, Trace
 from tests.integration.flows import recoverable
-from tests.integration.procs import Procs
+from tests.support.processes import Procs
 
 
 def test_with_redis_emits_what_the_in_process_runner_emits(redis_url: str, procs: Procs) -> None:

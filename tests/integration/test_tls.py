@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import shutil
-import socket
 import subprocess
 from pathlib import Path
 
@@ -16,13 +14,8 @@ from rqdag.client import Client
 from rqdag.errors import EmbeddedRedisError
 from rqdag.local.redis_server import RedisServer, find_redis_server
 from tests.integration.flows import recoverable
-from tests.integration.procs import Procs
-
-
-def _skip_or_fail(reason: str) -> None:
-    if os.environ.get("CI"):
-        pytest.fail(reason)
-    pytest.skip(reason)
+from tests.support.processes import Procs
+from tests.support.redis import free_port, skip_or_fail
 
 
 def _certificates(folder: Path) -> dict[str, Path]:
@@ -87,9 +80,9 @@ def _certificates(folder: Path) -> dict[str, Path]:
 
 def test_a_run_over_rediss(tmp_path: Path, procs: Procs) -> None:
     if shutil.which("openssl") is None:
-        _skip_or_fail("no openssl to make certificates")
+        skip_or_fail("no openssl to make certificates")
     certs = _certificates(tmp_path)
-    port = _free_port()
+    port = free_port()
     server = RedisServer(
         tmp_path / "data",
         extra_args=(
@@ -110,7 +103,7 @@ def test_a_run_over_rediss(tmp_path: Path, procs: Procs) -> None:
         server.start()
     except EmbeddedRedisError as exc:
         if "tls" in str(exc).lower():
-            _skip_or_fail(f"this redis-server ({find_redis_server()}) has no TLS: {exc}")
+            skip_or_fail(f"this redis-server ({find_redis_server()}) has no TLS: {exc}")
         raise
     try:
         url = f"rediss://127.0.0.1:{port}/0?ssl_ca_certs={certs['ca']}&ssl_cert_reqs=required"
@@ -125,9 +118,3 @@ def test_a_run_over_rediss(tmp_path: Path, procs: Procs) -> None:
             plain.ping()
     finally:
         server.stop()
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])

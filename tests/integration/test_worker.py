@@ -7,154 +7,16 @@ MULTI/EXEC), runs a worker in burst mode, and reads back what it wrote.
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 import time
-import uuid
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
 import pytest
-import redis
-from rq import Queue
-from rq.job import Job
-from rq.serializers import JSONSerializer
 
-from rqdag.shared.model.codec import decode_result, encode_result
-from rqdag.shared.model.job import RUN_TASK, TaskJob
+from rqdag.shared.model.codec import decode_result
 from rqdag.shared.model.task import TaskResult, TaskStatus
-from rqdag.shared.store.keys import RunKeys, job_id
-
-ROOT = Path(__file__).resolve().parents[2]
-TASKS = "tests.integration.worker_tasks"
-LEDGER_ENV = "RQDAG_TEST_LEDGER"
-
-
-def path_of(name: str) -> str:
-    """Import path of a function of the test task module."""
-    return f"{TASKS}:{name}"
-
-
-# -- what the coordinator writes ------------------------------------------------
-
-
-def create_run(
-    conn: redis.Redis, run_id: str, params: Mapping[str, Any] | None = None, **meta: str
-) -> RunKeys:
-    """The run's meta hash, with its params as JSON."""
-    keys = RunKeys(run_id)
-    conn.hset(keys.meta, mapping={"params": json.dumps(dict(params or {})), "status": "running", **meta})
-    return keys
-
-
-def store_result(conn: redis.Redis, run_id: str, task: str, result: TaskResult) -> None:
-    """A result in the run's results hash, as a finished attempt leaves it."""
-    conn.hset(RunKeys(run_id).results, task, encode_result(result, what="test"))
-
-
-def dispatch(
-    conn: redis.Redis,
-    run_id: str,
-    task: str,
-    func: str,
-    *,
-    attempt: int = 1,
-    job_token: str | None = None,
-    entry_token: str | None = None,
-    queue: str = "default",
-    **fields: Any,
-) -> TaskJob:
-    """The dispatch entry and the RQ job of one attempt, in one MULTI/EXEC.
-
-    ``entry_token`` differs from ``job_token`` to model a job the coordinator gave up on.
-    """
-    token = job_token or uuid.uuid4().hex
-    spec = TaskJob(run_id=run_id, task=task, token=token, attempt=attempt, func=func, **fields)
-    jid = job_id(run_id, task, attempt)
-    entry = {
-        "attempt": attempt,
-        "token": entry_token or token,
-        "job_id": jid,
-        "state": "queued",
-        "queue": queue,
-        "queued_at": time.time(),
-    }
-    rq_queue = Queue(queue, connection=conn, serializer=JSONSerializer)
-    data = Queue.prepare_data(RUN_TASK, kwargs=spec.to_kwargs(), job_id=jid, timeout=-1, result_ttl=60)
-    with conn.pipeline(transaction=True) as pipe:
-        pipe.hset(RunKeys(run_id).dispatch, task, json.dumps(entry))
-        rq_queue.enqueue_many([data], pipeline=pipe)
-        pipe.execute()
-    return spec
-
-
-# -- running workers -----------------------------------------------------------
-
-
-@dataclass
-class Env:
-    """A test's Redis, ledger file and worker environment variables."""
-
-    url: str
-    conn: redis.Redis
-    ledger: Path
-
-    def environ(self) -> dict[str, str]:
-        return {**os.environ, "PYTHONPATH": str(ROOT), LEDGER_ENV: str(self.ledger)}
-
-    def worker_command(self, **options: Any) -> list[str]:
-        options = {"tasks": [TASKS], "burst": True, "heartbeat_interval": 0.2, **options}
-        script = (
-            "import json, sys\n"
-            "from rqdag.worker.start import start_worker\n"
-            "start_worker(sys.argv[1], **json.loads(sys.argv[2]))\n"
-        )
-        return [sys.executable, "-c", script, self.url, json.dumps(options)]
-
-    def run_worker(self, **options: Any) -> subprocess.CompletedProcess[str]:
-        """Run a burst worker to the end; fail the test if it did not exit cleanly."""
-        proc = subprocess.run(
-            self.worker_command(**options),
-            env=self.environ(),
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=30,
-        )
-        assert proc.returncode == 0, proc.stdout + proc.stderr
-        return proc
-
-    def ledger_lines(self, kind: str = "task") -> list[dict[str, Any]]:
-        if not self.ledger.exists():
-            return []
-        lines = [json.loads(line) for line in self.ledger.read_text().splitlines()]
-        return [line for line in lines if line["kind"] == kind]
-
-    def result(self, run_id: str, task: str) -> TaskResult | None:
-        raw = self.conn.hget(RunKeys(run_id).results, task)
-        return None if raw is None else decode_result(raw, what="test")
-
-    def entry(self, run_id: str, task: str) -> dict[str, Any] | None:
-        raw = self.conn.hget(RunKeys(run_id).dispatch, task)
-        return None if raw is None else json.loads(raw)
-
-    def events(self, run_id: str) -> list[dict[str, str]]:
-        entries = self.conn.xrange(RunKeys(run_id).events)
-        return [{k.decode(): v.decode() for k, v in fields.items()} for _, fields in entries]
-
-    def job_return(self, spec: TaskJob) -> Any:
-        job = Job.fetch(job_id(spec.run_id, spec.task, spec.attempt), self.conn, serializer=JSONSerializer)
-        return job.return_value()
-
-
-@pytest.fixture
-def env(redis_url: str, redis_conn: redis.Redis, tmp_path: Path) -> Env:
-    """The session's Redis (flushed) and an empty ledger."""
-    return Env(redis_url, redis_conn, tmp_path / "ledger.jsonl")
+from rqdag.shared.store.keys import RunKeys
+from tests.support.runs import create_run, dispatch, store_result
+from tests.support.workers import Env, path_of
 
 
 def kinds(events: Iterable[Mapping[str, str]]) -> list[str]:

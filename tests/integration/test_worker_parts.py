@@ -22,9 +22,7 @@ from rqdag.worker.environment import WorkerSettings
 from rqdag.worker.rq_classes import TaskJobTimeoutOff
 from rqdag.worker.rqheartbeat import MIN_HEARTBEAT_INTERVAL_S
 from rqdag.worker.start import create_worker
-
-TASKS = "tests.integration.worker_tasks"
-
+from tests.support.workers import TASKS
 
 # -- registry ------------------------------------------------------------------
 

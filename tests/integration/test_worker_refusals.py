@@ -25,13 +25,9 @@ from rqdag.errors import RqdagError
 from rqdag.shared.model.task import TaskStatus
 from rqdag.shared.store.keys import RunKeys, job_id
 from rqdag.worker import run_task
-from tests.integration.test_worker import ROOT, Env, create_run, dispatch, path_of
-
-
-@pytest.fixture
-def env(redis_url: str, redis_conn: redis.Redis, tmp_path: Path) -> Env:
-    """The session's Redis (flushed) and an empty ledger."""
-    return Env(redis_url, redis_conn, tmp_path / "ledger.jsonl")
+from tests.support import REPO
+from tests.support.runs import create_run, dispatch
+from tests.support.workers import Env, path_of
 
 
 class MakesDirectoryWhenUnpickled:
@@ -97,7 +93,7 @@ def test_a_plain_rq_worker_does_not_run_task_jobs(env: Env) -> None:
     dispatch(env.conn, "r3", "t", path_of("echo"))
     command = [str(Path(sys.executable).parent / "rq"), "worker", "--burst", "--url", env.url, "-S", "json"]
 
-    proc = subprocess.run(command, env=env.environ(), cwd=ROOT, capture_output=True, text=True, timeout=30)
+    proc = subprocess.run(command, env=env.environ(), cwd=REPO, capture_output=True, text=True, timeout=30)
 
     assert proc.returncode == 0, proc.stdout + proc.stderr
     reason = failed_reason(env.conn, "default", job_id("r3", "t", 1))
@@ -115,7 +111,7 @@ def test_a_broken_tasks_module_stops_the_worker_at_start(env: Env) -> None:
     proc = subprocess.run(
         env.worker_command(tasks=["tests.integration.no_such_module"]),
         env=env.environ(),
-        cwd=ROOT,
+        cwd=REPO,
         capture_output=True,
         text=True,
         timeout=30,

@@ -7,38 +7,19 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
-import pytest
-import redis
 from rq import Worker
 
 from rqdag.shared.model.task import TaskStatus
 from rqdag.shared.store.keys import RunKeys
-from tests.integration.test_worker import ROOT, TASKS, Env, create_run, dispatch, path_of
-
-T = TypeVar("T")
-
-
-@pytest.fixture
-def env(redis_url: str, redis_conn: redis.Redis, tmp_path: Path) -> Env:
-    """The session's Redis (flushed) and an empty ledger."""
-    return Env(redis_url, redis_conn, tmp_path / "ledger.jsonl")
-
-
-def wait_for(probe: Callable[[], T | None], timeout: float = 5.0) -> T:
-    """The first truthy value of ``probe()``, polled until ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = probe()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"still nothing after {timeout}s")
+from tests.support import REPO
+from tests.support.runs import create_run, dispatch
+from tests.support.wait import wait_for
+from tests.support.workers import TASKS, Env, path_of
 
 
 def running_entry(env: Env, run_id: str, task: str, *, beaten: bool = False) -> dict[str, Any] | None:
@@ -63,7 +44,7 @@ class RunningWorker:
 def worker_running(env: Env, command: list[str]) -> Iterator[RunningWorker]:
     """A burst worker process; on leaving, wait for it and check it exited cleanly."""
     proc = subprocess.Popen(
-        command, env=env.environ(), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        command, env=env.environ(), cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
     worker = RunningWorker(proc)
     try:

@@ -1,0 +1,94 @@
+"""Burst rqdag workers on the worker tests' task module, and what they leave in Redis.
+
+The worker tests write an attempt by hand (:mod:`tests.support.runs`), run a
+worker to the end with :meth:`Env.run_worker`, and read back what it wrote.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, cast
+
+import redis
+from rq.job import Job
+from rq.serializers import JSONSerializer
+
+from rqdag.shared.model.codec import decode_result
+from rqdag.shared.model.job import TaskJob
+from rqdag.shared.model.task import TaskResult
+from rqdag.shared.store.keys import RunKeys, job_id
+from tests.support import REPO
+from tests.support.ledger import read_ledger
+from tests.support.processes import rqdag_env
+
+TASKS = "tests.integration.worker_tasks"
+
+_START_WORKER = (
+    "import json, sys\n"
+    "from rqdag.worker import start_worker\n"
+    "start_worker(sys.argv[1], **json.loads(sys.argv[2]))\n"
+)
+
+
+def path_of(name: str) -> str:
+    """Import path of a function of the worker tests' task module."""
+    return f"{TASKS}:{name}"
+
+
+@dataclass
+class Env:
+    """A test's Redis, ledger file and worker environment variables."""
+
+    url: str
+    conn: redis.Redis
+    ledger: Path
+
+    def environ(self) -> dict[str, str]:
+        """The environment of a worker process: the repo importable, the ledger named."""
+        return rqdag_env(self.ledger)
+
+    def worker_command(self, **options: Any) -> list[str]:
+        """``start_worker(url, **options)`` in a new interpreter (burst, the test tasks, 0.2 s heartbeats)."""
+        options = {"tasks": [TASKS], "burst": True, "heartbeat_interval": 0.2, **options}
+        return [sys.executable, "-c", _START_WORKER, self.url, json.dumps(options)]
+
+    def run_worker(self, **options: Any) -> subprocess.CompletedProcess[str]:
+        """Run a burst worker to the end; fail the test if it did not exit cleanly."""
+        proc = subprocess.run(
+            self.worker_command(**options),
+            env=self.environ(),
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        return proc
+
+    def ledger_lines(self, kind: str = "task") -> list[dict[str, Any]]:
+        """The ledger lines of one kind (``task`` or ``context``)."""
+        return [line for line in read_ledger(self.ledger) if line["kind"] == kind]
+
+    def result(self, run_id: str, task: str) -> TaskResult | None:
+        """The task's recorded result, if any."""
+        raw = self.conn.hget(RunKeys(run_id).results, task)
+        return None if raw is None else decode_result(raw, what="test")
+
+    def entry(self, run_id: str, task: str) -> dict[str, Any] | None:
+        """The task's dispatch entry, if any."""
+        raw = self.conn.hget(RunKeys(run_id).dispatch, task)
+        return None if raw is None else json.loads(raw)
+
+    def events(self, run_id: str) -> list[dict[str, str]]:
+        """The run's event stream, decoded."""
+        entries = cast(list[tuple[bytes, dict[bytes, bytes]]], self.conn.xrange(RunKeys(run_id).events))
+        return [{k.decode(): v.decode() for k, v in fields.items()} for _, fields in entries]
+
+    def job_return(self, spec: TaskJob) -> Any:
+        """What the attempt's RQ job returned."""
+        job = Job.fetch(job_id(spec.run_id, spec.task, spec.attempt), self.conn, serializer=JSONSerializer)
+        return job.return_value()
