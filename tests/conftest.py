@@ -7,12 +7,15 @@
   (``procs_env`` adds environment variables to every child; override it where needed).
 - ``--long``: run chaos tests at full length (see the ``long_mode`` fixture).
 
+Children never inherit an ignored SIGINT (see ``pytest_configure``): the CLI tests send them Ctrl-C.
+
 When no server can be started the tests that need one are skipped locally and
 fail in CI (any non-empty ``CI`` environment variable).
 """
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
@@ -24,6 +27,16 @@ import redis
 from rqdag.local.redis_server import RedisServer
 from tests.support.processes import Procs
 from tests.support.redis import private_redis
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Undo an ignored SIGINT (pytest started as a background job), so children start with the default.
+
+    Children inherit an ignored signal, and a Python child ignoring SIGINT never sees the
+    Ctrl-C the CLI tests send it; a handler, unlike SIG_IGN, is reset to the default on exec.
+    """
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
