@@ -140,7 +140,7 @@ class RunDriver:
     def _load(self) -> tuple[TaskStateManager, RunState]:
         """Rebuild the run's state from its definition and its progress in Redis."""
         table = self._store.read_task_table(self.run_id)
-        run_state = read_progress(self._client, self._scripts, self.run_id)
+        run_state = read_progress(self._client, self.run_id)
         for problem in run_state.problems:
             log.error("%s", problem)
         state = TaskStateManager(table, track_timeouts=False, snapshot=run_state.results, keep_all=True)

@@ -11,7 +11,6 @@ from rqdag.coordinator.progress import STORED_SUCCESS, read_progress
 from rqdag.shared.model.codec import encode_result
 from rqdag.shared.model.task import TaskMetrics
 from rqdag.shared.store.keys import RunKeys
-from rqdag.shared.store.scripts import Scripts
 from rqdag.worker.job import INLINE_RESULT_BYTES
 from tests.integration.flows import fifty, sized
 from tests.support.processes import Procs
@@ -36,7 +35,7 @@ def test_a_takeover_reads_successes_by_status_and_decodes_everything_else(redis_
     )
     redis_conn.hset(keys.dispatch, mapping={"chain0_1": b"[1, 2]"})
     newest = redis_conn.xadd(keys.events, {"kind": "status", "status": "running"})
-    state = read_progress(redis_conn, Scripts.register(redis_conn), "progress")
+    state = read_progress(redis_conn, "progress")
     assert state.results["root"] is STORED_SUCCESS
     assert state.results["chain0_0"] == doubtful, "a success in doubt is decoded: it holds its dependents"
     assert state.results["chain1_0"] == failed

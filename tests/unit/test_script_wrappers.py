@@ -24,7 +24,6 @@ from rqdag.shared.store.scripts import (
     DecidedResult,
     FinishOutcome,
     LeaseRefusal,
-    Progress,
     PruneOutcome,
     Scripts,
     ScriptWrapper,
@@ -51,7 +50,6 @@ SAMPLES: dict[str, dict[str, Any]] = {
         "results": [DecidedResult("t1", b'{"status":"skipped"}', "skipped"), DecidedResult("t2", b"{}", "x")],
     },
     "void_attempt": {"lease": LEASE, "task": "t1", "token": "1-abc", "state": "running"},
-    "read_progress": {},
     "start_task": {
         "task": "t1",
         "token": "1-abc",
@@ -82,7 +80,6 @@ SOME_REPLY: dict[str, Any] = {
     "set_run_status": 1,
     "record_results": 2,
     "void_attempt": 1,
-    "read_progress": [b"", [], [], []],
     "start_task": [b"ok", b"{}", None, None],
     "finish_task": b"ok",
     "heartbeat": [b"ok", b""],
@@ -213,11 +210,6 @@ def test_the_variadic_and_coded_arguments() -> None:
         ("void_attempt", 1, VoidOutcome.VOIDED),
         ("void_attempt", 0, VoidOutcome.MOVED_ON),
         ("void_attempt", -1, VoidOutcome.LEASE_LOST),
-        (
-            "read_progress",
-            [b"1-0", [b"a"], [b"b", b"v"], [b"c", b"e"]],
-            Progress(b"1-0", [b"a"], [b"b", b"v"], [b"c", b"e"]),
-        ),
         ("start_task", [b"ok", b'{"p":1}', b"r", None], Start(StartOutcome.OK, b'{"p":1}', (b"r", None))),
         (
             "start_task",

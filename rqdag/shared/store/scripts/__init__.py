@@ -21,13 +21,12 @@ from rqdag.shared.store.scripts.outcomes import (
     DecidedResult,
     FinishOutcome,
     LeaseRefusal,
-    Progress,
     PruneOutcome,
     Start,
     StartOutcome,
     VoidOutcome,
 )
-from rqdag.shared.store.scripts.run import PruneRun, ReadProgress, RecordResults, SetRunStatus, VoidAttempt
+from rqdag.shared.store.scripts.run import PruneRun, RecordResults, SetRunStatus, VoidAttempt
 
 __all__ = [
     "EVENTS_MAXLEN",
@@ -35,7 +34,6 @@ __all__ = [
     "DecidedResult",
     "FinishOutcome",
     "LeaseRefusal",
-    "Progress",
     "PruneOutcome",
     "ScriptWrapper",
     "Scripts",
@@ -56,7 +54,6 @@ class Scripts:
     set_run_status: SetRunStatus
     record_results: RecordResults
     void_attempt: VoidAttempt
-    read_progress: ReadProgress
     start_task: StartTask
     finish_task: FinishTask
     heartbeat: Heartbeat
@@ -73,7 +70,6 @@ class Scripts:
             set_run_status=SetRunStatus.register(client),
             record_results=RecordResults.register(client),
             void_attempt=VoidAttempt.register(client),
-            read_progress=ReadProgress.register(client),
             start_task=StartTask.register(client),
             finish_task=FinishTask.register(client),
             heartbeat=Heartbeat.register(client),

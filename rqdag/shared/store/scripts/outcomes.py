@@ -30,15 +30,6 @@ class DecidedResult(NamedTuple):
     status: str  # its status (for the event)
 
 
-class Progress(NamedTuple):
-    """What ``read_progress`` read, raw (the caller decodes it)."""
-
-    newest_event_id: bytes  # empty when the stream has no event
-    successes: list[Any]  # names of the plain successes
-    others: list[Any]  # name, value, name, value, ... of every other result
-    dispatch: list[Any]  # name, value, ... of the dispatch hash
-
-
 class StartOutcome(StrEnum):
     """What ``start_task`` answered first; the value is the script's own word."""
 

@@ -1,4 +1,4 @@
-"""The coordinator's scripts on a run: status, decided results, lost attempts, takeover read."""
+"""The coordinator's scripts on a run: status, decided results, lost attempts, pruning."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from redis.typing import EncodableT
 
 from rqdag.shared.store.keys import RunKeys
 from rqdag.shared.store.scripts.base import EVENTS_MAXLEN, ScriptWrapper
-from rqdag.shared.store.scripts.outcomes import DecidedResult, Progress, PruneOutcome, VoidOutcome
+from rqdag.shared.store.scripts.outcomes import DecidedResult, PruneOutcome, VoidOutcome
 
 
 class SetRunStatus(ScriptWrapper):
@@ -66,19 +66,6 @@ class VoidAttempt(ScriptWrapper):
         """Void the attempt ``token`` of ``task`` if it is still in ``state``."""
         args: list[EncodableT] = [lease, task, token, EVENTS_MAXLEN, state]
         return VoidOutcome(int(self._eval([keys.lease, keys.dispatch, keys.events], args, client)))
-
-
-class ReadProgress(ScriptWrapper):
-    """``read_progress.lua``: what a coordinator taking a run over reads, in one atomic step."""
-
-    name = "read_progress"
-
-    def __call__(self, keys: RunKeys, *, client: redis.Redis | None = None) -> Progress:
-        """The newest event id, the plain successes' names, every other result and the dispatch hash."""
-        newest, successes, others, dispatch = self._eval(
-            [keys.results, keys.dispatch, keys.events], [], client
-        )
-        return Progress(newest, successes, others, dispatch)
 
 
 class PruneRun(ScriptWrapper):
