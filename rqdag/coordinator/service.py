@@ -13,6 +13,7 @@ import redis
 
 from rqdag.coordinator.driver import RunDriver
 from rqdag.coordinator.lease import DEFAULT_LEASE_TTL_S
+from rqdag.coordinator.progress import is_busy
 from rqdag.shared.episodes import Episode, describe
 from rqdag.shared.store.keys import RunKeys
 from rqdag.shared.store.records import text
@@ -140,6 +141,10 @@ class CoordinatorService:
             return
         except redis.RedisError as exc:
             delay = self._fail(run_id)
+            if is_busy(exc):  # a long script runs: it passes, like an outage (logged once for all runs)
+                self._redis_failed(exc)
+                log.debug("run '%s': Redis busy (%s); picked up again in %.0fs", run_id, describe(exc), delay)
+                return
             log.warning("run '%s': Redis error (%s); picked up again in %.0fs", run_id, exc, delay)
             return
         except Exception:  # one broken run must not take the service down, nor spin
