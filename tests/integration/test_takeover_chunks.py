@@ -14,7 +14,7 @@ from __future__ import annotations
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -24,11 +24,13 @@ from rq import Queue
 from rqdag import Task, TaskResult, TaskStatus, Workflow
 from rqdag.coordinator import progress
 from rqdag.coordinator.driver import RunDriver
+from rqdag.coordinator.lease import Lease
 from rqdag.coordinator.progress import STORED_SUCCESS, read_progress
 from rqdag.local.redis_server import RedisServer
 from rqdag.shared.model.codec import encode_result
 from rqdag.shared.store.keys import RunKeys, job_id
-from rqdag.shared.store.runs import DispatchEntry, RunStore, text
+from rqdag.shared.store.records import DispatchEntry, text
+from rqdag.shared.store.runs import RunStore
 from rqdag.shared.store.scripts import FinishOutcome, Scripts, StartOutcome
 from tests.integration.procs import wait_until
 
@@ -42,15 +44,17 @@ def half_in_flight(client: redis.Redis, run_id: str) -> tuple[list[str], list[st
     flight = [f"f{i:05d}" for i in range(IN_FLIGHT)]
     unstarted = [f"u{i:05d}" for i in range(UNSTARTED)]
     tasks = [Task("root", FUNC)] + [Task(n, FUNC, depends_on=("root",)) for n in flight + unstarted]
-    RunStore(client).create_run(Workflow("racy", tasks), run_id=run_id)
-    keys = RunKeys(run_id)
-    client.hset(keys.results, "root", encode_result(TaskResult(TaskStatus.SUCCESS, data=1), what="root"))
+    root = {"root": TaskResult(TaskStatus.SUCCESS, data=1)}
+    store = RunStore(client)
+    store.create_run(Workflow("racy", tasks), run_id=run_id, snapshot=root)
     entries = {
         n: DispatchEntry(attempt=1, token=f"1-{n}", job_id=job_id(run_id, n, 1), state="queued").to_json()
         for n in flight
     }
-    client.hset(keys.dispatch, mapping=entries)  # type: ignore[arg-type]
-    client.hset(keys.meta, "status", "running")
+    gone = Lease(client, Scripts.register(client), run_id, "gone")  # the coordinator that died
+    assert gone.acquire()
+    store.dispatch(run_id, gone.value, entries, lambda pipe: None)  # its jobs are not needed here
+    gone.release()
     return flight, unstarted
 
 
@@ -175,6 +179,27 @@ def test_a_takeover_during_finishes_dispatches_only_what_never_started(
     assert set(queue.get_job_ids()) == {job_id("racy", n, 1) for n in unstarted}, (
         "exactly the tasks that never started are dispatched, each once"
     )
+
+
+def test_a_read_whose_events_were_trimmed_meanwhile_starts_over(
+    redis_conn: redis.Redis, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    half_in_flight(redis_conn, "racy")
+    keys = RunKeys("racy")
+    redis_conn.xadd(keys.events, {"kind": "status", "status": "running"})
+    real_scan = progress.scan_hash
+    flood: list[bytes] = []
+
+    def scan_during_a_flood(client: redis.Redis, key: str) -> Iterator[dict[Any, Any]]:
+        if key == keys.results and not flood:  # so many events meanwhile that E0 is trimmed away
+            flood.append(redis_conn.xadd(keys.events, {"kind": "status"}, maxlen=1, approximate=False))
+        yield from real_scan(client, key)
+
+    monkeypatch.setattr(progress, "scan_hash", scan_during_a_flood)
+    state = read_progress(redis_conn, "racy")
+    assert state.last_event_id == flood[0], "the read started over from the newest event"
+    assert "events were trimmed while the run was read" in caplog.text
+    assert len(state.dispatch) == IN_FLIGHT
 
 
 def test_a_busy_redis_makes_the_read_wait_not_fail(fresh_redis: Callable[..., RedisServer]) -> None:

@@ -24,16 +24,13 @@ from rq import Queue
 from rqdag import Task, TaskResult, TaskStatus, Workflow
 from rqdag.coordinator.driver import RunDriver
 from rqdag.local.redis_server import RedisServer
-from rqdag.shared.model.codec import encode_result
 from rqdag.shared.model.task import TaskMetrics
-from rqdag.shared.store.keys import RunKeys
 from rqdag.shared.store.runs import RunStore
 from tests.integration.procs import REPO, rqdag_env
 
 TASKS = 200_000
 PING_INTERVAL_MS = 2
 P99_LIMIT_MS = 50.0
-WRITE_CHUNK = 5_000
 
 
 def half_done_run(client: redis.Redis, run_id: str) -> None:
@@ -41,25 +38,13 @@ def half_done_run(client: redis.Redis, run_id: str) -> None:
     names = [f"t{i:06d}" for i in range(TASKS - 1)]
     tasks = [Task("root", "tests.integration.flows:step")]
     tasks += [Task(n, "tests.integration.flows:step", depends_on=("root",)) for n in names]
-    RunStore(client).create_run(Workflow("big", tasks), run_id=run_id)
-    done = ["root", *names[: TASKS // 2 - 1]]
     now = time.time()
     metrics = TaskMetrics(started_at=now - 2, finished_at=now - 1, duration_s=1.0, attempt=1, worker="w:1")
-    results = RunKeys(run_id).results
-    with client.pipeline(transaction=False) as pipe:
-        for start in range(0, len(done), WRITE_CHUNK):
-            mapping = {
-                n: encode_result(
-                    TaskResult(
-                        TaskStatus.SUCCESS, data={"rows": 7, "path": f"s3://b/{n}.parquet"}, metrics=metrics
-                    ),
-                    what=n,
-                )
-                for n in done[start : start + WRITE_CHUNK]
-            }
-            pipe.hset(results, mapping=mapping)  # type: ignore[arg-type]
-        pipe.execute()
-    client.hset(RunKeys(run_id).meta, "status", "running")
+    done = {
+        n: TaskResult(TaskStatus.SUCCESS, data={"rows": 7, "path": f"s3://b/{n}.parquet"}, metrics=metrics)
+        for n in ["root", *names[: TASKS // 2 - 1]]
+    }
+    RunStore(client).create_run(Workflow("big", tasks), run_id=run_id, snapshot=done)
 
 
 def queued(client: redis.Redis, queue_key: str) -> int:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum, IntEnum, StrEnum
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 
 class LeaseRefusal(Enum):
