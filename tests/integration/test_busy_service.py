@@ -21,9 +21,9 @@ from rqdag.client import Client
 from rqdag.coordinator.driver import RunDriver
 from rqdag.coordinator.service import CoordinatorService
 from rqdag.local.redis_server import RedisServer
+from tests.integration.busy import BusyScript
 from tests.integration.flows import fifty
 from tests.integration.procs import Procs, wait_until
-from tests.integration.test_takeover_chunks import BusyScript
 
 
 def test_a_driver_that_meets_busy_backs_off_and_takes_the_run_again(

@@ -32,6 +32,7 @@ from rqdag.shared.store.keys import RunKeys, job_id
 from rqdag.shared.store.records import DispatchEntry, text
 from rqdag.shared.store.runs import RunStore
 from rqdag.shared.store.scripts import FinishOutcome, Scripts, StartOutcome
+from tests.integration.busy import BusyScript
 from tests.integration.procs import wait_until
 
 IN_FLIGHT = 1_500
@@ -214,45 +215,3 @@ def test_a_busy_redis_makes_the_read_wait_not_fail(fresh_redis: Callable[..., Re
     assert waited > 0.3, "the read ran while the script did: it never saw BUSY"
     assert set(state.dispatch) == set(flight)
     assert state.results == {"root": STORED_SUCCESS}
-
-
-class BusyScript:
-    """Another client runs a never-ending script; it is killed after ``seconds``."""
-
-    def __init__(self, url: str, seconds: float) -> None:
-        self._url = url
-        self._seconds = seconds
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self.error: Exception | None = None
-
-    def __enter__(self) -> BusyScript:
-        self._thread.start()
-        with redis.Redis.from_url(self._url) as probe:
-            wait_until(lambda: _busy(probe), 5, "Redis answering BUSY", step=0.02)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._thread.join(timeout=30)
-
-    def _run(self) -> None:
-        with redis.Redis.from_url(self._url, socket_timeout=30) as looping:
-            killer = threading.Timer(self._seconds, _kill_script, args=(self._url,))
-            killer.start()
-            try:
-                looping.eval("while true do end", 0)
-            except redis.ResponseError as exc:
-                self.error = exc
-            killer.join()
-
-
-def _busy(client: redis.Redis) -> bool:
-    try:
-        client.ping()
-    except redis.ResponseError as exc:
-        return str(exc).startswith("BUSY")
-    return False
-
-
-def _kill_script(url: str) -> None:
-    with redis.Redis.from_url(url) as client:
-        client.script_kill()
