@@ -6,7 +6,7 @@ import threading
 
 import redis
 
-from tests.integration.procs import wait_until
+from tests.support.wait import wait_until
 
 
 class BusyScript:

@@ -23,7 +23,8 @@ from rqdag.coordinator.service import CoordinatorService
 from rqdag.local.redis_server import RedisServer
 from tests.integration.busy import BusyScript
 from tests.integration.flows import fifty
-from tests.integration.procs import Procs, wait_until
+from tests.support.processes import Procs
+from tests.support.wait import wait_until
 
 
 def test_a_driver_that_meets_busy_backs_off_and_takes_the_run_again(

@@ -33,7 +33,7 @@ from rqdag.shared.store.records import DispatchEntry, text
 from rqdag.shared.store.runs import RunStore
 from rqdag.shared.store.scripts import FinishOutcome, Scripts, StartOutcome
 from tests.integration.busy import BusyScript
-from tests.integration.procs import wait_until
+from tests.support.wait import wait_until
 
 IN_FLIGHT = 1_500
 UNSTARTED = 1_500

@@ -26,7 +26,8 @@ from rqdag.coordinator.driver import RunDriver
 from rqdag.local.redis_server import RedisServer
 from rqdag.shared.model.task import TaskMetrics
 from rqdag.shared.store.runs import RunStore
-from tests.integration.procs import REPO, rqdag_env
+from tests.support import REPO
+from tests.support.processes import rqdag_env
 
 TASKS = 200_000
 PING_INTERVAL_MS = 2
