@@ -104,6 +104,8 @@ METHOD = """\
   for the same shape is in section 1 or 2.
 - Section 7 runs on the base rqdag pool; its figures are one value per finished run
   (the rqdag / RQ keys) or per repetition (used_memory), not timings.
+- Section 8 runs on the base rqdag pool with a coordinator service in its own process
+  (`rqdag coordinator --max-runs N`), not the in-process one.
 """
 
 
@@ -119,7 +121,7 @@ def markdown(
         f"wide {config.width:,}, chain {config.chain:,}, fan-in {config.fanin:,}, resume "
         f"{config.resume_small:,} and {config.resume:,}{' and 1,000,000' if config.resume_million else ''}, "
         f"overhead wide {config.overhead_width:,} and chain {config.overhead_chain:,}, "
-        f"memory {config.memory_runs:,} runs"
+        f"memory {config.memory_runs:,} runs, many runs {' and '.join(f'{n:,}' for n in config.many_runs)}"
     )
     parts = [
         "# rqdag benchmark results",

@@ -6,7 +6,7 @@ import sys
 import time
 from collections.abc import Callable
 
-from bench import chain, fanin, memory, overhead, peers, resume, throughput
+from bench import chain, fanin, manyruns, memory, overhead, peers, resume, throughput
 from bench.config import Config
 from bench.pools import WorkerPool
 from bench.server import BenchRedis
@@ -21,6 +21,7 @@ TITLES = {
     "overhead": overhead.SECTION,
     "peers": peers.SECTION,
     "memory": memory.SECTION,
+    "manyruns": manyruns.SECTION,
 }
 
 
@@ -81,9 +82,9 @@ def _with_base_pools(
     add: Callable[[str, list[Row]], None],
     progress: Callable[[str], None],
 ) -> None:
-    """Sections 1-3 and 7 at the base worker count, on one pair of pools."""
+    """Sections 1-3, 7 and 8 at the base worker count, on one pair of pools."""
     config = session.config
-    keys = [k for k in ("throughput", "chain", "fanin", "memory") if k in results]
+    keys = [k for k in ("throughput", "chain", "fanin", "memory", "manyruns") if k in results]
     if not keys:
         return
     count = config.workers
@@ -105,3 +106,7 @@ def _with_base_pools(
             progress(f"7. memory per finished run, {config.memory_runs} runs")
             add("memory", memory.measure(session, config.memory_runs))
             results["memory"].notes.extend(memory.NOTES)
+        if "manyruns" in results:
+            progress(f"8. many concurrent runs: {', '.join(f'{n:,}' for n in config.many_runs)}")
+            add("manyruns", manyruns.measure(session, config.many_runs))
+            results["manyruns"].notes.extend(manyruns.NOTES)

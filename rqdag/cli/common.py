@@ -20,6 +20,7 @@ import redis
 
 from rqdag.client import Client
 from rqdag.errors import RqdagError
+from rqdag.shared.connect import DEFAULT_POOL_SIZE, connect
 from rqdag.shared.model.codec import loads
 from rqdag.shared.model.params import non_finite_number
 from rqdag.shared.model.vocabulary import RunStatus
@@ -79,11 +80,14 @@ def require_redis(redis_url: str | None) -> str:
     return redis_url
 
 
-def open_client(redis_url: str | None) -> Client:
-    """A Client of ``redis_url``; a malformed URL is a usage error."""
+def open_client(
+    redis_url: str | None, *, pool_size: int = DEFAULT_POOL_SIZE, blocking: bool = False
+) -> Client:
+    """A Client of ``redis_url`` (its pool as :func:`~rqdag.shared.connect.connect` makes it);
+    a malformed URL is a usage error."""
     url = require_redis(redis_url)
     try:
-        return Client(url)
+        return Client(connection=connect(url, pool_size=pool_size, blocking=blocking))
     except ValueError as exc:
         raise CommandFailed(f"bad Redis URL {redact(url)!r}: {one_line(str(exc))}") from None
 

@@ -25,7 +25,8 @@ from rqdag.cli.output import (
 )
 from rqdag.cli.prune import retention_option
 from rqdag.cli.targets import load_target
-from rqdag.coordinator.service import CoordinatorService
+from rqdag.coordinator.service import CoordinatorService, pool_size
+from rqdag.shared.connect import allow_open_files
 from rqdag.worker import start_worker
 from rqdag.worker.environment import (
     DEFAULT_HEARTBEAT_INTERVAL,
@@ -125,7 +126,9 @@ def coordinator(
     coordinator takes over without waiting for the lease TTL.
     """
     setup_logging(log_level, log_format)
-    client = open_client(redis_url)
+    connections = pool_size(max_runs)
+    allow_open_files(connections)
+    client = open_client(redis_url, pool_size=connections, blocking=True)
     client.connection.ping()  # a wrong URL fails now, in one line, rather than in a retry loop
     service = CoordinatorService(
         client.connection, max_runs=max_runs, lease_ttl_s=lease_ttl, retention_s=retention_s

@@ -24,6 +24,15 @@ from rqdag.shared.store.scripts import Scripts
 log = logging.getLogger("rqdag.coordinator")
 
 MAX_BACKOFF_S = 60.0
+# Connections held at once: a driver's own (blocked on its run's events between steps)
+# and, while its run loads, its lease keeper's; the poll loop's, and one to spare.
+CONNECTIONS_PER_RUN = 2
+SERVICE_CONNECTIONS = 2
+
+
+def pool_size(max_runs: int) -> int:
+    """The connection pool a service driving ``max_runs`` at once needs so no thread waits."""
+    return CONNECTIONS_PER_RUN * max_runs + SERVICE_CONNECTIONS
 
 
 def coordinator_id() -> str:
@@ -36,7 +45,9 @@ class CoordinatorService:
 
     Several services may share one Redis: a run is driven by whichever holds its
     lease, and a run whose coordinator died is taken over once the lease expires
-    (at once when that coordinator shut down cleanly).
+    (at once when that coordinator shut down cleanly). Give it a client whose
+    pool holds :func:`pool_size` connections (``connect(url, pool_size=...,
+    blocking=True)``): every driver is a thread that shares it.
     """
 
     def __init__(

@@ -10,7 +10,9 @@ operator can tune one (``?socket_timeout=60``) without a code change.
 from __future__ import annotations
 
 import copy
+import logging
 import os
+import resource
 from typing import Any
 
 import redis
@@ -32,16 +34,24 @@ HEALTH_CHECK_INTERVAL_S = 30
 RETRIES = 3
 RETRY_BASE_S = 0.05
 RETRY_CAP_S = 1.0
-# One connection per thread that talks to Redis at once (a coordinator's drivers,
-# a worker's job and heartbeat threads, a CLI's live view): redis-py raises "Too
-# many connections" past this, so size it for the threads that share the client.
+# One connection per thread that talks to Redis at once (a worker's job and heartbeat
+# threads, a CLI's live view): a plain pool raises "Too many connections" past this,
+# so a process with many threads (a coordinator's drivers) sizes its own.
 DEFAULT_POOL_SIZE = 100
+# How long a thread of a blocking pool waits for a connection when all are in use.
+POOL_TIMEOUT_S = 30.0
+# File descriptors a process keeps beside its Redis connections (logs, pipes, modules).
+SPARE_FILES = 64
+
+log = logging.getLogger("rqdag.connect")
 
 
 def connect(
     url: str | None = None,
     *,
     pool_size: int = DEFAULT_POOL_SIZE,
+    blocking: bool = False,
+    pool_timeout: float = POOL_TIMEOUT_S,
     socket_timeout: float = SOCKET_TIMEOUT_S,
     connect_timeout: float = CONNECT_TIMEOUT_S,
     retries: int = RETRIES,
@@ -54,6 +64,11 @@ def connect(
     replayed, and a WATCHed transaction is never retried: it fails as a lost lease.)
     Replies stay bytes (``decode_responses`` off): RQ shares these clients and
     needs them so; rqdag's readers decode with :func:`rqdag.shared.store.records.text`.
+
+    At most ``pool_size`` connections are open at once; each is opened when a thread
+    first needs one. Past that a thread fails at once with "Too many connections",
+    or with ``blocking`` waits up to ``pool_timeout`` seconds for one to be handed
+    back (then ``ConnectionError``).
     """
     url = url or os.environ.get(URL_ENV)
     if not url:
@@ -65,15 +80,40 @@ def connect(
         retries,
         supported_errors=(redis.ConnectionError,),
     )
-    pool = _PolicyPool.from_url(
+    options: dict[str, Any] = {"timeout": pool_timeout} if blocking else {}
+    pool = (_BlockingPolicyPool if blocking else _PolicyPool).from_url(
         url,
         retry_policy=retry,
         max_connections=pool_size,
         socket_timeout=socket_timeout,
         socket_connect_timeout=connect_timeout,
         health_check_interval=HEALTH_CHECK_INTERVAL_S,
+        **options,
     )
     return redis.Redis(connection_pool=pool)
+
+
+def allow_open_files(connections: int) -> int:
+    """Raise this process's soft limit of open files so ``connections`` sockets fit; returns it.
+
+    The soft limit is often 1,024 (systemd's default) while the hard limit is far
+    higher: a coordinator driving a thousand runs would fail with "Too many open
+    files". It is raised up to the hard limit, with a warning when even that is short.
+    """
+    needed = connections + SPARE_FILES
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY or soft >= needed:
+        return soft
+    raised = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (raised, hard))
+    if raised < needed:
+        log.warning(
+            "this process may open only %d files (its hard limit), fewer than the %d its Redis"
+            " connections may need; raise the limit (ulimit -n)",
+            raised,
+            needed,
+        )
+    return raised
 
 
 class _PolicyPool(redis.ConnectionPool):
@@ -93,3 +133,7 @@ class _PolicyPool(redis.ConnectionPool):
         connection = super().make_connection()
         connection.retry = copy.deepcopy(self._retry_policy)  # type: ignore[attr-defined]
         return connection
+
+
+class _BlockingPolicyPool(_PolicyPool, redis.BlockingConnectionPool):
+    """A :class:`_PolicyPool` whose threads wait for a free connection instead of failing."""

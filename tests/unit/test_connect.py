@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import resource
 import ssl
 import time
 from typing import Any
@@ -80,3 +81,33 @@ def test_a_refused_connection_is_retried_and_then_raised_quickly() -> None:
     with pytest.raises(redis.ConnectionError):
         connect("redis://127.0.0.1:1/0").ping()  # port 1: nothing listens
     assert time.monotonic() - started < 3
+
+
+def test_a_blocking_pool_waits_for_a_connection_and_keeps_the_policy() -> None:
+    client = connect("redis://u:p@127.0.0.1:6390/0", pool_size=3, blocking=True, pool_timeout=7)
+    pool: Any = client.connection_pool
+    assert isinstance(pool, redis.BlockingConnectionPool)
+    assert (pool.max_connections, pool.timeout) == (3, 7)
+    assert _kwargs(client)["socket_timeout"] == policy.SOCKET_TIMEOUT_S
+    assert pool.make_connection().retry.get_retries() == policy.RETRIES
+    kwargs = get_connection_kwargs(client)  # what RQ's spawning worker copies: no pool option
+    assert "timeout" not in kwargs and eval(repr(kwargs)) == kwargs
+    assert not isinstance(connect("redis://h").connection_pool, redis.BlockingConnectionPool)
+
+
+def test_the_open_files_limit_is_raised_for_the_connections_up_to_the_hard_limit(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or hard < 600:
+        pytest.skip(f"needs a finite hard limit of open files of 600 or more, not {hard}")
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))
+        assert policy.allow_open_files(400) == 400 + policy.SPARE_FILES
+        assert resource.getrlimit(resource.RLIMIT_NOFILE) == (400 + policy.SPARE_FILES, hard)
+        assert policy.allow_open_files(100) == 400 + policy.SPARE_FILES  # never lowered
+        assert not caplog.records
+        assert policy.allow_open_files(hard) == hard
+        assert "hard limit" in caplog.text
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))

@@ -1,0 +1,261 @@
+"""Section 8, many runs at once: N small runs on one ``rqdag coordinator --max-runs N``.
+
+N runs of 1 to 5 no-op tasks (a chain; run i has ``1 + i % 5`` tasks) are
+submitted at once to a real coordinator service in its own process, on the base
+rqdag worker pool. A repetition is timed from before the first ``submit`` until
+no run is left in the active-runs index (polled every 20 ms), then every run
+must have succeeded. Meanwhile a sampler reads the coordinator's thread count
+(``/proc/PID/status``) and Redis's client count (``CLIENT LIST``) every 100 ms;
+the coordinator's connections are that count minus the clients connected before
+it started (the workers, the bench). Errors are the coordinator's log lines at
+ERROR level or about an exhausted connection pool ("Too many connections").
+The largest N's rate is set against the smallest N's: a coordinator given more
+runs at once should not drive them more slowly.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from types import TracebackType
+
+from bench.config import REPO
+from bench.drive import BenchError
+from bench.pools import child_env
+from bench.session import Session
+from bench.stats import Row, Series, ratios
+from bench.workloads import chain_workflow
+from rqdag.local.processes import death_signal_hook
+from rqdag.shared.model.workflow import Workflow
+from rqdag.shared.store import keys
+from rqdag.shared.store.runs import RunStore
+
+SECTION = "8. Many concurrent runs"
+MAX_TASKS = 5
+TARGET_RATIO = 0.90
+POLL_S = 0.02
+SAMPLE_S = 0.1
+START_TIMEOUT_S = 60.0
+STOP_GRACE_S = 30.0
+POOL_ERRORS = ("Too many connections", "No connection available")
+NOTES = [
+    f"run i is a chain of 1 + i % {MAX_TASKS} no-op tasks; all N are submitted at once to one "
+    "`rqdag coordinator --max-runs N` process (its own process, DEBUG logs) on the base rqdag "
+    "worker pool",
+    "timed from before the first submit until the coordinator has ended every run; peaks are "
+    "sampled every 100 ms; connections are Redis's CLIENT LIST count minus the clients connected "
+    "before the coordinator started",
+]
+
+
+@dataclass(frozen=True)
+class Round:
+    """One repetition: wall time, whether it ended in time, and what the coordinator peaked at."""
+
+    runs: int
+    seconds: float
+    finished: bool
+    threads: int
+    connections: int
+    errors: int
+
+    @property
+    def rate(self) -> float:
+        """Runs ended per second."""
+        return self.runs / self.seconds if self.seconds > 0 else 0.0
+
+
+class CoordinatorProcess:
+    """``python -m rqdag coordinator --max-runs N`` on the bench's Redis, its log in the workdir."""
+
+    def __init__(self, session: Session, max_runs: int) -> None:
+        self._session = session
+        self.max_runs = max_runs
+        self.log = session.bench.workdir / "logs" / f"coordinator-{max_runs}-{time.monotonic_ns()}.log"
+        self._proc: subprocess.Popen[bytes] | None = None
+        self.baseline_clients = 0
+
+    @property
+    def pid(self) -> int:
+        """The coordinator's process id."""
+        assert self._proc is not None
+        return self._proc.pid
+
+    def __enter__(self) -> CoordinatorProcess:
+        self.log.parent.mkdir(parents=True, exist_ok=True)
+        self.baseline_clients = len(self._session.bench.client.client_list())
+        command = [sys.executable, "-m", "rqdag", "coordinator", "--redis", self._session.bench.url]
+        command += ["--max-runs", str(self.max_runs), "--log-level", "DEBUG"]
+        with self.log.open("ab") as out:
+            self._proc = subprocess.Popen(
+                command,
+                cwd=REPO,
+                env=child_env(),
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                preexec_fn=death_signal_hook(),
+            )
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while " started" not in self.log.read_text(errors="replace"):
+            if self._proc.poll() is not None or time.monotonic() > deadline:
+                raise BenchError(f"the coordinator did not start:\n{self.tail()}")
+            time.sleep(0.05)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        assert self._proc is not None
+        self._proc.send_signal(signal.SIGTERM)
+        try:
+            self._proc.wait(timeout=STOP_GRACE_S)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            self._proc.wait()
+
+    def tail(self) -> str:
+        """The end of the coordinator's log."""
+        return self.log.read_text(errors="replace")[-3000:]
+
+    def errors(self, since: int) -> int:
+        """Error lines of the log from byte ``since`` on."""
+        with self.log.open("rb") as log:
+            log.seek(since)
+            lines = log.read().decode(errors="replace").splitlines()
+        return sum(1 for line in lines if " ERROR " in line or any(e in line for e in POOL_ERRORS))
+
+    def log_size(self) -> int:
+        """Bytes written to the log so far."""
+        return self.log.stat().st_size
+
+
+class PeakSampler:
+    """A thread that keeps the highest thread count of a process and client count of Redis."""
+
+    def __init__(self, session: Session, pid: int) -> None:
+        self._client = session.bench.client
+        self._status = Path(f"/proc/{pid}/status")
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, name="bench-peaks", daemon=True)
+        self.threads = 0
+        self.clients = 0
+
+    def _sample(self) -> None:
+        while not self._stop.wait(SAMPLE_S):
+            self.clients = max(self.clients, len(self._client.client_list()))
+            self.threads = max(self.threads, process_threads(self._status))
+
+    def __enter__(self) -> PeakSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def process_threads(status: Path) -> int:
+    """The ``Threads:`` count of a ``/proc/PID/status`` file (0 when there is none)."""
+    try:
+        for line in status.read_text().splitlines():
+            if line.startswith("Threads:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def workflows() -> list[Workflow]:
+    """The five shapes: chains of 1 to MAX_TASKS no-op tasks."""
+    return [chain_workflow(k, name=f"bench-many-{k}") for k in range(1, MAX_TASKS + 1)]
+
+
+def one_round(session: Session, coordinator: CoordinatorProcess, count: int) -> Round:
+    """Submit ``count`` runs at once and wait until the coordinator has ended them all."""
+    session.bench.reset()
+    shapes = workflows()
+    ids = [session.next_id(f"many{count}") for _ in range(count)]
+    since = coordinator.log_size()
+    conn = session.bench.client
+    bound = session.config.run_bound_s
+    with PeakSampler(session, coordinator.pid) as peaks:
+        t0 = time.perf_counter()
+        for i, run_id in enumerate(ids):
+            session.client.submit(shapes[i % MAX_TASKS], run_id=run_id)
+        while conn.scard(keys.ACTIVE_RUNS) and time.perf_counter() - t0 < bound:
+            time.sleep(POLL_S)
+        seconds = time.perf_counter() - t0
+    finished = seconds < bound
+    store = RunStore(conn)
+    failed = [r for r in ids if store.read_meta(r).status != "succeeded"] if finished else []
+    if failed:
+        raise BenchError(f"{len(failed)} of {count} runs did not succeed (first: {failed[0]})")
+    return Round(
+        runs=count,
+        seconds=min(seconds, bound),
+        finished=finished,
+        threads=peaks.threads,
+        connections=peaks.clients - coordinator.baseline_clients,
+        errors=coordinator.errors(since),
+    )
+
+
+def measure(session: Session, counts: tuple[int, ...]) -> list[Row]:
+    """Per N of ``counts``: ``reps`` rounds of N runs on a coordinator with ``--max-runs N``."""
+    rounds: dict[int, list[Round]] = {}
+    for count in counts:
+        with CoordinatorProcess(session, count) as coordinator:
+            rounds[count] = [one_round(session, coordinator, count) for _ in range(session.config.reps)]
+    smallest = min(counts)
+    rows: list[Row] = []
+    for count in counts:
+        rows += rows_of(count, rounds[count], rounds[smallest] if count != smallest else None)
+    return rows
+
+
+def _series(rounds: list[Round], value: str) -> Series:
+    return Series.of([float(getattr(r, value)) for r in rounds], any(not r.finished for r in rounds))
+
+
+def rows_of(count: int, rounds: list[Round], base: list[Round] | None) -> list[Row]:
+    """The rows of one N: rate (against the smallest N's), wall time, peaks, errors."""
+    rate = _series(rounds, "rate")
+    rate_row = Row(SECTION, f"{count:,} runs of 1-{MAX_TASKS} no-op tasks at once", "runs/s", rate, None, "-")
+    if base is not None:
+        reference = _series(base, "rate")
+        ratio = ratios(rate, reference)
+        rate_row = replace(
+            rate_row,
+            reference=reference,
+            reference_name=f"{base[0].runs:,} runs at once",
+            ratio=ratio,
+            target=f">= {TARGET_RATIO:.2f}",
+            met=ratio.median >= TARGET_RATIO and not ratio.bound_hit,
+        )
+    errors = _series(rounds, "errors")
+    error_row = Row(SECTION, f"{count:,} runs: errors in the coordinator's log", "lines", errors, None, "-")
+    return [
+        rate_row,
+        Row(SECTION, f"{count:,} runs: wall time", "s", _series(rounds, "seconds"), None, "-"),
+        Row(
+            SECTION, f"{count:,} runs: coordinator threads at peak", "", _series(rounds, "threads"), None, "-"
+        ),
+        Row(
+            SECTION,
+            f"{count:,} runs: coordinator's Redis connections at peak",
+            "",
+            _series(rounds, "connections"),
+            None,
+            "-",
+        ),
+        replace(error_row, target="0", met=errors.high == 0),
+    ]
