@@ -14,6 +14,7 @@ from __future__ import annotations
 import click
 
 from rqdag.cli.admin import cancel, graph, resume, runs, status
+from rqdag.cli.dashboard import dashboard
 from rqdag.cli.drive import run
 from rqdag.cli.prune import prune
 from rqdag.cli.serve import coordinator, submit, worker
@@ -36,6 +37,7 @@ COMMANDS: tuple[click.Command, ...] = (
     snapshot,
     prune,
     graph,
+    dashboard,
 )
 
 

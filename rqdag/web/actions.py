@@ -1,0 +1,82 @@
+"""The dashboard's actions, through the same code as the CLI, each kept in the run's audit stream.
+
+- cancel: ``RunStore.request_cancel`` (as ``rqdag cancel``), then an audit entry
+  of kind ``cancel``;
+- resume: ``resume_run`` (as ``rqdag resume``; with ``plan`` it changes nothing),
+  then an audit entry of kind ``resumed`` (``resume_run`` itself keeps each result
+  it sets aside);
+- resolve: ``resolve_task`` (as ``rqdag resolve``), which writes its own audit entry.
+
+``who`` is ``dashboard@<client address>``.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from rqdag.errors import RqdagError
+from rqdag.shared.model.codec import dumps
+from rqdag.shared.model.task import TaskStatus
+from rqdag.shared.store.keys import RunKeys
+from rqdag.shared.store.resolve import resolve_task
+from rqdag.shared.store.resume import resume_run
+from rqdag.shared.store.runs import RunStore
+
+RESOLVE_STATUSES = (TaskStatus.SUCCESS.value, TaskStatus.FAILURE.value)
+
+
+class Conflict(RqdagError):
+    """The action does not apply to the run as it stands (say, cancelling a finished run)."""
+
+
+def append_audit(store: RunStore, run_id: str, entry: dict[str, Any]) -> None:
+    """Add ``entry`` (with its ``kind``) to the run's audit stream, as ``read_audit`` reads it."""
+    store.client.xadd(
+        RunKeys(run_id).audit,
+        {"kind": entry["kind"], "entry": dumps(entry, what=f"run '{run_id}': audit entry")},
+    )
+
+
+def cancel(store: RunStore, run_id: str, *, who: str, via: str, reason: str | None) -> dict[str, Any]:
+    """Ask the run's coordinator to cancel it; a finished run is a Conflict."""
+    meta = store.read_meta(run_id)
+    if meta.finished:
+        raise Conflict(f"run '{run_id}' has already ended ({meta.status}): nothing to cancel")
+    why = reason or "cancelled from the dashboard"
+    store.request_cancel(run_id, why)
+    append_audit(store, run_id, {"kind": "cancel", "who": who, "via": via, "at": time.time(), "reason": why})
+    return {"run_id": run_id, "cancel": why, "who": who}
+
+
+def resume(
+    store: RunStore, run_id: str, *, who: str, via: str, plan: bool, keep_changed: bool
+) -> dict[str, Any]:
+    """Start the run's next epoch (or, with ``plan``, only say what it would do)."""
+    result = resume_run(store, run_id, keep_changed=keep_changed, dry_run=plan)
+    if not plan:
+        epoch = store.read_meta(run_id).epoch
+        append_audit(
+            store,
+            run_id,
+            {
+                "kind": "resumed",
+                "who": who,
+                "via": via,
+                "at": time.time(),
+                "epoch": epoch,
+                "keep_changed": keep_changed,
+                "rerun": result.rerun,
+            },
+        )
+    return {"run_id": run_id, "resumed": not plan, **result.to_dict()}
+
+
+def resolve(
+    store: RunStore, run_id: str, task: str, *, who: str, status: str, data: Any, reason: str | None
+) -> dict[str, Any]:
+    """Record what really happened to ``task``; the audit entry is ``resolve_task``'s own."""
+    if status not in RESOLVE_STATUSES:
+        raise RqdagError(f"'status' must be one of {', '.join(RESOLVE_STATUSES)}, not {status!r}")
+    result = resolve_task(store, run_id, task, status=TaskStatus(status), data=data, reason=reason, who=who)
+    return {"run_id": run_id, "task": task, "who": who, "result": result.to_dict()}

@@ -1,0 +1,82 @@
+"""``GET /api/runs/{run_id}/events``: a run's live view as server-sent events.
+
+The first ``update`` event is the run's document at once; another follows each
+time the run's event stream moves (read with ``XREAD BLOCK`` in one-second
+slices on the asyncio client, so a watcher holds no thread). Updates are at
+least ``MIN_GAP_S`` apart and further apart when the document is costly to
+build (``COST_FACTOR`` times its build time), so a large run cannot swamp
+Redis. A comment line keeps idle connections open through proxies.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import anyio
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+
+from rqdag.shared.store.keys import RunKeys
+from rqdag.web.run_view import run_document
+from rqdag.web.state import Dashboard, HttpProblem, dashboard
+
+BLOCK_MS = 1000
+MIN_GAP_S = 0.25
+MAX_GAP_S = 5.0
+COST_FACTOR = 3.0
+KEEPALIVE_S = 15.0
+MAX_STREAMS = 100
+
+
+def sse_message(event: str, data: Any) -> str:
+    """One server-sent event: its name and its data as one line of JSON."""
+    return f"event: {event}\ndata: {json.dumps(data, separators=(',', ':'), ensure_ascii=False)}\n\n"
+
+
+async def _document(board: Dashboard, run_id: str) -> tuple[dict[str, Any], float]:
+    started = time.monotonic()
+    doc = await run_in_threadpool(run_document, board.store, board.cache, run_id, with_results=False)
+    return doc, time.monotonic() - started
+
+
+async def _updates(
+    request: Request, board: Dashboard, run_id: str, first: dict[str, Any]
+) -> AsyncIterator[str]:
+    events_key = RunKeys(run_id).events
+    last_id: Any = first["last_event_id"]
+    board.streams += 1
+    try:
+        yield sse_message("update", first)
+        quiet_since = time.monotonic()
+        while not await request.is_disconnected():
+            reply: Any = await board.async_client.xread({events_key: last_id}, count=1000, block=BLOCK_MS)
+            if not reply:
+                if time.monotonic() - quiet_since > KEEPALIVE_S:
+                    quiet_since = time.monotonic()
+                    yield ": keep-alive\n\n"
+                continue
+            doc, cost = await _document(board, run_id)
+            last_id = doc["last_event_id"]
+            quiet_since = time.monotonic()
+            yield sse_message("update", doc)
+            await anyio.sleep(min(max(cost * COST_FACTOR, MIN_GAP_S), MAX_GAP_S))
+    finally:
+        board.streams -= 1
+
+
+async def run_events(request: Request) -> Response:
+    """Stream the run's updates until the client goes away."""
+    board = dashboard(request)
+    if board.streams >= MAX_STREAMS:
+        raise HttpProblem(503, f"too many live views open ({MAX_STREAMS}); try again later")
+    run_id = request.path_params["run_id"]
+    first, _ = await _document(board, run_id)  # a missing run is a 404 before the stream opens
+    return StreamingResponse(
+        _updates(request, board, run_id, first),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )

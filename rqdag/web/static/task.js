@@ -1,0 +1,49 @@
+/* A task's page: reload when the task's status changes; the resolve form. */
+"use strict";
+
+(() => {
+  const info = JSON.parse(document.getElementById("task-doc").textContent);
+
+  function follow() {
+    const source = new EventSource(`/api/runs/${encodeURIComponent(info.run_id)}/events`);
+    source.addEventListener("update", (event) => {
+      const doc = JSON.parse(event.data);
+      const row = doc.tasks.find((t) => t.task === info.task);
+      if (row && row.status !== info.status) {
+        source.close();
+        window.location.reload();
+      }
+    });
+  }
+
+  function setupResolve() {
+    const form = document.getElementById("resolve-form");
+    if (!form) return;
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const fields = new FormData(form);
+      const body = { status: fields.get("status"), reason: fields.get("reason") || null };
+      const raw = String(fields.get("data") || "").trim();
+      if (raw) {
+        try {
+          body.data = JSON.parse(raw);
+        } catch (err) {
+          rqdag.toast(`Data is not JSON: ${err.message}`, true);
+          return;
+        }
+      }
+      const url = `/api${rqdag.taskUrl(info.run_id, info.task)}/resolve`;
+      const res = await rqdag.post(url, body);
+      if (!res.ok) {
+        rqdag.toast(`Refused (${res.status}): ${res.data.error}`, true);
+        return;
+      }
+      window.location.reload();
+    });
+  }
+
+  document.addEventListener("DOMContentLoaded", () => {
+    setupResolve();
+    follow();
+  });
+})();
