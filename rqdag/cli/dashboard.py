@@ -43,10 +43,9 @@ def dashboard(redis_url: str | None, host: str, port: int, token: str | None) ->
     url = require_redis(redis_url)
     if token is not None and len(token) < MIN_TOKEN_LENGTH:
         raise click.BadParameter(f"use at least {MIN_TOKEN_LENGTH} characters", param_hint="--token")
-    try:
-        import uvicorn  # the optional extra: imported only by this command
-
+    try:  # the optional extra: imported only by this command
         from rqdag.web.app import create_app
+        from rqdag.web.server import DashboardServer
     except ImportError as exc:
         raise CommandFailed(f"the dashboard needs the web extra: pip install 'rqdag[web]' ({exc})") from None
     app = create_app(url, token=token)
@@ -55,4 +54,4 @@ def dashboard(redis_url: str | None, host: str, port: int, token: str | None) ->
     click.echo(f"rqdag dashboard on http://{host}:{port}/ for {redact(url)}: {mode}", err=True)
     if not _loopback(host):
         click.echo("note: reading needs no token: anyone who reaches this address sees the runs", err=True)
-    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+    DashboardServer(app, host, port).run()

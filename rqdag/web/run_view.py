@@ -137,7 +137,12 @@ def task_row(
 def run_document(
     store: RunStore, cache: DefinitionCache, run_id: str, *, with_results: bool = True
 ) -> dict[str, Any]:
-    """The ``GET /api/runs/{run_id}`` document (see docs/dashboard.md)."""
+    """The ``GET /api/runs/{run_id}`` document (see docs/dashboard.md).
+
+    ``last_event_id`` is read first: whatever happens after it is in a later
+    event, so a watcher that waits for events after it misses nothing.
+    """
+    newest: Any = store.client.xrevrange(RunKeys(run_id).events, count=1)
     meta = store.read_meta(run_id)
     graph = cache.graph(store, meta)
     state = store.read_state(run_id)
@@ -164,7 +169,7 @@ def run_document(
         timeline=[a.to_dict() for a in build_timeline(events, state.results, state.dispatch, meta.epoch)],
         epochs=epochs(events, meta.epoch, meta.created_at, audit),
         audit=audit,
-        last_event_id=text(state.last_event_id),
+        last_event_id=text(newest[0][0]) if newest else "0-0",
         at=round(time.time(), 3),
     )
     return doc

@@ -5,7 +5,8 @@ time the run's event stream moves (read with ``XREAD BLOCK`` in one-second
 slices on the asyncio client, so a watcher holds no thread). Updates are at
 least ``MIN_GAP_S`` apart and further apart when the document is costly to
 build (``COST_FACTOR`` times its build time), so a large run cannot swamp
-Redis. A comment line keeps idle connections open through proxies.
+Redis. A comment line keeps idle connections open through proxies. A stream
+ends when the server shuts down (the browser reconnects to the next one).
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ async def _updates(
     try:
         yield sse_message("update", first)
         quiet_since = time.monotonic()
-        while not await request.is_disconnected():
+        while not board.closing.is_set() and not await request.is_disconnected():
             reply: Any = await board.async_client.xread({events_key: last_id}, count=1000, block=BLOCK_MS)
             if not reply:
                 if time.monotonic() - quiet_since > KEEPALIVE_S:

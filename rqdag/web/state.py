@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from urllib.parse import quote
 
@@ -33,6 +34,7 @@ class Dashboard:
     redis_label: str  # the Redis URL, password hidden
     cache: DefinitionCache = field(default_factory=DefinitionCache)
     streams: int = 0  # event streams open now
+    closing: threading.Event = field(default_factory=threading.Event)  # set when the server shuts down
 
     @property
     def store(self) -> RunStore:

@@ -18,12 +18,12 @@ from pathlib import Path
 
 import pytest
 import redis
-import uvicorn
 from starlette.applications import Starlette
 
 from rqdag.client import Client, RunHandle
 from rqdag.local.redis_server import RedisServer
 from rqdag.shared.model.workflow import Workflow
+from rqdag.web.server import DashboardServer
 from tests.conftest import start_or_skip
 from tests.integration.procs import Procs
 
@@ -41,12 +41,9 @@ def free_port() -> int:
 
 @contextmanager
 def serve(app: Starlette) -> Iterator[str]:
-    """Serve ``app`` with uvicorn on a free port; yields its base URL."""
+    """Serve ``app`` as ``rqdag dashboard`` does, in a thread, on a free port; yields its base URL."""
     port = free_port()
-    config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_level="warning", timeout_graceful_shutdown=2
-    )
-    server = uvicorn.Server(config)
+    server = DashboardServer(app, "127.0.0.1", port)
     thread = threading.Thread(target=server.run, name=f"dashboard-{port}", daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
