@@ -6,6 +6,7 @@
   const ORDER = ["success", "failure", "running", "queued", "retry_wait", "handed_back", "lost", "skipped",
     "cancelled", "pending"];
   const FINISHED = new Set(["succeeded", "failed", "cancelled", "error"]);
+  const MAX_ROWS = 1000; // rows of the tasks table; the API has them all
   const $ = (id) => document.getElementById(id);
 
   let doc = JSON.parse($("run-doc").textContent);
@@ -79,14 +80,18 @@
 
   function renderTasks(tasks) {
     $("count-tasks").textContent = tasks.length;
-    $("tasks-rows").replaceChildren(...tasks.map((t) => el("tr", { "data-task": t.task },
+    const more = tasks.length > MAX_ROWS
+      ? [el("tr", {}, el("td", { colspan: 7, class: "empty" },
+        `… and ${tasks.length - MAX_ROWS} more tasks: GET /api/runs/${runId} lists them all.`))]
+      : [];
+    $("tasks-rows").replaceChildren(...tasks.slice(0, MAX_ROWS).map((t) => el("tr", { "data-task": t.task },
       el("td", {}, el("a", { class: "mono", href: rqdag.taskUrl(runId, t.task) }, t.task)),
       el("td", {}, badge(t.status), t.in_doubt ? [" ", el("span", { class: "badge st-blocked" }, "in doubt")] : null),
       el("td", { class: "num" }, t.attempt || "-"),
       el("td", { class: "mono" }, t.worker || "-"),
       el("td", { class: "mono" }, t.queue || "-"),
       el("td", { class: "num" }, duration(t.duration_s)),
-      el("td", { class: "msg", title: t.message || "" }, t.message || ""))));
+      el("td", { class: "msg", title: t.message || "" }, t.message || ""))), ...more);
   }
 
   function renderTimeline(attempts) {
@@ -112,7 +117,8 @@
         el("td", { class: "nowrap" }, time(a.started_at)),
         el("td", { class: "nowrap" }, a.finished_at ? time(a.finished_at) : "…"),
         el("td", { class: "num" }, duration(stop - a.started_at)),
-        el("td", {}, badge(a.status), a.outcome === "retry" ? el("span", { class: "muted" }, " → retry") : null),
+        el("td", { class: "nowrap" }, badge(a.status),
+          a.outcome === "retry" ? el("span", { class: "muted" }, " → retry") : null),
         el("td", { class: "track" }, el("div", { class: "track-line" }, bar)));
     }));
   }
