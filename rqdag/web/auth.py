@@ -117,10 +117,9 @@ class Auth:
         """Allow an action, or raise Refused; returns how the caller proved it (``token``, ``session``)."""
         if not self.enabled:
             raise Refused(403, READ_ONLY)
-        header = request.headers.get("authorization")
-        if header is not None:
-            scheme, _, value = header.partition(" ")
-            if scheme.lower() == "bearer" and self.token_matches(value.strip()):
+        scheme, _, value = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() == "bearer":  # other schemes belong to a proxy in front: not ours
+            if self.token_matches(value.strip()):
                 return "token"
             raise Refused(401, "wrong token in the Authorization header")
         session = self.session(request)

@@ -8,8 +8,6 @@ from typing import Any
 
 from rqdag.cli.live import format_duration
 
-FILTERS = ("duration", "ago", "clock", "pretty_json", "script_json", "thousands")
-
 
 def duration(seconds: float | None) -> str:
     """``0.42s``, ``12.3s``, ``3m05s``, ``2h07m``; ``-`` when unknown."""
@@ -52,7 +50,16 @@ def thousands(value: int) -> str:
     return f"{value:,}"
 
 
+FILTERS = {
+    "duration": duration,
+    "ago": ago,
+    "clock": clock,
+    "pretty_json": pretty_json,
+    "script_json": script_json,
+    "thousands": thousands,
+}
+
+
 def register(env: Any) -> None:
     """Add every filter above to a Jinja environment."""
-    for name in FILTERS:
-        env.filters[name] = globals()[name]
+    env.filters.update(FILTERS)

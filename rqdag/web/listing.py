@@ -146,6 +146,7 @@ def _filter_chunk(
 def run_rows(store: RunStore, run_ids: Sequence[str], now: float | None = None) -> list[dict[str, Any]]:
     """A row per run (the ``rqdag runs --json`` fields, plus ``counts`` and ``duration_s``)."""
     now = time.time() if now is None else now
+    run_ids = [r for r in run_ids if RUN_ID_PATTERN.match(r)]  # a stray member of the set is no run
     with store.client.pipeline(transaction=False) as pipe:
         for run_id in run_ids:
             rk = RunKeys(run_id)

@@ -16,6 +16,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from rqdag.cli.common import RUN_STATUSES
+from rqdag.shared.store.keys import RUN_ID_PATTERN
 from rqdag.web import formatting
 from rqdag.web.api import parse_listing
 from rqdag.web.auth import CSRF_FIELD, SESSION_COOKIE, SESSION_TTL_S, Refused, same_origin
@@ -64,9 +65,10 @@ def runs_page(request: Request) -> Response:
     """``/``: the runs list, filtered and paged."""
     board = dashboard(request)
     filt, offset, limit = parse_listing(request.query_params)
-    exact = filt.query and not (filt.status or filt.workflow) and request.query_params.get("fragment") is None
-    if exact and board.store.exists(str(filt.query)):
-        return RedirectResponse(run_url(str(filt.query)), status_code=303)
+    query = filt.query or ""
+    exact = RUN_ID_PATTERN.match(query) and not (filt.status or filt.workflow)
+    if exact and request.query_params.get("fragment") is None and board.store.exists(query):
+        return RedirectResponse(run_url(query), status_code=303)
     page = list_page(board.store, filt, offset, limit)
     name = "runs_rows.html" if request.query_params.get("fragment") == "rows" else "runs.html"
     return render(request, name, page=page, filt=filt, nav="runs")

@@ -6,7 +6,9 @@ slices on the asyncio client, so a watcher holds no thread). Updates are at
 least ``MIN_GAP_S`` apart and further apart when the document is costly to
 build (``COST_FACTOR`` times its build time), so a large run cannot swamp
 Redis. A comment line keeps idle connections open through proxies. A stream
-ends when the server shuts down (the browser reconnects to the next one).
+ends when the server shuts down (the browser reconnects to the next one) or the
+run is deleted (a ``gone`` event; checked each quiet second); while Redis does not answer it sends a
+``problem`` event each second and goes on.
 """
 
 from __future__ import annotations
@@ -17,10 +19,13 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import anyio
+import redis
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
+from rqdag.cli.common import one_line
+from rqdag.errors import RunNotFoundError
 from rqdag.shared.store.keys import RunKeys
 from rqdag.web.run_view import run_document
 from rqdag.web.state import Dashboard, HttpProblem, dashboard
@@ -31,6 +36,7 @@ MAX_GAP_S = 5.0
 COST_FACTOR = 3.0
 KEEPALIVE_S = 15.0
 MAX_STREAMS = 100
+RETRY_S = 1.0
 
 
 def sse_message(event: str, data: Any) -> str:
@@ -47,20 +53,32 @@ async def _document(board: Dashboard, run_id: str) -> tuple[dict[str, Any], floa
 async def _updates(
     request: Request, board: Dashboard, run_id: str, first: dict[str, Any]
 ) -> AsyncIterator[str]:
-    events_key = RunKeys(run_id).events
+    keys = RunKeys(run_id)
     last_id: Any = first["last_event_id"]
     board.streams += 1
     try:
         yield sse_message("update", first)
         quiet_since = time.monotonic()
         while not board.closing.is_set() and not await request.is_disconnected():
-            reply: Any = await board.async_client.xread({events_key: last_id}, count=1000, block=BLOCK_MS)
-            if not reply:
-                if time.monotonic() - quiet_since > KEEPALIVE_S:
-                    quiet_since = time.monotonic()
-                    yield ": keep-alive\n\n"
+            try:
+                reply: Any = await board.async_client.xread(
+                    {keys.events: last_id}, count=1000, block=BLOCK_MS
+                )
+                if not reply:
+                    if not await board.async_client.exists(keys.meta):
+                        raise RunNotFoundError(f"no run '{run_id}'")
+                    if time.monotonic() - quiet_since > KEEPALIVE_S:
+                        quiet_since = time.monotonic()
+                        yield ": keep-alive\n\n"
+                    continue
+                doc, cost = await _document(board, run_id)
+            except RunNotFoundError as exc:  # deleted meanwhile (retention, or by hand)
+                yield sse_message("gone", {"run_id": run_id, "error": str(exc)})
+                return
+            except redis.RedisError as exc:  # a Redis restart: keep the stream, try again
+                yield sse_message("problem", {"error": f"Redis did not answer: {one_line(str(exc))}"})
+                await anyio.sleep(RETRY_S)
                 continue
-            doc, cost = await _document(board, run_id)
             last_id = doc["last_event_id"]
             quiet_since = time.monotonic()
             yield sse_message("update", doc)

@@ -249,8 +249,9 @@ def test_a_browser_session_needs_its_csrf_token_and_this_origin(cluster: Cluster
         no_origin = browser.post(url, json={}, headers={"X-CSRF-Token": csrf})
         assert no_origin.status_code == 403
         assert handle.status().cancel == ""
+        proxied = {"Authorization": "Basic cHJveHk6dXNlcg=="}  # a proxy's own scheme is not the token
         ok = browser.post(
-            url, json={}, headers={"Referer": f"{origin}/runs/api-session", "X-CSRF-Token": csrf}
+            url, json={}, headers={"Referer": f"{origin}/runs/api-session", "X-CSRF-Token": csrf, **proxied}
         )
         assert ok.status_code == 200, ok.text
         logout = browser.post("/logout", data={"csrf": csrf}, headers={"Origin": origin})
@@ -348,3 +349,24 @@ def test_the_event_stream_sends_an_update_as_each_task_finishes(cluster: Cluster
     handle.wait(timeout=5)
     assert any(s["charge_cards"] == "running" and s["send_receipts"] == "pending" for s in seen)
     assert seen[-1] == dict.fromkeys(("load_invoices", "charge_cards", "send_receipts"), "success")
+
+
+def test_the_event_stream_says_when_its_run_is_deleted(cluster: Cluster) -> None:
+    cluster.submit(payments, "api-gone", gated=["load_invoices"])
+    events = []
+    with (
+        serve(create_app(cluster.url)) as base,
+        httpx.Client(base_url=base, timeout=30) as http,
+        http.stream("GET", "/api/runs/api-gone/events") as stream,
+    ):
+        for line in stream.iter_lines():
+            if line.startswith("event: "):
+                events.append(line.removeprefix("event: "))
+                if events == ["update"]:
+                    cluster.open_gate("api-gone", "load_invoices")
+                    RunStore(cluster.connection).delete_run("api-gone")
+            elif line.startswith("data: ") and events[-1] == "gone":
+                gone = json.loads(line.removeprefix("data: "))
+                assert gone == {"run_id": "api-gone", "error": "no run 'api-gone'"}
+                break
+    assert events[0] == "update" and events[-1] == "gone"

@@ -245,6 +245,15 @@
       render(JSON.parse(event.data));
       document.body.dataset.live = "yes";
     });
+    source.addEventListener("problem", (event) => {
+      document.body.dataset.live = "problem";
+      rqdag.toast(JSON.parse(event.data).error, true);
+    });
+    source.addEventListener("gone", (event) => {
+      source.close();
+      document.body.dataset.live = "gone";
+      rqdag.toast(`${JSON.parse(event.data).error}: the run was deleted`, true);
+    });
     source.addEventListener("error", () => { document.body.dataset.live = "reconnecting"; });
   }
 
