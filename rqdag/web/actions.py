@@ -1,7 +1,7 @@
 """The dashboard's actions, through the same code as the CLI, each kept in the run's audit stream.
 
 - cancel: ``RunStore.request_cancel`` (as ``rqdag cancel``), then an audit entry
-  of kind ``cancel``;
+  of kind ``cancel`` (``RunStore.append_audit``);
 - resume: ``resume_run`` (as ``rqdag resume``; with ``plan`` it changes nothing),
   then an audit entry of kind ``resumed`` (``resume_run`` itself keeps each result
   it sets aside);
@@ -16,9 +16,8 @@ import time
 from typing import Any
 
 from rqdag.errors import RqdagError
-from rqdag.shared.model.codec import dumps
 from rqdag.shared.model.task import TaskStatus
-from rqdag.shared.store.keys import RunKeys
+from rqdag.shared.model.vocabulary import AuditKind
 from rqdag.shared.store.resolve import resolve_task
 from rqdag.shared.store.resume import resume_run
 from rqdag.shared.store.runs import RunStore
@@ -30,14 +29,6 @@ class Conflict(RqdagError):
     """The action does not apply to the run as it stands (say, cancelling a finished run)."""
 
 
-def append_audit(store: RunStore, run_id: str, entry: dict[str, Any]) -> None:
-    """Add ``entry`` (with its ``kind``) to the run's audit stream, as ``read_audit`` reads it."""
-    store.client.xadd(
-        RunKeys(run_id).audit,
-        {"kind": entry["kind"], "entry": dumps(entry, what=f"run '{run_id}': audit entry")},
-    )
-
-
 def cancel(store: RunStore, run_id: str, *, who: str, via: str, reason: str | None) -> dict[str, Any]:
     """Ask the run's coordinator to cancel it; a finished run is a Conflict."""
     meta = store.read_meta(run_id)
@@ -45,7 +36,9 @@ def cancel(store: RunStore, run_id: str, *, who: str, via: str, reason: str | No
         raise Conflict(f"run '{run_id}' has already ended ({meta.status}): nothing to cancel")
     why = reason or "cancelled from the dashboard"
     store.request_cancel(run_id, why)
-    append_audit(store, run_id, {"kind": "cancel", "who": who, "via": via, "at": time.time(), "reason": why})
+    store.append_audit(
+        run_id, {"kind": AuditKind.CANCEL, "who": who, "via": via, "at": time.time(), "reason": why}
+    )
     return {"run_id": run_id, "cancel": why, "who": who}
 
 
@@ -56,11 +49,10 @@ def resume(
     result = resume_run(store, run_id, keep_changed=keep_changed, dry_run=plan)
     if not plan:
         epoch = store.read_meta(run_id).epoch
-        append_audit(
-            store,
+        store.append_audit(
             run_id,
             {
-                "kind": "resumed",
+                "kind": AuditKind.RESUMED,
                 "who": who,
                 "via": via,
                 "at": time.time(),

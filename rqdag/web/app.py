@@ -20,8 +20,8 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from rqdag.cli.common import one_line, redact
-from rqdag.client import connect
 from rqdag.errors import DecodeError, RqdagError, RunNotFoundError
+from rqdag.shared.connect import connect
 from rqdag.web import api, pages
 from rqdag.web.auth import Auth, Refused
 from rqdag.web.state import Dashboard, HttpProblem

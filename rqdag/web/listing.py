@@ -22,7 +22,8 @@ from rqdag.cli.output import IN_FLIGHT, TERMINAL
 from rqdag.errors import DecodeError
 from rqdag.shared.model.codec import loads
 from rqdag.shared.store.keys import RUN_ID_PATTERN, RUNS, RunKeys
-from rqdag.shared.store.runs import RunStore, parse_meta, text
+from rqdag.shared.store.records import parse_meta, text
+from rqdag.shared.store.runs import RunStore
 
 SCAN_CHUNK = 500
 SCAN_BUDGET = 5_000

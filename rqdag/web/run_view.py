@@ -21,7 +21,8 @@ from rqdag.shared.model.codec import loads, snapshot_to_document
 from rqdag.shared.model.graph import topological_order
 from rqdag.shared.model.task import Task, TaskResult
 from rqdag.shared.store.keys import RunKeys
-from rqdag.shared.store.runs import DispatchEntry, RunMeta, RunState, RunStore, text
+from rqdag.shared.store.records import DispatchEntry, RunMeta, RunState, text
+from rqdag.shared.store.runs import RunStore
 from rqdag.web.timeline import build_timeline, epochs, read_events
 
 AUDIT_SHOWN = 500

@@ -14,16 +14,18 @@ from dataclasses import dataclass
 from typing import Any
 
 from rqdag.shared.model.task import TaskResult
+from rqdag.shared.model.vocabulary import AttemptState, AuditKind, EventKind
 from rqdag.shared.store.keys import RunKeys
-from rqdag.shared.store.runs import DispatchEntry, RunStore, text
+from rqdag.shared.store.records import DispatchEntry, text
+from rqdag.shared.store.runs import RunStore
 
 MAX_EVENTS = 20_000
 MAX_ATTEMPTS = 2_000
 
 # event kind -> (attempt status, why it ended)
-_ENDINGS = {
-    "lost": ("lost", "lost"),
-    "handback": ("handed_back", "handed_back"),
+_ENDINGS: dict[str, tuple[str, str]] = {
+    EventKind.LOST: (AttemptState.LOST, "lost"),
+    EventKind.HANDBACK: (AttemptState.HANDED_BACK, "handed_back"),
 }
 
 
@@ -93,7 +95,7 @@ def attempt_of(token: str | None) -> int | None:
 
 def first_epoch(events: Sequence[Event], epoch_now: int) -> int:
     """The epoch the oldest event kept in the stream belongs to."""
-    return max(epoch_now - sum(1 for e in events if e.kind == "resume"), 1)
+    return max(epoch_now - sum(1 for e in events if e.kind == EventKind.RESUME), 1)
 
 
 def attempts_from_events(events: Sequence[Event], epoch_now: int) -> list[Attempt]:
@@ -103,10 +105,10 @@ def attempts_from_events(events: Sequence[Event], epoch_now: int) -> list[Attemp
     out: list[Attempt] = []
     for event in events:
         kind, task, token = event.kind, event.fields.get("task", ""), event.fields.get("token")
-        if kind == "resume":
+        if kind == EventKind.RESUME:
             epoch += 1
             continue
-        if kind == "started" and token:
+        if kind == EventKind.STARTED and token:
             found = Attempt(
                 task, attempt_of(token), event.fields.get("worker"), event.at, epoch=epoch, token=token
             )
@@ -116,7 +118,7 @@ def attempts_from_events(events: Sequence[Event], epoch_now: int) -> list[Attemp
         current = by_token.get(token or "")
         if current is None or current.outcome != "running":
             continue
-        if kind in ("finished", "retry"):
+        if kind in (EventKind.FINISHED, EventKind.RETRY):
             current.finished_at = event.at
             current.status = event.fields.get("status", "failure")
             current.outcome = kind
@@ -180,14 +182,14 @@ def epochs(
     """One entry per epoch: when it began and which results the resume that began it set aside."""
     began: dict[int, float] = {1: created_at}
     for event in events:
-        if event.kind == "resume":
+        if event.kind == EventKind.RESUME:
             try:
                 began[int(event.fields.get("epoch", "0"))] = event.at
             except ValueError:
                 continue
     set_aside: dict[int, list[str]] = {}
     for entry in audit:
-        if entry.get("kind") == "resume" and isinstance(entry.get("epoch"), int):
+        if entry.get("kind") == AuditKind.RESUME and isinstance(entry.get("epoch"), int):
             set_aside.setdefault(entry["epoch"] + 1, []).append(str(entry.get("task")))
     return [
         {"epoch": n, "started_at": began.get(n), "rerun": sorted(set_aside.get(n, []))}

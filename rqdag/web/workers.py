@@ -2,7 +2,7 @@
 
 RQ keeps every live worker in its registry (``Worker.all``): name, host, pid,
 state, queues, heartbeat and its current job. An rqdag job's kwargs name the
-run, task and attempt (:mod:`rqdag.worker.spec`); they are read with RQ's JSON
+run, task and attempt (:mod:`rqdag.shared.model.job`); they are read with RQ's JSON
 serializer, the one rqdag workers use, and nothing is imported or run.
 """
 
@@ -17,7 +17,7 @@ from rq.job import Job
 from rq.serializers import JSONSerializer
 from rq.worker import Worker
 
-from rqdag.worker.spec import RUN_TASK
+from rqdag.shared.model.job import RUN_TASK
 
 
 def _stamp(moment: datetime | None) -> float | None:

@@ -7,7 +7,6 @@ is a module's real workers and coordinator on the session's redis-server.
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import threading
 import time
@@ -21,22 +20,13 @@ import redis
 from starlette.applications import Starlette
 
 from rqdag.client import Client, RunHandle
-from rqdag.local.redis_server import RedisServer
 from rqdag.shared.model.workflow import Workflow
 from rqdag.web.server import DashboardServer
-from tests.conftest import start_or_skip
-from tests.integration.procs import Procs
+from tests.support.processes import Procs
+from tests.support.redis import free_port, private_redis
 
 TOKEN = "test-dashboard-token-0123456789"
 TASKS = "tests.web.flows"
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @contextmanager
@@ -93,18 +83,16 @@ class Cluster:
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     """A private Redis, two workers and a coordinator (real processes)."""
     tmp = tmp_path_factory.mktemp("web-cluster")
-    server = start_or_skip(RedisServer(tmp / "redis", appendonly=True))
-    procs = Procs(tmp)
     gates = tmp / "gates"
     gates.mkdir()
-    client = Client(server.url)
-    try:
-        found = Cluster(server.url, procs, gates, client)
-        found.start_worker("worker-1")
-        found.start_worker("worker-2")
-        procs.coordinator(server.url)
-        yield found
-    finally:
-        procs.stop_all()
-        client.connection.close()
-        server.stop()
+    with private_redis(tmp / "redis", appendonly=True) as server, Procs(tmp) as procs:
+        client = Client(server.url)
+        try:
+            found = Cluster(server.url, procs, gates, client)
+            found.start_worker("worker-1")
+            found.start_worker("worker-2")
+            procs.coordinator(server.url)
+            yield found
+        finally:
+            procs.stop_all()
+            client.connection.close()

@@ -23,7 +23,7 @@ from rqdag.shared.store.resolve import read_audit
 from rqdag.shared.store.runs import RunStore
 from rqdag.web.app import create_app
 from rqdag.web.auth import NEEDS_TOKEN, READ_ONLY, SESSION_COOKIE
-from tests.integration.procs import wait_until
+from tests.support.wait import wait_until
 from tests.web.conftest import TOKEN, Cluster, serve
 from tests.web.flows import nightly, payments
 

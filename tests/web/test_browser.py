@@ -33,6 +33,7 @@ else:
 from rqdag.shared.store.resolve import read_audit
 from rqdag.shared.store.runs import RunStore
 from rqdag.web.app import create_app
+from tests.support.redis import skip_or_fail
 from tests.web.conftest import TOKEN, Cluster, serve
 from tests.web.flows import nightly, payments
 
@@ -53,20 +54,14 @@ RUNNING = "rgb(2, 132, 199)"  # the stroke of a running node (dashboard.css)
 SUCCESS = "rgb(22, 163, 74)"
 
 
-def _unavailable(reason: str) -> None:
-    if os.environ.get("CI"):
-        pytest.fail(reason)
-    pytest.skip(reason)
-
-
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     """Headless Chromium with a fresh profile, driven through the system chromedriver."""
     if SELENIUM_MISSING:
-        _unavailable(SELENIUM_MISSING)
+        skip_or_fail(SELENIUM_MISSING)
     for path in (CHROMIUM, CHROMEDRIVER):
         if not os.access(path, os.X_OK):
-            _unavailable(f"{path} is missing: apt-get install chromium chromium-driver")
+            skip_or_fail(f"{path} is missing: apt-get install chromium chromium-driver")
     profile = tempfile.mkdtemp(prefix="rqdag-chromium-")
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM

@@ -11,8 +11,10 @@ from click.testing import CliRunner
 
 from rqdag.cli import main
 from rqdag.client import Client
-from tests.integration.procs import Procs, wait_until
-from tests.web.conftest import TOKEN, free_port
+from tests.support.processes import Procs
+from tests.support.redis import free_port
+from tests.support.wait import wait_until
+from tests.web.conftest import TOKEN
 from tests.web.flows import payments
 
 

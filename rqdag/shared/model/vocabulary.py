@@ -69,6 +69,8 @@ class AuditKind(StrEnum):
 
     RESOLVE = "resolve"  # an operator replaced a task's result
     RESUME = "resume"  # a resume set a result aside
+    CANCEL = "cancel"  # an operator asked for the run to be cancelled (the dashboard)
+    RESUMED = "resumed"  # an operator started the run's next epoch (the dashboard)
 
 
 class RunEventKind(StrEnum):

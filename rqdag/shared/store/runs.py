@@ -267,6 +267,11 @@ class RunStore(RetentionMixin):
             pipe.xadd(rk.events, {"kind": EventKind.RESOLVED, "task": task}, maxlen=EVENTS_MAXLEN)
             pipe.execute()
 
+    def append_audit(self, run_id: str, entry: Mapping[str, Any]) -> None:
+        """Add an operator's action (``entry``: its ``kind``, who, when, why) to the run's audit stream."""
+        body = dumps(dict(entry), what=f"run '{run_id}': audit entry")
+        self.client.xadd(keys.RunKeys(run_id).audit, {"kind": str(entry["kind"]), "entry": body})
+
     def mark_error(self, run_id: str, reason: str) -> None:
         """Note why the run cannot go on (its status is set through the fenced script)."""
         self.client.hset(keys.RunKeys(run_id).meta, "error", reason)
