@@ -121,6 +121,7 @@ class RunDriver:
             self.lease,
             last_event_id=run_state.last_event_id,
             heartbeat_timeout_s=meta.heartbeat_timeout_s,
+            reported=run_state.unreadable_dispatch,
         )
         remaining = None if meta.deadline_at is None else meta.deadline_at - time.time()
         executor = WorkflowExecutor(
