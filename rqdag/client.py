@@ -9,13 +9,15 @@ from typing import Any
 
 import redis
 
-from rqdag.errors import RqdagError, RunNotFoundError, SnapshotError
+from rqdag.errors import RedisOutOfMemoryError, RqdagError, RunNotFoundError, SnapshotError
 from rqdag.shared.connect import connect
+from rqdag.shared.episodes import describe
 from rqdag.shared.model.codec import encode_result, normalize_snapshot
 from rqdag.shared.model.limits import MAX_RESULT_BYTES
 from rqdag.shared.model.params import check_params
 from rqdag.shared.model.task import Task, TaskResult, TaskStatus
 from rqdag.shared.model.workflow import Workflow, as_workflow
+from rqdag.shared.redis_memory import OUT_OF_MEMORY, is_out_of_memory
 from rqdag.shared.store.keys import RunKeys, check_run_id
 from rqdag.shared.store.records import RunMeta
 from rqdag.shared.store.resume import resume_run
@@ -139,15 +141,23 @@ class Client:
             return RunHandle(self.connection, run_id)  # still open: its coordinator goes on
         seeded = normalize_snapshot(snapshot or {}, source="snapshot")
         check_seed_sizes(flow, seeded, max_result_bytes)
-        self._store.create_run(
-            flow,
-            run_id=run_id,
-            params=params,
-            snapshot=seeded,
-            concurrency=concurrency,
-            timeout_s=timeout,
-            heartbeat_timeout_s=heartbeat_timeout_s,
-        )
+        try:
+            self._store.create_run(
+                flow,
+                run_id=run_id,
+                params=params,
+                snapshot=seeded,
+                concurrency=concurrency,
+                timeout_s=timeout,
+                heartbeat_timeout_s=heartbeat_timeout_s,
+            )
+        except redis.ResponseError as exc:
+            if not is_out_of_memory(exc):
+                raise
+            raise RedisOutOfMemoryError(
+                f"{OUT_OF_MEMORY}: run '{run_id}' was not submitted (nothing was written); free memory"
+                f" in Redis or raise its maxmemory, then submit again (Redis said: {describe(exc)})"
+            ) from None
         return RunHandle(self.connection, run_id)
 
     def run(self, run_id: str) -> RunHandle:
