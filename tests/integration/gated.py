@@ -13,8 +13,8 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from rqdag import Task, TaskContext, Workflow
-from tests.integration.flows import ledger, step
+from rqdag import Retry, Task, TaskContext, Workflow
+from tests.integration.flows import flaky_once, ledger, step
 
 
 def gated(ctx: TaskContext) -> dict[str, Any]:
@@ -37,8 +37,18 @@ def gated_flow(name: str, *, at_most_once: bool = False) -> Workflow:
 
 held_once = gated_flow("held-once")
 held_at_most_once = gated_flow("held-at-most-once", at_most_once=True)
+# its first attempt fails at once; the retry is due RETRY_DELAY_S after that
+RETRY_DELAY_S = 6.0
+retried_later = Workflow("retried-later", [Task("flaky", flaky_once, retry=Retry(1, delay_s=RETRY_DELAY_S))])
 
 
 def starts(lines: Iterable[Mapping[str, Any]]) -> Counter[str]:
     """How often each task started, from the ledger (``after``-style tasks log no phase)."""
     return Counter(str(line["task"]) for line in lines if line.get("phase") in (None, "start"))
+
+
+def attempt_starts(lines: Iterable[Mapping[str, Any]]) -> Counter[tuple[str, int]]:
+    """How often each (task, attempt) started, from the ledger."""
+    return Counter(
+        (str(line["task"]), int(line["attempt"])) for line in lines if line.get("phase") in (None, "start")
+    )
