@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 import redis
@@ -47,6 +48,20 @@ def check_seed_sizes(
                 f"snapshot entry '{name}': its result is {size} bytes, over the limit of {limit} "
                 "bytes that workers apply to results (max_result_bytes)"
             )
+
+
+@contextmanager
+def refused_when_full(run_id: str, done: str = "submitted") -> Iterator[None]:
+    """Turn Redis's refusal of a write when full into RedisOutOfMemoryError, in one line."""
+    try:
+        yield
+    except redis.ResponseError as exc:
+        if not is_out_of_memory(exc):
+            raise
+        raise RedisOutOfMemoryError(
+            f"{OUT_OF_MEMORY}: run '{run_id}' was not {done} (nothing was written); free memory"
+            f" in Redis or raise its maxmemory, then try again (Redis said: {describe(exc)})"
+        ) from None
 
 
 def new_run_id(workflow: str) -> str:
@@ -137,11 +152,12 @@ class Client:
         params = check_params(params)
         if resume and self._store.exists(run_id):
             if self._store.read_meta(run_id).finished:
-                return self.resume(run_id, workflow=flow)
+                with refused_when_full(run_id, "resumed"):
+                    return self.resume(run_id, workflow=flow)
             return RunHandle(self.connection, run_id)  # still open: its coordinator goes on
         seeded = normalize_snapshot(snapshot or {}, source="snapshot")
         check_seed_sizes(flow, seeded, max_result_bytes)
-        try:
+        with refused_when_full(run_id):
             self._store.create_run(
                 flow,
                 run_id=run_id,
@@ -151,13 +167,6 @@ class Client:
                 timeout_s=timeout,
                 heartbeat_timeout_s=heartbeat_timeout_s,
             )
-        except redis.ResponseError as exc:
-            if not is_out_of_memory(exc):
-                raise
-            raise RedisOutOfMemoryError(
-                f"{OUT_OF_MEMORY}: run '{run_id}' was not submitted (nothing was written); free memory"
-                f" in Redis or raise its maxmemory, then submit again (Redis said: {describe(exc)})"
-            ) from None
         return RunHandle(self.connection, run_id)
 
     def run(self, run_id: str) -> RunHandle:
