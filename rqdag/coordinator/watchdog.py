@@ -6,8 +6,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Collection, Mapping
-from dataclasses import replace
-from typing import Any
+from typing import Any, NamedTuple
 
 import redis
 from rq.job import Job
@@ -27,6 +26,19 @@ log = logging.getLogger("rqdag.coordinator")
 MAX_CHECK_INTERVAL_S = 5.0  # a worker with a shorter limit of its own is noticed this soon
 
 
+class Known(NamedTuple):
+    """What the watchdog keeps of an attempt in flight (little: a run may have many)."""
+
+    token: str
+    attempt: int
+    started: bool  # its entry was seen past 'queued'
+
+
+def _kept(entry: DispatchEntry) -> Known:
+    """The part of a readable dispatch entry kept in case it turns to garbage."""
+    return Known(entry.token, entry.attempt, entry.state is not AttemptState.QUEUED)
+
+
 class Watchdog:
     """Checks a run's dispatch hash for attempts that are lost.
 
@@ -35,10 +47,8 @@ class Watchdog:
       the attempt is voided and counts as a failure (``lost``);
     - queued, with its job taken from the queue by a worker (RQ's intermediate
       list, or marked started) for longer than the limit: the worker died
-      before rqdag's start step. It never
-      started, so it is voided and sent again without counting a failure, even
-      for an at-most-once task (``unstarted``).
-
+      before rqdag's start step. It never started, so it is voided and sent
+      again without counting a failure, even for an at-most-once task (``unstarted``);
     - unreadable (garbage over its entry): no worker can start, beat or finish
       the attempt any more (each script refuses such an entry), so it is set
       aside at once, named in an error line. It is sent again if it never
@@ -72,19 +82,19 @@ class Watchdog:
         self._next_check = 0.0
         self._taken_since: dict[str, float] = {}  # token -> when its job was first seen taken, unstarted
         self._news = news
-        self._known: dict[str, DispatchEntry] = {}  # the last readable entry of each attempt in flight
+        self._known: dict[str, Known] = {}  # of each attempt in flight, from its last readable entry
         # task -> the garbage already dealt with (None: reported at load, whatever it was)
         self._garbage: dict[str, bytes | str | None] = dict.fromkeys(reported)
 
     def dispatched(self, entries: Mapping[str, DispatchEntry]) -> None:
         """Attempts just sent: their entries as written."""
-        self._known.update(entries)
+        self._known.update((name, _kept(entry)) for name, entry in entries.items())
 
     def started(self, task: str, token: str) -> None:
         """A worker started the attempt ``token`` (its ``started`` event)."""
-        known = self._known.get(task)
-        if known is not None and known.token == token:
-            self._known[task] = replace(known, state=AttemptState.RUNNING)
+        seen = self._known.get(task)
+        if seen is not None and seen.token == token:
+            self._known[task] = seen._replace(started=True)
 
     def forget(self, task: str) -> None:
         """The task's attempt ended (its worker answered)."""
@@ -125,7 +135,8 @@ class Watchdog:
                 found[name] = parse_dispatch_entry(self._lease.run_id, name, raw)
             except DecodeError as exc:
                 unreadable[name] = (raw, str(exc))
-        self._known = {**{n: self._known[n] for n in unreadable if n in self._known}, **found}
+        kept = {n: self._known[n] for n in unreadable if n in self._known}
+        self._known = {**kept, **{n: _kept(e) for n, e in found.items()}}
         self._garbage = {n: g for n, g in self._garbage.items() if n in unreadable}
         return found, unreadable
 
@@ -135,23 +146,23 @@ class Watchdog:
         for name, (raw, problem) in unreadable.items():
             if name in self._garbage and self._garbage[name] in (None, raw):
                 continue
-            known = self._known.get(name)
-            if known is None:
+            seen = self._known.get(name)
+            if seen is None:
                 self._garbage[name] = raw
                 log.error(
                     "%s; no attempt of task '%s' is in flight here: the entry is left as it is", problem, name
                 )
                 continue
-            news = self._news(known.token)
+            news = self._news(seen.token)
             if any(kind != EventKind.STARTED for kind in news):
                 continue  # its worker answered before the garbage came: that answer settles it
             self._garbage[name] = raw
             del self._known[name]
-            started = known.state is not AttemptState.QUEUED or EventKind.STARTED in news
-            out.append(self._unreadable(name, known, problem, started=started))
+            started = seen.started or EventKind.STARTED in news
+            out.append(self._unreadable(name, seen, problem, started=started))
         return out
 
-    def _unreadable(self, name: str, entry: DispatchEntry, problem: str, *, started: bool) -> Completion:
+    def _unreadable(self, name: str, entry: Known, problem: str, *, started: bool) -> Completion:
         attempt = f"attempt {entry.attempt} of task '{name}'"
         if not started:
             log.error("%s; %s never started: it is sent again", problem, attempt)
