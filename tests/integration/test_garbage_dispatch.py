@@ -17,7 +17,8 @@ from rqdag.client import Client, RunHandle
 from rqdag.shared.store.keys import RunKeys
 from rqdag.shared.store.runs import RunStore
 from tests.integration.gated import held_at_most_once, held_once, starts
-from tests.integration.procs import Procs, wait_until
+from tests.support.processes import Procs
+from tests.support.wait import wait_until
 
 GARBAGE = b"\x00garbage"
 REPORTED_WITHIN_S = 8.0  # the watchdog reads the dispatch hash every 5 s at the default limit

@@ -24,7 +24,9 @@ from rqdag.shared.store import keys
 from rqdag.shared.store.runs import RunStore
 from tests.integration.flows import step
 from tests.integration.gated import attempt_starts, held_once, retried_later, starts
-from tests.integration.procs import REPO, Procs, rqdag_env, wait_until
+from tests.support import REPO
+from tests.support.processes import Procs, rqdag_env
+from tests.support.wait import wait_until
 
 OOM_LINE = "Redis is out of memory"
 CHUNK = b"x" * 256 * 1024
