@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 import redis
 
-from rqdag.errors import RqdagError, RunNotFoundError, SnapshotError
+from rqdag.errors import RedisOutOfMemoryError, RqdagError, RunNotFoundError, SnapshotError
 from rqdag.shared.connect import connect
+from rqdag.shared.episodes import describe
 from rqdag.shared.model.codec import encode_result, normalize_snapshot
 from rqdag.shared.model.limits import MAX_RESULT_BYTES
 from rqdag.shared.model.params import check_params
 from rqdag.shared.model.task import Task, TaskResult, TaskStatus
 from rqdag.shared.model.workflow import Workflow, as_workflow
+from rqdag.shared.redis_memory import OUT_OF_MEMORY, is_out_of_memory
 from rqdag.shared.store.keys import RunKeys, check_run_id
 from rqdag.shared.store.records import RunMeta
 from rqdag.shared.store.resume import resume_run
@@ -45,6 +48,20 @@ def check_seed_sizes(
                 f"snapshot entry '{name}': its result is {size} bytes, over the limit of {limit} "
                 "bytes that workers apply to results (max_result_bytes)"
             )
+
+
+@contextmanager
+def refused_when_full(run_id: str, done: str = "submitted") -> Iterator[None]:
+    """Turn Redis's refusal of a write when full into RedisOutOfMemoryError, in one line."""
+    try:
+        yield
+    except redis.ResponseError as exc:
+        if not is_out_of_memory(exc):
+            raise
+        raise RedisOutOfMemoryError(
+            f"{OUT_OF_MEMORY}: run '{run_id}' was not {done} (nothing was written); free memory"
+            f" in Redis or raise its maxmemory, then try again (Redis said: {describe(exc)})"
+        ) from None
 
 
 def new_run_id(workflow: str) -> str:
@@ -135,19 +152,21 @@ class Client:
         params = check_params(params)
         if resume and self._store.exists(run_id):
             if self._store.read_meta(run_id).finished:
-                return self.resume(run_id, workflow=flow)
+                with refused_when_full(run_id, "resumed"):
+                    return self.resume(run_id, workflow=flow)
             return RunHandle(self.connection, run_id)  # still open: its coordinator goes on
         seeded = normalize_snapshot(snapshot or {}, source="snapshot")
         check_seed_sizes(flow, seeded, max_result_bytes)
-        self._store.create_run(
-            flow,
-            run_id=run_id,
-            params=params,
-            snapshot=seeded,
-            concurrency=concurrency,
-            timeout_s=timeout,
-            heartbeat_timeout_s=heartbeat_timeout_s,
-        )
+        with refused_when_full(run_id):
+            self._store.create_run(
+                flow,
+                run_id=run_id,
+                params=params,
+                snapshot=seeded,
+                concurrency=concurrency,
+                timeout_s=timeout,
+                heartbeat_timeout_s=heartbeat_timeout_s,
+            )
         return RunHandle(self.connection, run_id)
 
     def run(self, run_id: str) -> RunHandle:

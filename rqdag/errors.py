@@ -12,6 +12,7 @@ The tree::
     ├── RunExistsError               a run with that id exists already
     ├── LeaseLostError               this coordinator no longer owns the run
     ├── TaskNotAllowedError          a worker was asked to run an unregistered function
+    ├── RedisOutOfMemoryError        Redis is full (maxmemory): it refused what was asked
     └── EmbeddedRedisError           the private redis-server could not be started
 """
 
@@ -56,6 +57,10 @@ class LeaseLostError(RqdagError):
 
 class TaskNotAllowedError(RqdagError):
     """A job named a function that is not a registered task on this worker."""
+
+
+class RedisOutOfMemoryError(RqdagError):
+    """Redis refused a write because it is full (``maxmemory`` under ``noeviction``); nothing was written."""
 
 
 class EmbeddedRedisError(RqdagError):

@@ -52,11 +52,13 @@ class RunDriver:
         clock: Callable[[], float] = time.monotonic,
         requeue_running: bool = False,
         retention_s: float = DEFAULT_RETENTION_S,
+        on_started: Callable[[], object] | None = None,
     ) -> None:
         """``requeue_running``: the caller knows every worker of the run died (the
         embedded default after a crash): running attempts are handed back at once.
         ``retention_s``: how long the finished run stays in Redis unless its workflow
-        says otherwise (0: forever)."""
+        says otherwise (0: forever). ``on_started`` is called after the first step,
+        whose writes Redis accepted (the service ends a full-Redis episode with it)."""
         self._client = client
         self._scripts = scripts or Scripts.register(client)
         self._store = RunStore(client)
@@ -69,6 +71,7 @@ class RunDriver:
         self._requeue_running = requeue_running
         self._blocked = False
         self._retention_s = retention_s
+        self._on_started = on_started
         self.state: TaskStateManager | None = None
 
     def drive(self) -> RunStatus | None:
@@ -121,6 +124,7 @@ class RunDriver:
             self.lease,
             last_event_id=run_state.last_event_id,
             heartbeat_timeout_s=meta.heartbeat_timeout_s,
+            reported=run_state.unreadable_dispatch,
         )
         remaining = None if meta.deadline_at is None else meta.deadline_at - time.time()
         executor = WorkflowExecutor(
@@ -135,6 +139,8 @@ class RunDriver:
         )
         self._set_status(RunStatus.RUNNING)
         executor.step(self._clock())
+        if self._on_started is not None:
+            self._on_started()
         return executor, dispatcher
 
     def _load(self) -> tuple[TaskStateManager, RunState]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from rqdag.coordinator.phases import Phase
 from rqdag.coordinator.state import TaskStateManager
 from rqdag.errors import DecodeError
 from rqdag.shared.model.codec import decode_result
@@ -28,8 +29,11 @@ def restore_in_flight(
     event stream); an attempt that failed and awaits its retry is rescheduled.
     With ``requeue_running`` (every worker is known dead) running attempts are
     handed back: at-least-once tasks run again, at-most-once tasks fail with
-    "outcome unknown".
+    "outcome unknown". So does an attempt whose entry is unreadable (see
+    :func:`_unreadable_entry`).
     """
+    for name in run_state.unreadable_dispatch:
+        _unreadable_entry(state, run_state, run_id, name, now)
     for name, entry in run_state.dispatch.items():
         if name in run_state.results:
             continue  # a result exists: the entry is left over and void
@@ -50,6 +54,30 @@ def restore_in_flight(
             entry.state is AttemptState.RUNNING and requeue_running
         ):
             state.hand_back(name, entry.token, lost_result(entry.worker, None), now)
+
+
+def _unreadable_entry(
+    state: TaskStateManager, run_state: RunState, run_id: str, name: str, now: float
+) -> None:
+    """A task whose dispatch entry is garbage (reported already): did an attempt of it start?
+
+    Nobody can tell. A task whose dependencies are not all done cannot have
+    been sent; an at-least-once task is simply sent (again). An at-most-once task
+    that may have been sent may have run: its outcome is unknown, it is not run again.
+    """
+    if name in run_state.results:
+        return
+    try:
+        task = state.task(name)
+    except KeyError:
+        return
+    if not task.at_most_once or state.phase(name) is not Phase.READY:
+        return
+    token = f"unreadable-{name}"
+    state.adopt(name, 0, token, None)
+    result = TaskResult.failure("its dispatch entry was unreadable at takeover: an attempt may have run")
+    state.complete(name, token, result, now, lost=True)
+    log.error("run '%s': at-most-once task '%s' is not run again: its outcome is unknown", run_id, name)
 
 
 def lost_result(worker: str | None, silent_s: float | None) -> TaskResult:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 import redis
@@ -49,7 +49,9 @@ class RQDispatcher:
         *,
         last_event_id: bytes = b"0-0",
         heartbeat_timeout_s: float = 30.0,
+        reported: Collection[str] = (),
     ) -> None:
+        """``reported``: tasks whose unreadable dispatch entry the run's load reported already."""
         self._client = client
         self._scripts = scripts
         self._lease = lease
@@ -61,7 +63,13 @@ class RQDispatcher:
         self._queues: dict[str, Queue] = {}
         self._woken = False
         self._watchdog = Watchdog(
-            client, scripts, lease, heartbeat_timeout_s, lambda name: self._queue(name).intermediate_queue_key
+            client,
+            scripts,
+            lease,
+            heartbeat_timeout_s,
+            lambda name: self._queue(name).intermediate_queue_key,
+            self._news,
+            reported=reported,
         )
         self._next_cancel_check = 0.0
         self.cancel_reason: str | None = None
@@ -73,26 +81,28 @@ class RQDispatcher:
         """Enqueue the attempts and write their dispatch entries, fenced by the lease."""
         self._lease.renew_if_due()
         now = time.time()
-        entries: dict[str, bytes] = {}
+        sent: dict[str, DispatchEntry] = {}
         by_queue: dict[str, list[EnqueueData]] = defaultdict(list)
         for request in requests:
             task = request.task
             data = rq_job_data(request)
-            entries[task.name] = DispatchEntry(
+            sent[task.name] = DispatchEntry(
                 attempt=request.attempt,
                 token=request.token,
                 job_id=data.job_id,
                 state=AttemptState.QUEUED,
                 queue=task.queue,
                 queued_at=now,
-            ).to_json()
+            )
             by_queue[task.queue].append(data)
 
         def enqueue(pipe: Pipeline) -> None:
             for queue_name, datas in by_queue.items():
                 self._queue(queue_name).enqueue_many(datas, pipeline=pipe)
 
+        entries = {name: entry.to_json() for name, entry in sent.items()}
         self._store.dispatch(self._lease.run_id, self._lease.value, entries, enqueue)
+        self._watchdog.dispatched(sent)
 
     def _queue(self, name: str) -> Queue:
         queue = self._queues.get(name)
@@ -142,12 +152,16 @@ class RQDispatcher:
             task = text(fields.get(b"task", b""))
             if kind == EventKind.RESOLVED:
                 resolved.append(task)
+            elif kind == EventKind.STARTED:
+                self._watchdog.started(task, text(fields.get(b"token", b"")))
             elif kind == EventKind.HANDBACK:
+                self._watchdog.forget(task)
                 worker = text(fields.get(b"worker", b"?"))
                 result = TaskResult.failure(f"worker {worker} shut down and handed the task back")
                 token = text(fields.get(b"token", b""))
                 handed.append(Completion(task, token, result, CompletionKind.HANDED_BACK))
             elif kind in (EventKind.FINISHED, EventKind.RETRY):
+                self._watchdog.forget(task)
                 token = text(fields.get(b"token", b""))
                 raw = fields.get(b"result")
                 if raw is not None:  # a small result travels in its event: nothing to read
@@ -185,6 +199,12 @@ class RQDispatcher:
             for event_id, fields in entries:
                 self._last_id = event_id
                 self._pending.append((event_id, fields))
+
+    def _news(self, token: str) -> set[str]:
+        """The kinds of the events about attempt ``token`` read but not applied yet (read now)."""
+        self._read(block_s=None)
+        wanted = token.encode()
+        return {text(f.get(b"kind", b"")) for _, f in self._pending if f.get(b"token") == wanted}
 
     def _check_cancel(self) -> None:
         now = time.monotonic()

@@ -15,6 +15,7 @@ from rqdag.coordinator.driver import RunDriver
 from rqdag.coordinator.lease import DEFAULT_LEASE_TTL_S
 from rqdag.coordinator.progress import is_busy
 from rqdag.shared.episodes import Episode, describe
+from rqdag.shared.redis_memory import is_out_of_memory, memory_episode
 from rqdag.shared.store.keys import RunKeys
 from rqdag.shared.store.records import text
 from rqdag.shared.store.retention import DEFAULT_RETENTION_S, ExpirySweeper
@@ -24,6 +25,9 @@ from rqdag.shared.store.scripts import Scripts
 log = logging.getLogger("rqdag.coordinator")
 
 MAX_BACKOFF_S = 60.0
+# A full Redis refuses a restarted driver's first write (its lease) at once, so trying
+# often costs little, and a run goes on within seconds of memory being freed.
+OUT_OF_MEMORY_MAX_BACKOFF_S = 5.0
 # Connections held at once: a driver's own (blocked on its run's events between steps)
 # and, while its run loads, its lease keeper's; the poll loop's, and one to spare.
 CONNECTIONS_PER_RUN = 2
@@ -78,6 +82,8 @@ class CoordinatorService:
         # fed by the poll loop and by every driver: one line per outage, not one per retry
         self._unreachable = Episode(log, "Redis unreachable", "Redis reachable again")
         self._refusing = Episode(log, "Redis refuses commands", "Redis accepts commands again")
+        # ended by a driver's first step (it wrote), never by the poll loop (it only reads)
+        self._out_of_memory = memory_episode(log)
 
     def stop(self) -> None:
         """Ask every driver to hand its lease back and return (safe from a signal handler)."""
@@ -142,6 +148,7 @@ class CoordinatorService:
             lease_ttl_s=self._lease_ttl_s,
             stop=self._stop,
             retention_s=self._retention_s,
+            on_started=self._out_of_memory.over,
         )
         try:
             status = driver.drive()
@@ -151,6 +158,11 @@ class CoordinatorService:
             log.debug("run '%s': driver stopped (%s); picked up again in %.0fs", run_id, describe(exc), delay)
             return
         except redis.RedisError as exc:
+            if is_out_of_memory(exc):  # logged once for all runs, like an outage
+                delay = self._fail(run_id, cap_s=OUT_OF_MEMORY_MAX_BACKOFF_S)
+                self._redis_failed(exc)
+                log.debug("run '%s': driver stopped (%s); picked up again in %.0fs", run_id, exc, delay)
+                return
             delay = self._fail(run_id)
             if is_busy(exc):  # a long script runs: it passes, like an outage (logged once for all runs)
                 self._redis_failed(exc)
@@ -167,16 +179,18 @@ class CoordinatorService:
             log.info("run '%s' %s", run_id, status)
 
     def _redis_failed(self, exc: redis.RedisError) -> None:
-        """Log a Redis failure once per episode: unreachable, or refusing commands (BUSY, OOM...)."""
+        """Log a Redis failure once per episode: unreachable, full, or refusing commands (BUSY...)."""
         if isinstance(exc, redis.ConnectionError | redis.TimeoutError):
             self._unreachable.seen(exc, kind=type(exc).__name__)
+        elif is_out_of_memory(exc):
+            self._out_of_memory.seen(exc, kind="OOM")
         else:
             self._refusing.seen(exc, kind=error_code(exc))
 
-    def _fail(self, run_id: str) -> float:
-        """Back off from a run that keeps failing: 1, 2, 4... up to MAX_BACKOFF_S seconds."""
+    def _fail(self, run_id: str, *, cap_s: float = MAX_BACKOFF_S) -> float:
+        """Back off from a run that keeps failing: 1, 2, 4... up to ``cap_s`` seconds."""
         failures = self._backoff.get(run_id, (0, 0.0))[0] + 1
-        delay = min(2.0 ** (failures - 1), MAX_BACKOFF_S)
+        delay = min(2.0 ** (failures - 1), cap_s)
         self._backoff[run_id] = (failures, time.monotonic() + delay)
         return delay
 

@@ -1,11 +1,12 @@
-"""Finding attempts that will never report: silent workers, and jobs that vanished unstarted."""
+"""Finding attempts that will never report: silent workers, jobs that vanished unstarted, and
+attempts whose dispatch entry was overwritten with garbage."""
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Collection, Mapping
+from typing import Any, NamedTuple
 
 import redis
 from rq.job import Job
@@ -15,7 +16,7 @@ from rqdag.coordinator.lease import Lease
 from rqdag.coordinator.reconcile import lost_result
 from rqdag.errors import DecodeError, LeaseLostError
 from rqdag.shared.model.task import TaskResult
-from rqdag.shared.model.vocabulary import AttemptState
+from rqdag.shared.model.vocabulary import AttemptState, EventKind
 from rqdag.shared.store.keys import RunKeys
 from rqdag.shared.store.records import DispatchEntry, parse_dispatch_entry, text
 from rqdag.shared.store.scripts import Scripts, VoidOutcome
@@ -23,6 +24,19 @@ from rqdag.shared.store.scripts import Scripts, VoidOutcome
 log = logging.getLogger("rqdag.coordinator")
 
 MAX_CHECK_INTERVAL_S = 5.0  # a worker with a shorter limit of its own is noticed this soon
+
+
+class Known(NamedTuple):
+    """What the watchdog keeps of an attempt in flight (little: a run may have many)."""
+
+    token: str
+    attempt: int
+    started: bool  # its entry was seen past 'queued'
+
+
+def _kept(entry: DispatchEntry) -> Known:
+    """The part of a readable dispatch entry kept in case it turns to garbage."""
+    return Known(entry.token, entry.attempt, entry.state is not AttemptState.QUEUED)
 
 
 class Watchdog:
@@ -33,9 +47,15 @@ class Watchdog:
       the attempt is voided and counts as a failure (``lost``);
     - queued, with its job taken from the queue by a worker (RQ's intermediate
       list, or marked started) for longer than the limit: the worker died
-      before rqdag's start step. It never
-      started, so it is voided and sent again without counting a failure, even
-      for an at-most-once task (``unstarted``).
+      before rqdag's start step. It never started, so it is voided and sent
+      again without counting a failure, even for an at-most-once task (``unstarted``);
+    - unreadable (garbage over its entry): no worker can start, beat or finish
+      the attempt any more (each script refuses such an entry), so it is set
+      aside at once, named in an error line. It is sent again if it never
+      started (``unstarted``); if it may have started it is ``lost``, so an
+      at-most-once task is never run again. What the entry said is known from
+      its last readable form (kept from dispatch, the checks and ``started``
+      events) and from the events not yet applied (``news``).
 
     Voiding is fenced by the lease and by the attempt's state, so a worker that
     is merely slow finds its attempt void and runs nothing.
@@ -48,7 +68,11 @@ class Watchdog:
         lease: Lease,
         heartbeat_timeout_s: float,
         intermediate_key: Callable[[str], str],
+        news: Callable[[str], Collection[str]],
+        reported: Collection[str] = (),
     ) -> None:
+        """``news(token)``: the kinds of the events about that attempt read but not yet
+        applied; ``reported``: tasks whose garbage the run's load reported already."""
         self._client = client
         self._scripts = scripts
         self._lease = lease
@@ -57,6 +81,24 @@ class Watchdog:
         self._intermediate_key = intermediate_key
         self._next_check = 0.0
         self._taken_since: dict[str, float] = {}  # token -> when its job was first seen taken, unstarted
+        self._news = news
+        self._known: dict[str, Known] = {}  # of each attempt in flight, from its last readable entry
+        # task -> the garbage already dealt with (None: reported at load, whatever it was)
+        self._garbage: dict[str, bytes | str | None] = dict.fromkeys(reported)
+
+    def dispatched(self, entries: Mapping[str, DispatchEntry]) -> None:
+        """Attempts just sent: their entries as written."""
+        self._known.update((name, _kept(entry)) for name, entry in entries.items())
+
+    def started(self, task: str, token: str) -> None:
+        """A worker started the attempt ``token`` (its ``started`` event)."""
+        seen = self._known.get(task)
+        if seen is not None and seen.token == token:
+            self._known[task] = seen._replace(started=True)
+
+    def forget(self, task: str) -> None:
+        """The task's attempt ended (its worker answered)."""
+        self._known.pop(task, None)
 
     def check(self) -> list[Completion]:
         """Lost attempts, voided; checked every quarter of the shortest limit in play."""
@@ -65,7 +107,7 @@ class Watchdog:
             return []
         seconds, micros = self._client.time()
         server_now = seconds + micros / 1e6
-        entries = self._entries()
+        entries, unreadable = self._entries()
         shortest = min(
             [self._timeout, *(e.heartbeat_timeout for e in entries.values() if e.heartbeat_timeout)]
         )
@@ -80,17 +122,61 @@ class Watchdog:
             and server_now - entry.heartbeat_at > (entry.heartbeat_timeout or self._timeout)
         ]
         out += self._vanished(entries)
+        out += self._set_aside(unreadable)
         return [c for c in out if c is not None]
 
-    def _entries(self) -> dict[str, DispatchEntry]:
+    def _entries(self) -> tuple[dict[str, DispatchEntry], dict[str, tuple[bytes | str, str]]]:
+        """The readable entries, and task -> (raw, problem) of the others."""
         found: dict[str, DispatchEntry] = {}
+        unreadable: dict[str, tuple[bytes | str, str]] = {}
         for raw_name, raw in self._client.hgetall(self._keys.dispatch).items():
             name = text(raw_name)
             try:
                 found[name] = parse_dispatch_entry(self._lease.run_id, name, raw)
-            except DecodeError:
-                continue  # reported when the run was loaded
-        return found
+            except DecodeError as exc:
+                unreadable[name] = (raw, str(exc))
+        kept = {n: self._known[n] for n in unreadable if n in self._known}
+        self._known = {**kept, **{n: _kept(e) for n, e in found.items()}}
+        self._garbage = {n: g for n, g in self._garbage.items() if n in unreadable}
+        return found, unreadable
+
+    def _set_aside(self, unreadable: Mapping[str, tuple[bytes | str, str]]) -> list[Completion | None]:
+        """Garbage not seen before: reported once; the attempt it hides is voided."""
+        out: list[Completion | None] = []
+        for name, (raw, problem) in unreadable.items():
+            if name in self._garbage and self._garbage[name] in (None, raw):
+                continue
+            seen = self._known.get(name)
+            if seen is None:
+                self._garbage[name] = raw
+                log.error(
+                    "%s; no attempt of task '%s' is in flight here: the entry is left as it is", problem, name
+                )
+                continue
+            news = self._news(seen.token)
+            if any(kind != EventKind.STARTED for kind in news):
+                continue  # its worker answered before the garbage came: that answer settles it
+            self._garbage[name] = raw
+            del self._known[name]
+            started = seen.started or EventKind.STARTED in news
+            out.append(self._unreadable(name, seen, problem, started=started))
+        return out
+
+    def _unreadable(self, name: str, entry: Known, problem: str, *, started: bool) -> Completion:
+        attempt = f"attempt {entry.attempt} of task '{name}'"
+        if not started:
+            log.error("%s; %s never started: it is sent again", problem, attempt)
+            result = TaskResult.failure(
+                f"{attempt} was set aside unstarted: its dispatch entry is unreadable"
+            )
+            return Completion(name, entry.token, result, CompletionKind.UNSTARTED)
+        log.error(
+            "%s; %s may have started: it counts as lost (an at-most-once task is not run again)",
+            problem,
+            attempt,
+        )
+        result = TaskResult.failure(f"{attempt} lost: its dispatch entry became unreadable ({problem})")
+        return Completion(name, entry.token, result, CompletionKind.LOST)
 
     def _vanished(self, entries: dict[str, DispatchEntry]) -> list[Completion | None]:
         """Queued attempts whose job a worker took but never started, for longer than the limit.

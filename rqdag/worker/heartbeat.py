@@ -9,6 +9,7 @@ from types import TracebackType
 
 import redis
 
+from rqdag.shared.redis_memory import is_out_of_memory, memory_episode
 from rqdag.shared.store.keys import RunKeys
 from rqdag.shared.store.scripts import Scripts
 from rqdag.worker.ticker import Ticker
@@ -49,6 +50,7 @@ class Heartbeat:
         }
         self._ticker = ticker
         self._handle: int | None = None
+        self._memory = memory_episode(log, f"run {keys.run_id!r}, task {task!r}: heartbeat: ")
 
     def __enter__(self) -> Heartbeat:
         self._handle = self._ticker.every(self.interval, self._tick)
@@ -67,6 +69,9 @@ class Heartbeat:
         try:
             alive = self.beat()
         except redis.RedisError as exc:
+            if is_out_of_memory(exc):  # said once, not at every tick
+                self._memory.seen(exc, kind="OOM")
+                return
             log.warning(
                 "run %r, task %r: heartbeat failed (will try again): %s",
                 self.keys.run_id,
@@ -75,6 +80,7 @@ class Heartbeat:
                 extra=self._extra,
             )
             return
+        self._memory.over()
         if not alive and self._handle is not None:
             self._ticker.cancel(self._handle)
 

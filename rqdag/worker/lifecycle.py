@@ -1,4 +1,4 @@
-"""A worker's life across Redis outages: built again and restarted until asked to stop."""
+"""A worker's life across Redis outages and a full Redis: built again and restarted until asked to stop."""
 
 from __future__ import annotations
 
@@ -11,10 +11,15 @@ from typing import Protocol
 
 import redis
 
+from rqdag.shared.episodes import Episode
+from rqdag.shared.redis_memory import is_out_of_memory, memory_episode
+
 log = logging.getLogger("rqdag.worker")
 
 RECONNECT_FIRST_S = 0.5
 RECONNECT_MAX_S = 30.0
+FULL_REDIS_MAX_S = 5.0  # a full Redis refuses at once: trying often is cheap
+FULL = "Redis is full"  # the reason of a worker stopped by a full Redis (said by its episode)
 
 
 class Worker(Protocol):
@@ -36,38 +41,36 @@ class Worker(Protocol):
 
     def registered_count(self) -> int: ...
 
+    @property
+    def redis_memory(self) -> Episode: ...
+
+    @redis_memory.setter
+    def redis_memory(self, episode: Episode) -> None: ...
+
 
 def work_until_stopped(make: Callable[[], Worker], *, burst: bool, log_level: str) -> None:
     """Run workers one after the other until one is asked to stop.
 
     RQ retries a lost connection only while it waits for a job; anywhere else it
     quits. Here the worker is built again and goes on once Redis answers, after
-    a pause that doubles up to RECONNECT_MAX_S (logged each time).
+    a pause that doubles up to RECONNECT_MAX_S (logged each time). A full Redis
+    (say, at the worker's birth) is waited out the same way, at most
+    FULL_REDIS_MAX_S apart, and said once per episode.
     """
     stopping = threading.Event()
     delay = RECONNECT_FIRST_S
     incarnation = 0
+    memory = memory_episode(log)  # one for the process: a worker built again goes on with it
     while True:
-        worker: Worker | None = None
-        try:
-            worker = make()
-            if incarnation:
-                # our own registration, left behind when Redis went away under the last one
-                worker.connection.delete(worker.key)
-            else:
-                log.info(
-                    "rqdag worker %s: %d registered task functions", worker.name, worker.registered_count()
-                )
-            worker.work(burst=burst, logging_level=log_level, with_scheduler=False)
-            if burst or worker._shutdown_requested_date is not None:
-                return
-            reason = "stopped on an unexpected error"
-        except redis.ConnectionError as exc:
-            if worker is not None and worker._shutdown_requested_date is not None:
-                return
-            reason = f"lost Redis ({exc})"
+        reason = _work_once(make, memory, incarnation, burst=burst, log_level=log_level)
+        if reason is None:
+            return
         incarnation += 1
-        log.warning("rqdag worker %s; starting again in %.1fs", reason, delay)
+        if reason == FULL:
+            delay = min(delay, FULL_REDIS_MAX_S)
+            log.debug("rqdag worker: Redis is full; starting again in %.1fs", delay)
+        else:
+            log.warning("rqdag worker %s; starting again in %.1fs", reason, delay)
         previous = signal.signal(signal.SIGTERM, lambda *_: stopping.set())
         try:
             if stopping.wait(delay):
@@ -75,3 +78,30 @@ def work_until_stopped(make: Callable[[], Worker], *, burst: bool, log_level: st
         finally:
             signal.signal(signal.SIGTERM, previous)
         delay = min(delay * 2, RECONNECT_MAX_S)
+
+
+def _work_once(
+    make: Callable[[], Worker], memory: Episode, incarnation: int, *, burst: bool, log_level: str
+) -> str | None:
+    """Build a worker and run it; why it must be built again, or None when it is done."""
+    worker: Worker | None = None
+    try:
+        worker = make()
+        worker.redis_memory = memory
+        if incarnation:
+            # our own registration, left behind when Redis went away under the last one
+            worker.connection.delete(worker.key)
+        else:
+            log.info("rqdag worker %s: %d registered task functions", worker.name, worker.registered_count())
+        worker.work(burst=burst, logging_level=log_level, with_scheduler=False)
+        reason = None if burst else "stopped on an unexpected error"
+    except redis.ConnectionError as exc:
+        reason = f"lost Redis ({exc})"
+    except redis.ResponseError as exc:
+        if not is_out_of_memory(exc):
+            raise
+        memory.seen(exc, kind="OOM")
+        reason = FULL
+    if worker is not None and worker._shutdown_requested_date is not None:
+        return None
+    return reason

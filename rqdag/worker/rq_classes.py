@@ -41,7 +41,7 @@ from rqdag.worker.environment import (
     build_environment,
 )
 from rqdag.worker.job import run_task
-from rqdag.worker.rqheartbeat import ThrottledHeartbeat
+from rqdag.worker.rqmemory import RidesOutFullRedis
 
 log = logging.getLogger("rqdag.worker")
 
@@ -102,9 +102,9 @@ class TaskJob(Job):
             ) from exc.__cause__
 
 
-class RqdagWorkerMixin(ThrottledHeartbeat):
+class RqdagWorkerMixin(RidesOutFullRedis):
     """What rqdag adds to an RQ worker class: its job class, timeouts off, the environment,
-    a cheaper heartbeat."""
+    a cheaper heartbeat, a loop that waits out a full Redis."""
 
     job_class = TaskJob
     death_penalty_class = TaskJobTimeoutOff

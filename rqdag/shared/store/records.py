@@ -77,6 +77,7 @@ class RunState:
     results: dict[str, TaskResult] = field(default_factory=dict)
     dispatch: dict[str, DispatchEntry] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
+    unreadable_dispatch: list[str] = field(default_factory=list)  # tasks whose entry is garbage
     last_event_id: bytes = b"0-0"
 
 
@@ -103,6 +104,7 @@ def decode_into(
             state.dispatch[name] = parse_dispatch_entry(run_id, name, raw_value)
         except DecodeError as exc:
             state.problems.append(str(exc))
+            state.unreadable_dispatch.append(name)
 
 
 def parse_meta(run_id: str, raw: Mapping[Any, Any]) -> RunMeta:

@@ -62,9 +62,8 @@ class RunStore(RetentionMixin):
             if name in names and result.status is TaskStatus.SUCCESS
         }
         now = time.time()
-        if not self.client.hsetnx(rk.meta, "created_at", repr(now)):
-            raise RunExistsError(f"run '{run_id}' exists already (resume it instead)")
         meta: dict[str | bytes, str | bytes | int | float] = {
+            "created_at": repr(now),
             "workflow": workflow.name,
             "status": RunStatus.PENDING,
             "epoch": 1,
@@ -78,14 +77,24 @@ class RunStore(RetentionMixin):
             "task_count": len(names),
             **retention_meta(workflow),
         }
+        taken = RunExistsError(f"run '{run_id}' exists already (resume it instead)")
+        # One MULTI/EXEC, the meta watched: a run is stored whole or not at all (a full
+        # Redis refuses the lot), and a rival creator makes this one fail, not retry.
         with self.client.pipeline(transaction=True) as pipe:
-            pipe.hset(rk.meta, mapping=meta)  # type: ignore[arg-type]
-            pipe.set(rk.definition, definition)
-            if kept:
-                pipe.hset(rk.results, mapping=kept)  # type: ignore[arg-type]
-            pipe.zadd(keys.RUNS, {run_id: now})
-            pipe.sadd(keys.ACTIVE_RUNS, run_id)
-            pipe.execute()
+            try:
+                pipe.watch(rk.meta)  # type: ignore[no-untyped-call]
+                if pipe.exists(rk.meta):
+                    raise taken
+                pipe.multi()
+                pipe.hset(rk.meta, mapping=meta)  # type: ignore[arg-type]
+                pipe.set(rk.definition, definition)
+                if kept:
+                    pipe.hset(rk.results, mapping=kept)  # type: ignore[arg-type]
+                pipe.zadd(keys.RUNS, {run_id: now})
+                pipe.sadd(keys.ACTIVE_RUNS, run_id)
+                pipe.execute()
+            except redis.WatchError:
+                raise taken from None
 
     # ---- reading ----------------------------------------------------------------
 
