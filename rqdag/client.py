@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import redis
@@ -161,8 +161,24 @@ class Client:
         return self._store.list_runs(limit)
 
     def resume(
-        self, run_id: str, *, workflow: Workflow | None = None, keep_changed: bool = False
+        self,
+        run_id: str,
+        *,
+        workflow: Workflow | None = None,
+        keep_changed: bool = False,
+        params: Mapping[str, Any] | None = None,
+        rerun: Sequence[str] = (),
     ) -> RunHandle:
-        """Start a new epoch of a finished run: successes stay, everything else runs again."""
-        resume_run(self._store, run_id, workflow=workflow, keep_changed=keep_changed)
+        """Start a new epoch of a finished run: successes stay, everything else runs again.
+
+        A success whose task changed (its code as the workers run it now, or as
+        ``workflow`` has it; its settings; its dependencies) runs again with what
+        depends on it, unless ``keep_changed``. ``params`` change those
+        parameters from this epoch on; ``rerun`` names tasks to run again, with
+        everything downstream of them. A run that succeeded and has nothing to
+        run again is left as it is (``rqdag resume RUN --plan`` shows the plan).
+        """
+        resume_run(
+            self._store, run_id, workflow=workflow, keep_changed=keep_changed, params=params, rerun=rerun
+        )
         return RunHandle(self.connection, run_id)
