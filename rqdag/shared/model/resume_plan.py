@@ -170,11 +170,11 @@ def _changes(old: Task, new: Task) -> tuple[list[str], str]:
     if compare_code(old.code_id, new.code_id) != "unknown":
         return changes, ""
     if old.code_id is None:
-        return changes, "the run's definition holds no hash of their code (stored by an older rqdag)"
+        return changes, "the run's definition has no hash of it (stored by an older rqdag)"
     if new.code_id is None:
-        return changes, "the code they run now has no hash (no worker published one)"
+        return changes, "no hash of the code it runs now (no worker published one)"
     tags = f"{python_tag(old.code_id)} then, {python_tag(new.code_id)} now"
-    return changes, f"their code was hashed by two Python versions ({tags})"
+    return changes, f"hashed by two Python versions ({tags})"
 
 
 def _cascade(
