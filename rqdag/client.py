@@ -126,7 +126,7 @@ class Client:
 
         With ``resume=True`` an existing run of that id is continued instead of
         refused: left as it is while it is open, resumed in a new epoch once it
-        has finished. ``snapshot`` seeds the run: its successes are not run again,
+        has finished (``params`` then change those parameters from that epoch on). ``snapshot`` seeds the run: its successes are not run again,
         and none may be larger than ``max_result_bytes`` (the workers' limit).
         ``params`` is a mapping of name to JSON value (no NaN or Infinity).
         """
@@ -135,7 +135,7 @@ class Client:
         params = check_params(params)
         if resume and self._store.exists(run_id):
             if self._store.read_meta(run_id).finished:
-                return self.resume(run_id, workflow=flow)
+                return self.resume(run_id, workflow=flow, params=params)
             return RunHandle(self.connection, run_id)  # still open: its coordinator goes on
         seeded = normalize_snapshot(snapshot or {}, source="snapshot")
         check_seed_sizes(flow, seeded, max_result_bytes)
