@@ -126,8 +126,9 @@ class Client:
 
         With ``resume=True`` an existing run of that id is continued instead of
         refused: left as it is while it is open, resumed in a new epoch once it
-        has finished (``params`` then change those parameters from that epoch on). ``snapshot`` seeds the run: its successes are not run again,
-        and none may be larger than ``max_result_bytes`` (the workers' limit).
+        has finished (``params`` then change those parameters from that epoch
+        on). ``snapshot`` seeds the run: its successes are not run again, and
+        none may be larger than ``max_result_bytes`` (the workers' limit).
         ``params`` is a mapping of name to JSON value (no NaN or Infinity).
         """
         flow = as_workflow(workflow)
