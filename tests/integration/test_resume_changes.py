@@ -7,6 +7,7 @@ and the CLI that plans the resume does not have the module at all.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -15,11 +16,16 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
+import orjson
 import redis
 
-from rqdag import Client
-from rqdag.shared.store.keys import CODE
+from rqdag import Client, Retry, TaskResult, Workflow
+from rqdag.shared.model.codec import encode_result
+from rqdag.shared.store.code import publish_code
+from rqdag.shared.store.keys import CODE, RunKeys
+from rqdag.shared.store.resume import resume_run
 from rqdag.shared.store.runs import RunStore
+from tests.integration.flows import fails_unless_fixed, recoverable, step
 from tests.integration.procs import REPO, Procs, rqdag_env, wait_until
 
 MODULE = "deployflow"
@@ -216,3 +222,60 @@ def test_resume_with_new_params_and_forced_reruns(redis_url: str, procs: Procs, 
     meta = RunStore(client.connection).read_meta("par-1")
     assert meta.epoch == 3 and meta.params == {"n": 3}
     assert meta.epoch_params == {1: {"n": 1}, 2: {"n": 2}, 3: {"n": 3}}
+
+
+def test_a_run_stored_by_an_older_rqdag_is_planned_and_resumed(redis_url: str) -> None:
+    """A format-2 definition has no code hashes: nothing crashes, nothing is claimed changed
+    that cannot be shown, and after the resume the run's definition has them."""
+    client = Client(redis_url)
+    store = RunStore(client.connection)
+    client.submit(recoverable, run_id="legacy-1")
+    rk = RunKeys("legacy-1")
+    document = orjson.loads(client.connection.get(rk.definition))
+    document["format"] = 2
+    for profile in document["profiles"]:
+        del profile["version"], profile["code"]
+    client.connection.set(rk.definition, orjson.dumps(document))
+    stored = store.read_definition("legacy-1")
+    client.connection.hset(
+        rk.results,
+        mapping={
+            t.name: encode_result(
+                dataclasses.replace(TaskResult.success(t.name), definition_hash=t.definition_hash()),
+                what=t.name,
+            )
+            for t in stored.tasks
+        },
+    )
+    client.connection.hset(rk.meta, "status", "succeeded")
+    here = rqdag_env()
+
+    quiet = cli("resume", "legacy-1", "--plan", "--redis", redis_url, env=here)
+    assert quiet.returncode == 0 and "nothing to resume: run legacy-1 succeeded" in quiet.stdout
+    publish_code(
+        client.connection, {f"tests.integration.flows:{f.__name__}": f for f in (step, fails_unless_fixed)}
+    )
+    noted = cli("resume", "legacy-1", "--plan", "--redis", redis_url, env=here)
+    assert noted.returncode == 0, noted.stderr
+    assert "keep: a, b, c, d" in noted.stdout and "changed: -" in noted.stdout
+    assert "note: code not compared for a, b, c: the run's definition has no hash of it" in noted.stdout
+
+    target = ("--target", "tests.integration.test_resume_changes:retried")
+    planned = cli("resume", "legacy-1", "--plan", *target, "--redis", redis_url, env=here)
+    assert "changed: a (settings)" in planned.stdout, planned.stdout + planned.stderr
+    foreign = dataclasses.replace(TaskResult.success("d"), definition_hash="0123456789abcdef")
+    client.connection.hset(rk.results, "d", encode_result(foreign, what="d"))
+    mixed = cli("resume", "legacy-1", "--plan", "--redis", redis_url, env=here)
+    assert "changed: d (definition)" in mixed.stdout and "rerun: d" in mixed.stdout
+
+    plan = resume_run(store, "legacy-1")
+    assert plan.rerun == ["d"] and plan.keep == ["a", "b", "c"]
+    assert orjson.loads(client.connection.get(rk.definition))["format"] == 3
+    client.connection.hset(rk.meta, "status", "succeeded")
+    after = resume_run(store, "legacy-1", dry_run=True)
+    assert after.keep == ["a", "b", "c"] and after.notes == [], "kept under the hashes the run now has"
+
+
+retried = Workflow("recoverable")
+for _task in recoverable.tasks:
+    retried.add(dataclasses.replace(_task, retry=Retry(attempts=5)) if _task.name == "a" else _task)
