@@ -20,6 +20,7 @@ from rqdag.shared.model.task import Task
 from rqdag.shared.model.vocabulary import RunStatus
 from rqdag.shared.model.workflow import Workflow
 from rqdag.shared.store.code import published_code
+from rqdag.shared.store.records import RunMeta
 from rqdag.shared.store.retention import RESUME_MARGIN_S
 from rqdag.shared.store.runs import RunStore
 
@@ -58,15 +59,7 @@ def resume_run(
     )
     if dry_run or plan.nothing_to_resume:
         return plan
-    if not meta.finished and meta.status is not RunStatus.BLOCKED:
-        raise RqdagError(
-            f"run '{run_id}' is {meta.status}: a coordinator is still driving it "
-            "(cancel it first, or let it finish)"
-        )
-    expires_in = store.expires_in(run_id)
-    if expires_in is not None and expires_in < RESUME_MARGIN_S:
-        raise RqdagError(f"run '{run_id}' is expiring (its retention period is over): it cannot be resumed")
-    old_params, new_params = plan.params
+    _check_resumable(store, meta)
     store.open_epoch(
         meta,
         set_aside={n: results[n] for n in (*plan.rerun, *plan.drop) if n in results},
@@ -75,7 +68,7 @@ def resume_run(
         definition=new if workflow is None and new is not old else None,
         restamp={n: dataclasses.replace(results[n], definition_hash=h) for n, h in plan.restamp.items()},
         params=new_params,
-        epoch_params=with_next_epoch(meta.epoch_params, meta.epoch, old_params, new_params),
+        epoch_params=with_next_epoch(meta.epoch_params, meta.epoch, meta.params, new_params),
     )
     return plan
 
@@ -93,6 +86,20 @@ def deployed_workflow(store: RunStore, stored: Workflow) -> Workflow:
     if not swapped:
         return stored
     return Workflow.of_checked(stored.name, {t.name: swapped.get(t.name, t) for t in tasks})
+
+
+def _check_resumable(store: RunStore, meta: RunMeta) -> None:
+    """Refuse a run that a coordinator still drives, or that is about to expire."""
+    if not meta.finished and meta.status is not RunStatus.BLOCKED:
+        raise RqdagError(
+            f"run '{meta.run_id}' is {meta.status}: a coordinator is still driving it "
+            "(cancel it first, or let it finish)"
+        )
+    expires_in = store.expires_in(meta.run_id)
+    if expires_in is not None and expires_in < RESUME_MARGIN_S:
+        raise RqdagError(
+            f"run '{meta.run_id}' is expiring (its retention period is over): it cannot be resumed"
+        )
 
 
 def _check_rerun(run_id: str, workflow: Workflow, rerun: Sequence[str]) -> None:
