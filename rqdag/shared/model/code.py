@@ -33,6 +33,7 @@ _DIGEST_CHARS = 16
 # docstring, or None in its place, as consts[0] of every function.
 _CO_HAS_DOCSTRING = getattr(inspect, "CO_HAS_DOCSTRING", 0)
 _FUNCTION_FLAGS = inspect.CO_OPTIMIZED | inspect.CO_NEWLOCALS
+_MAX_WRAPPERS = 100  # a chain of __wrapped__ longer than this is a loop
 
 
 def code_identity(func: object) -> str | None:
@@ -43,7 +44,9 @@ def code_identity(func: object) -> str | None:
     """
     parts: list[bytes] = []
     target: object = func
-    while target is not None:
+    for _ in range(_MAX_WRAPPERS):
+        if target is None:
+            break
         function = getattr(target, "__func__", target)  # a bound method: its function
         code = getattr(function, "__code__", None)
         if not isinstance(code, CodeType):
