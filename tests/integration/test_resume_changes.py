@@ -26,7 +26,9 @@ from rqdag.shared.store.keys import CODE, RunKeys
 from rqdag.shared.store.resume import resume_run
 from rqdag.shared.store.runs import RunStore
 from tests.integration.flows import fails_unless_fixed, recoverable, step
-from tests.integration.procs import REPO, Procs, rqdag_env, wait_until
+from tests.support import REPO
+from tests.support.processes import Procs, rqdag_env
+from tests.support.wait import wait_until
 
 MODULE = "deployflow"
 FLOW = """
