@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -143,8 +143,9 @@ class Client:
 
         With ``resume=True`` an existing run of that id is continued instead of
         refused: left as it is while it is open, resumed in a new epoch once it
-        has finished. ``snapshot`` seeds the run: its successes are not run again,
-        and none may be larger than ``max_result_bytes`` (the workers' limit).
+        has finished (``params`` then change those parameters from that epoch
+        on). ``snapshot`` seeds the run: its successes are not run again, and
+        none may be larger than ``max_result_bytes`` (the workers' limit).
         ``params`` is a mapping of name to JSON value (no NaN or Infinity).
         """
         flow = as_workflow(workflow)
@@ -153,7 +154,7 @@ class Client:
         if resume and self._store.exists(run_id):
             if self._store.read_meta(run_id).finished:
                 with refused_when_full(run_id, "resumed"):
-                    return self.resume(run_id, workflow=flow)
+                    return self.resume(run_id, workflow=flow, params=params)
             return RunHandle(self.connection, run_id)  # still open: its coordinator goes on
         seeded = normalize_snapshot(snapshot or {}, source="snapshot")
         check_seed_sizes(flow, seeded, max_result_bytes)
@@ -180,8 +181,24 @@ class Client:
         return self._store.list_runs(limit)
 
     def resume(
-        self, run_id: str, *, workflow: Workflow | None = None, keep_changed: bool = False
+        self,
+        run_id: str,
+        *,
+        workflow: Workflow | None = None,
+        keep_changed: bool = False,
+        params: Mapping[str, Any] | None = None,
+        rerun: Sequence[str] = (),
     ) -> RunHandle:
-        """Start a new epoch of a finished run: successes stay, everything else runs again."""
-        resume_run(self._store, run_id, workflow=workflow, keep_changed=keep_changed)
+        """Start a new epoch of a finished run: successes stay, everything else runs again.
+
+        A success whose task changed (its code as the workers run it now, or as
+        ``workflow`` has it; its settings; its dependencies) runs again with what
+        depends on it, unless ``keep_changed``. ``params`` change those
+        parameters from this epoch on; ``rerun`` names tasks to run again, with
+        everything downstream of them. A run that succeeded and has nothing to
+        run again is left as it is (``rqdag resume RUN --plan`` shows the plan).
+        """
+        resume_run(
+            self._store, run_id, workflow=workflow, keep_changed=keep_changed, params=params, rerun=rerun
+        )
         return RunHandle(self.connection, run_id)

@@ -3,7 +3,7 @@
 Modules: ``common`` (options, errors, exit codes), ``output`` (tables, JSON), ``logs`` (log
 formats), ``live`` (a run's live view), ``drive`` (``run``), ``serve``
 (``submit``, ``coordinator``, ``worker``), ``admin`` (``status``, ``runs``,
-``resume``, ``cancel``, ``graph``), ``watch``, ``snapshots`` (``snapshot
+``cancel``, ``graph``), ``resume``, ``watch``, ``snapshots`` (``snapshot
 export|import|diff``), ``prune`` (``prune``, the ``--retention`` option),
 ``task_commands`` (``inspect``, ``resolve``) and ``reference`` (writes
 docs/cli.md from these commands).
@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import click
 
-from rqdag.cli.admin import cancel, graph, resume, runs, status
+from rqdag.cli.admin import cancel, graph, runs, status
 from rqdag.cli.dashboard import dashboard
 from rqdag.cli.drive import run
 from rqdag.cli.prune import prune
+from rqdag.cli.resume import resume
 from rqdag.cli.serve import coordinator, submit, worker
 from rqdag.cli.snapshots import snapshot
 from rqdag.cli.task_commands import inspect_command, resolve

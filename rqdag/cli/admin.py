@@ -1,4 +1,4 @@
-"""Commands that read or change runs: status, runs, resume, cancel, graph."""
+"""Commands that read or change runs: status, runs, cancel, graph (resume is in :mod:`.resume`)."""
 
 from __future__ import annotations
 
@@ -32,7 +32,6 @@ from rqdag.shared.model.codec import snapshot_to_document
 from rqdag.shared.model.graph import to_dot, to_mermaid, topological_order
 from rqdag.shared.store.keys import RUNS, RunKeys
 from rqdag.shared.store.records import RunMeta
-from rqdag.shared.store.resume import resume_run
 from rqdag.shared.store.runs import RunStore
 
 
@@ -152,40 +151,6 @@ def runs(
     for row in rows:
         if row["error"]:
             out.print(Text.assemble(("error: ", "red"), row["error"]))  # the reason names the run
-
-
-@click.command()
-@click.argument("run_id")
-@redis_option
-@click.option("--plan", is_flag=True, help="Only print what a resume would keep, run again, add and drop.")
-@click.option("--keep-changed", is_flag=True, help="Keep successes of tasks whose definition changed.")
-@click.option(
-    "--target",
-    default=None,
-    metavar="TARGET",
-    help="Resume with this (changed) workflow, not the stored one.",
-)
-@json_option
-@handle_errors
-def resume(
-    run_id: str, redis_url: str | None, plan: bool, keep_changed: bool, target: str | None, as_json: bool
-) -> None:
-    """Start a new epoch of a finished run: successes stay, everything else runs again.
-
-    A success whose task definition changed runs again, unless --keep-changed.
-    """
-    client = open_client(redis_url)
-    workflow = load_target(target).workflow if target else None
-    result = resume_run(
-        RunStore(client.connection), run_id, workflow=workflow, keep_changed=keep_changed, dry_run=plan
-    )
-    if as_json:
-        print_json({"run_id": run_id, "resumed": not plan, **result.to_dict()})
-        return
-    for label, names in result.to_dict().items():
-        click.echo(f"{label}: {', '.join(names) if names else '-'}")
-    if not plan:
-        click.echo(f"run {run_id} resumed; a coordinator will drive it")
 
 
 @click.command()

@@ -18,6 +18,7 @@ import redis
 
 from rqdag.errors import RqdagError
 from rqdag.shared.model.limits import MAX_RESULT_BYTES
+from rqdag.shared.store.code import publish_code
 from rqdag.shared.store.scripts import Scripts
 from rqdag.worker.context import ContextHolder, load_context
 from rqdag.worker.registry import TaskRegistry, build_registry
@@ -92,8 +93,9 @@ class WorkerEnvironment:
 def build_environment(
     settings: WorkerSettings, connection: redis.Redis, worker_name: str
 ) -> WorkerEnvironment:
-    """Import the ``--tasks`` modules, resolve the ``--context`` factory, register the scripts."""
-    return WorkerEnvironment(
+    """Import the ``--tasks`` modules, resolve the ``--context`` factory, register the scripts,
+    and publish the code identity of every function this worker may run (for resumes)."""
+    environment = WorkerEnvironment(
         registry=build_registry(settings.tasks),
         context=load_context(settings.context),
         worker_name=worker_name,
@@ -103,6 +105,8 @@ def build_environment(
         connection=connection,
         scripts=Scripts.register(connection),
     )
+    publish_code(connection, environment.registry.functions)
+    return environment
 
 
 _CURRENT: ContextVar[WorkerEnvironment | None] = ContextVar("rqdag_worker_environment", default=None)

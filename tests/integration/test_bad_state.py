@@ -73,15 +73,18 @@ def test_resume_plan_reruns_tasks_whose_definition_changed(redis_url: str, procs
     changed = _changed(recoverable, "a", retry=Retry(attempts=5))
     changed.task(name="e", depends_on=["c"])(step)
     plan = resume_run(store, run.run_id, workflow=changed, dry_run=True)
-    assert plan.keep == ["b", "c", "d"]
-    assert plan.rerun == ["a"] and plan.changed == ["a"]
+    # a changed: it runs again, and so does everything downstream of it (b, c and d take its data)
+    assert plan.keep == []
+    assert plan.rerun == ["a", "b", "c", "d"] and plan.changed == ["a"]
+    assert plan.why == {"a": ["settings"]} and plan.downstream == {"b": "a", "c": "a", "d": "a"}
     assert plan.add == ["e"] and plan.drop == []
     keep_all = resume_run(store, run.run_id, workflow=changed, keep_changed=True, dry_run=True)
     assert keep_all.keep == ["a", "b", "c", "d"] and keep_all.rerun == []
+    assert keep_all.changed == ["a"] and keep_all.downstream == {}
     assert store.read_meta(run.run_id).epoch == 1, "a plan changes nothing"
     resume_run(store, run.run_id, workflow=changed)
     results = run.wait(timeout=30)
     assert store.read_meta(run.run_id).epoch == 2
     assert set(results) == {"a", "b", "c", "d", "e"}
     runs = [line["task"] for line in procs.ledger_lines()]
-    assert runs.count("a") == 2 and runs.count("b") == 1 and runs.count("e") == 1
+    assert runs.count("a") == 2 and runs.count("b") == 2 and runs.count("c") == 2 and runs.count("e") == 1

@@ -259,6 +259,12 @@ def test_resolve_records_the_operator_and_resume_goes_on_from_it(cluster: Cluste
         "changed": [],
         "add": [],
         "drop": [],
+        "why": {},
+        "requested": [],
+        "downstream": {},
+        "params": {"old": {}, "new": {}},
+        "notes": [],
+        "nothing_to_resume": False,
     }
     resumed = invoke("resume", "rec-resolve", "--redis", cluster.url)
     assert resumed.exit_code == 0 and "rerun: c" in resumed.stdout

@@ -54,7 +54,7 @@ def test_tasks_alike_share_one_profile() -> None:
         "wide", [Task("root", answer)] + [Task(f"t{i}", answer, depends_on=["root"]) for i in range(50)]
     )
     document = stored(wide)
-    assert document["format"] == 2
+    assert document["format"] == 3
     assert len(document["profiles"]) == 1
     assert document["tasks"][3] == ["t2", 0, [0]]
 
@@ -96,7 +96,11 @@ def test_a_definition_of_format_1_is_still_read() -> None:
         ),
         (lambda d: d["profiles"][0].pop("func"), r"profiles\[0\]: field 'func' is missing"),
         (lambda d: d.__setitem__("profiles", {}), r"field 'profiles' must be a list"),
-        (lambda d: d.__setitem__("format", 3), r"field 'format' is 3; this rqdag reads formats 1 to 2"),
+        (lambda d: d.__setitem__("format", 4), r"field 'format' is 4; this rqdag reads formats 1 to 3"),
+        (
+            lambda d: d["profiles"][0].__setitem__("code", 5),
+            r"profiles\[0\]: field 'code' must be a string or null",
+        ),
     ],
 )
 def test_bad_definitions_are_reported_with_the_run_and_the_task(change: Any, message: str) -> None:

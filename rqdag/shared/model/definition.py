@@ -1,7 +1,12 @@
-"""A workflow's definition as stored with a run: import paths and settings, as JSON.
+"""A workflow's definition as stored with a run: import paths, settings and code identities, as JSON.
 
 Coordinators rebuild the workflow from it without importing user code; workers
-resolve the import paths against their registry of allowed functions.
+resolve the import paths against their registry of allowed functions. The parts
+of each task's definition hash are kept apart, so a resume can say which one
+changed: the settings (as fields), the dependencies (as rows) and the code
+(``version``, or ``code``: the identity of the function's code when submitted).
+Format 3 added ``version`` and ``code``; formats 1 and 2 are read as tasks
+whose code is not known.
 """
 
 from __future__ import annotations
@@ -16,7 +21,9 @@ from rqdag.shared.model.task import Retry, Task
 from rqdag.shared.model.task_table import TaskTable
 from rqdag.shared.model.workflow import Workflow
 
-DEFINITION_FORMAT = 2
+DEFINITION_FORMAT = 3
+
+CodeMemo = dict[Any, str | None]  # a function -> its code identity, for one encoding
 
 
 def task_to_dict(task: Task) -> dict[str, Any]:
@@ -29,7 +36,7 @@ def task_to_dict(task: Task) -> dict[str, Any]:
     }
 
 
-def _profile(task: Task) -> dict[str, Any]:
+def _profile(task: Task, codes: CodeMemo | None = None) -> dict[str, Any]:
     """Everything of a task but its name and dependencies (tasks of one kind share it)."""
     func = task.func_path
     if func is None:
@@ -51,7 +58,22 @@ def _profile(task: Task) -> dict[str, Any]:
         "continue_on_error": task.continue_on_error,
         "queue": task.queue,
         "at_most_once": task.at_most_once,
+        "version": task.version,
+        "code": None if task.version is not None else _code_of(task, codes),
     }
+
+
+def _code_of(task: Task, codes: CodeMemo | None) -> str | None:
+    """``task.code_id``, computed once per function of a workflow (tasks often share one)."""
+    func = task.func
+    if codes is None or task.code_hash is not None or isinstance(func, str):
+        return task.code_id
+    try:
+        if func not in codes:
+            codes[func] = task.code_id
+        return codes[func]
+    except TypeError:  # an unhashable callable object
+        return task.code_id
 
 
 def encode_definition(workflow: Workflow) -> bytes:
@@ -67,8 +89,9 @@ def encode_definition(workflow: Workflow) -> bytes:
     profiles: list[dict[str, Any]] = []
     profile_ids: dict[bytes, int] = {}
     rows: list[list[Any]] = []
+    codes: CodeMemo = {}
     for task in tasks:
-        profile = _profile(task)
+        profile = _profile(task, codes)
         key = dumps(profile, what=f"task '{task.name}'")
         pid = profile_ids.setdefault(key, len(profiles))
         if pid == len(profiles):
@@ -94,7 +117,7 @@ def decode_table(raw: bytes | str, *, run_id: str) -> TaskTable:
 
 
 def _decode(raw: bytes | str, run_id: str) -> tuple[str, Workflow | TaskTable]:
-    """The workflow's name, and its tasks: a Workflow (format 1) or a table (format 2)."""
+    """The workflow's name, and its tasks: a Workflow (format 1) or a table (formats 2 and 3)."""
     where = f"run '{run_id}': definition"
     document = loads(raw, what=where)
     if not isinstance(document, Mapping):
@@ -150,9 +173,18 @@ def _settings(item: Mapping[str, Any], where: str) -> dict[str, Any]:
             "continue_on_error": bool(item.get("continue_on_error")),
             "queue": str(item.get("queue") or "default"),
             "at_most_once": bool(item.get("at_most_once")),
+            "version": _optional_text(item, "version", where),
+            "code_hash": _optional_text(item, "code", where),
         }
     except (TypeError, ValueError, WorkflowDefinitionError) as exc:
         raise DecodeError(f"{where}: {exc}") from None
+
+
+def _optional_text(item: Mapping[str, Any], key: str, where: str) -> str | None:
+    value = item.get(key)
+    if value is not None and not isinstance(value, str):
+        raise DecodeError(f"{where}: field '{key}' must be a string or null, got {value!r}")
+    return value
 
 
 def _task_from_dict(item: Any, where: str) -> Task:

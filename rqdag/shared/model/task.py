@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from dataclasses import MISSING, dataclass, field, fields
+from typing import Any
 
 from rqdag.errors import SnapshotError, WorkflowDefinitionError
+from rqdag.shared.model.code import code_identity, version_identity
 from rqdag.shared.model.importing import callable_path
+from rqdag.shared.model.retry import Backoff as Backoff  # Retry's home is its own module
+from rqdag.shared.model.retry import Retry as Retry
 from rqdag.shared.model.vocabulary import TaskStatus as TaskStatus  # its home is the vocabulary
-
-Backoff = Literal["fixed", "exponential"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,48 +122,6 @@ class TaskResult:
         )
 
 
-@dataclass(frozen=True, slots=True)
-class Retry:
-    """How often and how soon a failed task runs again.
-
-    ``attempts`` counts retries after the first run: ``attempts=2`` means at most
-    three runs. ``backoff="exponential"`` doubles the delay after every retry.
-    """
-
-    attempts: int = 0
-    delay_s: float = 0.0
-    backoff: Backoff = "fixed"
-    max_delay_s: float | None = None
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.attempts, int) or self.attempts < 0:
-            raise WorkflowDefinitionError(f"retry.attempts must be an integer >= 0, got {self.attempts!r}")
-        if self.delay_s < 0:
-            raise WorkflowDefinitionError(f"retry.delay_s must be >= 0, got {self.delay_s!r}")
-        if self.backoff not in ("fixed", "exponential"):
-            raise WorkflowDefinitionError(
-                f"retry.backoff must be 'fixed' or 'exponential', got {self.backoff!r}"
-            )
-
-    def delay_before(self, retry_number: int) -> float:
-        """Seconds to wait before retry number ``retry_number`` (1 for the first retry)."""
-        delay = self.delay_s
-        if self.backoff == "exponential":
-            delay = self.delay_s * (2 ** (retry_number - 1))
-        if self.max_delay_s is not None:
-            delay = min(delay, self.max_delay_s)
-        return delay
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-ready form."""
-        return {
-            "attempts": self.attempts,
-            "delay_s": self.delay_s,
-            "backoff": self.backoff,
-            "max_delay_s": self.max_delay_s,
-        }
-
-
 TaskCallable = Callable[..., Any]
 
 
@@ -173,6 +132,11 @@ class Task:
     ``func`` is a callable or an import path ``"pkg.mod:qualname"``; it takes one
     argument, a :class:`~rqdag.TaskContext`. ``condition`` is the same kind of
     thing, a predicate: when it returns false the task is ``skipped``.
+
+    ``version``: the author's word for what the code does; when given, it stands
+    for the code in the definition hash (a resume sees a change only when it
+    changes). ``code_hash``: the identity of ``func``'s code when ``func`` is an
+    import path (a stored definition carries it); rqdag computes it for a callable.
     """
 
     name: str
@@ -185,6 +149,8 @@ class Task:
     continue_on_error: bool = False
     queue: str = "default"
     at_most_once: bool = False
+    version: str | None = None
+    code_hash: str | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name.strip():
@@ -210,6 +176,12 @@ class Task:
             raise WorkflowDefinitionError(
                 f"task '{self.name}': retry must be a rqdag.Retry, got {self.retry!r}"
             )
+        for label in ("version", "code_hash"):
+            value = getattr(self, label)
+            if value is not None and (not isinstance(value, str) or not value.strip()):
+                raise WorkflowDefinitionError(
+                    f"task '{self.name}': {label} must be a non-empty string or None, got {value!r}"
+                )
 
     @classmethod
     def maker(cls, settings: Mapping[str, Any]) -> Callable[[str, tuple[str, ...]], Task]:
@@ -222,7 +194,8 @@ class Task:
         slot = vars(cls)
         put_name = slot["name"].__set__
         put_deps = slot["depends_on"].__set__
-        puts = [(slot[key].__set__, value) for key, value in settings.items()]
+        given = {**_field_defaults(cls), **settings}
+        puts = [(slot[key].__set__, value) for key, value in given.items()]
         new = object.__new__
 
         def make(name: str, depends_on: tuple[str, ...]) -> Task:
@@ -247,13 +220,34 @@ class Task:
             return self.condition
         return callable_path(self.condition)
 
+    @property
+    def code_id(self) -> str | None:
+        """The code part of the definition hash: ``version:V`` when a version is given, else
+        the identity of ``func``'s code (None when it is an import path without ``code_hash``)."""
+        if self.version is not None:
+            return version_identity(self.version)
+        if self.code_hash is not None or isinstance(self.func, str):
+            return self.code_hash
+        return code_identity(self.func)
+
+    def settings_hash(self) -> str:
+        """Hash of the settings that change what the task does: its function's import path,
+        retry, timeout, condition, queue, continue_on_error and at_most_once (not its priority)."""
+        return _digest(self._settings_parts())
+
     def definition_hash(self) -> str:
-        """Hash of the fields that change what the task does (not its priority)."""
+        """Hash of what the task does: its settings, dependencies and :attr:`code_id` (without
+        a code part, the hash that definitions stored before code was hashed carry)."""
+        settings = self._settings_parts()
+        parts = [settings[0], ",".join(sorted(self.depends_on)), *settings[1:]]
+        code = self.code_id
+        return _digest(parts if code is None else [*parts, code])
+
+    def _settings_parts(self) -> list[str]:
         func = self.func_path or _local_name(self.func)
         cond = self.condition_path or (_local_name(self.condition) if self.condition is not None else None)
-        parts = [
+        return [
             func,
-            ",".join(sorted(self.depends_on)),
             repr(sorted(self.retry.to_dict().items())),
             repr(self.timeout_s),
             repr(cond),
@@ -261,7 +255,21 @@ class Task:
             self.queue,
             repr(self.at_most_once),
         ]
-        return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:16]
+
+
+def _field_defaults(cls: type[Task]) -> dict[str, Any]:
+    """Every field but the name and dependencies, at its default (what ``settings`` may leave out)."""
+    out: dict[str, Any] = {}
+    for item in fields(cls):
+        if item.name in ("name", "depends_on", "func"):
+            continue
+        factory = item.default_factory
+        out[item.name] = item.default if factory is MISSING else factory()
+    return out
+
+
+def _digest(parts: list[str]) -> str:
+    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:16]
 
 
 def _local_name(obj: object) -> str:

@@ -81,8 +81,13 @@ class Workflow:
         continue_on_error: bool = False,
         queue: str = "default",
         at_most_once: bool = False,
+        version: str | None = None,
     ) -> Callable[[F], F]:
-        """Decorator: register the function as a task (named after it unless ``name``)."""
+        """Decorator: register the function as a task (named after it unless ``name``).
+
+        ``version``: stands for the function's code in the definition hash (see
+        :class:`Task`), for authors who decide themselves when their code changed.
+        """
 
         def register(func: F) -> F:
             self.add(
@@ -97,6 +102,7 @@ class Workflow:
                     continue_on_error=continue_on_error,
                     queue=queue,
                     at_most_once=at_most_once,
+                    version=version,
                 )
             )
             return func

@@ -15,6 +15,7 @@ PREFIX = "rqdag"
 RUNS = f"{PREFIX}:runs"  # sorted set: run id -> creation time
 ACTIVE_RUNS = f"{PREFIX}:runs:active"  # set: runs that still need a coordinator
 EXPIRING_RUNS = f"{PREFIX}:runs:expiring"  # sorted set: finished run id -> unix time its keys expire
+CODE = f"{PREFIX}:code"  # hash: task function import path -> identity of the code workers run for it
 
 RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
 _JOB_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")

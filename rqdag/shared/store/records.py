@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 
 from rqdag.errors import DecodeError
 from rqdag.shared.model.codec import decode_result, dumps, loads
+from rqdag.shared.model.epochs import parse_epoch_params
 from rqdag.shared.model.task import TaskResult
 from rqdag.shared.model.vocabulary import FINISHED_RUN_STATUSES, AttemptState, RunStatus
 
@@ -41,6 +42,7 @@ class RunMeta:
     fence: int
     task_count: int
     error: str = ""  # why the run is 'error' (the driver's reason, or why its meta is unreadable)
+    epoch_params: dict[int, dict[str, Any]] = field(default_factory=dict)  # from the first resume on
 
     @property
     def finished(self) -> bool:
@@ -123,6 +125,7 @@ def parse_meta(run_id: str, raw: Mapping[Any, Any]) -> RunMeta:
     params = loads(fields.get("params") or "{}", what=f"run '{run_id}': meta field 'params'")
     if not isinstance(params, dict):
         raise DecodeError(f"run '{run_id}': meta field 'params' must be a JSON object")
+    epoch_params = parse_epoch_params(fields.get("epoch_params") or "{}", what=f"run '{run_id}': meta")
     concurrency = number("concurrency")
     where = f"run '{run_id}': meta field 'status'"
     status = _member(RunStatus, fields.get("status", RunStatus.PENDING), where)
@@ -143,6 +146,7 @@ def parse_meta(run_id: str, raw: Mapping[Any, Any]) -> RunMeta:
         fence=int(number("fence", 0) or 0),
         task_count=int(number("task_count", 0) or 0),
         error=fields.get("error", ""),
+        epoch_params=epoch_params,
     )
 
 

@@ -225,16 +225,32 @@ class RunStore(RetentionMixin):
         set_aside: Mapping[str, TaskResult],
         task_count: int,
         workflow: Workflow | None = None,
+        definition: Workflow | None = None,
+        restamp: Mapping[str, TaskResult] | None = None,
+        params: Mapping[str, Any] | None = None,
+        epoch_params: Mapping[str, Any] | None = None,
     ) -> None:
         """Start the run's next epoch in one MULTI/EXEC (what ``rqdag resume`` writes).
 
         The ``set_aside`` results go to the audit stream and out of the results,
+        the ``restamp`` ones replace theirs (kept under a new definition hash),
         every dispatch entry goes, ``workflow`` (if given) replaces the
-        definition, and the meta is reset to a pending run of epoch + 1.
+        definition and the retention, ``definition`` the definition alone,
+        ``params`` and ``epoch_params`` (if given) the meta fields of those names,
+        and the meta is reset to a pending run of epoch + 1.
         """
         run_id = meta.run_id
         rk = keys.RunKeys(run_id)
         now = time.time()
+        fields: dict[str | bytes, str | bytes | int | float] = {}
+        if params is not None:
+            fields["params"] = dumps(dict(params), what=f"run '{run_id}': params")
+        if epoch_params is not None:
+            fields["epoch_params"] = dumps(dict(epoch_params), what=f"run '{run_id}': params of each epoch")
+        restamped = {
+            name: encode_result(result, what=f"run '{run_id}': result of '{name}'")
+            for name, result in (restamp or {}).items()
+        }
         with self.client.pipeline(transaction=True) as pipe:
             for name, result in set_aside.items():
                 body = dumps(
@@ -244,10 +260,14 @@ class RunStore(RetentionMixin):
                 pipe.xadd(rk.audit, {"kind": AuditKind.RESUME, "entry": body})
             if set_aside:
                 pipe.hdel(rk.results, *set_aside)
+            if restamped:
+                pipe.hset(rk.results, mapping=restamped)  # type: ignore[arg-type]
             pipe.delete(rk.dispatch)
             self.persist_run(pipe, run_id)  # a resumed run is open again: it no longer expires
+            stored = workflow if workflow is not None else definition
+            if stored is not None:
+                pipe.set(rk.definition, encode_definition(stored))
             if workflow is not None:
-                pipe.set(rk.definition, encode_definition(workflow))
                 pipe.hset(rk.meta, mapping=retention_meta(workflow))  # type: ignore[arg-type]
             pipe.hset(
                 rk.meta,
@@ -262,6 +282,8 @@ class RunStore(RetentionMixin):
                     "task_count": task_count,
                 },
             )
+            if fields:
+                pipe.hset(rk.meta, mapping=fields)  # type: ignore[arg-type]
             pipe.xadd(rk.events, {"kind": EventKind.RESUME, "epoch": meta.epoch + 1}, maxlen=EVENTS_MAXLEN)
             pipe.sadd(keys.ACTIVE_RUNS, run_id)
             pipe.execute()
