@@ -19,7 +19,7 @@ from tests.support.cli import cli_env
 from tests.support.processes import Procs, rqdag_command
 from tests.support.wait import wait_until
 
-SERVICES = ("worker", "coordinator")
+SERVICES = ("worker", "coordinator", "dashboard")
 URL = re.compile(r"rediss?://\S+")
 
 MYPROJ_TASKS = '''
