@@ -27,49 +27,40 @@ from rqdag.cli.output import (
     status_counts,
     styled,
 )
+from rqdag.cli.stores import data_dir_option, lease_holder, reading_client, undriven_note
 from rqdag.cli.targets import load_target
 from rqdag.shared.model.codec import snapshot_to_document
 from rqdag.shared.model.graph import to_dot, to_mermaid, topological_order
+from rqdag.shared.model.task import Task, TaskResult
 from rqdag.shared.store.keys import RUNS, RunKeys
-from rqdag.shared.store.records import RunMeta
+from rqdag.shared.store.records import RunMeta, RunState
 from rqdag.shared.store.runs import RunStore
+
+NO_RUNS = "no runs yet: 'rqdag run' or 'rqdag submit' starts one"
 
 
 @click.command()
 @click.argument("run_id")
 @redis_option
+@data_dir_option
 @json_option
 @handle_errors
-def status(run_id: str, redis_url: str | None, as_json: bool) -> None:
-    """Show a run: each task's status, attempt, worker, duration and message."""
-    store = RunStore(open_client(redis_url).connection)
-    meta = store.read_meta(run_id)
-    state = store.read_state(run_id)
+def status(run_id: str, redis_url: str | None, data_dir: str, as_json: bool) -> None:
+    """Show a run: each task's status, attempt, worker, duration and message.
+
+    With no Redis given, reads the embedded store of 'rqdag run' (--data-dir).
+    An unfinished run that no coordinator drives says so.
+    """
+    with reading_client(redis_url, data_dir) as client:
+        store = RunStore(client.connection)
+        meta = store.read_meta(run_id)
+        state = store.read_state(run_id)
+        driver = lease_holder(client, run_id)
+        order = None if as_json else topological_order(store.read_definition(run_id).tasks)
     counts = status_counts(state.results, state.dispatch, meta.task_count)
     if as_json:
-        in_flight = {
-            name: {
-                "state": e.state,
-                "attempt": e.attempt,
-                "worker": e.worker,
-                "queue": e.queue,
-                "started_at": e.started_at,
-                "heartbeat_at": e.heartbeat_at,
-            }
-            for name, e in state.dispatch.items()
-            if name not in state.results
-        }
-        print_json(
-            {
-                "run": meta_to_dict(meta),
-                **snapshot_to_document(state.results),
-                "in_flight": in_flight,
-                "counts": counts,
-                "problems": state.problems,
-            }
-        )
+        print_json(_status_document(meta, state, counts, driver))
         return
-    order = topological_order(store.read_definition(run_id).tasks)
     out = console()
     show(out, results_table(state.results, order, state.dispatch))
     for problem in state.problems:
@@ -80,6 +71,32 @@ def status(run_id: str, redis_url: str | None, as_json: bool) -> None:
     )
     if meta.error:
         out.print(Text.assemble(("error: ", "red"), meta.error))
+    if driver is None and not meta.finished:
+        out.print(Text(undriven_note(run_id, embedded=not redis_url), style="yellow"))
+
+
+def _status_document(meta: RunMeta, state: RunState, counts: dict[str, int], driver: str | None) -> Any:
+    """The ``rqdag status --json`` document."""
+    in_flight = {
+        name: {
+            "state": e.state,
+            "attempt": e.attempt,
+            "worker": e.worker,
+            "queue": e.queue,
+            "started_at": e.started_at,
+            "heartbeat_at": e.heartbeat_at,
+        }
+        for name, e in state.dispatch.items()
+        if name not in state.results
+    }
+    return {
+        "run": meta_to_dict(meta),
+        **snapshot_to_document(state.results),
+        "in_flight": in_flight,
+        "counts": counts,
+        "problems": state.problems,
+        "driver": driver,
+    }
 
 
 def _matching_runs(store: RunStore, limit: int, status: str | None, workflow: str | None) -> list[RunMeta]:
@@ -99,6 +116,7 @@ def _matching_runs(store: RunStore, limit: int, status: str | None, workflow: st
 
 @click.command()
 @redis_option
+@data_dir_option
 @click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True, help="Most runs listed.")
 @click.option(
     "--status",
@@ -111,19 +129,25 @@ def _matching_runs(store: RunStore, limit: int, status: str | None, workflow: st
 @json_option
 @handle_errors
 def runs(
-    redis_url: str | None, limit: int, status_filter: str | None, workflow: str | None, as_json: bool
+    redis_url: str | None,
+    data_dir: str,
+    limit: int,
+    status_filter: str | None,
+    workflow: str | None,
+    as_json: bool,
 ) -> None:
     """List runs, newest first: status, progress (tasks done / tasks) and age.
 
     A run whose stored meta cannot be read is listed as 'error'; the reason, and
     that of every other 'error' run, follows the table.
     """
-    store = RunStore(open_client(redis_url).connection)
-    metas = _matching_runs(store, limit, status_filter, workflow)
-    with store.client.pipeline(transaction=False) as pipe:
-        for meta in metas:
-            pipe.hlen(RunKeys(meta.run_id).results)
-        done: list[int] = pipe.execute()
+    with reading_client(redis_url, data_dir) as client:
+        store = RunStore(client.connection)
+        metas = _matching_runs(store, limit, status_filter, workflow)
+        with store.client.pipeline(transaction=False) as pipe:
+            for meta in metas:
+                pipe.hlen(RunKeys(meta.run_id).results)
+            done: list[int] = pipe.execute()
     now = time.time()
     rows: list[dict[str, Any]] = [
         {**meta_to_dict(m), "done": d, "age_s": round(max(now - m.created_at, 0.0), 3)}
@@ -131,6 +155,10 @@ def runs(
     ]
     if as_json:
         print_json(rows)
+        return
+    if not rows:
+        filtered = status_filter is not None or workflow is not None
+        click.echo("no runs match the filters" if filtered else NO_RUNS)
         return
     table = make_table(
         ("run", "workflow", "status", "progress", "epoch", "age"),
@@ -157,27 +185,62 @@ def runs(
 @click.argument("run_id")
 @redis_option
 @click.option("--reason", default="cancelled by request", show_default=True, help="Why (kept with the run).")
+@json_option
 @handle_errors
-def cancel(run_id: str, redis_url: str | None, reason: str) -> None:
+def cancel(run_id: str, redis_url: str | None, reason: str, as_json: bool) -> None:
     """Cancel a run: pending tasks become cancelled, running ones see ctx.cancelled."""
-    open_client(redis_url).run(run_id).cancel(reason)
-    click.echo(f"cancel requested for run {run_id}")
+    client = open_client(redis_url)
+    try:
+        client.run(run_id).cancel(reason)
+    finally:
+        client.connection.close()
+    if as_json:
+        print_json({"run_id": run_id, "cancel_requested": True, "reason": reason})
+    else:
+        click.echo(f"cancel requested for run {run_id}")
 
 
 @click.command()
 @click.argument("target_or_run")
 @redis_option
+@data_dir_option
 @click.option("--format", "fmt", type=click.Choice(["mermaid", "dot"]), default="mermaid", show_default=True)
+@json_option
 @handle_errors
-def graph(target_or_run: str, redis_url: str | None, fmt: str) -> None:
-    """Draw a workflow (TARGET) or a run (RUN_ID, coloured by status) as Mermaid or dot text."""
+def graph(target_or_run: str, redis_url: str | None, data_dir: str, fmt: str, as_json: bool) -> None:
+    """Draw a workflow (TARGET) or a run (RUN_ID, coloured by status) as Mermaid or dot text.
+
+    A RUN_ID with no Redis given is read from the embedded store of 'rqdag run'.
+    With --json: the tasks, their dependencies and (for a run) their statuses.
+    """
+    tasks, results = _graph_of(target_or_run, redis_url, data_dir)
+    if as_json:
+        print_json(
+            {
+                "tasks": [
+                    {
+                        "name": t.name,
+                        "depends_on": list(t.depends_on),
+                        "status": results[t.name].status.value if results and t.name in results else None,
+                    }
+                    for t in tasks
+                ]
+            }
+        )
+        return
     draw = to_mermaid if fmt == "mermaid" else to_dot
+    click.echo(draw(tasks, results), nl=False)
+
+
+def _graph_of(
+    target_or_run: str, redis_url: str | None, data_dir: str
+) -> tuple[list[Task], dict[str, TaskResult] | None]:
+    """The tasks of TARGET (results None), or of a stored run with its results."""
     if ":" in target_or_run and not redis_url:
-        click.echo(draw(load_target(target_or_run).workflow), nl=False)
-        return
-    store = RunStore(open_client(redis_url).connection)
-    if ":" in target_or_run and not store.exists(target_or_run):
-        click.echo(draw(load_target(target_or_run).workflow), nl=False)
-        return
-    results = store.read_results(target_or_run)  # "no run" before anything else
-    click.echo(draw(store.read_definition(target_or_run).tasks, results), nl=False)
+        return list(load_target(target_or_run).workflow.tasks), None
+    with reading_client(redis_url, data_dir) as client:
+        store = RunStore(client.connection)
+        if ":" in target_or_run and not store.exists(target_or_run):
+            return list(load_target(target_or_run).workflow.tasks), None
+        results = store.read_results(target_or_run)  # "no run" before anything else
+        return list(store.read_definition(target_or_run).tasks), results

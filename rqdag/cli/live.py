@@ -68,6 +68,7 @@ class RunView:
     in_flight: list[InFlight] = field(default_factory=list)
     eta_s: float | None = None
     at: float = 0.0
+    note: str = ""  # said while no coordinator drives the unfinished run
 
     @property
     def done(self) -> int:
@@ -77,7 +78,7 @@ class RunView:
     def signature(self) -> tuple[Any, ...]:
         """What changes when something happened (not the clock)."""
         running = tuple((r.task, r.state, r.attempt, r.worker) for r in self.in_flight)
-        return (self.status, self.epoch, tuple(sorted(self.counts.items())), running)
+        return (self.status, self.epoch, tuple(sorted(self.counts.items())), running, self.note)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form of one ``rqdag watch --json`` update line (see docs/json.md)."""
@@ -93,6 +94,7 @@ class RunView:
             "in_flight": [r.to_dict() for r in self.in_flight],
             "eta_s": None if self.eta_s is None else round(self.eta_s, 1),
             "at": round(self.at, 3),
+            "driven": not self.note,
         }
 
 
@@ -106,10 +108,15 @@ def estimate_eta(results: Mapping[str, TaskResult], remaining: int, running: int
     return remaining * (sum(durations) / len(durations)) / max(running, 1)
 
 
-def read_view(store: RunStore, run_id: str) -> RunView:
-    """The run's view now (meta, results and dispatch in two round trips)."""
+def read_view(store: RunStore, run_id: str, undriven_note: str = "") -> RunView:
+    """The run's view now (meta, results and dispatch in two round trips, the lease in one).
+
+    ``undriven_note`` becomes the view's note while the run is unfinished and no
+    coordinator holds its lease.
+    """
     meta = store.read_meta(run_id)
     state = store.read_state(run_id)
+    driven = meta.finished or not undriven_note or store.client.exists(RunKeys(run_id).lease)
     total = max(meta.task_count, len(state.results))
     counts = status_counts(state.results, state.dispatch, total)
     in_flight = sorted(
@@ -129,6 +136,7 @@ def read_view(store: RunStore, run_id: str) -> RunView:
         in_flight=in_flight,
         eta_s=None if meta.finished else estimate_eta(state.results, remaining, running),
         at=time.time(),
+        note="" if driven else undriven_note,
     )
 
 
@@ -139,8 +147,11 @@ def _in_flight(name: str, entry: DispatchEntry) -> InFlight:
 class RunFollower:
     """Yields a run's views as it goes, until the run has finished."""
 
-    def __init__(self, client: redis.Redis, run_id: str, *, refresh_s: float = REFRESH_S) -> None:
+    def __init__(
+        self, client: redis.Redis, run_id: str, *, refresh_s: float = REFRESH_S, undriven_note: str = ""
+    ) -> None:
         self._client = client
+        self._undriven_note = undriven_note
         self._store = RunStore(client)
         self._events = RunKeys(run_id).events
         self.run_id = run_id
@@ -152,7 +163,7 @@ class RunFollower:
         reply: Any = self._client.xrevrange(self._events, count=1)
         if reply:
             last_id = reply[0][0]
-        view = read_view(self._store, self.run_id)
+        view = read_view(self._store, self.run_id, self._undriven_note)
         yield view
         next_refresh = time.monotonic() + self._refresh_s
         while not view.finished and not (stop is not None and stop.is_set()):
@@ -160,7 +171,7 @@ class RunFollower:
             for _stream, entries in reply or []:
                 last_id = entries[-1][0]
             if reply or time.monotonic() >= next_refresh:
-                view = read_view(self._store, self.run_id)
+                view = read_view(self._store, self.run_id, self._undriven_note)
                 next_refresh = time.monotonic() + self._refresh_s
                 yield view
 
@@ -194,6 +205,8 @@ def render_view(view: RunView) -> RenderableType:
         Text(format_eta(view.eta_s) if not view.finished else ""),
     )
     parts: list[RenderableType] = [head, Text(counts_line(view.counts, view.total), style="dim")]
+    if view.note:
+        parts.append(Text(view.note, style="yellow"))
     if view.in_flight:
         table = Table(show_edge=False, header_style="bold", box=None, padding=(0, 2))
         for column in ("task", "state", "attempt", "worker", "for"):
@@ -214,6 +227,7 @@ def plain_line(view: RunView) -> str:
         f"{r.task}@{r.worker or '?'}" for r in view.in_flight if r.state is AttemptState.RUNNING
     )
     tail = f"; running: {running}" if running else ""
+    tail += f"; {view.note}" if view.note else ""
     eta = "" if view.finished else f", {format_eta(view.eta_s)}"
     return f"{stamp} run {view.run_id} {view.status}: {view.done}/{view.total} done{eta}{tail}"
 

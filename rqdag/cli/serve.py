@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 from types import FrameType
@@ -24,7 +25,7 @@ from rqdag.cli.output import (
     print_json,
 )
 from rqdag.cli.prune import retention_option
-from rqdag.cli.targets import load_target
+from rqdag.cli.targets import importable_module, importable_path, load_target
 from rqdag.coordinator.service import CoordinatorService, pool_size
 from rqdag.shared.connect import allow_open_files
 from rqdag.worker import start_worker
@@ -150,14 +151,14 @@ def coordinator(
     multiple=True,
     required=True,
     metavar="MODULE[,MODULE]",
-    help="Modules whose functions (and workflows' tasks) this worker may run.",
+    help="Modules (or .py files) whose functions (and workflows' tasks) this worker may run.",
 )
 @click.option(
     "--context",
     "context",
     default=None,
     metavar="MODULE:FACTORY",
-    help="Called once per process; its return value is ctx.context.",
+    help="A factory (or path/to/file.py:FACTORY) called once per process; it returns ctx.context.",
 )
 @click.option("--queues", default="default", show_default=True, help="Comma-separated RQ queues.")
 @click.option(
@@ -221,7 +222,7 @@ def worker(
     no new job and gives the running task --shutdown-grace seconds to finish,
     then hands it back to the coordinator; a second SIGTERM stops at once.
     """
-    modules = [m.strip() for item in tasks for m in item.split(",") if m.strip()]
+    modules, context = _importable(tasks, context)
     name = name or default_worker_name()
     setup_logging(log_level, log_format, fixed={"worker": name})
     url = require_redis(redis_url)
@@ -241,3 +242,25 @@ def worker(
         burst=burst,
         log_level=log_level.upper(),
     )
+
+
+def _importable(tasks: tuple[str, ...], context: str | None) -> tuple[list[str], str | None]:
+    """The ``--tasks`` modules and ``--context`` path as dotted names; files made importable.
+
+    The folders a file needs go on ``PYTHONPATH`` too, for the fresh interpreters
+    of ``--worker-class spawn``.
+    """
+    folders: list[str] = []
+    modules = []
+    for item in (m.strip() for entry in tasks for m in entry.split(",")):
+        if item:
+            module, extra = importable_module(item, what=f"--tasks {item!r}")
+            modules.append(module)
+            folders += extra
+    if context is not None:
+        context, extra = importable_path(context, what=f"--context {context!r}")
+        folders += extra
+    if folders:
+        current = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+        os.environ["PYTHONPATH"] = os.pathsep.join(dict.fromkeys([*folders, *current]))
+    return modules, context

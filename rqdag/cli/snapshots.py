@@ -27,6 +27,7 @@ from rqdag.cli.output import (
     show,
     styled,
 )
+from rqdag.cli.stores import data_dir_option, reading_client
 from rqdag.client import given_run_id
 from rqdag.errors import SnapshotError
 from rqdag.shared.model.codec import loads, snapshot_from_document, snapshot_from_json, snapshot_to_document
@@ -48,28 +49,46 @@ def snapshot() -> None:
 @snapshot.command("export")
 @click.argument("run_id")
 @redis_option
+@data_dir_option
 @click.option("-o", "--output", type=click.Path(dir_okay=False), default=None, help="File [default: stdout].")
+@json_option
 @handle_errors
-def snapshot_export(run_id: str, redis_url: str | None, output: str | None) -> None:
-    """Write a run's snapshot, with its definition and params, as JSON."""
-    body = export_text(RunStore(open_client(redis_url).connection), run_id)
-    if output:
-        write_atomically(output, body.encode("utf-8"))
-    else:
+def snapshot_export(
+    run_id: str, redis_url: str | None, data_dir: str, output: str | None, as_json: bool
+) -> None:
+    """Write a run's snapshot, with its definition and params, as JSON.
+
+    The export is JSON either way; with --json and -o, stdout gets a JSON line
+    naming the file and the number of results written. With no Redis given,
+    reads the embedded store of 'rqdag run'.
+    """
+    with reading_client(redis_url, data_dir) as client:
+        body, count = export_with_count(RunStore(client.connection), run_id)
+    if not output:
         sys.stdout.write(body)
+        return
+    write_atomically(output, body.encode("utf-8"))
+    if as_json:
+        print_json({"run_id": run_id, "output": output, "results": count})
 
 
 def export_text(store: RunStore, run_id: str) -> str:
     """The export file of a run: its snapshot, definition and params (what import reads)."""
+    return export_with_count(store, run_id)[0]
+
+
+def export_with_count(store: RunStore, run_id: str) -> tuple[str, int]:
+    """:func:`export_text` and the number of results in it."""
     meta = store.read_meta(run_id)
-    document = snapshot_to_document(store.read_results(run_id))
+    results = store.read_results(run_id)
+    document = snapshot_to_document(results)
     document["run"] = {
         "run_id": run_id,
         "workflow": meta.workflow,
         "params": meta.params,
         "definition": loads(encode_definition(store.read_definition(run_id)), what=f"run '{run_id}'"),
     }
-    return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+    return json.dumps(document, indent=2, ensure_ascii=False) + "\n", len(results)
 
 
 @snapshot.command("import")
@@ -119,14 +138,16 @@ def names_line(names: Sequence[str], shown: int = NAMES_SHOWN) -> str:
     return ", ".join(names[:shown]) + (f" and {more} more" if more > 0 else "")
 
 
-def _side(spec: str, redis_url: str | None) -> dict[str, TaskResult]:
+def _side(spec: str, redis_url: str | None, data_dir: str) -> dict[str, TaskResult]:
     """The results of a snapshot file or, when no such file exists, of a run."""
     path = Path(spec)
     if path.is_file():
         return snapshot_from_json(path.read_bytes(), source=spec)
-    if not redis_url:
-        raise CommandFailed(f"no snapshot file {spec!r} (to compare a run, give --redis or set REDIS_URL)")
-    return RunStore(open_client(redis_url).connection).read_results(spec)
+    try:
+        with reading_client(redis_url, data_dir) as client:
+            return RunStore(client.connection).read_results(spec)
+    except CommandFailed as exc:
+        raise CommandFailed(f"no snapshot file {spec!r}, and no run to read: {exc.message}") from None
 
 
 def diff_snapshots(a: Mapping[str, TaskResult], b: Mapping[str, TaskResult]) -> dict[str, Any]:
@@ -169,15 +190,16 @@ def _diff_table(diff: Mapping[str, Any]) -> Table:
 @click.argument("a")
 @click.argument("b")
 @redis_option
+@data_dir_option
 @json_option
 @handle_errors
-def snapshot_diff(a: str, b: str, redis_url: str | None, as_json: bool) -> None:
+def snapshot_diff(a: str, b: str, redis_url: str | None, data_dir: str, as_json: bool) -> None:
     """Compare two snapshots: A and B are each a snapshot file or a run id.
 
     Lists the tasks added in B, removed from A, whose status changed, and whose
     data changed (same status). Exit code 0 whether or not they differ.
     """
-    diff = {"a": a, "b": b, **diff_snapshots(_side(a, redis_url), _side(b, redis_url))}
+    diff = {"a": a, "b": b, **diff_snapshots(_side(a, redis_url, data_dir), _side(b, redis_url, data_dir))}
     if as_json:
         print_json(diff)
         return

@@ -7,6 +7,7 @@ import getpass
 import json
 import os
 import socket
+import time
 from typing import Any
 
 import click
@@ -16,6 +17,7 @@ from rich.text import Text
 from rqdag.cli.common import (
     handle_errors,
     json_option,
+    one_line,
     open_client,
     redis_option,
 )
@@ -26,10 +28,12 @@ from rqdag.cli.output import (
     show,
     styled,
 )
+from rqdag.cli.stores import data_dir_option, reading_client
 from rqdag.errors import RqdagError
 from rqdag.shared.model.codec import loads
 from rqdag.shared.model.definition import task_to_dict
 from rqdag.shared.model.task import TaskStatus
+from rqdag.shared.model.vocabulary import AuditKind
 from rqdag.shared.store.resolve import read_audit, resolve_task
 from rqdag.shared.store.runs import RunStore
 
@@ -103,23 +107,56 @@ def _print_inspection(doc: dict[str, Any]) -> None:
         out.print("[bold]error[/]")
         out.print(Text(result["error"].rstrip()))
     for entry in doc["audit"]:
-        who = entry.get("who") or "-"
-        out.print(Text(f"audit: {entry.get('kind')} by {who}: {json.dumps(entry, sort_keys=True)}"))
+        out.print(Text(f"audit: {audit_sentence(entry)}"))
+
+
+def _when(at: Any) -> str:
+    if not isinstance(at, int | float):
+        return "at an unknown time"
+    return time.strftime("on %Y-%m-%d at %H:%M:%S UTC", time.gmtime(at))
+
+
+def _previous_words(previous: Any) -> str:
+    if not isinstance(previous, dict):
+        return "no result"
+    status = previous.get("status") or "unknown"
+    message = one_line(previous.get("message") or "")
+    doubt = ", in doubt" if previous.get("in_doubt") else ""
+    return f"{status}{doubt}" + (f" ({message})" if message else "")
+
+
+def audit_sentence(entry: dict[str, Any]) -> str:
+    """One audit entry as a sentence: who did what to the task, when, why, over what."""
+    task = entry.get("task") or "?"
+    if entry.get("kind") == AuditKind.RESUME:
+        return (
+            f"a resume set aside the epoch-{entry.get('epoch', '?')} result of {task}: "
+            f"{_previous_words(entry.get('result'))}"
+        )
+    reason = entry.get("reason")
+    return (
+        f"{entry.get('who') or 'someone'} resolved {task} as {entry.get('status') or '?'} "
+        f"{_when(entry.get('at'))}"
+        + (f" because {one_line(reason)}" if reason else " (no reason given)")
+        + f"; it was {_previous_words(entry.get('previous'))}"
+    )
 
 
 @click.command("inspect")
 @click.argument("run_id")
 @click.argument("task")
 @redis_option
+@data_dir_option
 @json_option
 @handle_errors
-def inspect_command(run_id: str, task: str, redis_url: str | None, as_json: bool) -> None:
+def inspect_command(run_id: str, task: str, redis_url: str | None, data_dir: str, as_json: bool) -> None:
     """Show one task of a run: result, data, error with traceback, attempts, audit trail.
 
     A task in flight also shows its dispatch entry (state, attempt, worker,
-    heartbeat).
+    heartbeat). With no Redis given, reads the embedded store of 'rqdag run'.
     """
-    doc = inspect_task(RunStore(open_client(redis_url).connection), run_id, task)
+    with reading_client(redis_url, data_dir) as client:
+        doc = inspect_task(RunStore(client.connection), run_id, task)
     if as_json:
         print_json(doc)
     else:

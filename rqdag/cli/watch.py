@@ -15,7 +15,6 @@ from rqdag.cli.common import (
     interrupt_choice,
     interrupt_option,
     json_option,
-    open_client,
     redis_option,
 )
 from rqdag.cli.live import RunFollower, RunView, plain_line, render_view
@@ -24,6 +23,7 @@ from rqdag.cli.output import (
     print_json_line,
     styled,
 )
+from rqdag.cli.stores import data_dir_option, reading_client, undriven_note
 from rqdag.client import RunHandle
 
 
@@ -92,27 +92,33 @@ def _outcome(view: RunView, as_json: bool) -> int:
 @click.command()
 @click.argument("run_id")
 @redis_option
+@data_dir_option
 @interrupt_option("detach")
 @json_option
 @handle_errors
-def watch(run_id: str, redis_url: str | None, on_interrupt: str, as_json: bool) -> None:
+def watch(run_id: str, redis_url: str | None, data_dir: str, on_interrupt: str, as_json: bool) -> None:
     """Follow RUN_ID live until it ends: progress, counts by status, ETA, tasks in flight.
 
     The exit code is the run's outcome: 0 succeeded, 1 failed or cancelled. Ctrl-C
     detaches (exit 130) and the run goes on; with --on-interrupt cancel (or ask,
     and the answer cancel) the run is cancelled and watched to its end.
     With --json: one JSON object per line for every change, the last one the outcome.
+    While no coordinator drives the run, the view says so. With no Redis given,
+    follows a run of the embedded store of 'rqdag run'.
     """
-    client = open_client(redis_url)
-    handle = client.run(run_id)
-    follower = RunFollower(client.connection, run_id)
-    try:
-        view = _follow(follower, as_json)
-    except KeyboardInterrupt:
-        if interrupt_choice(on_interrupt) != "cancel":
-            click.echo(f"detached: run {run_id} goes on; 'rqdag watch {run_id}' to follow it again", err=True)
-            sys.exit(EXIT_INTERRUPTED)
-        view = _cancel_and_follow(handle, follower, as_json)
+    with reading_client(redis_url, data_dir) as client:
+        handle = client.run(run_id)
+        note = undriven_note(run_id, embedded=not redis_url)
+        follower = RunFollower(client.connection, run_id, undriven_note=note)
+        try:
+            view = _follow(follower, as_json)
+        except KeyboardInterrupt:
+            if interrupt_choice(on_interrupt) != "cancel":
+                click.echo(
+                    f"detached: run {run_id} goes on; 'rqdag watch {run_id}' to follow it again", err=True
+                )
+                sys.exit(EXIT_INTERRUPTED)
+            view = _cancel_and_follow(handle, follower, as_json)
     sys.exit(_outcome(view, as_json))
 
 

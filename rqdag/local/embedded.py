@@ -2,12 +2,17 @@
 
 ``EmbeddedRedis`` keeps one :class:`~rqdag.redis_server.RedisServer` with AOF in a
 folder (``./.rqdag/`` by default), owned by one process at a time through a file lock.
+Reading commands (``rqdag status``, ``runs``, ...) given no Redis use
+:meth:`EmbeddedRedis.reading`: the server of the ``rqdag run`` that holds the
+folder, or one started for the command and stopped after it.
 """
 
 from __future__ import annotations
 
 import fcntl
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Self
 
@@ -61,6 +66,38 @@ class EmbeddedRedis:
             self._unlock()
             raise
         return self.url
+
+    @property
+    def exists(self) -> bool:
+        """Tell whether the folder holds a store (a run was started in it)."""
+        return (self.folder / "redis").is_dir()
+
+    @contextmanager
+    def reading(self, timeout: float = 10.0) -> Iterator[str]:
+        """The URL of the folder's server for one command: the live one, or one started until the end.
+
+        While an ``rqdag run`` holds the folder its server answers; otherwise the
+        server is started on the folder's data for the body and stopped after it.
+        """
+        if not self.exists:
+            raise EmbeddedRedisError(f"no embedded store in {self.folder} ('rqdag run' makes one)")
+        if self._held_elsewhere():
+            yield self.url
+            return
+        self.start(timeout)
+        try:
+            yield self.url
+        finally:
+            self.stop()
+
+    def _held_elsewhere(self) -> bool:
+        """Tell whether another process holds the folder's lock (its server is up)."""
+        try:
+            with (self.folder / "lock").open("a+") as probe:
+                fcntl.flock(probe, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        return False  # closing the probe released it
 
     def stop(self, timeout: float = 5.0) -> None:
         """Stop the server, remove the pidfile and release the lock. Idempotent."""
