@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
 
 import click
+from rich.text import Text
 
 from rqdag.cli.common import (
     EXIT_INTERRUPTED,
@@ -44,11 +46,15 @@ from rqdag.coordinator.service import coordinator_id
 from rqdag.local.embedded import EmbeddedRedis
 from rqdag.local.local_workers import LocalWorkers
 from rqdag.shared.model.codec import snapshot_to_document
+from rqdag.shared.model.definition import encode_definition
 from rqdag.shared.model.graph import topological_order
+from rqdag.shared.model.params import check_params
+from rqdag.shared.model.task import Task, TaskResult
 from rqdag.shared.store.retention import DEFAULT_RETENTION_S
 from rqdag.shared.store.runs import RunStore
 
 WORKER_CLASSES = ("simple", "fork", "spawn")
+DATA_SHOWN = 200  # characters of a final task's data after the table of ``rqdag run``
 
 
 class Terminated(KeyboardInterrupt):
@@ -101,21 +107,44 @@ def coordinate(
         time.sleep(0.5)
 
 
-def report(handle: RunHandle, as_json: bool) -> str:
-    """Print the run's results (a table, or JSON like ``rqdag status --json``); returns its status."""
+def report(handle: RunHandle, as_json: bool, show_data: bool | None = None) -> str:
+    """Print the run's results (a table, or JSON like ``rqdag status --json``); returns its status.
+
+    ``show_data``: after the table, the data of the workflow's final tasks (those
+    nothing depends on), each cut to one line unless True; None: not shown.
+    """
     meta = handle.status()
     state = RunStore(handle.connection).read_state(handle.run_id)
     counts = status_counts(state.results, state.dispatch, meta.task_count)
     if as_json:
         print_json({"run": meta_to_dict(meta), **snapshot_to_document(state.results), "counts": counts})
-    else:
-        order = topological_order(RunStore(handle.connection).read_definition(handle.run_id).tasks)
-        out = console()
-        show(out, results_table(state.results, order, state.dispatch))
-        out.print(
-            f"run {meta.run_id}: [bold]{styled(meta.status)}[/] - {counts_line(counts, meta.task_count)}"
-        )
+        return meta.status
+    tasks = RunStore(handle.connection).read_definition(handle.run_id).tasks
+    out = console()
+    show(out, results_table(state.results, topological_order(tasks), state.dispatch))
+    if show_data is not None:
+        for line in final_data_lines(tasks, state.results, whole=show_data):
+            out.print(Text(line))
+    out.print(f"run {meta.run_id}: [bold]{styled(meta.status)}[/] - {counts_line(counts, meta.task_count)}")
     return meta.status
+
+
+def final_data_lines(tasks: Sequence[Task], results: Mapping[str, TaskResult], *, whole: bool) -> list[str]:
+    """``task: data`` for each final task with data; cut at DATA_SHOWN characters unless ``whole``."""
+    needed = {dep for task in tasks for dep in task.depends_on}
+    lines = []
+    cut = False
+    for task in tasks:
+        result = results.get(task.name)
+        if task.name in needed or result is None or result.data is None:
+            continue
+        text = json.dumps(result.data, ensure_ascii=False, sort_keys=True, indent=2 if whole else None)
+        if not whole and len(text) > DATA_SHOWN:
+            text, cut = text[: DATA_SHOWN - 3] + "...", True
+        lines.append(f"{task.name}: {text}")
+    if cut:
+        lines.append("(--show-data prints the whole data)")
+    return lines
 
 
 def _drive_interactively(
@@ -173,6 +202,7 @@ def _drive_interactively(
     help="Folder of the embedded Redis.",
 )
 @retention_option
+@click.option("--show-data", is_flag=True, help="Print the whole data of the final tasks, not one line each.")
 @log_options("warning")
 @json_option
 @handle_errors
@@ -188,6 +218,7 @@ def run(
     on_interrupt: str,
     data_dir: str,
     retention_s: float,
+    show_data: bool,
     log_level: str,
     log_format: str,
     as_json: bool,
@@ -200,16 +231,24 @@ def run(
     append-only persistence in ./.rqdag/ and local worker processes, all stopped
     on exit. Run the same command with the same --run-id after a crash or Ctrl-C
     and the run goes on where it stood. A progress bar shows while stdout is a
-    terminal (not with --json). Exit code: 0 succeeded, 1 failed or cancelled,
-    130 detached by Ctrl-C.
+    terminal (not with --json). After the table come the data of the final tasks
+    (one line each; --show-data for all of it). Exit code: 0 succeeded, 1 failed
+    or cancelled, 130 detached by Ctrl-C.
     """
     setup_logging(log_level, log_format)
     os.environ["RQDAG_LOG_FORMAT"] = log_format  # the local workers log the same way
     if run_id is not None:
         given_run_id(run_id)  # refused before a Redis or a worker is started for nothing
-    run_params = parse_params(params)
+    run_params = check_params(parse_params(params))
     loaded = load_target(target)
+    encode_definition(loaded.workflow)  # a bad graph is refused before a Redis is started for nothing
     count = workers if workers is not None else (0 if redis_url else 2)
+    if count == 0 and not redis_url:
+        click.echo(
+            f"warning: --workers 0 on the embedded Redis: nothing will run the tasks unless you start "
+            f"workers on it (rqdag worker --redis {EmbeddedRedis(Path(data_dir).resolve()).url} ...)",
+            err=True,
+        )
     sigterm_as_interrupt()
     with _backend(redis_url, data_dir, count, loaded, worker_class) as (client, embedded):
         handle = client.submit(
@@ -229,5 +268,5 @@ def run(
         ended = _drive_interactively(
             client, handle, on_interrupt, progress, hand_back=embedded, retention_s=retention_s
         )
-        status = report(handle, as_json)
+        status = report(handle, as_json, show_data=show_data)
     sys.exit(exit_for_status(status) if ended else EXIT_INTERRUPTED)
