@@ -11,9 +11,14 @@ docs/cli.md from these commands).
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Sequence
+from typing import Any
+
 import click
 
 from rqdag.cli.admin import cancel, graph, runs, status
+from rqdag.cli.common import EXIT_RUN_FAILED, one_line
 from rqdag.cli.dashboard import dashboard
 from rqdag.cli.drive import run
 from rqdag.cli.prune import prune
@@ -43,11 +48,49 @@ COMMANDS: tuple[click.Command, ...] = (
 
 
 class OrderedGroup(click.Group):
-    """Lists its commands in the order they were added (the order of a user's day)."""
+    """Lists its commands in the order they were added (the order of a user's day).
+
+    Every usage error is one line on stderr, ``error: ...`` (with the command's
+    ``--help`` to try), and exit code 2, like the errors the commands raise.
+    """
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         """Command names in insertion order."""
         return list(self.commands)
+
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        """Run the CLI; usage errors as one line."""
+        try:
+            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.exceptions.NoArgsIsHelpError as exc:
+            exc.show()  # a group given no command: its help
+            sys.exit(exc.exit_code)
+        except click.UsageError as exc:
+            if not standalone_mode:
+                raise
+            where = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
+            click.echo(f"error: {one_line(exc.format_message())}{where}", err=True)
+            sys.exit(exc.exit_code)
+        except click.ClickException as exc:
+            if not standalone_mode:
+                raise
+            exc.show()
+            sys.exit(exc.exit_code)
+        except click.Abort:
+            if not standalone_mode:
+                raise
+            click.echo("error: aborted", err=True)
+            sys.exit(EXIT_RUN_FAILED)
+        if not standalone_mode:
+            return code
+        sys.exit(code if isinstance(code, int) else 0)
 
 
 @click.group(cls=OrderedGroup, context_settings={"help_option_names": ["-h", "--help"]})
