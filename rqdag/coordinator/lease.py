@@ -12,6 +12,7 @@ import redis
 
 from rqdag.errors import LeaseLostError, RunNotFoundError
 from rqdag.shared.store.keys import RunKeys
+from rqdag.shared.store.runs import RunStore
 from rqdag.shared.store.scripts import LeaseRefusal, Scripts
 
 log = logging.getLogger("rqdag.coordinator")
@@ -60,9 +61,27 @@ class Lease:
             raise RunNotFoundError(f"no run '{self.run_id}'")
         if fence is LeaseRefusal.HELD_ELSEWHERE:
             return False
-        self.fence = fence
+        taken, self.fence = fence != self.fence, fence
         self._renewed_at = time.monotonic()
+        if taken:
+            self._announce(RunStore(self._client).note_driver(self.run_id, self.owner))
         return True
+
+    def _announce(self, previous: str | None) -> None:
+        """Log that this coordinator drives the run now: from whom it took it, under which fence."""
+        if previous is None or previous == self.owner:
+            again = " again" if previous == self.owner else ""
+            log.info(
+                "run '%s': coordinator %s drives it%s (fence %d)", self.run_id, self.owner, again, self.fence
+            )
+        else:
+            log.info(
+                "run '%s': coordinator %s took it over from %s (fence %d)",
+                self.run_id,
+                self.owner,
+                previous,
+                self.fence,
+            )
 
     def renew_if_due(self, now: float | None = None) -> None:
         """Renew when a third of the TTL has passed; raises LeaseLostError if lost."""

@@ -41,6 +41,8 @@ class Worker(Protocol):
 
     def registered_count(self) -> int: ...
 
+    def registered_summary(self) -> str: ...
+
     @property
     def redis_memory(self) -> Episode: ...
 
@@ -92,7 +94,7 @@ def _work_once(
             # our own registration, left behind when Redis went away under the last one
             worker.connection.delete(worker.key)
         else:
-            log.info("rqdag worker %s: %d registered task functions", worker.name, worker.registered_count())
+            log.info("rqdag worker %s: %s", worker.name, worker.registered_summary())
         worker.work(burst=burst, logging_level=log_level, with_scheduler=False)
         reason = None if burst else "stopped on an unexpected error"
     except redis.ConnectionError as exc:

@@ -115,6 +115,12 @@ class RqdagWorkerMixin(RidesOutFullRedis):
         """How many task functions this worker may run."""
         return len(self.rqdag_environment().registry)
 
+    def registered_summary(self, shown: int = 12) -> str:
+        """``3 task functions: pkg.mod:a, pkg.mod:b, pkg.mod:c`` (the first ``shown`` named)."""
+        names = sorted(self.rqdag_environment().registry.functions)
+        more = f" and {len(names) - shown} more" if len(names) > shown else ""
+        return f"{len(names)} task functions: {', '.join(names[:shown]) or 'none'}{more}"
+
     def rqdag_environment(self) -> WorkerEnvironment:
         """The environment of this process, built from ``rqdag_settings`` on first use."""
         if self._rqdag_environment is None:

@@ -7,16 +7,33 @@ on workers alike, a task call goes through :func:`invoke_task`.
 from __future__ import annotations
 
 import dataclasses
+import os
 import threading
 import time
 import traceback
 from collections.abc import Callable
+from pathlib import Path
+from types import TracebackType
 from typing import Any
 
 from rqdag.errors import EncodeError
 from rqdag.shared.model.codec import dumps
 from rqdag.shared.model.context import TaskContext
 from rqdag.shared.model.task import TaskMetrics, TaskResult, TaskStatus
+
+RQDAG_ROOT = str(Path(__file__).resolve().parents[2]) + os.sep  # the rqdag package's folder
+
+
+def user_traceback(exc: BaseException) -> str:
+    """The traceback of ``exc`` from the first frame that is not rqdag's own (the user's code)."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None and _is_rqdag_frame(tb):
+        tb = tb.tb_next
+    return "".join(traceback.format_exception(type(exc), exc, tb))
+
+
+def _is_rqdag_frame(tb: TracebackType) -> bool:
+    return str(Path(tb.tb_frame.f_code.co_filename).resolve()).startswith(RQDAG_ROOT)
 
 
 def invoke_task(
@@ -54,9 +71,9 @@ def _call(
     except SystemExit as exc:
         if threading.current_thread() is threading.main_thread():
             raise  # a worker's cold shutdown (RQ raises SystemExit in its main thread)
-        return TaskResult.failure(f"SystemExit: {exc}", error=traceback.format_exc())
+        return TaskResult.failure(f"SystemExit: {exc}", error=user_traceback(exc))
     except Exception as exc:  # the task boundary: any error becomes a failure result
-        return TaskResult.failure(f"{type(exc).__name__}: {exc}", error=traceback.format_exc())
+        return TaskResult.failure(f"{type(exc).__name__}: {exc}", error=user_traceback(exc))
     result = value if isinstance(value, TaskResult) else TaskResult(TaskStatus.SUCCESS, data=value)
     try:
         dumps(result.data, what=f"the value returned by task '{ctx.task}'")

@@ -312,3 +312,12 @@ class RunStore(RetentionMixin):
         gone (the embedded default: holding its folder's lock proves the previous owner,
         and its workers with it, are gone)."""
         self.client.delete(keys.RunKeys(run_id).lease)
+
+    def note_driver(self, run_id: str, owner: str) -> str | None:
+        """Record ``owner`` as the run's coordinator (it holds the lease); returns the previous one."""
+        meta = keys.RunKeys(run_id).meta
+        with self.client.pipeline(transaction=True) as pipe:
+            pipe.hget(meta, "driver")
+            pipe.hset(meta, "driver", owner)
+            previous, _ = pipe.execute()
+        return None if previous is None else text(previous)
