@@ -338,10 +338,13 @@ class TaskStateManager:
             for i, phase in enumerate(self._phase):
                 if phase is Phase.DONE:
                     continue
-                suffix = " while running" if i in self._token else ""
-                result = TaskResult.cancelled(message + suffix)
-                if self._attempt[i]:
-                    result = replace(result, metrics=TaskMetrics(attempt=self._attempt[i]))
+                if not self._attempt[i]:  # never dispatched: no attempt to count
+                    result = TaskResult.cancelled(f"cancelled before it started: {message}")
+                else:
+                    when = " while running" if i in self._token else " while waiting to retry"
+                    result = replace(
+                        TaskResult.cancelled(message + when), metrics=TaskMetrics(attempt=self._attempt[i])
+                    )
                 self._results[names[i]] = result
                 self._phase[i] = Phase.DONE
                 self._newly_done.append(names[i])

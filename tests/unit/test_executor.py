@@ -301,7 +301,7 @@ def test_run_deadline_cancels_running_and_pending_tasks() -> None:
     results = state.snapshot()
     assert results["a"].status is TaskStatus.CANCELLED
     assert results["a"].message == "run timed out after 10s while running"
-    assert results["b"] == TaskResult.cancelled("run timed out after 10s")
+    assert results["b"] == TaskResult.cancelled("cancelled before it started: run timed out after 10s")
     assert results["c"].status is TaskStatus.SUCCESS
     assert {e.task for e in recorder.events if e.kind == "task_end"} == {"a", "b", "c"}
     assert dispatcher.recorded == results
@@ -322,7 +322,7 @@ def test_cancel_stops_the_run_at_the_next_step_and_the_first_reason_wins() -> No
         "operator said stop while running",
         1,
     )
-    assert state.result("b") == TaskResult.cancelled("operator said stop")
+    assert state.result("b") == TaskResult.cancelled("cancelled before it started: operator said stop")
 
 
 def test_cancel_before_the_first_step_runs_nothing() -> None:
@@ -330,7 +330,8 @@ def test_cancel_before_the_first_step_runs_nothing() -> None:
     executor.cancel()
     assert executor.step(0.0) is True
     assert dispatcher.submitted == []
-    assert {n: r.message for n, r in state.snapshot().items()} == {"a": "run cancelled", "b": "run cancelled"}
+    never_started = "cancelled before it started: run cancelled"
+    assert {n: r.message for n, r in state.snapshot().items()} == {"a": never_started, "b": never_started}
     assert recorder.kinds()[0] == "workflow_start"
 
 
@@ -438,7 +439,7 @@ def test_run_wakes_up_for_the_run_deadline() -> None:
     assert dispatcher.waits == [1.0, 1.0, 0.5]
     assert dispatcher.now == 2.5
     assert results["hang"].message == "run timed out after 2.5s while running"
-    assert results["after"].message == "run timed out after 2.5s"
+    assert results["after"].message == "cancelled before it started: run timed out after 2.5s"
     assert dispatcher.abandoned == [("hang", dispatcher.submitted[0].token)]
 
 

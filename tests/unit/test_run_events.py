@@ -93,7 +93,7 @@ def test_a_cancel_request_from_the_dispatcher_cancels_in_the_step_that_noted_it(
     assert [r.task.name for r in dispatcher.submitted] == ["a"], "nothing is sent once a cancel is noted"
     assert state.result("a").status is TaskStatus.SUCCESS  # type: ignore[union-attr]
     for name in ("b", "c"):
-        assert state.result(name) == TaskResult.cancelled("operator said stop")
+        assert state.result(name) == TaskResult.cancelled("cancelled before it started: operator said stop")
 
 
 def test_the_executors_own_cancel_reason_comes_before_the_dispatchers() -> None:
@@ -101,7 +101,7 @@ def test_the_executors_own_cancel_reason_comes_before_the_dispatchers() -> None:
     executor.cancel("from the runner")
     dispatcher.cancel_reason = "from the backend"
     assert executor.step(0.0) is True
-    assert state.result("a") == TaskResult.cancelled("from the runner")
+    assert state.result("a") == TaskResult.cancelled("cancelled before it started: from the runner")
 
 
 def test_listens_says_whether_a_kind_has_a_listener() -> None:

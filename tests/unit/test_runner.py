@@ -406,7 +406,8 @@ def test_global_timeout_cancels_running_and_pending_tasks() -> None:
     assert results["quick"].status is TaskStatus.SUCCESS
     assert results["slow"].status is TaskStatus.CANCELLED
     assert results["slow"].message == "run timed out after 0.2s while running"
-    assert results["after_slow"] == TaskResult.cancelled("run timed out after 0.2s")
+    never_started = TaskResult.cancelled("cancelled before it started: run timed out after 0.2s")
+    assert results["after_slow"] == never_started
     assert blocker.saw_cancel.wait(WAIT)
 
 
@@ -436,7 +437,7 @@ def test_cancel_from_another_thread() -> None:
     (results,) = out
     assert results["slow"].status is TaskStatus.CANCELLED
     assert results["slow"].message == "run cancelled while running"
-    assert results["after"] == TaskResult.cancelled("run cancelled")
+    assert results["after"] == TaskResult.cancelled("cancelled before it started: run cancelled")
     assert calls.seen == []
     assert blocker.saw_cancel.wait(WAIT)
 

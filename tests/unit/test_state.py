@@ -435,9 +435,10 @@ def test_cancel_all_cancels_every_task_without_a_result() -> None:
     assert results["running"].status is TaskStatus.CANCELLED
     assert results["running"].message == "stop while running"
     assert results["running"].metrics.attempt == 1
-    assert results["waiting"] == TaskResult.cancelled("stop")
+    assert results["waiting"] == TaskResult.cancelled("cancelled before it started: stop")
     assert results["retrying"].status is TaskStatus.CANCELLED
     assert results["retrying"].metrics.attempt == 1
+    assert results["retrying"].message == "stop while waiting to retry"
     assert sm.running_count == 0
     assert sm.take_ready(1000.0, 10) == []
     assert sm.next_wakeup() is None

@@ -281,7 +281,11 @@ def test_cancel_all_at_any_moment_leaves_every_task_terminal(
             assert result is before[name]
         else:
             assert result.status is TaskStatus.CANCELLED
-            suffix = " while running" if any(n == name for n, _ in running) else ""
-            assert result.message == "stop" + suffix
+            if any(n == name for n, _ in running):
+                assert result.message == "stop while running"
+            elif result.metrics.attempt:
+                assert result.message == "stop while waiting to retry"
+            else:
+                assert result.message == "cancelled before it started: stop"
     for d in in_flight:
         assert sm.complete(d.task.name, d.token, TaskResult.success(), 0.0).value == "stale"
