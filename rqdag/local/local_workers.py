@@ -14,7 +14,11 @@ STOP_GRACE_S = 10.0
 
 
 class LocalWorkers:
-    """``count`` ``rqdag worker`` subprocesses that die with this process, even on SIGKILL."""
+    """``count`` ``rqdag worker`` subprocesses that die with this process, even on SIGKILL.
+
+    Stopped by :meth:`stop`, they finish their tasks (SIGTERM); left orphans by a
+    parent that was killed, they are killed at once, without a word.
+    """
 
     def __init__(
         self,
@@ -59,7 +63,11 @@ class LocalWorkers:
                     command,
                     env=env,
                     stdout=sys.stderr,  # keep stdout for the command's own output (--json)
-                    preexec_fn=death_signal_hook(),
+                    # Orphans stop at once and quietly: the private Redis died with the parent, so
+                    # nothing they could still do would be recorded (the next run hands their
+                    # tasks out again), and a warm shutdown would only fill the terminal with
+                    # connection errors.
+                    preexec_fn=death_signal_hook(signal.SIGKILL),
                     start_new_session=True,
                 )
             )
