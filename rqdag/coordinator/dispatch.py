@@ -68,6 +68,9 @@ class Dispatcher(Protocol):
     def abandon(self, task: str, token: str) -> None:
         """Give up on an attempt (timed out or cancelled): tell it to stop."""
 
+    def unstarted(self, tasks: Sequence[str]) -> set[str]:
+        """Those of ``tasks`` (in flight) whose attempt no worker has started yet."""
+
     def record(self, results: Mapping[str, TaskResult]) -> None:
         """Persist results the coordinator decided itself (skips, cancels, time-outs)."""
 

@@ -179,7 +179,8 @@ class WorkflowExecutor:
             reason = f"run timed out after {self._timeout:g}s"
         if reason is None or self._state.is_finished():
             return
-        for name, token in self._state.cancel_all(reason):
+        unstarted = self._dispatcher.unstarted([name for name, _ in self._state.running()])
+        for name, token in self._state.cancel_all(reason, unstarted):
             self._dispatcher.abandon(name, token)
 
     def _dispatch(self, now: float) -> None:

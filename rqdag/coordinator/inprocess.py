@@ -105,6 +105,10 @@ class InProcessDispatcher:
         if event is not None:
             event.set()
 
+    def unstarted(self, tasks: Sequence[str]) -> set[str]:
+        """None: a task handed to the pool counts as started."""
+        return set()
+
     def record(self, results: Mapping[str, TaskResult]) -> None:
         """Nothing to persist: in-process state lives in the state manager."""
 

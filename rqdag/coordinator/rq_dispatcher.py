@@ -263,6 +263,23 @@ class RQDispatcher:
     def abandon(self, task: str, token: str) -> None:
         """Nothing to send: recording the task's result voids the attempt's token."""
 
+    def unstarted(self, tasks: Sequence[str]) -> set[str]:
+        """Those of ``tasks`` whose dispatch entry is still queued (one HMGET)."""
+        if not tasks:
+            return set()
+        raws: list[Any] = self._client.hmget(self._keys.dispatch, list(tasks))
+        out = set()
+        for name, raw in zip(tasks, raws, strict=True):
+            try:
+                if (
+                    raw is not None
+                    and parse_dispatch_entry(self._lease.run_id, name, raw).state is AttemptState.QUEUED
+                ):
+                    out.add(name)
+            except DecodeError:
+                continue  # an unreadable entry counts as started: nothing is claimed about it
+        return out
+
     def record(self, results: Mapping[str, TaskResult]) -> None:
         """Write skips, cancels and time-outs under the lease (worker results are in already)."""
         decided: list[DecidedResult] = []

@@ -9,7 +9,7 @@ from __future__ import annotations
 import heapq
 import threading
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -330,21 +330,32 @@ class TaskStateManager:
                 (self._names[i], self._token[i]) for i, deadline in self._deadline.items() if deadline <= now
             )
 
-    def cancel_all(self, message: str) -> list[tuple[str, str]]:
-        """Cancel every task without a result; returns the running ones as (name, token)."""
+    def _cancelled(self, i: int, message: str, unstarted: bool) -> TaskResult:
+        """The cancelled result of task ``i``: when it was cancelled, and the attempts that started."""
+        running = i in self._token and not unstarted
+        attempts = self._attempt[i] - (1 if i in self._token and unstarted else 0)
+        if running:
+            return replace(
+                TaskResult.cancelled(f"{message} while running"), metrics=TaskMetrics(attempt=attempts)
+            )
+        if attempts:
+            result = TaskResult.cancelled(f"{message} while waiting to retry")
+            return replace(result, metrics=TaskMetrics(attempt=attempts))
+        return TaskResult.cancelled(f"cancelled before it started: {message}")  # no attempt to count
+
+    def cancel_all(self, message: str, unstarted: Collection[str] = ()) -> list[tuple[str, str]]:
+        """Cancel every task without a result; returns the running ones as (name, token).
+
+        ``unstarted``: tasks in flight whose attempt no worker has started (still
+        queued); that attempt is not counted.
+        """
         with self._lock:
             was_running = self.running()
             names = self._names
             for i, phase in enumerate(self._phase):
                 if phase is Phase.DONE:
                     continue
-                if not self._attempt[i]:  # never dispatched: no attempt to count
-                    result = TaskResult.cancelled(f"cancelled before it started: {message}")
-                else:
-                    when = " while running" if i in self._token else " while waiting to retry"
-                    result = replace(
-                        TaskResult.cancelled(message + when), metrics=TaskMetrics(attempt=self._attempt[i])
-                    )
+                result = self._cancelled(i, message, names[i] in unstarted)
                 self._results[names[i]] = result
                 self._phase[i] = Phase.DONE
                 self._newly_done.append(names[i])

@@ -67,6 +67,9 @@ class MemoryDispatcher:
         if task in self.in_flight and self.in_flight[task].token == token:
             del self.in_flight[task]
 
+    def unstarted(self, tasks: Sequence[str]) -> set[str]:
+        return set()
+
     def record(self, results: Mapping[str, TaskResult]) -> None:
         for name, result in results.items():
             assert name not in self.recorded, f"{name} recorded twice"
