@@ -17,9 +17,16 @@ PREAMBLE = """\
 
 Every command that talks to Redis takes `--redis URL` or reads `REDIS_URL`
 (`redis://`, `rediss://` for TLS, `unix://`; a password goes in the URL:
-`redis://:secret@host:6379/0`). Human output is a table on a terminal and plain
-aligned text otherwise; `--json` prints the documents described in
-[json.md](json.md).
+`redis://:secret@host:6379/0`). With neither, `rqdag run` uses its embedded
+Redis in `./.rqdag/`, and the reading commands (`status`, `watch`, `runs`,
+`inspect`, `graph`, `snapshot export`, `snapshot diff`) read that store
+(`--data-dir`): the server of the `rqdag run` that holds the folder, or one
+started for the command and stopped after it.
+
+Human output is a table on a terminal and plain aligned text otherwise; `--json`
+prints the documents described in [json.md](json.md). Every command takes
+`--json` but the long-running services: `coordinator` and `worker` log instead
+(JSON lines with `--log-format json`) and `dashboard` serves web pages.
 
 Exit codes:
 

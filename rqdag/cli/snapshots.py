@@ -102,8 +102,11 @@ def export_with_count(store: RunStore, run_id: str) -> tuple[str, int]:
     help="A success larger than this (its JSON) is refused, as workers refuse to store it.",
 )
 @redis_option
+@json_option
 @handle_errors
-def snapshot_import(file: str, run_id: str, max_result_bytes: int, redis_url: str | None) -> None:
+def snapshot_import(
+    file: str, run_id: str, max_result_bytes: int, redis_url: str | None, as_json: bool
+) -> None:
     """Create run RUN_ID from an exported snapshot; its successes will not run again.
 
     A coordinator then runs everything else, on workers that have the tasks.
@@ -123,6 +126,9 @@ def snapshot_import(file: str, run_id: str, max_result_bytes: int, redis_url: st
     client = open_client(redis_url)
     client.submit(workflow, params=params, run_id=run_id, snapshot=results, max_result_bytes=max_result_bytes)
     unknown = sorted(set(results) - {t.name for t in workflow.tasks})
+    if as_json:
+        print_json({"run_id": run_id, "results": len(results) - len(unknown), "left_out": unknown})
+        return
     if unknown:
         click.echo(
             f"warning: {file}: results of tasks not in workflow '{workflow.name}' were left out: "
