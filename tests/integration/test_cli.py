@@ -81,7 +81,10 @@ def test_the_cli_reference_is_generated_from_the_commands() -> None:
         ),
     ],
 )
-def test_usage_and_connection_errors_exit_2_with_one_line(args: list[str], reason: str) -> None:
+def test_usage_and_connection_errors_exit_2_with_one_line(
+    args: list[str], reason: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # no embedded store of an earlier 'rqdag run' to read
     port = str(free_port())
     result = invoke(*[a.replace("{port}", port) for a in args])
     assert result.exit_code == 2
@@ -130,7 +133,7 @@ def test_bad_usage_exits_2(args: list[str]) -> None:
 
 def test_status_runs_and_inspect(cluster: Cluster, failed_run: str) -> None:
     doc = parse(invoke("status", failed_run, "--redis", cluster.url, "--json").stdout)
-    assert set(doc) == {"run", "version", "results", "in_flight", "counts", "problems"}
+    assert set(doc) == {"run", "version", "results", "in_flight", "counts", "problems", "driver"}
     assert set(doc["run"]) == RUN_FIELDS and doc["run"]["status"] == "failed"
     assert set(doc["counts"]) == COUNT_FIELDS
     assert (doc["counts"]["success"], doc["counts"]["failure"], doc["counts"]["skipped"]) == (2, 1, 1)
@@ -203,6 +206,7 @@ def test_watch_of_a_finished_run_prints_its_outcome_and_exits_with_it(
         "in_flight",
         "eta_s",
         "at",
+        "driven",
     }
     assert outcome == {
         "type": "outcome",
