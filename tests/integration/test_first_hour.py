@@ -17,12 +17,14 @@ import redis
 
 from rqdag.client import Client
 from rqdag.coordinator.lease import Lease
+from rqdag.shared.model.task import TaskResult
 from rqdag.shared.store.scripts import Scripts
 from tests.integration.flows import faulty
 from tests.support import REPO
 from tests.support.cli import cli_env, invoke, lines, run_cli, spawn_cli
 from tests.support.ledger import LEDGER_ENV
 from tests.support.processes import Procs, kill_all, rqdag_command
+from tests.support.runs import store_result
 from tests.support.wait import wait_until
 
 SHOP = str(REPO / "examples" / "shop.py")
@@ -200,3 +202,48 @@ def test_a_coordinator_logs_whom_it_took_a_run_over_from(redis_url: str, procs: 
     assert line.endswith(f"took it over from {owner.group(1)} (fence 2)"), line
     run.wait(timeout=60)
     assert run.status().status == "succeeded"
+
+
+def test_inspect_tells_a_resolution_as_a_sentence(redis_url: str, redis_conn: redis.Redis) -> None:
+    run = Client(redis_url).submit(faulty, run_id="resolved")
+    store_result(redis_conn, run.run_id, "m", TaskResult.failure("outcome unknown: worker lost"))
+    resolved = invoke(
+        "resolve",
+        run.run_id,
+        "m",
+        "--status",
+        "success",
+        "--reason",
+        "the ledger shows it",
+        "--redis",
+        redis_url,
+    )
+    assert resolved.exit_code == 0, resolved.output
+    shown = invoke("inspect", run.run_id, "m", "--redis", redis_url).stdout
+    audit = next(line for line in shown.splitlines() if line.startswith("audit: "))
+    assert re.fullmatch(
+        r"audit: \S+@\S+ resolved m as success on \d{4}-\d\d-\d\d at \d\d:\d\d:\d\d UTC because the ledger "
+        r"shows it; it was failure \(outcome unknown: worker lost\)",
+        audit,
+    ), audit
+
+
+BROKEN = """
+from rqdag import Task, Workflow
+from tests.integration.flows import step
+
+flow = Workflow("loop", [Task("a", step, depends_on=["b"]), Task("b", step, depends_on=["a"])])
+"""
+
+
+def test_rqdag_run_checks_its_input_before_it_starts_the_embedded_redis(tmp_path: Path) -> None:
+    (tmp_path / "broken.py").write_text(BROKEN)
+    for args, reason in [
+        (("run", "broken.py:flow"), "cycle"),
+        (("run", f"{SHOP}:nightly", "--param", "x=NaN"), "NaN"),
+        (("run", f"{SHOP}:nightly", "--run-id", "bad id"), "invalid run id"),
+    ]:
+        done = run_cli(*args, cwd=tmp_path)
+        assert done.returncode == 2 and reason in done.stderr, (args, done.stderr)
+        assert len(lines(done.stderr)) == 1, done.stderr
+        assert not (tmp_path / ".rqdag").exists(), f"{args}: a Redis was started for nothing"

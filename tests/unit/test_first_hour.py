@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import re
 import threading
 
+import click
+
+from rqdag.cli import main
 from rqdag.cli.drive import DATA_SHOWN, final_data_lines
 from rqdag.cli.task_commands import audit_sentence
 from rqdag.coordinator.state import TaskStateManager
@@ -11,6 +15,9 @@ from rqdag.shared.model.context import TaskContext
 from rqdag.shared.model.invoke import invoke_task
 from rqdag.shared.model.task import Task, TaskResult, TaskStatus
 from rqdag.shared.model.vocabulary import AuditKind
+from rqdag.shared.store import keys
+from rqdag.shared.store.keys import RunKeys
+from tests.support import REPO
 
 
 def noop(ctx: object) -> None:
@@ -86,3 +93,30 @@ def test_rqdag_run_shows_the_data_of_the_final_tasks_cut_to_one_line() -> None:
     assert short[1:] == ["(--show-data prints the whole data)"]
     whole = final_data_lines(tasks, results, whole=True)
     assert len(whole) == 1 and whole[0].endswith('"total": 6\n}')
+
+
+def test_concepts_md_spells_every_key_as_keys_py_does() -> None:
+    concepts = (REPO / "docs" / "concepts.md").read_text(encoding="utf-8")
+    spelled = set(re.findall(r"`(rqdag:[^`]+)`", concepts))
+    run_keys = set(RunKeys("R").all())
+    assert run_keys | {keys.RUNS, keys.ACTIVE_RUNS, keys.EXPIRING_RUNS} <= spelled, spelled
+    assert all(key in run_keys or key.startswith(keys.RUNS) for key in spelled), spelled
+
+
+def _leaf_commands(command: click.Command, path: tuple[str, ...]) -> list[tuple[str, click.Command]]:
+    if not isinstance(command, click.Group):
+        return [(" ".join(path), command)]
+    return [leaf for name, sub in command.commands.items() for leaf in _leaf_commands(sub, (*path, name))]
+
+
+def test_every_command_takes_json_but_the_services_the_reference_names() -> None:
+    without = {
+        name
+        for name, command in _leaf_commands(main, ())
+        if not any("--json" in p.opts for p in command.params if isinstance(p, click.Option))
+    }
+    assert without == {"coordinator", "worker", "dashboard"}
+    reference = (REPO / "docs" / "cli.md").read_text(encoding="utf-8")
+    assert (
+        "`coordinator` and `worker` log instead" in reference and "`dashboard` serves web pages" in reference
+    )
