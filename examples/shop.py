@@ -64,7 +64,9 @@ def load_orders(ctx: TaskContext) -> list[dict[str, Any]]:
     """The day's orders (made up from the date, so every run of a day sees the same ones)."""
     day = str(ctx.params.get("day", "2026-11-28"))
     seed = sum(map(ord, day))
-    return [{"id": f"{day}-{n}", "sku": f"sku-{(seed + n) % 7}", "amount": 5 + (seed * n) % 40} for n in range(5)]
+    return [
+        {"id": f"{day}-{n}", "sku": f"sku-{(seed + n) % 7}", "amount": 5 + (seed * n) % 40} for n in range(5)
+    ]
 
 
 @nightly.task(depends_on=["load_orders"], retry=Retry(attempts=2, delay_s=0.2))
