@@ -16,7 +16,7 @@ from rqdag.cli.common import (
     open_client,
     redis_option,
 )
-from rqdag.cli.live import format_duration
+from rqdag.cli.live import format_duration, undriven_lines
 from rqdag.cli.output import (
     console,
     counts_line,
@@ -30,6 +30,7 @@ from rqdag.cli.output import (
 from rqdag.cli.targets import load_target
 from rqdag.shared.model.codec import snapshot_to_document
 from rqdag.shared.model.graph import to_dot, to_mermaid, topological_order
+from rqdag.shared.store.driving import read_driver
 from rqdag.shared.store.keys import RUNS, RunKeys
 from rqdag.shared.store.records import RunMeta
 from rqdag.shared.store.runs import RunStore
@@ -46,6 +47,7 @@ def status(run_id: str, redis_url: str | None, as_json: bool) -> None:
     meta = store.read_meta(run_id)
     state = store.read_state(run_id)
     counts = status_counts(state.results, state.dispatch, meta.task_count)
+    driver = read_driver(store.client, run_id)
     if as_json:
         in_flight = {
             name: {
@@ -66,6 +68,7 @@ def status(run_id: str, redis_url: str | None, as_json: bool) -> None:
                 "in_flight": in_flight,
                 "counts": counts,
                 "problems": state.problems,
+                "coordinator": driver.to_dict(),
             }
         )
         return
@@ -74,6 +77,8 @@ def status(run_id: str, redis_url: str | None, as_json: bool) -> None:
     show(out, results_table(state.results, order, state.dispatch))
     for problem in state.problems:
         out.print(f"[red]problem:[/] {problem}")
+    for line in undriven_lines(meta.finished, driver):
+        out.print(Text(line, style="red"))
     out.print(
         f"run {run_id} (epoch {meta.epoch}): [bold]{styled(meta.status)}[/] - "
         f"{counts_line(counts, meta.task_count)}"

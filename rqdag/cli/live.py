@@ -30,6 +30,7 @@ from rqdag.cli.output import (
 )
 from rqdag.shared.model.task import TaskResult
 from rqdag.shared.model.vocabulary import AttemptState, RunStatus
+from rqdag.shared.store.driving import Driver, read_driver
 from rqdag.shared.store.keys import RunKeys
 from rqdag.shared.store.records import DispatchEntry
 from rqdag.shared.store.runs import RunStore
@@ -68,6 +69,7 @@ class RunView:
     in_flight: list[InFlight] = field(default_factory=list)
     eta_s: float | None = None
     at: float = 0.0
+    driver: Driver = field(default_factory=Driver)
 
     @property
     def done(self) -> int:
@@ -77,7 +79,8 @@ class RunView:
     def signature(self) -> tuple[Any, ...]:
         """What changes when something happened (not the clock)."""
         running = tuple((r.task, r.state, r.attempt, r.worker) for r in self.in_flight)
-        return (self.status, self.epoch, tuple(sorted(self.counts.items())), running)
+        driver = (self.driver.owner, self.driver.problem)
+        return (self.status, self.epoch, tuple(sorted(self.counts.items())), running, driver)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form of one ``rqdag watch --json`` update line (see docs/json.md)."""
@@ -93,6 +96,7 @@ class RunView:
             "in_flight": [r.to_dict() for r in self.in_flight],
             "eta_s": None if self.eta_s is None else round(self.eta_s, 1),
             "at": round(self.at, 3),
+            "coordinator": self.driver.to_dict(),
         }
 
 
@@ -107,7 +111,7 @@ def estimate_eta(results: Mapping[str, TaskResult], remaining: int, running: int
 
 
 def read_view(store: RunStore, run_id: str) -> RunView:
-    """The run's view now (meta, results and dispatch in two round trips)."""
+    """The run's view now (meta, results and dispatch, lease: three round trips)."""
     meta = store.read_meta(run_id)
     state = store.read_state(run_id)
     total = max(meta.task_count, len(state.results))
@@ -129,6 +133,7 @@ def read_view(store: RunStore, run_id: str) -> RunView:
         in_flight=in_flight,
         eta_s=None if meta.finished else estimate_eta(state.results, remaining, running),
         at=time.time(),
+        driver=read_driver(store.client, run_id),
     )
 
 
@@ -204,6 +209,7 @@ def render_view(view: RunView) -> RenderableType:
         if len(view.in_flight) > MAX_RUNNING_SHOWN:
             table.add_row(f"... {len(view.in_flight) - MAX_RUNNING_SHOWN} more", "", "", "", "")
         parts.append(table)
+    parts += [Text(line, style="red") for line in undriven_lines(view.finished, view.driver)]
     return Group(*parts)
 
 
@@ -215,7 +221,18 @@ def plain_line(view: RunView) -> str:
     )
     tail = f"; running: {running}" if running else ""
     eta = "" if view.finished else f", {format_eta(view.eta_s)}"
+    tail += "".join(f"; {line}" for line in undriven_lines(view.finished, view.driver))
     return f"{stamp} run {view.run_id} {view.status}: {view.done}/{view.total} done{eta}{tail}"
+
+
+def undriven_lines(finished: bool, driver: Driver) -> list[str]:
+    """What a watcher says of a run that no coordinator drives now: that, and a recorded refusal."""
+    if finished or driver.owner is not None:
+        return []
+    lines = ["no coordinator holds the lease"]
+    if driver.problem:
+        lines.append(driver.problem)
+    return lines
 
 
 @contextmanager
