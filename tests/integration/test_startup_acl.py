@@ -23,7 +23,7 @@ from rqdag.shared.store.permissions import (
     submit_needs,
     worker_needs,
 )
-from tests.integration.procs import Procs, wait_until
+from tests.integration.procs import REPO, Procs, wait_until
 
 MISSING = {
     "-@scripting": (["~*", "+@all", "-@scripting"], "may not run EVALSHA, SCRIPT LOAD (ACL: +@scripting)"),
@@ -88,7 +88,8 @@ def test_users_granted_exactly_each_role_s_list_run_workflows(
 ) -> None:
     """The lists are complete: users with nothing more than their role's list drive real runs."""
     server = fresh_redis()
-    coordinator = _user(server, "coord", acl_rules(coordinator_needs()))
+    # CONFIG GET is the coordinator's own business: it logs when it may not check persistence
+    coordinator = _user(server, "coord", [*acl_rules(coordinator_needs()), "+config|get"])
     worker = _user(server, "work", acl_rules(worker_needs("w1")))
     submitter = _user(server, "sub", acl_rules(submit_needs(wait=True)))
     procs.coordinator(coordinator)
@@ -173,3 +174,21 @@ def test_without_acl_dryrun_the_probe_names_the_same_permission_and_runs_nothing
     assert said["dry", "a worker"] == said["probed", "a worker"]
     with redis.Redis.from_url(server.url) as admin:
         assert admin.dbsize() == 0, "checking wrote nothing"
+
+
+def test_the_acl_that_operations_md_recommends_passes_the_check_and_runs(
+    fresh_redis: Callable[..., RedisServer], procs: Procs
+) -> None:
+    line = next(
+        text for text in (REPO / "docs" / "operations.md").read_text().splitlines()
+        if text.startswith("ACL SETUSER rqdag on >secret ")
+    )  # fmt: skip
+    url = _user(fresh_redis(), "rqdag", line.split()[5:])
+    procs.coordinator(url, "--log-level", "info")
+    procs.worker(url, "--log-level", "info")
+    submit = procs.spawn(
+        "submit", "tests.integration.startup_flows:short", "--redis", url, "--wait", name="submit"
+    )
+    assert submit.wait(timeout=60) == 0, procs.log("submit")
+    for name in ("coordinator", "worker"):
+        assert "Redis user 'rqdag'" not in procs.log(name), procs.log(name)  # not even a warning

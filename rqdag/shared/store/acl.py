@@ -24,7 +24,7 @@ import redis
 from redis.connection import Connection
 from redis.exceptions import NoPermissionError
 
-_SUBCOMMANDS = frozenset({"SCRIPT", "CLIENT", "CONFIG"})
+_SUBCOMMANDS = frozenset({"SCRIPT", "CLIENT"})
 _NOT_PROBED = frozenset({"MULTI", "EXEC", "DISCARD"})  # would end or nest the probing transaction
 
 

@@ -34,6 +34,7 @@ RQDAG_KEYS = f"{PREFIX}:*"
 RQ_KEYS = f"{RQ_KEY_PREFIX}:*"
 _CHECK = "rqdag-permission-check"  # the run id, job id... in the keys the checks name
 _SHA = "0" * 40  # EVALSHA is judged on its command and keys, never run
+_INFO = Need(("INFO", "server"), optional="RQ cannot read the server's version and uses its Redis 5 commands")
 
 
 def _n(*args: str) -> Need:
@@ -74,7 +75,7 @@ def coordinator_needs(queue: str = "default") -> tuple[Need, ...]:
     return (
         _n("PING"),
         _n("TIME"),
-        _n("INFO", "server"),
+        _INFO,
         _n("MULTI"),
         _n("EXEC"),
         *_scripts(run),
@@ -102,7 +103,6 @@ def coordinator_needs(queue: str = "default") -> tuple[Need, ...]:
         _q("RPUSH", rq_queue.key, "v"),
         _q("SADD", Queue.redis_queues_keys, rq_queue.key),
         _q("LPOS", rq_queue.intermediate_queue_key, "v"),
-        Need(("CONFIG", "GET", "appendonly"), optional="it cannot check that Redis keeps runs on disk"),
     )
 
 
@@ -116,7 +116,7 @@ def worker_needs(name: str, queues: Sequence[str] = ("default",)) -> tuple[Need,
     return (
         _n("PING"),
         _n("TIME"),
-        _n("INFO", "server"),
+        _INFO,
         _n("MULTI"),
         _n("EXEC"),
         *_scripts(run),
