@@ -44,6 +44,12 @@ class Need:
         return f"{head} {self.args[1].upper()}" if head in _SUBCOMMANDS else head
 
     @property
+    def key(self) -> str:
+        """The first of its arguments in its key family ("" for a command without keys)."""
+        prefix = self.keys.rstrip("*")
+        return next((a for a in self.args[1:] if prefix and a.startswith(prefix)), "")
+
+    @property
     def grant(self) -> str:
         """The narrowest ACL rule that grants the command: ``+xadd``, ``+script|load``."""
         return "+" + self.name.lower().replace(" ", "|")

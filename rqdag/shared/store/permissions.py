@@ -109,10 +109,12 @@ def coordinator_needs(queue: str = "default") -> tuple[Need, ...]:
 def worker_needs(name: str, queues: Sequence[str] = ("default",)) -> tuple[Need, ...]:
     """What ``rqdag worker --name NAME --queues ...`` sends: rqdag's scripts and RQ's worker loop."""
     run = RunKeys(_CHECK)
-    rq_queue = Queue(queues[0] if queues else "default", connection=redis.Redis())
+    names = list(queues) or ["default"]
+    rq_queue = Queue(names[0], connection=redis.Redis())  # names keys only; never connects
     job = Job.key_for(_CHECK)
     worker = Worker.redis_worker_namespace_prefix + name
     started = rq_queue.started_job_registry.key
+    served = [Queue(n, connection=rq_queue.connection) for n in names]
     return (
         _n("PING"),
         _n("TIME"),
@@ -121,7 +123,7 @@ def worker_needs(name: str, queues: Sequence[str] = ("default",)) -> tuple[Need,
         _n("EXEC"),
         *_scripts(run),
         *_run_keys(run),
-        _q("BLMOVE", rq_queue.key, rq_queue.intermediate_queue_key, "LEFT", "RIGHT", "1"),
+        *(_q("BLMOVE", q.key, q.intermediate_queue_key, "LEFT", "RIGHT", "1") for q in served),
         _q("LRANGE", rq_queue.key, "0", "0"),
         _q("LREM", rq_queue.intermediate_queue_key, "0", "v"),
         _q("EXISTS", WORKERS_SUSPENDED),
@@ -221,7 +223,10 @@ def explain_refusal(client: redis.Redis, exc: Exception, needs: Sequence[Need], 
 
 
 def describe(user: str, refusals: Sequence[Refusal], role: str) -> str:
-    """``Redis user 'app' may not run EVALSHA, SCRIPT LOAD (ACL: +@scripting; needed by a worker)``."""
+    """One line: ``Redis user 'app' may not run XADD (ACL: +xadd); needed by a worker``.
+
+    Refusals that one ACL rule grants are named together.
+    """
     groups: dict[tuple[str, str], list[Refusal]] = {}
     for refusal in refusals:
         groups.setdefault((refusal.kind, _rule(refusal)), []).append(refusal)
@@ -229,7 +234,7 @@ def describe(user: str, refusals: Sequence[Refusal], role: str) -> str:
     for (kind, rule), group in groups.items():
         first = group[0].need
         if kind == "key":
-            refused = f"{first.name} on {first.args[1]!r}"
+            refused = f"{first.name} on {first.key!r}"
             parts.append(f"may not touch keys '{first.keys}' ({refused} refused; ACL: {rule})")
         elif kind == "channel":
             parts.append(f"may not subscribe to {first.args[1]!r} (ACL: {rule})")
