@@ -2,7 +2,7 @@
 
 A coordinator that Redis refuses a command for want of a permission cannot
 drive the run it was on. It records why in the run's meta
-(:func:`note_refusal`, when it may still write there); ``status`` and ``watch``
+(``RunStore.note_refusal``, when it may still write there); ``status`` and ``watch``
 show that reason beside who holds the run's lease (:func:`read_driver`). When
 nothing could be recorded, they still show that no coordinator holds the lease.
 """
@@ -40,18 +40,6 @@ def read_driver(client: redis.Redis, run_id: str) -> Driver:
         lease, problem = pipe.execute()
     owner = (_text(lease).rpartition("|")[0] or _text(lease)) if lease else None
     return Driver(owner=owner, problem=_text(problem) if problem else None)
-
-
-def note_refusal(client: redis.Redis, run_id: str, text: str) -> bool:
-    """Record on the run why its coordinator cannot drive it; False when that was refused too."""
-    keys = RunKeys(run_id)
-    try:
-        if not client.exists(keys.meta):
-            return False  # never make a meta hash for a run that is gone
-        client.hset(keys.meta, REFUSAL_FIELD, text)
-    except redis.RedisError:
-        return False
-    return True
 
 
 def is_refusal(exc: BaseException) -> bool:

@@ -26,7 +26,7 @@ from rq.worker import Worker
 
 from rqdag.errors import RqdagError
 from rqdag.shared.store.acl import Need, Refusal, current_user, refusals
-from rqdag.shared.store.keys import ACTIVE_RUNS, PREFIX, RUNS, RunKeys
+from rqdag.shared.store.keys import ACTIVE_RUNS, EXPIRING_RUNS, PREFIX, RUNS, RunKeys
 
 log = logging.getLogger("rqdag")
 
@@ -58,6 +58,7 @@ def _run_keys(run: RunKeys) -> tuple[Need, ...]:
     """What both services do to a run's keys, directly or inside the scripts."""
     return (
         _d("EXISTS", run.meta),
+        _d("EXISTS", run.events),
         _d("HGET", run.meta, "f"),
         _d("HGET", run.results, "f"),
         _d("HSET", run.results, "f", "v"),
@@ -65,6 +66,19 @@ def _run_keys(run: RunKeys) -> tuple[Need, ...]:
         _d("HSET", run.dispatch, "f", "v"),
         _d("HDEL", run.dispatch, "f"),
         _d("XADD", run.events, "*", "f", "v"),
+    )
+
+
+def _retention(run: RunKeys) -> tuple[Need, ...]:
+    """A coordinator expiring finished runs and sweeping the index of expiring ones."""
+    return (
+        _d("HMGET", run.meta, "f"),
+        _d("PEXPIREAT", run.meta, "1"),
+        _d("PTTL", run.meta),
+        _d("ZADD", EXPIRING_RUNS, "1", _CHECK),
+        _d("ZRANGEBYSCORE", EXPIRING_RUNS, "-inf", "0", "LIMIT", "0", "1"),
+        _d("ZREM", EXPIRING_RUNS, _CHECK),
+        _d("ZREM", RUNS, _CHECK),
     )
 
 
@@ -98,6 +112,7 @@ def coordinator_needs(queue: str = "default") -> tuple[Need, ...]:
         _d("HMGET", run.dispatch, "f"),
         _d("XREAD", "COUNT", "1", "STREAMS", run.events, "0"),
         _d("XREVRANGE", run.events, "+", "-", "COUNT", "1"),
+        *_retention(run),
         _q("HSET", Job.key_for(_CHECK), "f", "v"),
         _q("HGET", Job.key_for(_CHECK), "f"),
         _q("RPUSH", rq_queue.key, "v"),
@@ -181,6 +196,9 @@ def submit_needs(*, wait: bool = False, resume: bool = False) -> tuple[Need, ...
         ]
     if resume:
         needs += [
+            _d("PTTL", run.meta),
+            _d("PERSIST", run.meta),
+            _d("ZREM", EXPIRING_RUNS, _CHECK),
             _d("XADD", run.audit, "*", "f", "v"),
             _d("XADD", run.events, "*", "f", "v"),
             _d("HDEL", run.results, "f"),
@@ -235,12 +253,12 @@ def describe(user: str, refusals: Sequence[Refusal], role: str) -> str:
         first = group[0].need
         if kind == "key":
             refused = f"{first.name} on {first.key!r}"
-            parts.append(f"may not touch keys '{first.keys}' ({refused} refused; ACL: {rule})")
+            parts += [f"may not touch keys '{first.keys}' ({refused} refused; ACL: {rule})"]
         elif kind == "channel":
-            parts.append(f"may not subscribe to {first.args[1]!r} (ACL: {rule})")
+            parts += [f"may not subscribe to {first.args[1]!r} (ACL: {rule})"]
         else:
             names = ", ".join(dict.fromkeys(r.need.name for r in group))
-            parts.append(f"may not run {names} (ACL: {rule})")
+            parts += [f"may not run {names} (ACL: {rule})"]
     return f"Redis user '{user}' " + "; ".join(parts) + f"; needed by {role}"
 
 

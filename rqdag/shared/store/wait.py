@@ -15,11 +15,13 @@ from collections.abc import Callable
 import redis
 
 from rqdag.errors import RqdagError
+from rqdag.shared.episodes import Episode, describe
 
 log = logging.getLogger("rqdag")
 
 FIRST_DELAY_S = 0.25
 MAX_DELAY_S = 10.0
+REMIND_EVERY_S = 60.0
 
 
 def wait_for_redis(
@@ -32,43 +34,40 @@ def wait_for_redis(
 ) -> float:
     """PING until Redis answers; returns the seconds waited.
 
-    Between tries the pause doubles from FIRST_DELAY_S up to MAX_DELAY_S, and each
-    failed try is logged. ``limit_s=None`` waits for as long as it takes; once
-    ``limit_s`` seconds have passed (at the first failure for 0) it raises
-    RqdagError naming ``where`` (the redacted URL) and the last error. Refused
-    credentials are raised at once: no wait fixes them.
+    Between tries the pause doubles from FIRST_DELAY_S up to MAX_DELAY_S. The wait
+    is logged as one episode: when it starts, when the error changes, every
+    REMIND_EVERY_S while it lasts, and when Redis answers. ``limit_s=None`` waits
+    for as long as it takes; once ``limit_s`` seconds have passed (at the first
+    failure for 0) it raises RqdagError naming ``where`` (the redacted URL) and
+    the last error. Refused credentials are raised at once: no wait fixes them.
     """
+    bound = "no limit" if limit_s is None else f"at most {limit_s:g}s"
+    waiting = Episode(
+        log,
+        f"Redis at {where} is unreachable; waiting for it ({bound})",
+        f"Redis at {where} answered",
+        remind_every_s=REMIND_EVERY_S,
+        clock=clock,
+    )
     started = clock()
     deadline = None if limit_s is None else started + limit_s
     delay = FIRST_DELAY_S
-    tries = 0
     while True:
-        tries += 1
         try:
             client.ping()
         except redis.AuthenticationError:
             raise
         except (redis.ConnectionError, redis.TimeoutError) as exc:
-            reason = " ".join(str(exc).split())
             now = clock()
             if deadline is not None and now >= deadline:
-                raise RqdagError(_gave_up(where, reason, limit_s or 0.0)) from None
-            pause = delay if deadline is None else min(delay, deadline - now)
-            bound = "no limit" if limit_s is None else f"limit {limit_s:g}s"
-            log.warning(
-                "Redis at %s is unreachable (%s); trying again in %.2gs (waiting for it, %s)",
-                where,
-                reason,
-                pause,
-                bound,
-            )
-            sleep(pause)
+                raise RqdagError(_gave_up(where, describe(exc), limit_s or 0.0)) from None
+            if limit_s != 0:
+                waiting.seen(exc, kind=type(exc).__name__)
+            sleep(delay if deadline is None else min(delay, deadline - now))
             delay = min(delay * 2, MAX_DELAY_S)
             continue
-        waited = clock() - started
-        if tries > 1:
-            log.info("Redis at %s answered after %.1fs", where, waited)
-        return waited
+        waiting.over()
+        return clock() - started
 
 
 def _gave_up(where: str, reason: str, limit_s: float) -> str:
