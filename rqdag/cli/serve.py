@@ -8,6 +8,7 @@ import time
 from types import FrameType
 
 import click
+import redis
 
 from rqdag.cli.common import (
     exit_for_status,
@@ -128,7 +129,10 @@ def wait_saying_why(handle: RunHandle, note_after_s: float = UNDRIVEN_NOTE_S) ->
             return
         except TimeoutError:
             pass
-        driver = read_driver(handle.connection, handle.run_id)
+        try:
+            driver = read_driver(handle.connection, handle.run_id)
+        except redis.ResponseError:
+            continue  # the note is a courtesy: a user that may not read the lease goes without
         if driver.owner is not None:
             undriven_since = time.monotonic()
             continue

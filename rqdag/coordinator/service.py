@@ -172,10 +172,7 @@ class CoordinatorService:
                 return
             if is_refusal(exc):  # no retry fixes it: say why, on the run where status shows it
                 reason = explain_refusal(self._client, exc, coordinator_needs(), role="a coordinator")
-                at = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
-                self._store.note_refusal(
-                    run_id, f"coordinator {self.owner} cannot drive it: {reason} (at {at})"
-                )
+                self._store.note_refusal(run_id, f"coordinator {self.owner} cannot drive it: {reason}")
                 log.error("run '%s': %s; tried again in %.0fs", run_id, reason, delay)
                 return
             log.warning("run '%s': Redis error (%s); picked up again in %.0fs", run_id, exc, delay)

@@ -23,7 +23,9 @@ from rqdag.shared.store.permissions import (
     submit_needs,
     worker_needs,
 )
-from tests.integration.procs import REPO, Procs, wait_until
+from tests.support import REPO
+from tests.support.processes import Procs
+from tests.support.wait import wait_until
 
 MISSING = {
     "-@scripting": (["~*", "+@all", "-@scripting"], "may not run EVALSHA, SCRIPT LOAD (ACL: +@scripting)"),

@@ -12,8 +12,8 @@ import pytest
 
 from rqdag import TaskStatus
 from rqdag.client import Client
-from tests.integration.procs import Procs
 from tests.integration.startup_flows import forker, wide
+from tests.support.processes import Procs
 
 
 def _gone(pid: int) -> bool:

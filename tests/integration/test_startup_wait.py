@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import time
 from collections.abc import Callable
 
@@ -14,15 +13,15 @@ from rqdag.client import Client
 from rqdag.errors import RqdagError
 from rqdag.local.redis_server import RedisServer
 from rqdag.shared.store.wait import wait_for_redis
-from tests.integration.procs import Procs, wait_until
 from tests.integration.startup_flows import short
+from tests.support.processes import Procs
+from tests.support.redis import free_port
+from tests.support.wait import wait_until
 
 
 def _dead_url() -> tuple[int, str]:
     """A port nothing listens on (yet), and its URL."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
+    port = free_port()
     return port, f"redis://127.0.0.1:{port}/0"
 
 

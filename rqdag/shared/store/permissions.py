@@ -34,6 +34,7 @@ RQDAG_KEYS = f"{PREFIX}:*"
 RQ_KEYS = f"{RQ_KEY_PREFIX}:*"
 _CHECK = "rqdag-permission-check"  # the run id, job id... in the keys the checks name
 _SHA = "0" * 40  # EVALSHA is judged on its command and keys, never run
+_NO_RQ_COMMANDS = "RQ's commands to this worker (rq's kill-horse, stop-job) will not reach it"
 _INFO = Need(("INFO", "server"), optional="RQ cannot read the server's version and uses its Redis 5 commands")
 
 
@@ -110,8 +111,11 @@ def coordinator_needs(queue: str = "default") -> tuple[Need, ...]:
         _d("HMGET", run.results, "f"),
         _d("HGETALL", run.dispatch),
         _d("HMGET", run.dispatch, "f"),
+        _d("HSCAN", run.results, "0"),
+        _d("HSCAN", run.dispatch, "0"),
         _d("XREAD", "COUNT", "1", "STREAMS", run.events, "0"),
         _d("XREVRANGE", run.events, "+", "-", "COUNT", "1"),
+        _d("XRANGE", run.events, "-", "+", "COUNT", "1"),
         *_retention(run),
         _q("HSET", Job.key_for(_CHECK), "f", "v"),
         _q("HGET", Job.key_for(_CHECK), "f"),
@@ -164,10 +168,9 @@ def worker_needs(name: str, queues: Sequence[str] = ("default",)) -> tuple[Need,
         _q("ZREMRANGEBYSCORE", rq_queue.failed_job_registry.key, "0", "1"),
         Need(("CLIENT", "SETNAME", "x"), optional="`rq info` shows no address for this worker"),
         Need(("CLIENT", "INFO"), optional="`rq info` shows no address for this worker"),
-        Need(
-            ("SUBSCRIBE", PUBSUB_CHANNEL_TEMPLATE % name),
-            channel=True,
-            optional="RQ's commands to this worker (rq's kill-horse, stop-job) will not reach it",
+        *(
+            Need((command, PUBSUB_CHANNEL_TEMPLATE % name), channel=True, optional=_NO_RQ_COMMANDS)
+            for command in ("SUBSCRIBE", "UNSUBSCRIBE")
         ),
     )
 
@@ -190,6 +193,8 @@ def submit_needs(*, wait: bool = False, resume: bool = False) -> tuple[Need, ...
         needs += [_d("HGETALL", run.meta), _d("HGETALL", run.results), _d("GET", run.definition)]
     if wait:
         needs += [
+            _d("GET", run.lease),
+            _d("HGET", run.meta, "f"),
             _d("HGETALL", run.dispatch),
             _d("XREAD", "COUNT", "1", "STREAMS", run.events, "0"),
             _d("XREVRANGE", run.events, "+", "-", "COUNT", "1"),
