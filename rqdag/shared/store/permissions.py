@@ -181,8 +181,8 @@ def submit_needs(*, wait: bool = False, resume: bool = False) -> tuple[Need, ...
     needs = [
         _n("MULTI"),
         _n("EXEC"),
+        _d("WATCH", run.meta),
         _d("EXISTS", run.meta),
-        _d("HSETNX", run.meta, "f", "v"),
         _d("HSET", run.meta, "f", "v"),
         _d("SET", run.definition, "v"),
         _d("HSET", run.results, "f", "v"),
