@@ -16,7 +16,7 @@ from rqdag.cli.common import (
     open_client,
     redis_option,
 )
-from rqdag.cli.live import format_duration
+from rqdag.cli.live import format_duration, undriven_lines
 from rqdag.cli.output import (
     console,
     counts_line,
@@ -27,11 +27,12 @@ from rqdag.cli.output import (
     status_counts,
     styled,
 )
-from rqdag.cli.stores import data_dir_option, lease_holder, reading_client, undriven_note
+from rqdag.cli.stores import data_dir_option, reading_client, undriven_note
 from rqdag.cli.targets import load_target
 from rqdag.shared.model.codec import snapshot_to_document
 from rqdag.shared.model.graph import to_dot, to_mermaid, topological_order
 from rqdag.shared.model.task import Task, TaskResult
+from rqdag.shared.store.driving import Driver, read_driver
 from rqdag.shared.store.keys import RUNS, RunKeys
 from rqdag.shared.store.records import RunMeta, RunState
 from rqdag.shared.store.runs import RunStore
@@ -55,7 +56,7 @@ def status(run_id: str, redis_url: str | None, data_dir: str, as_json: bool) -> 
         store = RunStore(client.connection)
         meta = store.read_meta(run_id)
         state = store.read_state(run_id)
-        driver = lease_holder(client, run_id)
+        driver = read_driver(client.connection, run_id)
         order = None if as_json else topological_order(store.read_definition(run_id).tasks)
     counts = status_counts(state.results, state.dispatch, meta.task_count)
     if as_json:
@@ -71,11 +72,12 @@ def status(run_id: str, redis_url: str | None, data_dir: str, as_json: bool) -> 
     )
     if meta.error:
         out.print(Text.assemble(("error: ", "red"), meta.error))
-    if driver is None and not meta.finished:
-        out.print(Text(undriven_note(run_id, embedded=not redis_url), style="yellow"))
+    note = undriven_note(run_id, embedded=not redis_url)
+    for line in undriven_lines(meta.finished, driver, note):
+        out.print(Text(line, style="yellow"))
 
 
-def _status_document(meta: RunMeta, state: RunState, counts: dict[str, int], driver: str | None) -> Any:
+def _status_document(meta: RunMeta, state: RunState, counts: dict[str, int], driver: Driver) -> Any:
     """The ``rqdag status --json`` document."""
     in_flight = {
         name: {
@@ -95,7 +97,7 @@ def _status_document(meta: RunMeta, state: RunState, counts: dict[str, int], dri
         "in_flight": in_flight,
         "counts": counts,
         "problems": state.problems,
-        "driver": driver,
+        "coordinator": driver.to_dict(),
     }
 
 

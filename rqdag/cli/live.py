@@ -30,6 +30,7 @@ from rqdag.cli.output import (
 )
 from rqdag.shared.model.task import TaskResult
 from rqdag.shared.model.vocabulary import AttemptState, RunStatus
+from rqdag.shared.store.driving import Driver, read_driver
 from rqdag.shared.store.keys import RunKeys
 from rqdag.shared.store.records import DispatchEntry
 from rqdag.shared.store.runs import RunStore
@@ -69,6 +70,7 @@ class RunView:
     eta_s: float | None = None
     at: float = 0.0
     note: str = ""  # said while no coordinator drives the unfinished run
+    driver: Driver = field(default_factory=Driver)
 
     @property
     def done(self) -> int:
@@ -78,7 +80,8 @@ class RunView:
     def signature(self) -> tuple[Any, ...]:
         """What changes when something happened (not the clock)."""
         running = tuple((r.task, r.state, r.attempt, r.worker) for r in self.in_flight)
-        return (self.status, self.epoch, tuple(sorted(self.counts.items())), running, self.note)
+        driver = (self.driver.owner, self.driver.problem)
+        return (self.status, self.epoch, tuple(sorted(self.counts.items())), running, self.note, driver)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form of one ``rqdag watch --json`` update line (see docs/json.md)."""
@@ -94,7 +97,7 @@ class RunView:
             "in_flight": [r.to_dict() for r in self.in_flight],
             "eta_s": None if self.eta_s is None else round(self.eta_s, 1),
             "at": round(self.at, 3),
-            "driven": not self.note,
+            "coordinator": self.driver.to_dict(),
         }
 
 
@@ -116,7 +119,8 @@ def read_view(store: RunStore, run_id: str, undriven_note: str = "") -> RunView:
     """
     meta = store.read_meta(run_id)
     state = store.read_state(run_id)
-    driven = meta.finished or not undriven_note or store.client.exists(RunKeys(run_id).lease)
+    driver = read_driver(store.client, run_id)
+    driven = meta.finished or driver.owner is not None
     total = max(meta.task_count, len(state.results))
     counts = status_counts(state.results, state.dispatch, total)
     in_flight = sorted(
@@ -137,6 +141,7 @@ def read_view(store: RunStore, run_id: str, undriven_note: str = "") -> RunView:
         eta_s=None if meta.finished else estimate_eta(state.results, remaining, running),
         at=time.time(),
         note="" if driven else undriven_note,
+        driver=driver,
     )
 
 
@@ -217,6 +222,7 @@ def render_view(view: RunView) -> RenderableType:
         if len(view.in_flight) > MAX_RUNNING_SHOWN:
             table.add_row(f"... {len(view.in_flight) - MAX_RUNNING_SHOWN} more", "", "", "", "")
         parts.append(table)
+    parts += [Text(line, style="red") for line in undriven_lines(view.finished, view.driver)]
     return Group(*parts)
 
 
@@ -227,9 +233,19 @@ def plain_line(view: RunView) -> str:
         f"{r.task}@{r.worker or '?'}" for r in view.in_flight if r.state is AttemptState.RUNNING
     )
     tail = f"; running: {running}" if running else ""
-    tail += f"; {view.note}" if view.note else ""
     eta = "" if view.finished else f", {format_eta(view.eta_s)}"
+    tail += "".join(f"; {line}" for line in undriven_lines(view.finished, view.driver, view.note))
     return f"{stamp} run {view.run_id} {view.status}: {view.done}/{view.total} done{eta}{tail}"
+
+
+def undriven_lines(finished: bool, driver: Driver, note: str = "") -> list[str]:
+    """What to say of a run that no coordinator drives now: ``note`` (what to do), and a recorded refusal."""
+    if finished or driver.owner is not None:
+        return []
+    lines = [note or "no coordinator holds the lease"]
+    if driver.problem:
+        lines.append(driver.problem)
+    return lines
 
 
 @contextmanager

@@ -5,9 +5,11 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import time
 from types import FrameType
 
 import click
+import redis
 
 from rqdag.cli.common import (
     exit_for_status,
@@ -16,6 +18,7 @@ from rqdag.cli.common import (
     open_client,
     param_option,
     parse_params,
+    redact,
     redis_option,
     require_redis,
 )
@@ -26,8 +29,17 @@ from rqdag.cli.output import (
 )
 from rqdag.cli.prune import retention_option
 from rqdag.cli.targets import importable_module, importable_path, load_target
+from rqdag.client import RunHandle
 from rqdag.coordinator.service import CoordinatorService, pool_size
 from rqdag.shared.connect import allow_open_files
+from rqdag.shared.store.driving import read_driver
+from rqdag.shared.store.permissions import (
+    check_permissions,
+    coordinator_needs,
+    submit_needs,
+    worker_needs,
+)
+from rqdag.shared.store.wait import wait_for_redis
 from rqdag.worker import start_worker
 from rqdag.worker.environment import (
     DEFAULT_HEARTBEAT_INTERVAL,
@@ -35,6 +47,19 @@ from rqdag.worker.environment import (
     DEFAULT_SHUTDOWN_GRACE_S,
 )
 from rqdag.worker.start import default_worker_name
+
+# `submit --wait` says so when no coordinator has held the run's lease for this long
+UNDRIVEN_NOTE_S = 10.0
+
+wait_for_redis_option = click.option(
+    "--wait-for-redis",
+    "redis_wait_s",
+    type=click.FloatRange(min=0),
+    default=None,
+    metavar="SECONDS",
+    help="At start-up, wait this long for an unreachable Redis (logged, with backoff) "
+    "[default: no limit; 0: fail at once].",
+)
 
 
 @click.command()
@@ -75,6 +100,7 @@ def submit(
     """
     loaded = load_target(target)
     client = open_client(redis_url)
+    check_permissions(client.connection, submit_needs(wait=wait_, resume=resume), role="submit")
     handle = client.submit(
         loaded.workflow,
         params=parse_params(params),
@@ -90,8 +116,34 @@ def submit(
         else:
             click.echo(handle.run_id)
         return
-    handle.wait()
+    wait_saying_why(handle)
     sys.exit(exit_for_status(report(handle, as_json)))
+
+
+def wait_saying_why(handle: RunHandle, note_after_s: float = UNDRIVEN_NOTE_S) -> None:
+    """Wait for the run to end; on stderr, say once why it does not move when nobody drives it."""
+    said: set[str] = set()
+    undriven_since = time.monotonic()
+    while True:
+        try:
+            handle.wait(timeout=note_after_s / 4)
+            return
+        except TimeoutError:
+            pass
+        try:
+            driver = read_driver(handle.connection, handle.run_id)
+        except redis.ResponseError:
+            continue  # the note is a courtesy: a user that may not read the lease goes without
+        if driver.owner is not None:
+            undriven_since = time.monotonic()
+            continue
+        notes = [driver.problem] if driver.problem else []
+        if time.monotonic() - undriven_since >= note_after_s:
+            notes.append(f"no coordinator holds the lease of run {handle.run_id} (is one running?)")
+        for note in notes:
+            if note not in said:
+                said.add(note)
+                click.echo(f"waiting: {note}", err=True)
 
 
 @click.command()
@@ -111,6 +163,7 @@ def submit(
     help="Seconds a dead coordinator's runs wait before another takes them over.",
 )
 @retention_option
+@wait_for_redis_option
 @log_options("info")
 @handle_errors
 def coordinator(
@@ -118,19 +171,23 @@ def coordinator(
     max_runs: int,
     lease_ttl: float,
     retention_s: float,
+    redis_wait_s: float | None,
     log_level: str,
     log_format: str,
 ) -> None:
     """Drive every submitted run (a long-running service; safe to redeploy at any time).
 
     On SIGTERM or Ctrl-C it hands its leases back at once, so another
-    coordinator takes over without waiting for the lease TTL.
+    coordinator takes over without waiting for the lease TTL. At start-up it
+    waits for Redis (see --wait-for-redis), then checks that its Redis user may
+    run what a coordinator needs: if not, it exits naming the permission.
     """
     setup_logging(log_level, log_format)
     connections = pool_size(max_runs)
     allow_open_files(connections)
     client = open_client(redis_url, pool_size=connections, blocking=True)
-    client.connection.ping()  # a wrong URL fails now, in one line, rather than in a retry loop
+    wait_for_redis(client.connection, where=redact(redis_url), limit_s=redis_wait_s)
+    check_permissions(client.connection, coordinator_needs(), role="a coordinator")
     service = CoordinatorService(
         client.connection, max_runs=max_runs, lease_ttl_s=lease_ttl, retention_s=retention_s
     )
@@ -198,6 +255,7 @@ def coordinator(
     help="On SIGTERM, seconds the running task has to finish before it is handed back.",
 )
 @click.option("--burst", is_flag=True, help="Stop when the queues are empty.")
+@wait_for_redis_option
 @log_options("info")
 @handle_errors
 def worker(
@@ -212,6 +270,7 @@ def worker(
     max_result_bytes: int,
     shutdown_grace: float,
     burst: bool,
+    redis_wait_s: float | None,
     log_level: str,
     log_format: str,
 ) -> None:
@@ -221,18 +280,22 @@ def worker(
     defined there) can run; a job naming anything else is refused. SIGTERM takes
     no new job and gives the running task --shutdown-grace seconds to finish,
     then hands it back to the coordinator; a second SIGTERM stops at once.
+    At start-up it waits for Redis (see --wait-for-redis), then checks that its
+    Redis user may run what a worker needs: if not, it exits naming the permission.
     """
     modules, context = _importable(tasks, context)
+    names = [q.strip() for q in queues.split(",") if q.strip()]
     name = name or default_worker_name()
     setup_logging(log_level, log_format, fixed={"worker": name})
     url = require_redis(redis_url)
     with open_client(url).connection as probe:
-        probe.ping()  # a wrong URL fails now, in one line
+        wait_for_redis(probe, where=redact(url), limit_s=redis_wait_s)
+        check_permissions(probe, worker_needs(name, names), role="a worker")
     start_worker(
         url,
         tasks=modules,
         context=context,
-        queues=[q.strip() for q in queues.split(",") if q.strip()],
+        queues=names,
         worker_class=worker_class,  # type: ignore[arg-type]
         name=name,
         heartbeat_interval=heartbeat_interval,

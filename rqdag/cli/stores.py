@@ -17,7 +17,6 @@ import click
 from rqdag.cli.common import CommandFailed, open_client
 from rqdag.client import Client
 from rqdag.local.embedded import EmbeddedRedis
-from rqdag.shared.store.keys import RunKeys
 
 DEFAULT_DATA_DIR = ".rqdag"
 
@@ -52,15 +51,6 @@ def reading_client(redis_url: str | None, data_dir: str = DEFAULT_DATA_DIR) -> I
             yield client
         finally:
             client.connection.close()
-
-
-def lease_holder(client: Client, run_id: str) -> str | None:
-    """The coordinator that holds the run's lease now, or None when none drives it."""
-    value = client.connection.get(RunKeys(run_id).lease)
-    if value is None:
-        return None
-    owner = value.decode() if isinstance(value, bytes) else str(value)
-    return owner.rpartition("|")[0] or owner
 
 
 def undriven_note(run_id: str, embedded: bool) -> str:

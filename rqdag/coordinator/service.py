@@ -16,7 +16,9 @@ from rqdag.coordinator.lease import DEFAULT_LEASE_TTL_S
 from rqdag.coordinator.progress import is_busy
 from rqdag.shared.episodes import Episode, describe
 from rqdag.shared.redis_memory import is_out_of_memory, memory_episode
+from rqdag.shared.store.driving import is_refusal
 from rqdag.shared.store.keys import RunKeys
+from rqdag.shared.store.permissions import coordinator_needs, explain_refusal
 from rqdag.shared.store.records import text
 from rqdag.shared.store.retention import DEFAULT_RETENTION_S, ExpirySweeper
 from rqdag.shared.store.runs import RunStore
@@ -167,6 +169,11 @@ class CoordinatorService:
             if is_busy(exc):  # a long script runs: it passes, like an outage (logged once for all runs)
                 self._redis_failed(exc)
                 log.debug("run '%s': Redis busy (%s); picked up again in %.0fs", run_id, describe(exc), delay)
+                return
+            if is_refusal(exc):  # no retry fixes it: say why, on the run where status shows it
+                reason = explain_refusal(self._client, exc, coordinator_needs(), role="a coordinator")
+                self._store.note_refusal(run_id, f"coordinator {self.owner} cannot drive it: {reason}")
+                log.error("run '%s': %s; tried again in %.0fs", run_id, reason, delay)
                 return
             log.warning("run '%s': Redis error (%s); picked up again in %.0fs", run_id, exc, delay)
             return

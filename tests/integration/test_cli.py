@@ -133,7 +133,7 @@ def test_bad_usage_exits_2(args: list[str]) -> None:
 
 def test_status_runs_and_inspect(cluster: Cluster, failed_run: str) -> None:
     doc = parse(invoke("status", failed_run, "--redis", cluster.url, "--json").stdout)
-    assert set(doc) == {"run", "version", "results", "in_flight", "counts", "problems", "driver"}
+    assert set(doc) == {"run", "version", "results", "in_flight", "counts", "problems", "coordinator"}
     assert set(doc["run"]) == RUN_FIELDS and doc["run"]["status"] == "failed"
     assert set(doc["counts"]) == COUNT_FIELDS
     assert (doc["counts"]["success"], doc["counts"]["failure"], doc["counts"]["skipped"]) == (2, 1, 1)
@@ -206,7 +206,7 @@ def test_watch_of_a_finished_run_prints_its_outcome_and_exits_with_it(
         "in_flight",
         "eta_s",
         "at",
-        "driven",
+        "coordinator",
     }
     assert outcome == {
         "type": "outcome",

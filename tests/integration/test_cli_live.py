@@ -188,10 +188,10 @@ def test_json_formatter_fields_extra_and_fixed() -> None:
     assert body["run_id"] == "nightly-1" and "task" not in body and "ValueError: boom" in body["exc"]
 
 
-def test_services_refuse_an_unreachable_redis_in_one_line() -> None:
+def test_services_told_not_to_wait_refuse_an_unreachable_redis_in_one_line() -> None:
     url = f"redis://127.0.0.1:{free_port()}/0"
     for args in (("worker", "--tasks", "tests.integration.flows"), ("coordinator",)):
-        result = run_cli(*args, "--redis", url)
+        result = run_cli(*args, "--redis", url, "--wait-for-redis", "0")
         assert result.returncode == 2, result.stderr
         assert lines(result.stderr) == [lines(result.stderr)[0]]
         assert result.stderr.startswith(f"error: cannot reach Redis at {url}: ")

@@ -35,13 +35,14 @@ def test_status_says_when_no_coordinator_drives_a_run(redis_url: str, redis_conn
     run = Client(redis_url).submit(faulty, run_id="nobody-drives")
     human = invoke("status", run.run_id, "--redis", redis_url)
     assert human.exit_code == 0 and UNDRIVEN in human.stdout, human.stdout
-    assert json.loads(invoke("status", run.run_id, "--redis", redis_url, "--json").stdout)["driver"] is None
+    doc = json.loads(invoke("status", run.run_id, "--redis", redis_url, "--json").stdout)
+    assert doc["coordinator"]["lease_owner"] is None
     lease = Lease(redis_conn, Scripts.register(redis_conn), run.run_id, "host:1:abc")
     assert lease.acquire()
     assert UNDRIVEN not in invoke("status", run.run_id, "--redis", redis_url).stdout
     assert (
-        json.loads(invoke("status", run.run_id, "--redis", redis_url, "--json").stdout)["driver"]
-        == "host:1:abc"
+        json.loads(invoke("status", run.run_id, "--redis", redis_url, "--json").stdout)["coordinator"]
+        == {"lease_owner": "host:1:abc", "problem": None}
     )
 
 

@@ -1,7 +1,10 @@
 """Calling a task function and turning what happens into a TaskResult.
 
 This is the one place that catches ``Exception`` from user code; in-process and
-on workers alike, a task call goes through :func:`invoke_task`.
+on workers alike, a task call goes through :func:`invoke_task`. It is also where
+a process forked by the task ends: a child that returns from the task (or raises
+out of it) exits at once with ``os._exit``, before it could touch Redis or go
+back to serving jobs as a copy of the worker.
 """
 
 from __future__ import annotations
@@ -64,10 +67,11 @@ def _call(
     ctx: TaskContext,
     condition: Callable[[TaskContext], Any] | None,
 ) -> TaskResult:
+    pid = os.getpid()
     try:
-        if condition is not None and not condition(ctx):
+        if condition is not None and not _in_this_process(condition, ctx, pid):
             return TaskResult.skipped("condition is false")
-        value = func(ctx)
+        value = _in_this_process(func, ctx, pid)
     except SystemExit as exc:
         if threading.current_thread() is threading.main_thread():
             raise  # a worker's cold shutdown (RQ raises SystemExit in its main thread)
@@ -80,3 +84,25 @@ def _call(
     except EncodeError as exc:
         return TaskResult.failure(str(exc))
     return result
+
+
+def _in_this_process(call: Callable[[TaskContext], Any], ctx: TaskContext, pid: int) -> Any:
+    """``call(ctx)``; in a child the call forked, ``os._exit`` instead of returning or raising."""
+    try:
+        value = call(ctx)
+    except BaseException as exc:
+        if os.getpid() != pid:
+            os._exit(_exit_code(exc))
+        raise
+    if os.getpid() != pid:
+        os._exit(0)
+    return value
+
+
+def _exit_code(exc: BaseException) -> int:
+    """The exit status of a forked child that raised ``exc``: its SystemExit code, else 1."""
+    if isinstance(exc, SystemExit):
+        if exc.code is None:
+            return 0
+        return exc.code if isinstance(exc.code, int) else 1
+    return 1

@@ -24,6 +24,7 @@ from rqdag.shared.model.task_table import TaskTable
 from rqdag.shared.model.vocabulary import AuditKind, EventKind, RunStatus
 from rqdag.shared.model.workflow import Workflow
 from rqdag.shared.store import keys
+from rqdag.shared.store.driving import REFUSAL_FIELD
 from rqdag.shared.store.records import RunMeta, RunState, decode_into, parse_meta, text, unreadable_meta
 from rqdag.shared.store.retention import RetentionMixin, retention_meta
 from rqdag.shared.store.scripts import EVENTS_MAXLEN
@@ -306,6 +307,18 @@ class RunStore(RetentionMixin):
     def mark_error(self, run_id: str, reason: str) -> None:
         """Note why the run cannot go on (its status is set through the fenced script)."""
         self.client.hset(keys.RunKeys(run_id).meta, "error", reason)
+
+    def note_refusal(self, run_id: str, problem: str) -> bool:
+        """Note why no coordinator can drive the run (a permission Redis refused), for
+        ``status`` and ``watch``; False when the run is gone or Redis refused this too."""
+        rk = keys.RunKeys(run_id)
+        try:
+            if not self.client.exists(rk.meta):
+                return False  # never make a meta hash for a run that is gone
+            self.client.hset(rk.meta, REFUSAL_FIELD, problem)
+        except redis.RedisError:
+            return False
+        return True
 
     def drop_lease(self, run_id: str) -> None:
         """Delete the run's lease, unfenced: only for a caller that knows its holder is

@@ -1,0 +1,284 @@
+"""May this Redis user do what its role needs? Checked at start-up, said in one line.
+
+A coordinator, a worker or ``rqdag submit`` whose Redis user lacks a permission
+(``-@scripting``, ``-xadd``, no ``~rq:*`` key pattern) would otherwise fail deep
+inside a retry loop, or wait for ever. :func:`check_permissions` asks the server
+(see :mod:`.acl`) about each command the role sends, on a key of each family it
+touches, before the role does anything. One list per role:
+:func:`coordinator_needs`, :func:`worker_needs`, :func:`submit_needs`; a test
+runs each role as a user granted exactly its list (:func:`acl_rules`), so a
+command added to a role without its need fails there.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+
+import redis
+from rq.command import PUBSUB_CHANNEL_TEMPLATE
+from rq.defaults import RQ_KEY_PREFIX
+from rq.job import Job
+from rq.queue import Queue
+from rq.results import Result
+from rq.suspension import WORKERS_SUSPENDED
+from rq.worker import Worker
+
+from rqdag.errors import RqdagError
+from rqdag.shared.store.acl import Need, Refusal, current_user, refusals
+from rqdag.shared.store.keys import ACTIVE_RUNS, EXPIRING_RUNS, PREFIX, RUNS, RunKeys
+
+log = logging.getLogger("rqdag")
+
+RQDAG_KEYS = f"{PREFIX}:*"
+RQ_KEYS = f"{RQ_KEY_PREFIX}:*"
+_CHECK = "rqdag-permission-check"  # the run id, job id... in the keys the checks name
+_SHA = "0" * 40  # EVALSHA is judged on its command and keys, never run
+_NO_RQ_COMMANDS = "RQ's commands to this worker (rq's kill-horse, stop-job) will not reach it"
+_INFO = Need(("INFO", "server"), optional="RQ cannot read the server's version and uses its Redis 5 commands")
+
+
+def _n(*args: str) -> Need:
+    return Need(args)
+
+
+def _d(*args: str) -> Need:
+    return Need(args, RQDAG_KEYS)
+
+
+def _q(*args: str) -> Need:
+    return Need(args, RQ_KEYS)
+
+
+def _scripts(run: RunKeys) -> tuple[Need, ...]:
+    """Running rqdag's scripts: EVALSHA on a run's keys, SCRIPT LOAD after NOSCRIPT."""
+    return (_d("EVALSHA", _SHA, "2", run.meta, run.events), _n("SCRIPT", "LOAD", "return 0"))
+
+
+def _run_keys(run: RunKeys) -> tuple[Need, ...]:
+    """What both services do to a run's keys, directly or inside the scripts."""
+    return (
+        _d("EXISTS", run.meta),
+        _d("EXISTS", run.events),
+        _d("HGET", run.meta, "f"),
+        _d("HGET", run.results, "f"),
+        _d("HSET", run.results, "f", "v"),
+        _d("HGET", run.dispatch, "f"),
+        _d("HSET", run.dispatch, "f", "v"),
+        _d("HDEL", run.dispatch, "f"),
+        _d("XADD", run.events, "*", "f", "v"),
+    )
+
+
+def _retention(run: RunKeys) -> tuple[Need, ...]:
+    """A coordinator expiring finished runs and sweeping the index of expiring ones."""
+    return (
+        _d("HMGET", run.meta, "f"),
+        _d("PEXPIREAT", run.meta, "1"),
+        _d("PTTL", run.meta),
+        _d("ZADD", EXPIRING_RUNS, "1", _CHECK),
+        _d("ZRANGEBYSCORE", EXPIRING_RUNS, "-inf", "0", "LIMIT", "0", "1"),
+        _d("ZREM", EXPIRING_RUNS, _CHECK),
+        _d("ZREM", RUNS, _CHECK),
+    )
+
+
+def coordinator_needs(queue: str = "default") -> tuple[Need, ...]:
+    """What ``rqdag coordinator`` sends (``queue``: one its tasks go to)."""
+    run = RunKeys(_CHECK)
+    rq_queue = Queue(queue, connection=redis.Redis())  # names keys only; never connects
+    return (
+        _n("PING"),
+        _n("TIME"),
+        _INFO,
+        _n("MULTI"),
+        _n("EXEC"),
+        *_scripts(run),
+        *_run_keys(run),
+        _d("SMEMBERS", ACTIVE_RUNS),
+        _d("SREM", ACTIVE_RUNS, _CHECK),
+        _d("EXISTS", run.lease),
+        _d("WATCH", run.lease),
+        _d("GET", run.lease),
+        _d("SET", run.lease, "v"),
+        _d("PEXPIRE", run.lease, "1"),
+        _d("DEL", run.lease),
+        _d("HGETALL", run.meta),
+        _d("HSET", run.meta, "f", "v"),
+        _d("HINCRBY", run.meta, "f", "1"),
+        _d("GET", run.definition),
+        _d("HGETALL", run.results),
+        _d("HMGET", run.results, "f"),
+        _d("HGETALL", run.dispatch),
+        _d("HMGET", run.dispatch, "f"),
+        _d("HSCAN", run.results, "0"),
+        _d("HSCAN", run.dispatch, "0"),
+        _d("XREAD", "COUNT", "1", "STREAMS", run.events, "0"),
+        _d("XREVRANGE", run.events, "+", "-", "COUNT", "1"),
+        _d("XRANGE", run.events, "-", "+", "COUNT", "1"),
+        *_retention(run),
+        _q("HSET", Job.key_for(_CHECK), "f", "v"),
+        _q("HGET", Job.key_for(_CHECK), "f"),
+        _q("RPUSH", rq_queue.key, "v"),
+        _q("SADD", Queue.redis_queues_keys, rq_queue.key),
+        _q("LPOS", rq_queue.intermediate_queue_key, "v"),
+    )
+
+
+def worker_needs(name: str, queues: Sequence[str] = ("default",)) -> tuple[Need, ...]:
+    """What ``rqdag worker --name NAME --queues ...`` sends: rqdag's scripts and RQ's worker loop."""
+    run = RunKeys(_CHECK)
+    names = list(queues) or ["default"]
+    rq_queue = Queue(names[0], connection=redis.Redis())  # names keys only; never connects
+    job = Job.key_for(_CHECK)
+    worker = Worker.redis_worker_namespace_prefix + name
+    started = rq_queue.started_job_registry.key
+    served = [Queue(n, connection=rq_queue.connection) for n in names]
+    return (
+        _n("PING"),
+        _n("TIME"),
+        _INFO,
+        _n("MULTI"),
+        _n("EXEC"),
+        *_scripts(run),
+        *_run_keys(run),
+        *(_q("BLMOVE", q.key, q.intermediate_queue_key, "LEFT", "RIGHT", "1") for q in served),
+        _q("LRANGE", rq_queue.key, "0", "0"),
+        _q("LREM", rq_queue.intermediate_queue_key, "0", "v"),
+        _q("EXISTS", WORKERS_SUSPENDED),
+        _q("WATCH", job),
+        _q("HGETALL", job),
+        _q("HSET", job, "f", "v"),
+        _q("SMEMBERS", job),
+        _q("PERSIST", job),
+        _q("EXPIRE", job, "1"),
+        _q("DEL", job),
+        _q("XADD", Result.get_key(_CHECK), "*", "f", "v"),  # type: ignore[no-untyped-call]
+        _q("HSET", worker, "f", "v"),
+        _q("HINCRBY", worker, "f", "1"),
+        _q("HINCRBYFLOAT", worker, "f", "1"),
+        _q("SADD", Worker.redis_workers_keys, worker),
+        _q("SREM", Worker.redis_workers_keys, worker),
+        _q("SMEMBERS", Worker.redis_workers_keys),
+        _q("SET", rq_queue.registry_cleaning_key, "1"),
+        _q("ZADD", started, "1", _CHECK),
+        _q("ZREM", started, _CHECK),
+        _q("ZRANGE", started, "0", "0"),
+        _q("ZRANGEBYSCORE", started, "0", "1"),
+        _q("ZREMRANGEBYSCORE", rq_queue.failed_job_registry.key, "0", "1"),
+        Need(("CLIENT", "SETNAME", "x"), optional="`rq info` shows no address for this worker"),
+        Need(("CLIENT", "INFO"), optional="`rq info` shows no address for this worker"),
+        *(
+            Need((command, PUBSUB_CHANNEL_TEMPLATE % name), channel=True, optional=_NO_RQ_COMMANDS)
+            for command in ("SUBSCRIBE", "UNSUBSCRIBE")
+        ),
+    )
+
+
+def submit_needs(*, wait: bool = False, resume: bool = False) -> tuple[Need, ...]:
+    """What ``rqdag submit`` sends (with ``--wait`` and ``--resume``, what those add)."""
+    run = RunKeys(_CHECK)
+    needs = [
+        _n("MULTI"),
+        _n("EXEC"),
+        _d("WATCH", run.meta),
+        _d("EXISTS", run.meta),
+        _d("HSET", run.meta, "f", "v"),
+        _d("SET", run.definition, "v"),
+        _d("HSET", run.results, "f", "v"),
+        _d("ZADD", RUNS, "1", _CHECK),
+        _d("SADD", ACTIVE_RUNS, _CHECK),
+    ]
+    if wait or resume:
+        needs += [_d("HGETALL", run.meta), _d("HGETALL", run.results), _d("GET", run.definition)]
+    if wait:
+        needs += [
+            _d("GET", run.lease),
+            _d("HGET", run.meta, "f"),
+            _d("HGETALL", run.dispatch),
+            _d("XREAD", "COUNT", "1", "STREAMS", run.events, "0"),
+            _d("XREVRANGE", run.events, "+", "-", "COUNT", "1"),
+        ]
+    if resume:
+        needs += [
+            _d("PTTL", run.meta),
+            _d("PERSIST", run.meta),
+            _d("ZREM", EXPIRING_RUNS, _CHECK),
+            _d("XADD", run.audit, "*", "f", "v"),
+            _d("XADD", run.events, "*", "f", "v"),
+            _d("HDEL", run.results, "f"),
+            _d("DEL", run.dispatch),
+        ]
+    return tuple(needs)
+
+
+def check_permissions(client: redis.Redis, needs: Sequence[Need], *, role: str) -> list[str]:
+    """Raise RqdagError, in one line, naming what ``role`` may not do; returns the warnings.
+
+    ``role`` reads in the message: "a coordinator", "a worker", "submit". A
+    refused need marked optional becomes a warning (returned and logged).
+    """
+    user = current_user(client)
+    if user is None:
+        return []
+    refused = refusals(client, user, needs)
+    if refused is None:
+        log.info("cannot check the permissions of Redis user '%s' on this server; not checked", user)
+        return []
+    errors = [r for r in refused if not r.need.optional]
+    if errors:
+        raise RqdagError(describe(user, errors, role))
+    warnings = [f"{describe(user, [r], role)}: {r.need.optional}" for r in refused]
+    for warning in warnings:
+        log.warning("%s", warning)
+    return warnings
+
+
+def explain_refusal(client: redis.Redis, exc: Exception, needs: Sequence[Need], *, role: str) -> str:
+    """What a refused command means: ``role``'s missing permissions named, or else Redis's own words."""
+    try:
+        check_permissions(client, needs, role=role)
+    except RqdagError as named:
+        return str(named)
+    except redis.RedisError:
+        pass
+    return "Redis refused a command: " + " ".join(str(exc).split())
+
+
+def describe(user: str, refusals: Sequence[Refusal], role: str) -> str:
+    """One line: ``Redis user 'app' may not run XADD (ACL: +xadd); needed by a worker``.
+
+    Refusals that one ACL rule grants are named together.
+    """
+    groups: dict[tuple[str, str], list[Refusal]] = {}
+    for refusal in refusals:
+        groups.setdefault((refusal.kind, _rule(refusal)), []).append(refusal)
+    parts = []
+    for (kind, rule), group in groups.items():
+        first = group[0].need
+        if kind == "key":
+            refused = f"{first.name} on {first.key!r}"
+            parts += [f"may not touch keys '{first.keys}' ({refused} refused; ACL: {rule})"]
+        elif kind == "channel":
+            parts += [f"may not subscribe to {first.args[1]!r} (ACL: {rule})"]
+        else:
+            names = ", ".join(dict.fromkeys(r.need.name for r in group))
+            parts += [f"may not run {names} (ACL: {rule})"]
+    return f"Redis user '{user}' " + "; ".join(parts) + f"; needed by {role}"
+
+
+def _rule(refusal: Refusal) -> str:
+    if refusal.kind == "key":
+        return "~" + refusal.need.keys
+    if refusal.kind == "channel":
+        return refusal.need.channels
+    return refusal.need.rule
+
+
+def acl_rules(needs: Iterable[Need]) -> list[str]:
+    """The least ACL rules that grant ``needs`` (for ``ACL SETUSER``), optional ones included."""
+    rules = ["resetkeys", "resetchannels", "-@all"]
+    rules += dict.fromkeys(f"~{n.keys}" for n in needs if n.keys)
+    rules += dict.fromkeys(n.grant for n in needs)
+    rules += dict.fromkeys(n.channels for n in needs if n.channel)
+    return rules
