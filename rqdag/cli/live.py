@@ -242,7 +242,7 @@ def undriven_lines(finished: bool, driver: Driver, note: str = "") -> list[str]:
     """What to say of a run that no coordinator drives now: ``note`` (what to do), and a recorded refusal."""
     if finished or driver.owner is not None:
         return []
-    lines = [note or "no coordinator holds the lease"]
+    lines = [note or "no coordinator is driving this run"]
     if driver.problem:
         lines.append(driver.problem)
     return lines

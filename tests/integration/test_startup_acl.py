@@ -138,7 +138,7 @@ def test_a_run_nobody_may_drive_says_why_in_status_watch_and_submit(
     status = procs.spawn("status", "stuck", "--redis", server.url, name="status")
     assert status.wait(timeout=30) == 0
     text = procs.log("status")
-    assert "no coordinator holds the lease" in text and "may not run XADD (ACL: +xadd)" in text, text
+    assert "no coordinator is driving this run" in text and "may not run XADD (ACL: +xadd)" in text, text
     as_json = procs.spawn("status", "stuck", "--redis", server.url, "--json", name="status-json")
     assert as_json.wait(timeout=30) == 0
     body = json.loads(procs.log("status-json"))
