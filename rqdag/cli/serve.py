@@ -110,6 +110,13 @@ def submit(
     show_default=True,
     help="Seconds a dead coordinator's runs wait before another takes them over.",
 )
+@click.option(
+    "--poll-interval",
+    type=click.FloatRange(min=0.01),
+    default=1.0,
+    show_default=True,
+    help="Seconds between scans for runs it missed or may take over (new runs wake it at once).",
+)
 @retention_option
 @log_options("info")
 @handle_errors
@@ -117,6 +124,7 @@ def coordinator(
     redis_url: str | None,
     max_runs: int,
     lease_ttl: float,
+    poll_interval: float,
     retention_s: float,
     log_level: str,
     log_format: str,
@@ -132,7 +140,11 @@ def coordinator(
     client = open_client(redis_url, pool_size=connections, blocking=True)
     client.connection.ping()  # a wrong URL fails now, in one line, rather than in a retry loop
     service = CoordinatorService(
-        client.connection, max_runs=max_runs, lease_ttl_s=lease_ttl, retention_s=retention_s
+        client.connection,
+        max_runs=max_runs,
+        lease_ttl_s=lease_ttl,
+        poll_s=poll_interval,
+        retention_s=retention_s,
     )
 
     def stop(signum: int, frame: FrameType | None) -> None:

@@ -8,6 +8,7 @@ import socket
 import threading
 import time
 import uuid
+from typing import Any
 
 import redis
 
@@ -16,6 +17,7 @@ from rqdag.coordinator.lease import DEFAULT_LEASE_TTL_S
 from rqdag.coordinator.progress import is_busy
 from rqdag.shared.episodes import Episode, describe
 from rqdag.shared.redis_memory import is_out_of_memory, memory_episode
+from rqdag.shared.store import keys
 from rqdag.shared.store.keys import RunKeys
 from rqdag.shared.store.records import text
 from rqdag.shared.store.retention import DEFAULT_RETENTION_S, ExpirySweeper
@@ -32,6 +34,9 @@ OUT_OF_MEMORY_MAX_BACKOFF_S = 5.0
 # and, while its run loads, its lease keeper's; the poll loop's, and one to spare.
 CONNECTIONS_PER_RUN = 2
 SERVICE_CONNECTIONS = 2
+# The loop blocks on the submissions stream in slices this long, so that a stop is
+# seen within one (redis-py's socket timeout must exceed it: see connect.py).
+WAKE_SLICE_S = 0.25
 
 
 def pool_size(max_runs: int) -> int:
@@ -90,23 +95,47 @@ class CoordinatorService:
         self._stop.set()
 
     def serve(self) -> None:
-        """Poll for runs to drive until :meth:`stop`; then wait for the drivers to let go."""
+        """Drive runs until :meth:`stop`; then wait for the drivers to let go.
+
+        A new run is found at once: the loop blocks on the submissions stream,
+        which every ``Client.submit`` appends to. It also looks for runs every
+        ``poll_s`` whatever it hears, for a nudge it missed and for runs whose
+        lease expired.
+        """
         log.info("coordinator %s started", self.owner)
         check_redis_durability(self._client)
+        submissions = SubmissionWatch(self._client)
         try:
             while not self._stop.is_set():
                 try:
+                    submissions.start()
                     self.step()
                 except redis.RedisError as exc:
                     self._redis_failed(exc)
-                else:
-                    self._unreachable.over()
-                    self._refusing.over()
-                self._stop.wait(self._poll_s)
+                    self._stop.wait(self._poll_s)
+                    continue
+                self._unreachable.over()
+                self._refusing.over()
+                self._await_work(submissions)
         finally:
             for thread in list(self._threads.values()):
                 thread.join(timeout=30)
             log.info("coordinator %s stopped", self.owner)
+
+    def _await_work(self, submissions: SubmissionWatch) -> None:
+        """Return when a run was submitted, ``poll_s`` has passed, or :meth:`stop` was called."""
+        until = time.monotonic() + self._poll_s
+        while not self._stop.is_set():
+            left = until - time.monotonic()
+            if left <= 0:
+                return
+            try:
+                if submissions.wait(min(left, WAKE_SLICE_S)):
+                    return
+            except redis.RedisError as exc:
+                self._redis_failed(exc)
+                self._stop.wait(left)
+                return
 
     def step(self) -> list[str]:
         """Start a driver for every active run whose lease is free; returns their ids."""
@@ -193,6 +222,36 @@ class CoordinatorService:
         delay = min(2.0 ** (failures - 1), cap_s)
         self._backoff[run_id] = (failures, time.monotonic() + delay)
         return delay
+
+
+class SubmissionWatch:
+    """Blocks on the submissions stream (``rqdag:submissions``) from where it last read."""
+
+    def __init__(self, client: redis.Redis) -> None:
+        self._client = client
+        self._last: bytes | None = None
+
+    def start(self) -> None:
+        """Remember the newest entry (once): what is appended after it wakes :meth:`wait`.
+
+        Called before a scan of the active runs, so a run submitted during the scan
+        wakes the next wait instead of being missed until the next poll.
+        """
+        if self._last is None:
+            newest: Any = self._client.xrevrange(keys.SUBMISSIONS, count=1)
+            self._last = newest[0][0] if newest else b"0-0"
+
+    def wait(self, timeout_s: float) -> bool:
+        """Block up to ``timeout_s`` for new entries; True when some came."""
+        last = self._last if self._last is not None else b"$"
+        reply: Any = self._client.xread(
+            {keys.SUBMISSIONS: last}, count=keys.SUBMISSIONS_MAXLEN, block=max(int(timeout_s * 1000), 1)
+        )
+        for _stream, entries in reply or []:
+            if entries:
+                self._last = entries[-1][0]
+                return True
+        return False
 
 
 def error_code(exc: redis.RedisError) -> str:
