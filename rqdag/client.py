@@ -17,6 +17,7 @@ from rqdag.shared.model.codec import encode_result, normalize_snapshot
 from rqdag.shared.model.limits import MAX_RESULT_BYTES
 from rqdag.shared.model.params import check_params
 from rqdag.shared.model.task import Task, TaskResult, TaskStatus
+from rqdag.shared.model.vocabulary import EventKind
 from rqdag.shared.model.workflow import Workflow, as_workflow
 from rqdag.shared.redis_memory import OUT_OF_MEMORY, is_out_of_memory
 from rqdag.shared.store import keys
@@ -25,6 +26,7 @@ from rqdag.shared.store.records import RunMeta, parse_meta
 from rqdag.shared.store.resume import resume_run
 from rqdag.shared.store.runs import RunStore
 
+RUN_EVENT = EventKind.RUN.value.encode()  # the coordinator changed the run's status
 EMPTY_RUN_ID = "run id is empty: give a run id, or none at all for a new unique one"
 
 
@@ -107,22 +109,27 @@ class RunHandle:
     def wait(self, timeout: float | None = None, poll_s: float = 0.5) -> dict[str, TaskResult]:
         """Block until the run has finished; returns its results.
 
-        It blocks on the run's events stream (the coordinator appends a ``run``
-        event when the run ends), reading the status again on every event and at
-        least every ``poll_s``. Raises TimeoutError when ``timeout`` seconds pass
-        first. A run that is blocked on an operator's decision keeps this waiting.
+        It blocks on the run's events stream and reads the status again when the
+        coordinator records a change of the run's status there (a ``run`` event),
+        and at least every ``poll_s``. Raises TimeoutError when ``timeout``
+        seconds pass first. A run that is blocked on an operator's decision keeps
+        this waiting.
         """
         deadline = None if timeout is None else time.monotonic() + timeout
+        events = RunKeys(self.run_id).events
         while True:
             finished, last = self._finished_and_last_event()
             if finished:
-                return self.snapshot()
-            block_s = poll_s if deadline is None else min(poll_s, deadline - time.monotonic())
-            if block_s <= 0:
-                raise TimeoutError(f"run '{self.run_id}' did not finish within {timeout}s")
-            # from the last entry read with the status: an event appended since is never missed
-            events = RunKeys(self.run_id).events
-            self._client.xread({events: last}, count=1, block=max(int(block_s * 1000), 1))
+                return self._store.read_state(self.run_id).results
+            while True:  # from the entry read with the status: an event appended since is never missed
+                block_s = poll_s if deadline is None else min(poll_s, deadline - time.monotonic())
+                if block_s <= 0:
+                    raise TimeoutError(f"run '{self.run_id}' did not finish within {timeout}s")
+                reply: Any = self._client.xread({events: last}, count=100, block=max(int(block_s * 1000), 1))
+                entries = [entry for _stream, found in reply or [] for entry in found]
+                if not entries or any(f.get(b"kind") == RUN_EVENT for _id, f in entries):
+                    break  # a poll, or the run's status changed: read it
+                last = entries[-1][0]
 
     def _finished_and_last_event(self) -> tuple[bool, bytes]:
         """Whether the run has finished, and the id of its newest event, in one round trip."""
