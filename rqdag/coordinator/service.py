@@ -8,16 +8,15 @@ import socket
 import threading
 import time
 import uuid
-from typing import Any
 
 import redis
 
 from rqdag.coordinator.driver import RunDriver
 from rqdag.coordinator.lease import DEFAULT_LEASE_TTL_S
 from rqdag.coordinator.progress import is_busy
+from rqdag.coordinator.wakeup import WAKE_SLICE_S, SubmissionWatch
 from rqdag.shared.episodes import Episode, describe
 from rqdag.shared.redis_memory import is_out_of_memory, memory_episode
-from rqdag.shared.store import keys
 from rqdag.shared.store.keys import RunKeys
 from rqdag.shared.store.records import text
 from rqdag.shared.store.retention import DEFAULT_RETENTION_S, ExpirySweeper
@@ -34,9 +33,6 @@ OUT_OF_MEMORY_MAX_BACKOFF_S = 5.0
 # and, while its run loads, its lease keeper's; the poll loop's, and one to spare.
 CONNECTIONS_PER_RUN = 2
 SERVICE_CONNECTIONS = 2
-# The loop blocks on the submissions stream in slices this long, so that a stop is
-# seen within one (redis-py's socket timeout must exceed it: see connect.py).
-WAKE_SLICE_S = 0.25
 
 
 def pool_size(max_runs: int) -> int:
@@ -222,36 +218,6 @@ class CoordinatorService:
         delay = min(2.0 ** (failures - 1), cap_s)
         self._backoff[run_id] = (failures, time.monotonic() + delay)
         return delay
-
-
-class SubmissionWatch:
-    """Blocks on the submissions stream (``rqdag:submissions``) from where it last read."""
-
-    def __init__(self, client: redis.Redis) -> None:
-        self._client = client
-        self._last: bytes | None = None
-
-    def start(self) -> None:
-        """Remember the newest entry (once): what is appended after it wakes :meth:`wait`.
-
-        Called before a scan of the active runs, so a run submitted during the scan
-        wakes the next wait instead of being missed until the next poll.
-        """
-        if self._last is None:
-            newest: Any = self._client.xrevrange(keys.SUBMISSIONS, count=1)
-            self._last = newest[0][0] if newest else b"0-0"
-
-    def wait(self, timeout_s: float) -> bool:
-        """Block up to ``timeout_s`` for new entries; True when some came."""
-        last = self._last if self._last is not None else b"$"
-        reply: Any = self._client.xread(
-            {keys.SUBMISSIONS: last}, count=keys.SUBMISSIONS_MAXLEN, block=max(int(timeout_s * 1000), 1)
-        )
-        for _stream, entries in reply or []:
-            if entries:
-                self._last = entries[-1][0]
-                return True
-        return False
 
 
 def error_code(exc: redis.RedisError) -> str:

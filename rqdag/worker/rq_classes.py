@@ -44,8 +44,8 @@ from rqdag.worker.environment import (
     build_environment,
 )
 from rqdag.worker.job import run_task
-from rqdag.worker.rqmemory import RidesOutFullRedis
 from rqdag.worker.rq_outcome import AttemptNotCompleted
+from rqdag.worker.rqmemory import RidesOutFullRedis
 
 log = logging.getLogger("rqdag.worker")
 
