@@ -49,10 +49,12 @@ def test_a_resumed_run_wakes_the_coordinator_too(redis_url: str, procs: Procs) -
     # the driver lets go of the run just after recording its outcome (and logs it then)
     wait_until(lambda: "run 'again' succeeded" in procs.log("coordinator"), 10, "the first epoch's end")
     t0 = time.monotonic()
-    client.resume("again", keep_changed=True)
-    client.run("again").wait(timeout=20)
+    client.resume("again", rerun=["only"])
+    results = client.run("again").wait(timeout=20)
     assert time.monotonic() - t0 < FAST_S
     assert client.run("again").status().epoch == 2
+    assert results["only"].status == "success"
+    assert [line["run_id"] for line in procs.ledger_lines()] == ["again", "again"]  # it ran again
 
 
 def test_every_coordinator_wakes_and_one_drives_each_run(redis_url: str, procs: Procs) -> None:
