@@ -60,7 +60,7 @@ QUICK = replace(
     overhead_chain=20,
     memory_runs=10,
     many_runs=(10, 30),
-    submit_runs=20,
+    submit_runs=10,
     run_bound_s=60.0,
     out_dir=None,
 )

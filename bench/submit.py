@@ -34,7 +34,7 @@ SECTION = "9. Submit latency"
 TARGET_P50_MS = 10.0
 TARGET_P99_MS = 50.0
 WAIT_S = 30
-WARMUP_RUNS = 5
+WARMUP_RUNS = 3
 NOTES = [
     "one run of one no-op task at a time; per repetition the p50 and p99 of its runs, in ms from "
     "before submit (enqueue) to the result in the caller's hands",
