@@ -121,4 +121,4 @@ def test_every_command_takes_json_but_the_services_the_reference_names() -> None
     assert (
         "`coordinator` and `worker` log instead" in reference and "`dashboard` serves web pages" in reference
     )
-    assert "as\n`rq-dashboard` does" in reference
+    assert "`rq-dashboard` does (RQ's own dashboard" in reference
