@@ -49,6 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overhead-chain", type=int, help="5: length of the counted chain")
     p.add_argument("--memory-runs", type=int, help="7: finished runs whose memory is measured")
     p.add_argument("--many-runs", type=_counts, help="8: runs at once, one size each (default 100,1000)")
+    p.add_argument("--submit-runs", type=int, help="9: one-task runs per way and repetition (default 200)")
     p.add_argument("--appendonly", action="store_true", default=None, help="Redis with AOF (everysec)")
     p.add_argument("--out", type=Path, dest="out_dir", help=f"folder for RESULTS.md (default {BENCH_DIR})")
     p.add_argument("--no-write", action="store_true", help="print the table only")
@@ -72,9 +73,11 @@ def parse_config(argv: list[str] | None) -> Config:
         or config.memory_runs < 1
         or not config.many_runs
         or min(config.many_runs) < 1
+        or config.submit_runs < 1
     ):
         raise SystemExit(
-            "need reps >= 1, workers >= 1, memory-runs >= 1, many-runs >= 1 and 4 <= resume-small < resume"
+            "need reps >= 1, workers >= 1, memory-runs >= 1, many-runs >= 1, submit-runs >= 1 and "
+            "4 <= resume-small < resume"
         )
     return config
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-SECTIONS = ("throughput", "chain", "fanin", "resume", "overhead", "peers", "memory", "manyruns")
+SECTIONS = ("throughput", "chain", "fanin", "resume", "overhead", "peers", "memory", "manyruns", "submit")
 BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
 
@@ -31,6 +31,7 @@ class Config:
     overhead_chain: int = 200  # 5: chain whose commands are counted
     memory_runs: int = 100  # 7: finished runs whose memory is measured
     many_runs: tuple[int, ...] = (100, 1_000)  # 8: runs at once, each on a coordinator --max-runs N
+    submit_runs: int = 200  # 9: one-task runs submitted one after another, per way and repetition
     run_bound_s: float = 600.0  # any single measured run: a safety net, not a result
     appendonly: bool = False
     out_dir: Path | None = BENCH_DIR  # where RESULTS.md goes; None: print only
@@ -59,6 +60,7 @@ QUICK = replace(
     overhead_chain=20,
     memory_runs=10,
     many_runs=(10, 30),
+    submit_runs=10,
     run_bound_s=60.0,
     out_dir=None,
 )

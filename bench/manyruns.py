@@ -73,9 +73,10 @@ class Round:
 class CoordinatorProcess:
     """``python -m rqdag coordinator --max-runs N`` on the bench's Redis, its log in the workdir."""
 
-    def __init__(self, session: Session, max_runs: int) -> None:
+    def __init__(self, session: Session, max_runs: int, *, log_level: str = "DEBUG") -> None:
         self._session = session
         self.max_runs = max_runs
+        self.log_level = log_level
         self.log = session.bench.workdir / "logs" / f"coordinator-{max_runs}-{time.monotonic_ns()}.log"
         self._proc: subprocess.Popen[bytes] | None = None
         self.baseline_clients = 0
@@ -90,7 +91,7 @@ class CoordinatorProcess:
         self.log.parent.mkdir(parents=True, exist_ok=True)
         self.baseline_clients = len(self._session.bench.client.client_list())
         command = [sys.executable, "-m", "rqdag", "coordinator", "--redis", self._session.bench.url]
-        command += ["--max-runs", str(self.max_runs), "--log-level", "DEBUG"]
+        command += ["--max-runs", str(self.max_runs), "--log-level", self.log_level]
         with self.log.open("ab") as out:
             self._proc = subprocess.Popen(
                 command,

@@ -121,7 +121,8 @@ def markdown(
         f"wide {config.width:,}, chain {config.chain:,}, fan-in {config.fanin:,}, resume "
         f"{config.resume_small:,} and {config.resume:,}{' and 1,000,000' if config.resume_million else ''}, "
         f"overhead wide {config.overhead_width:,} and chain {config.overhead_chain:,}, "
-        f"memory {config.memory_runs:,} runs, many runs {' and '.join(f'{n:,}' for n in config.many_runs)}"
+        f"memory {config.memory_runs:,} runs, many runs {' and '.join(f'{n:,}' for n in config.many_runs)}, "
+        f"submit {config.submit_runs:,} runs"
     )
     parts = [
         "# rqdag benchmark results",

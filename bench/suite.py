@@ -6,7 +6,7 @@ import sys
 import time
 from collections.abc import Callable
 
-from bench import chain, fanin, manyruns, memory, overhead, peers, resume, throughput
+from bench import chain, fanin, manyruns, memory, overhead, peers, resume, submit, throughput
 from bench.config import Config
 from bench.pools import WorkerPool
 from bench.server import BenchRedis
@@ -22,6 +22,7 @@ TITLES = {
     "peers": peers.SECTION,
     "memory": memory.SECTION,
     "manyruns": manyruns.SECTION,
+    "submit": submit.SECTION,
 }
 
 
@@ -82,9 +83,9 @@ def _with_base_pools(
     add: Callable[[str, list[Row]], None],
     progress: Callable[[str], None],
 ) -> None:
-    """Sections 1-3, 7 and 8 at the base worker count, on one pair of pools."""
+    """Sections 1-3 and 7-9 at the base worker count, on one pair of pools."""
     config = session.config
-    keys = [k for k in ("throughput", "chain", "fanin", "memory", "manyruns") if k in results]
+    keys = [k for k in ("throughput", "chain", "fanin", "memory", "manyruns", "submit") if k in results]
     if not keys:
         return
     count = config.workers
@@ -110,3 +111,7 @@ def _with_base_pools(
             progress(f"8. many concurrent runs: {', '.join(f'{n:,}' for n in config.many_runs)}")
             add("manyruns", manyruns.measure(session, config.many_runs))
             results["manyruns"].notes.extend(manyruns.NOTES)
+        if "submit" in results:
+            progress(f"9. submit latency, {config.submit_runs} one-task runs each way")
+            add("submit", submit.measure(session, config.submit_runs))
+            results["submit"].notes.extend(submit.NOTES)

@@ -17,13 +17,16 @@ from rqdag.shared.model.codec import encode_result, normalize_snapshot
 from rqdag.shared.model.limits import MAX_RESULT_BYTES
 from rqdag.shared.model.params import check_params
 from rqdag.shared.model.task import Task, TaskResult, TaskStatus
+from rqdag.shared.model.vocabulary import EventKind
 from rqdag.shared.model.workflow import Workflow, as_workflow
 from rqdag.shared.redis_memory import OUT_OF_MEMORY, is_out_of_memory
+from rqdag.shared.store import keys
 from rqdag.shared.store.keys import RunKeys, check_run_id
-from rqdag.shared.store.records import RunMeta
+from rqdag.shared.store.records import RunMeta, parse_meta
 from rqdag.shared.store.resume import resume_run
 from rqdag.shared.store.runs import RunStore
 
+RUN_EVENT = EventKind.RUN.value.encode()  # the coordinator changed the run's status
 EMPTY_RUN_ID = "run id is empty: give a run id, or none at all for a new unique one"
 
 
@@ -64,6 +67,15 @@ def refused_when_full(run_id: str, done: str = "submitted") -> Iterator[None]:
         ) from None
 
 
+def announce_run(connection: redis.Redis, run_id: str) -> None:
+    """Wake every coordinator service at once for a new (or resumed) run.
+
+    The run itself is already stored: this entry is only a nudge, so a coordinator
+    that misses it still finds the run on its next poll.
+    """
+    connection.xadd(keys.SUBMISSIONS, {"run": run_id}, maxlen=keys.SUBMISSIONS_MAXLEN, approximate=True)
+
+
 def new_run_id(workflow: str) -> str:
     """A unique, readable run id: ``<workflow>-<utc time>-<random>``."""
     safe = "".join(c if c.isalnum() or c in "_-." else "-" for c in workflow)[:60] or "run"
@@ -97,21 +109,39 @@ class RunHandle:
     def wait(self, timeout: float | None = None, poll_s: float = 0.5) -> dict[str, TaskResult]:
         """Block until the run has finished; returns its results.
 
-        Raises TimeoutError when ``timeout`` seconds pass first. A run that is
-        blocked on an operator's decision keeps this waiting.
+        It blocks on the run's events stream and reads the status again when the
+        coordinator records a change of the run's status there (a ``run`` event),
+        and at least every ``poll_s``. Raises TimeoutError when ``timeout``
+        seconds pass first. A run that is blocked on an operator's decision keeps
+        this waiting.
         """
         deadline = None if timeout is None else time.monotonic() + timeout
         events = RunKeys(self.run_id).events
-        last: Any = b"$"
         while True:
-            if self.status().finished:
-                return self.snapshot()
-            block_s = poll_s if deadline is None else min(poll_s, deadline - time.monotonic())
-            if block_s <= 0:
-                raise TimeoutError(f"run '{self.run_id}' did not finish within {timeout}s")
-            reply: Any = self._client.xread({events: last}, count=1000, block=max(int(block_s * 1000), 1))
-            for _stream, entries in reply or []:
+            finished, last = self._finished_and_last_event()
+            if finished:
+                return self._store.read_state(self.run_id).results
+            while True:  # from the entry read with the status: an event appended since is never missed
+                block_s = poll_s if deadline is None else min(poll_s, deadline - time.monotonic())
+                if block_s <= 0:
+                    raise TimeoutError(f"run '{self.run_id}' did not finish within {timeout}s")
+                reply: Any = self._client.xread({events: last}, count=100, block=max(int(block_s * 1000), 1))
+                entries = [entry for _stream, found in reply or [] for entry in found]
+                if not entries or any(f.get(b"kind") == RUN_EVENT for _id, f in entries):
+                    break  # a poll, or the run's status changed: read it
                 last = entries[-1][0]
+
+    def _finished_and_last_event(self) -> tuple[bool, bytes]:
+        """Whether the run has finished, and the id of its newest event, in one round trip."""
+        rk = RunKeys(self.run_id)
+        with self._client.pipeline(transaction=False) as pipe:
+            pipe.xrevrange(rk.events, count=1)
+            pipe.hgetall(rk.meta)
+            newest, raw = pipe.execute()
+        if not raw:
+            raise RunNotFoundError(f"no run '{self.run_id}'")
+        last: bytes = newest[0][0] if newest else b"0-0"
+        return parse_meta(self.run_id, raw).finished, last
 
 
 class Client:
@@ -168,6 +198,7 @@ class Client:
                 timeout_s=timeout,
                 heartbeat_timeout_s=heartbeat_timeout_s,
             )
+        announce_run(self.connection, run_id)
         return RunHandle(self.connection, run_id)
 
     def run(self, run_id: str) -> RunHandle:
@@ -201,4 +232,5 @@ class Client:
         resume_run(
             self._store, run_id, workflow=workflow, keep_changed=keep_changed, params=params, rerun=rerun
         )
+        announce_run(self.connection, run_id)
         return RunHandle(self.connection, run_id)

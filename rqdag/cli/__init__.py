@@ -5,7 +5,8 @@ formats), ``live`` (a run's live view), ``drive`` (``run``), ``serve``
 (``submit``, ``coordinator``, ``worker``), ``admin`` (``status``, ``runs``,
 ``cancel``, ``graph``), ``resume``, ``watch``, ``snapshots`` (``snapshot
 export|import|diff``), ``prune`` (``prune``, the ``--retention`` option),
-``task_commands`` (``inspect``, ``resolve``) and ``reference`` (writes
+``task_commands`` (``inspect``, ``resolve``), ``rq_dashboard`` (rq-dashboard
+set up for rqdag's jobs) and ``reference`` (writes
 docs/cli.md from these commands).
 """
 
@@ -23,6 +24,7 @@ from rqdag.cli.dashboard import dashboard
 from rqdag.cli.drive import run
 from rqdag.cli.prune import prune
 from rqdag.cli.resume import resume
+from rqdag.cli.rq_dashboard import rq_dashboard
 from rqdag.cli.serve import coordinator, submit, worker
 from rqdag.cli.snapshots import snapshot
 from rqdag.cli.task_commands import inspect_command, resolve
@@ -44,6 +46,7 @@ COMMANDS: tuple[click.Command, ...] = (
     prune,
     graph,
     dashboard,
+    rq_dashboard,
 )
 
 

@@ -26,7 +26,8 @@ started for the command and stopped after it.
 Human output is a table on a terminal and plain aligned text otherwise; `--json`
 prints the documents described in [json.md](json.md). Every command takes
 `--json` but the long-running services: `coordinator` and `worker` log instead
-(JSON lines with `--log-format json`) and `dashboard` serves web pages.
+(JSON lines with `--log-format json`) and `dashboard` serves web pages, as
+`rq-dashboard` does (RQ's own dashboard, set up for rqdag's jobs).
 
 Exit codes:
 

@@ -162,6 +162,13 @@ def wait_saying_why(handle: RunHandle, note_after_s: float = UNDRIVEN_NOTE_S) ->
     show_default=True,
     help="Seconds a dead coordinator's runs wait before another takes them over.",
 )
+@click.option(
+    "--poll-interval",
+    type=click.FloatRange(min=0.01),
+    default=1.0,
+    show_default=True,
+    help="Seconds between scans for runs it missed or may take over (new runs wake it at once).",
+)
 @retention_option
 @wait_for_redis_option
 @log_options("info")
@@ -170,6 +177,7 @@ def coordinator(
     redis_url: str | None,
     max_runs: int,
     lease_ttl: float,
+    poll_interval: float,
     retention_s: float,
     redis_wait_s: float | None,
     log_level: str,
@@ -189,7 +197,11 @@ def coordinator(
     wait_for_redis(client.connection, where=redact(redis_url), limit_s=redis_wait_s)
     check_permissions(client.connection, coordinator_needs(), role="a coordinator")
     service = CoordinatorService(
-        client.connection, max_runs=max_runs, lease_ttl_s=lease_ttl, retention_s=retention_s
+        client.connection,
+        max_runs=max_runs,
+        lease_ttl_s=lease_ttl,
+        poll_s=poll_interval,
+        retention_s=retention_s,
     )
 
     def stop(signum: int, frame: FrameType | None) -> None:

@@ -14,6 +14,7 @@ import redis
 from rqdag.coordinator.driver import RunDriver
 from rqdag.coordinator.lease import DEFAULT_LEASE_TTL_S
 from rqdag.coordinator.progress import is_busy
+from rqdag.coordinator.wakeup import WAKE_SLICE_S, SubmissionWatch
 from rqdag.shared.episodes import Episode, describe
 from rqdag.shared.redis_memory import is_out_of_memory, memory_episode
 from rqdag.shared.store.driving import is_refusal
@@ -92,23 +93,47 @@ class CoordinatorService:
         self._stop.set()
 
     def serve(self) -> None:
-        """Poll for runs to drive until :meth:`stop`; then wait for the drivers to let go."""
+        """Drive runs until :meth:`stop`; then wait for the drivers to let go.
+
+        A new run is found at once: the loop blocks on the submissions stream,
+        which every ``Client.submit`` appends to. It also looks for runs every
+        ``poll_s`` whatever it hears, for a nudge it missed and for runs whose
+        lease expired.
+        """
         log.info("coordinator %s started", self.owner)
         check_redis_durability(self._client)
+        submissions = SubmissionWatch(self._client)
         try:
             while not self._stop.is_set():
                 try:
+                    submissions.start()
                     self.step()
                 except redis.RedisError as exc:
                     self._redis_failed(exc)
-                else:
-                    self._unreachable.over()
-                    self._refusing.over()
-                self._stop.wait(self._poll_s)
+                    self._stop.wait(self._poll_s)
+                    continue
+                self._unreachable.over()
+                self._refusing.over()
+                self._await_work(submissions)
         finally:
             for thread in list(self._threads.values()):
                 thread.join(timeout=30)
             log.info("coordinator %s stopped", self.owner)
+
+    def _await_work(self, submissions: SubmissionWatch) -> None:
+        """Return when a run was submitted, ``poll_s`` has passed, or :meth:`stop` was called."""
+        until = time.monotonic() + self._poll_s
+        while not self._stop.is_set():
+            left = until - time.monotonic()
+            if left <= 0:
+                return
+            try:
+                if submissions.wait(min(left, WAKE_SLICE_S)):
+                    return
+            except redis.RedisError as exc:
+                self._redis_failed(exc)
+                self._stop.wait(left)
+                return
 
     def step(self) -> list[str]:
         """Start a driver for every active run whose lease is free; returns their ids."""

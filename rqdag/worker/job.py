@@ -31,6 +31,7 @@ from rqdag.shared.model.job import TaskJob
 from rqdag.shared.model.task import TaskMetrics, TaskResult, TaskStatus
 from rqdag.shared.store.keys import RunKeys
 from rqdag.shared.store.scripts import FinishOutcome, Start, StartOutcome
+from rqdag.worker import rq_outcome
 from rqdag.worker.context import ContextHolder
 from rqdag.worker.deadline import call_with_deadline
 from rqdag.worker.environment import WorkerEnvironment, current_environment
@@ -48,10 +49,12 @@ INLINE_RESULT_BYTES = 2048
 def run_task(**kwargs: Any) -> str:
     """Run one attempt of one task (the kwargs are :class:`~rqdag.shared.model.job.TaskJob`'s fields).
 
-    Returns what happened, for RQ's own job result: a task status (``success``,
-    ``failure``, ``skipped``, ``cancelled``), or ``gone`` / ``done`` / ``stale`` /
-    ``cancelled`` when the attempt was not started, or ``refused`` when its
-    result came too late to be written.
+    Returns what happened, for RQ's own job result: ``success`` or ``skipped``, or
+    ``gone`` / ``done`` / ``stale`` when the attempt was not started. An attempt
+    that ended ``failure`` or ``cancelled``, whose result came too late to be
+    written (``refused``), or that was not started because its run is being
+    cancelled raises :class:`~rqdag.worker.rq_outcome.AttemptNotCompleted` once
+    rqdag's own steps are done, so RQ records its job as failed.
     """
     env = current_environment()
     spec = TaskJob.from_kwargs(kwargs)
@@ -67,12 +70,13 @@ def run_task(**kwargs: Any) -> str:
     )
     if start.outcome is not StartOutcome.OK:
         _log_not_started(spec, start)
-        return start.outcome.value
+        return rq_outcome.not_started(spec, start)
     env.current.set(spec.run_id, spec.task, spec.token)
     try:
         result, final = _attempt(env, spec, start.params, start.inputs)
         result, encoded = _encode_capped(spec, result, env.max_result_bytes)
-        return _finish(env, spec, keys, result, encoded, final)
+        outcome = _finish(env, spec, keys, result, encoded, final)
+        return rq_outcome.after_finish(spec, outcome, result)  # after the finish: RQ's view of it
     finally:
         env.current.clear()
 

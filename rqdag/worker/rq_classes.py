@@ -9,6 +9,9 @@ They are real RQ workers (``rq info`` lists them) with rqdag's defaults:
   its function is never imported, let alone called;
 - the worker's :class:`~rqdag.worker.environment.WorkerEnvironment` is bound
   around each job it performs;
+- an attempt that did not complete (a failure, a refused late result, a
+  cancellation) is failed through RQ's failure path once rqdag has recorded it
+  (see :mod:`rqdag.worker.rq_outcome`), logged in one line, not as a traceback;
 - RQ's job timeout is off (rqdag enforces ``timeout_s`` inside the job), while
   the forking worker keeps the periodic alarm with which it watches its horse.
 
@@ -41,6 +44,7 @@ from rqdag.worker.environment import (
     build_environment,
 )
 from rqdag.worker.job import run_task
+from rqdag.worker.rq_outcome import AttemptNotCompleted
 from rqdag.worker.rqmemory import RidesOutFullRedis
 
 log = logging.getLogger("rqdag.worker")
@@ -133,6 +137,27 @@ class RqdagWorkerMixin(RidesOutFullRedis):
         """Perform the job with the environment bound (refusals happen in :class:`TaskJob`)."""
         with bound_environment(self.rqdag_environment()):
             return bool(super().perform_job(job, queue, execution))
+
+    def handle_exception(self, job: Job, *exc_info: Any) -> None:
+        """RQ's exception hook: an attempt that did not complete gets one line, what rqdag recorded.
+
+        Any other exception (a job that is not rqdag's, a crash outside the task) keeps
+        RQ's own handling: a traceback in the log and the exception handlers.
+        """
+        exc = exc_info[1] if len(exc_info) > 1 else None
+        if not isinstance(exc, AttemptNotCompleted):
+            super().handle_exception(job, *exc_info)
+            return
+        first_line = exc.message.splitlines()[0] if exc.message else ""
+        self.log.log(
+            exc.log_level,
+            "Worker %s: job %s (%s) %s: %s; marked failed in RQ, not retried by RQ",
+            self.name,
+            job.id,
+            exc.where,
+            exc.outcome,
+            first_line,
+        )
 
     def request_stop(self, signum: Any, frame: Any) -> None:
         """Warm shutdown: the running task has ``shutdown_grace_s`` to finish, then it is handed back."""

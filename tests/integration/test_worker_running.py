@@ -103,7 +103,11 @@ def test_a_late_result_is_refused(env: Env) -> None:
     refused = [e for e in env.events("r3") if e["kind"] == "refused"]
     assert refused == [{"kind": "refused", "task": "slow", "token": spec.token, "status": "success"}]
     assert "late result refused" in worker.output and spec.token in worker.output
-    assert env.job_return(spec) == "refused"
+    failure = env.rq_failure(spec)  # RQ holds the job as failed, saying why; never as completed
+    assert failure is not None and failure[0] == "failed"
+    refusal = f"refused: its result (success) came too late and was not written: token {spec.token}"
+    assert refusal in failure[1]
+    assert "Successfully completed" not in worker.output and " refused: " in worker.output
 
 
 SIMPLE_WORKER_WITH_FAST_RQ_HEARTBEATS = """

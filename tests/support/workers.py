@@ -15,6 +15,7 @@ from typing import Any, cast
 
 import redis
 from rq.job import Job
+from rq.registry import FailedJobRegistry
 from rq.serializers import JSONSerializer
 
 from rqdag.shared.model.codec import decode_result
@@ -92,3 +93,12 @@ class Env:
         """What the attempt's RQ job returned."""
         job = Job.fetch(job_id(spec.run_id, spec.task, spec.attempt), self.conn, serializer=JSONSerializer)
         return job.return_value()
+
+    def rq_failure(self, spec: TaskJob) -> tuple[str, str] | None:
+        """The attempt's RQ job status and failure text when RQ holds it as failed, else None."""
+        jid = job_id(spec.run_id, spec.task, spec.attempt)
+        job = Job.fetch(jid, self.conn, serializer=JSONSerializer)
+        if jid not in FailedJobRegistry(job.origin, connection=self.conn).get_job_ids():
+            return None
+        result = job.latest_result()
+        return job.get_status().value, result.exc_string if result is not None else ""

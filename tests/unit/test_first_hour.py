@@ -116,8 +116,9 @@ def test_every_command_takes_json_but_the_services_the_reference_names() -> None
         for name, command in _leaf_commands(main, ())
         if not any("--json" in p.opts for p in command.params if isinstance(p, click.Option))
     }
-    assert without == {"coordinator", "worker", "dashboard"}
+    assert without == {"coordinator", "worker", "dashboard", "rq-dashboard"}
     reference = (REPO / "docs" / "cli.md").read_text(encoding="utf-8")
     assert (
         "`coordinator` and `worker` log instead" in reference and "`dashboard` serves web pages" in reference
     )
+    assert "`rq-dashboard` does (RQ's own dashboard" in reference

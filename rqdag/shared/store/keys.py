@@ -16,6 +16,10 @@ RUNS = f"{PREFIX}:runs"  # sorted set: run id -> creation time
 ACTIVE_RUNS = f"{PREFIX}:runs:active"  # set: runs that still need a coordinator
 EXPIRING_RUNS = f"{PREFIX}:runs:expiring"  # sorted set: finished run id -> unix time its keys expire
 CODE = f"{PREFIX}:code"  # hash: task function import path -> identity of the code workers run for it
+# stream: one entry per run submitted or resumed, that wakes every coordinator at once;
+# trimmed to about SUBMISSIONS_MAXLEN entries (MAXLEN ~) by each append, so it never grows
+SUBMISSIONS = f"{PREFIX}:submissions"
+SUBMISSIONS_MAXLEN = 1_000
 
 RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
 _JOB_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
