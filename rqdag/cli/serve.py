@@ -21,6 +21,7 @@ from rqdag.cli.common import (
 )
 from rqdag.cli.drive import WORKER_CLASSES, report
 from rqdag.cli.logs import log_options, setup_logging
+from rqdag.cli.observe import observe_options, start_observing
 from rqdag.cli.output import (
     print_json,
 )
@@ -111,6 +112,7 @@ def submit(
     help="Seconds a dead coordinator's runs wait before another takes them over.",
 )
 @retention_option
+@observe_options
 @log_options("info")
 @handle_errors
 def coordinator(
@@ -118,6 +120,8 @@ def coordinator(
     max_runs: int,
     lease_ttl: float,
     retention_s: float,
+    metrics_port: int | None,
+    otel: bool,
     log_level: str,
     log_format: str,
 ) -> None:
@@ -127,6 +131,7 @@ def coordinator(
     coordinator takes over without waiting for the lease TTL.
     """
     setup_logging(log_level, log_format)
+    start_observing(metrics_port, otel)
     connections = pool_size(max_runs)
     allow_open_files(connections)
     client = open_client(redis_url, pool_size=connections, blocking=True)
@@ -198,6 +203,7 @@ def coordinator(
     help="On SIGTERM, seconds the running task has to finish before it is handed back.",
 )
 @click.option("--burst", is_flag=True, help="Stop when the queues are empty.")
+@observe_options
 @log_options("info")
 @handle_errors
 def worker(
@@ -212,6 +218,8 @@ def worker(
     max_result_bytes: int,
     shutdown_grace: float,
     burst: bool,
+    metrics_port: int | None,
+    otel: bool,
     log_level: str,
     log_format: str,
 ) -> None:
@@ -226,6 +234,7 @@ def worker(
     name = name or default_worker_name()
     setup_logging(log_level, log_format, fixed={"worker": name})
     url = require_redis(redis_url)
+    start_observing(metrics_port, otel)
     with open_client(url).connection as probe:
         probe.ping()  # a wrong URL fails now, in one line
     start_worker(
