@@ -17,7 +17,6 @@ from rqdag.shared.store.keys import job_id
 from rqdag.worker.job import run_task
 from tests.unit.tasks_for_tests import path_of
 
-
 WORKFLOW = "nightly"
 DISPATCHED_AT = 1_790_000_000.25
 TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
