@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 import socket
 import subprocess
 import sys
@@ -9,12 +11,16 @@ import urllib.request
 from collections import Counter
 from pathlib import Path
 
+import prometheus_client
 import redis
+import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from rqdag.client import Client
+from rqdag.shared.metrics import Recorder
 from rqdag.shared.model.task import TaskStatus
 from tests.integration.flows import recoverable
+from tests.integration.test_cli_deploy import parse_cli
 from tests.support import REPO
 from tests.support.hidden import hiding_env
 from tests.support.processes import Procs, rqdag_command, rqdag_env
@@ -165,3 +171,68 @@ def test_without_metrics_nothing_imports_prometheus_client() -> None:
         "assert 'prometheus_client' not in sys.modules, 'imported'\n"
     )
     subprocess.run([sys.executable, "-c", code], cwd=REPO, env=rqdag_env(), check=True, timeout=30)
+
+
+def test_compose_monitoring_profile_scrapes_the_services_that_serve_metrics() -> None:
+    services = yaml.safe_load((REPO / "compose.yaml").read_text(encoding="utf-8"))["services"]
+    assert services["prometheus"]["profiles"] == services["grafana"]["profiles"] == ["monitoring"]
+    for name in ("prometheus", "grafana"):
+        for volume in services[name]["volumes"]:
+            source = volume.split(":")[0]
+            assert not source.startswith("./") or (REPO / source).exists(), volume
+    [config_mount] = [
+        v for v in services["prometheus"]["volumes"] if v.endswith(":/etc/prometheus/prometheus.yml:ro")
+    ]
+    config = yaml.safe_load((REPO / config_mount.split(":")[0]).read_text(encoding="utf-8"))
+
+    served = {
+        name: parse_cli(services[name]["command"]).params["metrics_port"]
+        for name in ("coordinator", "worker")
+    }
+    scraped = {
+        host: sd["port"]
+        for job in config["scrape_configs"]
+        for sd in job["dns_sd_configs"]
+        for host in sd["names"]
+    }
+    assert scraped == served and set(served.values()) == {9464}
+
+    provisioning = REPO / "deploy/grafana/provisioning"
+    [source] = yaml.safe_load((provisioning / "datasources/prometheus.yml").read_text())["datasources"]
+    host, port = source["url"].removeprefix("http://").split(":")
+    assert host in services and f"{port}:{port}" in services[host]["ports"]
+
+
+def test_the_grafana_dashboard_asks_only_for_metrics_rqdag_serves() -> None:
+    dashboard = json.loads((REPO / "deploy/grafana/rqdag.json").read_text(encoding="utf-8"))
+    exprs = [t["expr"] for panel in dashboard["panels"] for t in panel["targets"]]
+    asked = {name for expr in exprs for name in re.findall(r"\brqdag_[a-z_]+", expr)}
+    defined = {m.name for m in Recorder(prometheus_client).registry.collect()}
+    series = {f"{n}{suffix}" for n in defined for suffix in ("", "_total", "_bucket", "_count", "_sum")}
+    assert asked and asked <= series, asked - series
+    every_metric = {n for n in defined if n.startswith("rqdag_")}
+    assert every_metric <= {n.removesuffix("_total").removesuffix("_bucket") for n in asked}, (
+        "not on the dashboard"
+    )
+    ids = [panel["id"] for panel in dashboard["panels"]]
+    assert len(ids) == len(set(ids))
+
+
+def test_a_coordinator_that_takes_a_dead_ones_run_over_counts_the_takeover(
+    redis_url: str, redis_conn: redis.Redis, procs: Procs
+) -> None:
+    procs.worker(redis_url)
+    first = procs.coordinator(redis_url, "--lease-ttl", "1", name="first")
+    handle = Client(connection=redis_conn).submit(recoverable, params={"sleep_s": 2})
+    wait_for(lambda: procs.ledger_lines(), 20, "task a to start")
+    first.kill()
+    first.wait()
+    port = free_port()
+    procs.coordinator(redis_url, "--lease-ttl", "1", "--metrics-port", str(port), name="second")
+    results = handle.wait(timeout=60)
+    assert results["a"].status is TaskStatus.SUCCESS and results["a"].metrics.attempt == 1
+    samples = wait_for(lambda: scrape(port), 10, "the second coordinator's metrics")
+    assert value(samples, "rqdag_lease_takeovers_total") == 1
+    assert value(samples, "rqdag_leases_acquired_total") == 1
+    assert not by_label(samples, "rqdag_attempts_lost_total", "task")
+    assert value(samples, "rqdag_runs_finished_total", workflow="recoverable", status="failed") == 1
