@@ -21,7 +21,7 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from rqdag import TaskRunnerBuilder
+from rqdag import TaskContext, TaskRunnerBuilder, Workflow
 from rqdag.shared.model.task import TaskStatus
 from tests.integration.flows import recoverable
 from tests.support import REPO
@@ -131,6 +131,22 @@ def test_in_process_a_run_span_under_the_callers_span_and_one_span_per_attempt(
         "rqdag.status": "failed",
     }
     check_attempts([as_row(s) for s in finished if s.name.startswith("task ")], run_span, None)
+
+
+def makes_its_own_span(ctx: TaskContext) -> str:
+    """A task that traces a step of its own."""
+    with trace.get_tracer("user-code").start_as_current_span("inner step"):
+        return "done"
+
+
+def test_a_tasks_own_spans_nest_in_its_attempts_span(spans: InMemorySpanExporter) -> None:
+    flow = Workflow("nesting")
+    flow.task(name="t")(makes_its_own_span)
+    TaskRunnerBuilder().build().execute(flow)
+    by_name = {s.name: s for s in spans.get_finished_spans()}
+    inner, attempt = by_name["inner step"], by_name["task t"]
+    assert inner.parent is not None and attempt.context is not None
+    assert inner.parent.span_id == attempt.context.span_id
 
 
 def test_the_trace_goes_from_submit_through_the_coordinator_to_a_worker_process(
