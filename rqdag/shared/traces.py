@@ -1,11 +1,9 @@
 """Traces: a span per run and per attempt, sent to the globally configured OpenTelemetry tracer provider.
 
-Tracing is on in a process that has imported OpenTelemetry's trace API
-(``rqdag[otel]``): whoever set up a tracer provider did, so does ``rqdag worker
---otel``, and so does redis-py when the SDK is installed. rqdag itself never
-imports it first: where OpenTelemetry is not installed every function here is a
-no-op that imports nothing. With no provider set up, the API's own no-op
-tracer makes the spans, at the cost of a few microseconds per attempt.
+Tracing is on in a process that has set up a tracer provider with OpenTelemetry
+(``rqdag[otel]``), as ``rqdag worker --otel`` does. rqdag itself never imports
+OpenTelemetry: where it is not installed, or imported but with no provider set
+up, every function here is a no-op (a dictionary look-up or two).
 
 The trace context travels as a W3C ``traceparent``: :func:`current_traceparent`
 at ``submit`` (kept in the run's meta), the run span's own in every task job
@@ -19,7 +17,7 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from functools import wraps
+from functools import lru_cache, wraps
 from typing import Any
 
 from rqdag.errors import RqdagError
@@ -29,19 +27,32 @@ FAILED = frozenset({"failure", "refused"})
 
 
 def _trace() -> Any:
-    """OpenTelemetry's trace API if this process uses it, else None (never imported from here)."""
-    return sys.modules.get("opentelemetry.trace")
+    """OpenTelemetry's trace API when this process records spans (a provider is set up), else None.
+
+    Never imported from here. With the API's default provider every span would be
+    a no-op: none is made, so an attempt costs nothing.
+    """
+    trace = sys.modules.get("opentelemetry.trace")
+    if trace is None or isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):
+        return None
+    return trace
 
 
 def active() -> bool:
-    """True when spans are made (OpenTelemetry is in use in this process)."""
+    """True when spans are made (a tracer provider is set up in this process)."""
     return _trace() is not None
 
 
+@lru_cache(maxsize=1)
 def _propagator() -> Any:
     from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
     return TraceContextTextMapPropagator()
+
+
+@lru_cache(maxsize=4)
+def _tracer(provider: Any) -> Any:
+    return provider.get_tracer(TRACER)
 
 
 def _traceparent_of(trace: Any, span: Any) -> str | None:
@@ -91,9 +102,9 @@ class Span:
 def start_run_span(run_id: str, workflow: str, parent: str | None) -> Span:
     """Start the span of one run as driven here, a child of ``parent`` (the submitter's traceparent)."""
     trace = _trace()
-    if trace is None:
-        return Span()
-    span = trace.get_tracer(TRACER).start_span(
+    if trace is None:  # the run's jobs still carry the submitter's context, for workers that trace
+        return Span(traceparent=parent)
+    span = _tracer(trace.get_tracer_provider()).start_span(
         f"run {workflow}",
         context=_parent_context(parent),
         attributes={"rqdag.run_id": run_id, "rqdag.workflow": workflow},
@@ -117,7 +128,7 @@ def attempt_span(
         "rqdag.attempt": attempt,
         "rqdag.worker": worker,
     }
-    tracer = trace.get_tracer(TRACER)
+    tracer = _tracer(trace.get_tracer_provider())
     with tracer.start_as_current_span(
         f"task {task.split('[', 1)[0]}", context=_parent_context(parent), attributes=attributes
     ) as span:

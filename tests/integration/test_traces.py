@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from rqdag import TaskContext, TaskRunnerBuilder, Workflow
@@ -29,7 +29,18 @@ from tests.support.hidden import hiding_env
 from tests.support.processes import Procs, rqdag_command, rqdag_env
 from tests.support.wait import wait_for
 
-EXPORTER = InMemorySpanExporter()
+
+class Gated(InMemorySpanExporter):
+    """Keeps spans only while a test of this module asks for them (the provider outlives it)."""
+
+    recording = False
+
+    def export(self, spans: Any) -> SpanExportResult:
+        """Keep ``spans`` while recording; drop them otherwise."""
+        return super().export(spans) if self.recording else SpanExportResult.SUCCESS
+
+
+EXPORTER = Gated()
 
 WORKER_WITH_SPANS_TO_FILE = """\
 import json, sys
@@ -71,7 +82,9 @@ def spans() -> Iterator[InMemorySpanExporter]:
         provider.add_span_processor(SimpleSpanProcessor(EXPORTER))
         trace.set_tracer_provider(provider)
     EXPORTER.clear()
+    EXPORTER.recording = True
     yield EXPORTER
+    EXPORTER.recording = False
     EXPORTER.clear()
 
 
