@@ -13,7 +13,8 @@ RUN groupadd --system rqdag \
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY rqdag ./rqdag
-RUN pip install . && rm -rf /src
+# prometheus_client: the metrics extra (compose.yaml serves metrics on --metrics-port)
+RUN pip install . "prometheus_client>=0.20" && rm -rf /src
 
 # Task modules: the workers import them by module name (--tasks examples.hello), from /app.
 WORKDIR /app

@@ -11,6 +11,7 @@ from typing import Any
 import redis
 
 from rqdag.errors import RedisOutOfMemoryError, RqdagError, RunNotFoundError, SnapshotError
+from rqdag.shared import traces
 from rqdag.shared.connect import connect
 from rqdag.shared.episodes import describe
 from rqdag.shared.model.codec import encode_result, normalize_snapshot
@@ -197,6 +198,7 @@ class Client:
                 concurrency=concurrency,
                 timeout_s=timeout,
                 heartbeat_timeout_s=heartbeat_timeout_s,
+                traceparent=traces.current_traceparent(),
             )
         announce_run(self.connection, run_id)
         return RunHandle(self.connection, run_id)

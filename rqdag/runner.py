@@ -8,13 +8,14 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Self
 
 from rqdag.client import EMPTY_RUN_ID, Client, new_run_id
-from rqdag.coordinator.driver import RunDriver
+from rqdag.coordinator.driver import RunDriver, run_status
 from rqdag.coordinator.events import EventBus, Listener
 from rqdag.coordinator.executor import WorkflowExecutor
 from rqdag.coordinator.inprocess import InProcessDispatcher, TaskFunctions
 from rqdag.coordinator.service import coordinator_id
 from rqdag.coordinator.state import TaskStateManager
 from rqdag.errors import RqdagError
+from rqdag.shared import traces
 from rqdag.shared.model.codec import normalize_snapshot
 from rqdag.shared.model.duration import parse_duration
 from rqdag.shared.model.graph import topological_order
@@ -145,9 +146,13 @@ class TaskRunner:
             return dry_run_report(workflow.tasks, state.snapshot())
         if self._redis_url is not None:
             return self._execute_distributed(workflow, params, concurrency, timeout)
+        span = traces.start_run_span(self.run_id, workflow.name, None)  # a child of the caller's span
+        dispatcher = InProcessDispatcher(
+            functions, self._context, workflow=workflow.name, traceparent=span.traceparent
+        )
         executor = WorkflowExecutor(
             state,
-            InProcessDispatcher(functions, self._context),
+            dispatcher,
             run_id=self.run_id,
             params=params,
             concurrency=concurrency,
@@ -155,11 +160,14 @@ class TaskRunner:
             events=self._events,
         )
         self._state, self._executor = state, executor
+        status: str | None = None
         try:
             results = executor.run()
+            status = run_status(results, cancelled=False).value
         finally:
             self._snapshot = state.snapshot()
             self._executor = None
+            span.end(status)
         return results
 
     def _execute_distributed(

@@ -24,6 +24,7 @@ from rqdag.cli.common import (
 )
 from rqdag.cli.drive import WORKER_CLASSES, report
 from rqdag.cli.logs import log_options, setup_logging
+from rqdag.cli.observe import observe_options, start_observing
 from rqdag.cli.output import (
     print_json,
 )
@@ -171,6 +172,7 @@ def wait_saying_why(handle: RunHandle, note_after_s: float = UNDRIVEN_NOTE_S) ->
 )
 @retention_option
 @wait_for_redis_option
+@observe_options
 @log_options("info")
 @handle_errors
 def coordinator(
@@ -180,6 +182,8 @@ def coordinator(
     poll_interval: float,
     retention_s: float,
     redis_wait_s: float | None,
+    metrics_port: int | None,
+    otel: bool,
     log_level: str,
     log_format: str,
 ) -> None:
@@ -191,6 +195,7 @@ def coordinator(
     run what a coordinator needs: if not, it exits naming the permission.
     """
     setup_logging(log_level, log_format)
+    start_observing(metrics_port, otel)
     connections = pool_size(max_runs)
     allow_open_files(connections)
     client = open_client(redis_url, pool_size=connections, blocking=True)
@@ -268,6 +273,7 @@ def coordinator(
 )
 @click.option("--burst", is_flag=True, help="Stop when the queues are empty.")
 @wait_for_redis_option
+@observe_options
 @log_options("info")
 @handle_errors
 def worker(
@@ -283,6 +289,8 @@ def worker(
     shutdown_grace: float,
     burst: bool,
     redis_wait_s: float | None,
+    metrics_port: int | None,
+    otel: bool,
     log_level: str,
     log_format: str,
 ) -> None:
@@ -300,6 +308,7 @@ def worker(
     name = name or default_worker_name()
     setup_logging(log_level, log_format, fixed={"worker": name})
     url = require_redis(redis_url)
+    start_observing(metrics_port, otel)
     with open_client(url).connection as probe:
         wait_for_redis(probe, where=redact(url), limit_s=redis_wait_s)
         check_permissions(probe, worker_needs(name, names), role="a worker")

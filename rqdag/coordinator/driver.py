@@ -19,8 +19,9 @@ from rqdag.coordinator.reconcile import restore_in_flight
 from rqdag.coordinator.rq_dispatcher import RQDispatcher
 from rqdag.coordinator.state import TaskStateManager
 from rqdag.errors import DecodeError, LeaseLostError
+from rqdag.shared import metrics, traces
 from rqdag.shared.model.task import TaskResult, TaskStatus
-from rqdag.shared.model.vocabulary import RunEventKind, RunStatus
+from rqdag.shared.model.vocabulary import FINISHED_RUN_STATUSES, RunEventKind, RunStatus
 from rqdag.shared.store.keys import RunKeys
 from rqdag.shared.store.records import RunState
 from rqdag.shared.store.retention import DEFAULT_RETENTION_S
@@ -72,19 +73,25 @@ class RunDriver:
         self._blocked = False
         self._retention_s = retention_s
         self._on_started = on_started
+        self._workflow = ""
+        self._span = traces.Span()
         self.state: TaskStateManager | None = None
 
     def drive(self) -> RunStatus | None:
         """Drive the run; returns its final status, or None if another coordinator has it."""
         if not self.lease.acquire():
             return None
+        status: RunStatus | None = None
         try:
-            return self._drive_leased()
+            status = self._drive_leased()
+            return status
         except LeaseLostError as exc:
             log.warning("%s; another coordinator goes on with the run", exc)
             return None
         finally:
             self.lease.release()  # a no-op when the lease was lost: it is fenced by its value
+            metrics.run_released(self.run_id)
+            self._span.end(None if status is None else status.value)
 
     def _drive_leased(self) -> RunStatus | None:
         with gc_paused():
@@ -106,6 +113,7 @@ class RunDriver:
         """Load the run and take its first step (its first dispatch), or say why it ends here."""
         try:
             meta = self._store.read_meta(self.run_id)
+            self._workflow = meta.workflow
             if meta.finished:
                 self._store.expire_finished_run(self.run_id, self._retention_s)  # if a crash skipped it
                 self._store.mark_inactive(self.run_id)
@@ -118,6 +126,7 @@ class RunDriver:
             self._set_status(RunStatus.ERROR)
             return RunStatus.ERROR
         self.state = state
+        self._span = traces.start_run_span(self.run_id, meta.workflow, meta.traceparent or None)
         dispatcher = RQDispatcher(
             self._client,
             self._scripts,
@@ -125,6 +134,8 @@ class RunDriver:
             last_event_id=run_state.last_event_id,
             heartbeat_timeout_s=meta.heartbeat_timeout_s,
             reported=run_state.unreadable_dispatch,
+            workflow=meta.workflow,
+            traceparent=self._span.traceparent,
         )
         remaining = None if meta.deadline_at is None else meta.deadline_at - time.time()
         executor = WorkflowExecutor(
@@ -182,6 +193,8 @@ class RunDriver:
         )
         if not written:
             raise LeaseLostError(f"run '{self.run_id}': lease lost while setting status {status}")
+        finished = status in FINISHED_RUN_STATUSES
+        metrics.run_status(self.run_id, self._workflow, status.value, finished=finished)
 
 
 @contextmanager

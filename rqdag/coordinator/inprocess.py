@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from rqdag.coordinator.dispatch import Completion, DispatchRequest
+from rqdag.shared import traces
 from rqdag.shared.model.context import TaskContext, idempotency_key
 from rqdag.shared.model.invoke import invoke_task
 from rqdag.shared.model.task import TaskResult
@@ -24,7 +25,12 @@ class InProcessDispatcher:
     ``ctx.cancelled`` does not hold a slot that the run's concurrency limit counts.
     """
 
-    def __init__(self, functions: TaskFunctions, context: Any) -> None:
+    def __init__(
+        self, functions: TaskFunctions, context: Any, *, workflow: str = "", traceparent: str | None = None
+    ) -> None:
+        """``workflow`` and ``traceparent`` (the run span's) label each attempt's span."""
+        self._workflow = workflow
+        self._traceparent = traceparent
         self._functions = functions
         self._context = context
         # SimpleQueue: put() is reentrant, so wake() is safe from a signal handler.
@@ -61,13 +67,22 @@ class InProcessDispatcher:
 
     def _run(self, request: DispatchRequest, ctx: TaskContext) -> None:
         func, condition = self._functions[request.task.name]
-        result = invoke_task(
-            func,
-            ctx,
-            condition=condition,
+        with traces.attempt_span(
+            run_id=request.run_id,
+            workflow=self._workflow,
+            task=request.task.name,
+            attempt=request.attempt,
             worker=self._worker,
-            definition_hash=request.task.definition_hash(),
-        )
+            parent=self._traceparent,
+        ) as span:
+            result = invoke_task(
+                func,
+                ctx,
+                condition=condition,
+                worker=self._worker,
+                definition_hash=request.task.definition_hash(),
+            )
+            span.set_status(result.status.value)
         with self._lock:
             self._cancel_events.pop((request.task.name, request.token), None)
         self._queue.put(Completion(request.task.name, request.token, result))

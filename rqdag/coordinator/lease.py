@@ -11,6 +11,7 @@ from contextlib import contextmanager
 import redis
 
 from rqdag.errors import LeaseLostError, RunNotFoundError
+from rqdag.shared import metrics
 from rqdag.shared.store.keys import RunKeys
 from rqdag.shared.store.runs import RunStore
 from rqdag.shared.store.scripts import LeaseRefusal, Scripts
@@ -69,6 +70,7 @@ class Lease:
 
     def _announce(self, previous: str | None) -> None:
         """Log that this coordinator drives the run now: from whom it took it, under which fence."""
+        metrics.lease_acquired(taken_over=previous is not None and previous != self.owner)
         if previous is None or previous == self.owner:
             again = " again" if previous == self.owner else ""
             log.info(

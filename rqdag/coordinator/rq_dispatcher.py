@@ -18,6 +18,7 @@ from rqdag.coordinator.dispatch import Completion, CompletionKind, DispatchReque
 from rqdag.coordinator.lease import Lease
 from rqdag.coordinator.watchdog import Watchdog
 from rqdag.errors import DecodeError, LeaseLostError
+from rqdag.shared import metrics
 from rqdag.shared.model.codec import decode_result, encode_result
 from rqdag.shared.model.job import RUN_TASK, TaskJob
 from rqdag.shared.model.task import TaskResult
@@ -50,8 +51,13 @@ class RQDispatcher:
         last_event_id: bytes = b"0-0",
         heartbeat_timeout_s: float = 30.0,
         reported: Collection[str] = (),
+        workflow: str = "",
+        traceparent: str | None = None,
     ) -> None:
-        """``reported``: tasks whose unreadable dispatch entry the run's load reported already."""
+        """``reported``: tasks whose unreadable dispatch entry the run's load reported already;
+        ``workflow`` and ``traceparent`` (the run span's) go into every job, for metrics and traces."""
+        self._workflow = workflow
+        self._traceparent = traceparent
         self._client = client
         self._scripts = scripts
         self._lease = lease
@@ -85,7 +91,9 @@ class RQDispatcher:
         by_queue: dict[str, list[EnqueueData]] = defaultdict(list)
         for request in requests:
             task = request.task
-            data = rq_job_data(request)
+            data = rq_job_data(
+                request, workflow=self._workflow, traceparent=self._traceparent, dispatched_at=now
+            )
             sent[task.name] = DispatchEntry(
                 attempt=request.attempt,
                 token=request.token,
@@ -181,6 +189,7 @@ class RQDispatcher:
                 )
         self._check_cancel()
         lost = self._watchdog.check() + handed
+        metrics.attempts_ended_here(self._workflow, [(c.task, c.kind) for c in lost])
         if not finished and not retried and not resolved:
             return inline + lost
         return inline + self._load_completions(finished, retried, resolved, tokens) + lost
@@ -294,14 +303,29 @@ class RQDispatcher:
         written = self._scripts.record_results(self._keys, lease=self._lease.value, results=decided)
         if written is None:
             raise LeaseLostError(f"run '{self._lease.run_id}': lease lost while recording results")
+        metrics.results_decided(self._workflow, {d.task: d.status for d in decided})
 
     def close(self) -> None:
         """Nothing to release: the client belongs to the caller."""
 
 
-def rq_job_data(request: DispatchRequest) -> EnqueueData:
+def rq_job_data(
+    request: DispatchRequest,
+    *,
+    workflow: str | None = None,
+    traceparent: str | None = None,
+    dispatched_at: float | None = None,
+) -> EnqueueData:
     """The RQ job of one attempt: :data:`RUN_TASK` with the :class:`TaskJob` as its JSON kwargs."""
-    job = TaskJob.of_task(request.run_id, request.task, attempt=request.attempt, token=request.token)
+    job = TaskJob.of_task(
+        request.run_id,
+        request.task,
+        attempt=request.attempt,
+        token=request.token,
+        workflow=workflow,
+        dispatched_at=dispatched_at,
+        traceparent=traceparent,
+    )
     return Queue.prepare_data(
         RUN_TASK,
         kwargs=job.to_kwargs(),

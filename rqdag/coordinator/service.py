@@ -15,6 +15,7 @@ from rqdag.coordinator.driver import RunDriver
 from rqdag.coordinator.lease import DEFAULT_LEASE_TTL_S
 from rqdag.coordinator.progress import is_busy
 from rqdag.coordinator.wakeup import WAKE_SLICE_S, SubmissionWatch
+from rqdag.shared import metrics
 from rqdag.shared.episodes import Episode, describe
 from rqdag.shared.redis_memory import is_out_of_memory, memory_episode
 from rqdag.shared.store.driving import is_refusal
@@ -112,7 +113,7 @@ class CoordinatorService:
                     self._redis_failed(exc)
                     self._stop.wait(self._poll_s)
                     continue
-                self._unreachable.over()
+                metrics.redis_reconnected(self._unreachable.over())
                 self._refusing.over()
                 self._await_work(submissions)
         finally:
@@ -212,6 +213,7 @@ class CoordinatorService:
 
     def _redis_failed(self, exc: redis.RedisError) -> None:
         """Log a Redis failure once per episode: unreachable, full, or refusing commands (BUSY...)."""
+        metrics.redis_error(error_code(exc) if not is_out_of_memory(exc) else "OOM")
         if isinstance(exc, redis.ConnectionError | redis.TimeoutError):
             self._unreachable.seen(exc, kind=type(exc).__name__)
         elif is_out_of_memory(exc):

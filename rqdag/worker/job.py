@@ -24,6 +24,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from rqdag.errors import DecodeError, EncodeError, TaskNotAllowedError
+from rqdag.shared import metrics, traces
 from rqdag.shared.model.codec import decode_result, encode_result, loads
 from rqdag.shared.model.context import TaskContext, idempotency_key
 from rqdag.shared.model.invoke import invoke_task
@@ -46,6 +47,7 @@ TaskFunction = Callable[[TaskContext], Any]
 INLINE_RESULT_BYTES = 2048
 
 
+@traces.traced_attempt(lambda: current_environment().worker_name)
 def run_task(**kwargs: Any) -> str:
     """Run one attempt of one task (the kwargs are :class:`~rqdag.shared.model.job.TaskJob`'s fields).
 
@@ -71,6 +73,7 @@ def run_task(**kwargs: Any) -> str:
     if start.outcome is not StartOutcome.OK:
         _log_not_started(spec, start)
         return rq_outcome.not_started(spec, start)
+    metrics.task_started(spec.workflow, spec.task, spec.dispatched_at)
     env.current.set(spec.run_id, spec.task, spec.token)
     try:
         result, final = _attempt(env, spec, start.params, start.inputs)
@@ -180,6 +183,7 @@ def _finish(
         now=time.time(),
         inline=len(encoded) <= INLINE_RESULT_BYTES,
     )
+    metrics.task_finished(spec.workflow, spec.task, result, refused=outcome is not FinishOutcome.WRITTEN)
     if outcome is not FinishOutcome.WRITTEN:
         log.warning(
             "run %r, task %r: late result refused (token %s is no longer current; status was %s)",

@@ -11,6 +11,7 @@ from typing import Protocol
 
 import redis
 
+from rqdag.shared import metrics
 from rqdag.shared.episodes import Episode
 from rqdag.shared.redis_memory import is_out_of_memory, memory_episode
 
@@ -91,6 +92,7 @@ def _work_once(
         worker = make()
         worker.redis_memory = memory
         if incarnation:
+            metrics.redis_reconnected(True)
             # our own registration, left behind when Redis went away under the last one
             worker.connection.delete(worker.key)
         else:
@@ -98,6 +100,7 @@ def _work_once(
         worker.work(burst=burst, logging_level=log_level, with_scheduler=False)
         reason = None if burst else "stopped on an unexpected error"
     except redis.ConnectionError as exc:
+        metrics.redis_error(type(exc).__name__)
         reason = f"lost Redis ({exc})"
     except redis.ResponseError as exc:
         if not is_out_of_memory(exc):

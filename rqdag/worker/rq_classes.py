@@ -35,6 +35,7 @@ from rq.timeouts import HorseMonitorTimeoutException, JobTimeoutException, UnixS
 from rq.worker import SimpleWorker, SpawnWorker, Worker
 
 from rqdag.errors import RqdagError, TaskNotAllowedError
+from rqdag.shared import metrics
 from rqdag.shared.model.job import RUN_TASK
 from rqdag.shared.store.keys import RunKeys
 from rqdag.worker.environment import (
@@ -158,6 +159,14 @@ class RqdagWorkerMixin(RidesOutFullRedis):
             exc.outcome,
             first_line,
         )
+
+    def execute_job(self, job: Job, queue: Any) -> None:
+        """Run one job (in this process or a horse), counted as a busy slot meanwhile."""
+        metrics.slot_busy(1)
+        try:
+            super().execute_job(job, queue)
+        finally:
+            metrics.slot_busy(-1)
 
     def request_stop(self, signum: Any, frame: Any) -> None:
         """Warm shutdown: the running task has ``shutdown_grace_s`` to finish, then it is handed back."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import time
 
 import redis
 from rq import Queue
@@ -20,7 +21,7 @@ from rqdag.shared.store.records import parse_dispatch_entry
 from rqdag.shared.store.runs import RunStore
 from rqdag.shared.store.scripts import Scripts
 from tests.unit.tasks_for_tests import path_of
-from tests.unit.test_job_contract import expected_fields
+from tests.unit.test_job_contract import TRACEPARENT, WORKFLOW, expected_fields
 
 flow = Workflow("contract")
 flow.add(Task("extract", path_of("answer")))
@@ -47,7 +48,8 @@ def test_the_job_the_dispatcher_enqueues_is_what_the_worker_parses(redis_conn: r
     [task] = [t for t in RunStore(redis_conn).read_task_table("contract").tasks() if t.name == "load"]
     request = DispatchRequest("contract", task, attempt=2, token="2-abc", inputs={}, params={})
 
-    RQDispatcher(redis_conn, scripts, lease).submit([request])
+    before = time.time()
+    RQDispatcher(redis_conn, scripts, lease, workflow=WORKFLOW, traceparent=TRACEPARENT).submit([request])
 
     jid = job_id("contract", "load", 2)
     assert Queue("contract", connection=redis_conn, serializer=JSONSerializer).job_ids == [jid]
@@ -55,7 +57,9 @@ def test_the_job_the_dispatcher_enqueues_is_what_the_worker_parses(redis_conn: r
     assert job.func_name == RUN_TASK
     assert not job.args
     parsed = TaskJob.from_kwargs(job.kwargs)  # what rqdag.worker.job.run_task does with them
-    assert dataclasses.asdict(parsed) == expected_fields(request)
+    assert parsed.dispatched_at is not None and before <= parsed.dispatched_at <= time.time()
+    sent_at = {"dispatched_at": parsed.dispatched_at}
+    assert dataclasses.asdict(parsed) == {**expected_fields(request), **sent_at}
     assert parsed.depends_on == ("extract", "clean") and parsed.retries == 3 and parsed.at_most_once
     entry = parse_dispatch_entry(
         "contract", "load", redis_conn.hget(RunKeys("contract").dispatch, "load") or b""

@@ -17,6 +17,15 @@ from rqdag.shared.store.keys import job_id
 from rqdag.worker.job import run_task
 from tests.unit.tasks_for_tests import path_of
 
+WORKFLOW = "nightly"
+DISPATCHED_AT = 1_790_000_000.25
+TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+
+
+def job_data(request: DispatchRequest) -> Any:
+    """The RQ job the dispatcher builds for ``request``, with every optional field given."""
+    return rq_job_data(request, workflow=WORKFLOW, traceparent=TRACEPARENT, dispatched_at=DISPATCHED_AT)
+
 
 def full_task() -> Task:
     """A task with every field the job carries set away from its default."""
@@ -47,6 +56,9 @@ def expected_fields(request: DispatchRequest) -> dict[str, Any]:
         "retries": task.retry.attempts,
         "at_most_once": task.at_most_once,
         "definition_hash": task.definition_hash(),
+        "workflow": WORKFLOW,
+        "dispatched_at": DISPATCHED_AT,
+        "traceparent": TRACEPARENT,
     }
 
 
@@ -58,7 +70,7 @@ def over_the_wire(kwargs: dict[str, Any]) -> dict[str, Any]:
 
 def test_a_job_built_the_dispatchers_way_parses_back_field_for_field_on_the_worker() -> None:
     request = DispatchRequest("run-1", full_task(), attempt=2, token="2-abc", inputs={}, params={})
-    data = rq_job_data(request)
+    data = job_data(request)
     job = TaskJob.from_kwargs(over_the_wire(data.kwargs))
 
     expected = expected_fields(request)
@@ -78,7 +90,7 @@ def test_the_job_function_named_in_the_contract_is_the_workers() -> None:
 
 def test_a_task_with_the_defaults_round_trips_too() -> None:
     request = DispatchRequest("run-1", Task("solo", path_of("answer")), 1, "1-x", inputs={}, params={})
-    job = TaskJob.from_kwargs(over_the_wire(rq_job_data(request).kwargs))
+    job = TaskJob.from_kwargs(over_the_wire(job_data(request).kwargs))
     assert dataclasses.asdict(job) == expected_fields(request)
     assert job.condition is None and job.timeout_s is None and job.depends_on == ()
 

@@ -25,6 +25,9 @@ class TaskJob:
 
     ``retries`` is the task's ``Retry.attempts``: how many runs may follow the
     first, so a failure of attempt ``n`` is final when ``n > retries``.
+    ``workflow`` and ``dispatched_at`` (wall clock) label and time the attempt in
+    metrics; ``traceparent`` is the W3C trace context of the run's span, so the
+    attempt's span is its child (see :mod:`rqdag.shared.traces`).
     """
 
     run_id: str
@@ -38,9 +41,22 @@ class TaskJob:
     retries: int = 0
     at_most_once: bool = False
     definition_hash: str | None = None
+    workflow: str | None = None
+    dispatched_at: float | None = None
+    traceparent: str | None = None
 
     @classmethod
-    def of_task(cls, run_id: str, task: Task, *, attempt: int, token: str) -> TaskJob:
+    def of_task(
+        cls,
+        run_id: str,
+        task: Task,
+        *,
+        attempt: int,
+        token: str,
+        workflow: str | None = None,
+        dispatched_at: float | None = None,
+        traceparent: str | None = None,
+    ) -> TaskJob:
         """The job of attempt ``attempt`` (fenced by ``token``) of ``task``."""
         func = task.func_path
         if func is None:  # a stored definition has only import paths: never so in a distributed run
@@ -59,6 +75,9 @@ class TaskJob:
             retries=task.retry.attempts,
             at_most_once=task.at_most_once,
             definition_hash=task.definition_hash(),
+            workflow=workflow,
+            dispatched_at=dispatched_at,
+            traceparent=traceparent,
         )
 
     @property
@@ -85,6 +104,9 @@ class TaskJob:
             retries=fields.integer("retries", default=0),
             at_most_once=fields.flag("at_most_once"),
             definition_hash=fields.optional_text("definition_hash"),
+            workflow=fields.optional_text("workflow"),
+            dispatched_at=fields.optional_number("dispatched_at"),
+            traceparent=fields.optional_text("traceparent"),
         )
 
     def to_kwargs(self) -> dict[str, Any]:
@@ -101,6 +123,9 @@ class TaskJob:
             "retries": self.retries,
             "at_most_once": self.at_most_once,
             "definition_hash": self.definition_hash,
+            "workflow": self.workflow,
+            "dispatched_at": self.dispatched_at,
+            "traceparent": self.traceparent,
         }
 
 

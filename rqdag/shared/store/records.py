@@ -43,6 +43,7 @@ class RunMeta:
     task_count: int
     error: str = ""  # why the run is 'error' (the driver's reason, or why its meta is unreadable)
     epoch_params: dict[int, dict[str, Any]] = field(default_factory=dict)  # from the first resume on
+    traceparent: str = ""  # the W3C trace context of its submitter (empty: none)
 
     @property
     def finished(self) -> bool:
@@ -147,6 +148,7 @@ def parse_meta(run_id: str, raw: Mapping[Any, Any]) -> RunMeta:
         task_count=int(number("task_count", 0) or 0),
         error=fields.get("error", ""),
         epoch_params=epoch_params,
+        traceparent=fields.get("traceparent", ""),
     )
 
 

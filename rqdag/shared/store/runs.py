@@ -51,8 +51,12 @@ class RunStore(RetentionMixin):
         concurrency: int | None = None,
         timeout_s: float | None = None,
         heartbeat_timeout_s: float = 30.0,
+        traceparent: str | None = None,
     ) -> None:
-        """Store a new run; raises RunExistsError if ``run_id`` is taken."""
+        """Store a new run; raises RunExistsError if ``run_id`` is taken.
+
+        ``traceparent``: the submitter's W3C trace context, the parent of the run's spans.
+        """
         rk = keys.RunKeys(run_id)
         definition = encode_definition(workflow)
         params_json = dumps(dict(params or {}), what=f"run '{run_id}': params")
@@ -76,6 +80,7 @@ class RunStore(RetentionMixin):
             "updated_at": repr(now),
             "cancel": "",
             "task_count": len(names),
+            "traceparent": traceparent or "",
             **retention_meta(workflow),
         }
         taken = RunExistsError(f"run '{run_id}' exists already (resume it instead)")
