@@ -5,8 +5,8 @@ formats), ``live`` (a run's live view), ``drive`` (``run``), ``serve``
 (``submit``, ``coordinator``, ``worker``), ``admin`` (``status``, ``runs``,
 ``cancel``, ``graph``), ``resume``, ``watch``, ``snapshots`` (``snapshot
 export|import|diff``), ``prune`` (``prune``, the ``--retention`` option),
-``task_commands`` (``inspect``, ``resolve``), ``rq_dashboard`` (rq-dashboard
-set up for rqdag's jobs) and ``reference`` (writes
+``task_commands`` (``inspect``, ``resolve``), ``task_logs`` (``logs``, what tasks
+wrote), ``rq_dashboard`` (rq-dashboard set up for rqdag's jobs) and ``reference`` (writes
 docs/cli.md from these commands).
 """
 
@@ -28,6 +28,7 @@ from rqdag.cli.rq_dashboard import rq_dashboard
 from rqdag.cli.serve import coordinator, submit, worker
 from rqdag.cli.snapshots import snapshot
 from rqdag.cli.task_commands import inspect_command, resolve
+from rqdag.cli.task_logs import logs
 from rqdag.cli.watch import watch
 
 COMMANDS: tuple[click.Command, ...] = (
@@ -39,6 +40,7 @@ COMMANDS: tuple[click.Command, ...] = (
     watch,
     runs,
     inspect_command,
+    logs,
     resolve,
     resume,
     cancel,

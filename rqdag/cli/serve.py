@@ -30,9 +30,11 @@ from rqdag.cli.output import (
 )
 from rqdag.cli.prune import retention_option
 from rqdag.cli.targets import importable_module, importable_path, load_target
+from rqdag.cli.task_logs import log_limit_options
 from rqdag.client import RunHandle
 from rqdag.coordinator.service import CoordinatorService, pool_size
 from rqdag.shared.connect import allow_open_files
+from rqdag.shared.model.task_logs import LogLimits
 from rqdag.shared.store.driving import read_driver
 from rqdag.shared.store.permissions import (
     check_permissions,
@@ -271,6 +273,7 @@ def coordinator(
     show_default=True,
     help="On SIGTERM, seconds the running task has to finish before it is handed back.",
 )
+@log_limit_options
 @click.option("--burst", is_flag=True, help="Stop when the queues are empty.")
 @wait_for_redis_option
 @observe_options
@@ -287,6 +290,7 @@ def worker(
     worker_heartbeat_timeout: float | None,
     max_result_bytes: int,
     shutdown_grace: float,
+    log_limits: LogLimits,
     burst: bool,
     redis_wait_s: float | None,
     metrics_port: int | None,
@@ -323,6 +327,7 @@ def worker(
         heartbeat_timeout_s=worker_heartbeat_timeout,
         max_result_bytes=max_result_bytes,
         shutdown_grace_s=shutdown_grace,
+        log_limits=log_limits,
         burst=burst,
         log_level=log_level.upper(),
     )

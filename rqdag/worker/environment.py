@@ -18,8 +18,10 @@ import redis
 
 from rqdag.errors import RqdagError
 from rqdag.shared.model.limits import MAX_RESULT_BYTES
+from rqdag.shared.model.task_logs import LogLimits
 from rqdag.shared.store.code import publish_code
 from rqdag.shared.store.scripts import Scripts
+from rqdag.worker.capture import LogShipper
 from rqdag.worker.context import ContextHolder, load_context
 from rqdag.worker.registry import TaskRegistry, build_registry
 from rqdag.worker.ticker import Ticker
@@ -62,6 +64,7 @@ class WorkerSettings:
     max_result_bytes: int = DEFAULT_MAX_RESULT_BYTES
     shutdown_grace_s: float = DEFAULT_SHUTDOWN_GRACE_S
     heartbeat_timeout_s: float | None = None  # this worker's own limit, over the run's
+    log_limits: LogLimits = field(default_factory=LogLimits)  # its tasks' output kept (capture)
 
     def __post_init__(self) -> None:
         tasks = (self.tasks,) if isinstance(self.tasks, str) else tuple(self.tasks)
@@ -86,6 +89,7 @@ class WorkerEnvironment:
     heartbeat_timeout_s: float | None
     connection: redis.Redis
     scripts: Scripts
+    logs: LogShipper
     current: CurrentAttempt = field(default_factory=CurrentAttempt)
     ticker: Ticker = field(default_factory=Ticker)
 
@@ -95,6 +99,8 @@ def build_environment(
 ) -> WorkerEnvironment:
     """Import the ``--tasks`` modules, resolve the ``--context`` factory, register the scripts,
     and publish the code identity of every function this worker may run (for resumes)."""
+    scripts = Scripts.register(connection)
+    ticker = Ticker()
     environment = WorkerEnvironment(
         registry=build_registry(settings.tasks),
         context=load_context(settings.context),
@@ -103,7 +109,9 @@ def build_environment(
         max_result_bytes=settings.max_result_bytes,
         heartbeat_timeout_s=settings.heartbeat_timeout_s,
         connection=connection,
-        scripts=Scripts.register(connection),
+        scripts=scripts,
+        logs=LogShipper(connection, scripts.append_logs, settings.log_limits, ticker),
+        ticker=ticker,
     )
     publish_code(connection, environment.registry.functions)
     return environment

@@ -118,7 +118,7 @@ def _attempt(
         ctx.cancelled,
         env.ticker,
     )
-    with heartbeat:
+    with heartbeat, env.logs.capture(spec.run_id, spec.task, spec.attempt):
         result = _call(env, spec, func, condition, ctx)
     return result, False
 

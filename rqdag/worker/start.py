@@ -13,6 +13,7 @@ from rq.serializers import JSONSerializer
 
 from rqdag.errors import RqdagError
 from rqdag.shared.connect import connect
+from rqdag.shared.model.task_logs import LogLimits
 from rqdag.worker.environment import (
     DEFAULT_HEARTBEAT_INTERVAL,
     DEFAULT_MAX_RESULT_BYTES,
@@ -70,6 +71,7 @@ def start_worker(
     max_result_bytes: int = DEFAULT_MAX_RESULT_BYTES,
     shutdown_grace_s: float = DEFAULT_SHUTDOWN_GRACE_S,
     heartbeat_timeout_s: float | None = None,
+    log_limits: LogLimits | None = None,
     burst: bool = False,
     log_level: str = "INFO",
 ) -> None:
@@ -82,6 +84,9 @@ def start_worker(
     instead of the run's limit.
     ``context``: ``"pkg.mod:factory"``, called with no arguments once per
     process to build ``ctx.context``. ``name`` defaults to ``host:pid``.
+    ``log_limits``: how much of each task's output (``logging``, stdout,
+    stderr) goes to its run's logs stream (``rqdag logs``); ``LogLimits(0)``
+    captures none.
 
     ``worker_class``: ``"simple"`` (the default) runs jobs in the worker process:
     the fastest, as a forking worker runs at about a quarter of its throughput,
@@ -104,6 +109,7 @@ def start_worker(
         max_result_bytes=max_result_bytes,
         shutdown_grace_s=shutdown_grace_s,
         heartbeat_timeout_s=heartbeat_timeout_s,
+        log_limits=log_limits or LogLimits(),
     )
     # RQ raises this client's socket timeout to its dequeue timeout + 10 s, for its
     # blocking dequeue; the job and heartbeat threads share the client's pool.

@@ -82,3 +82,12 @@ class RunEventKind(StrEnum):
     TASK_SKIPPED = "task_skipped"
     TASK_RETRY = "task_retry"
     WORKFLOW_END = "workflow_end"
+
+
+class LogStream(StrEnum):
+    """Where a line of a run's logs stream (``rqdag:run:{R}:logs``) came from (field ``stream``)."""
+
+    LOG = "log"  # a ``logging`` record
+    STDOUT = "stdout"
+    STDERR = "stderr"
+    TRUNCATED = "truncated"  # the worker's mark: the rest of the attempt's output was dropped

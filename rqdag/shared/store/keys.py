@@ -38,7 +38,7 @@ def check_run_id(run_id: str) -> str:
 class RunKeys:
     """The keys of one run."""
 
-    __slots__ = ("audit", "definition", "dispatch", "events", "lease", "meta", "results", "run_id")
+    __slots__ = ("audit", "definition", "dispatch", "events", "lease", "logs", "meta", "results", "run_id")
 
     def __init__(self, run_id: str) -> None:
         self.run_id = check_run_id(run_id)
@@ -50,6 +50,7 @@ class RunKeys:
         self.events = f"{base}:events"
         self.lease = f"{base}:lease"
         self.audit = f"{base}:audit"
+        self.logs = f"{base}:logs"  # stream: what the run's tasks wrote (logging, stdout, stderr)
 
     def all(self) -> list[str]:
         """Every key of the run (for deletion or export)."""
@@ -61,6 +62,7 @@ class RunKeys:
             self.events,
             self.lease,
             self.audit,
+            self.logs,
         ]
 
     def retained(self) -> list[str]:

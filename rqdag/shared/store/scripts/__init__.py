@@ -16,6 +16,7 @@ import redis
 from rqdag.shared.store.scripts.attempt import FinishTask, HandBack, Heartbeat, StartTask
 from rqdag.shared.store.scripts.base import EVENTS_MAXLEN, ScriptWrapper, script_source
 from rqdag.shared.store.scripts.lease import AcquireLease, ReleaseLease, RenewLease
+from rqdag.shared.store.scripts.logs import AppendLogs
 from rqdag.shared.store.scripts.outcomes import (
     Beat,
     DecidedResult,
@@ -59,6 +60,7 @@ class Scripts:
     heartbeat: Heartbeat
     hand_back: HandBack
     prune_run: PruneRun
+    append_logs: AppendLogs
 
     @classmethod
     def register(cls, client: redis.Redis) -> Scripts:
@@ -75,4 +77,5 @@ class Scripts:
             heartbeat=Heartbeat.register(client),
             hand_back=HandBack.register(client),
             prune_run=PruneRun.register(client),
+            append_logs=AppendLogs.register(client),
         )

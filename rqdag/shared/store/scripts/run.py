@@ -96,7 +96,16 @@ class PruneRun(ScriptWrapper):
 
     @staticmethod
     def _keys(keys: RunKeys) -> list[str]:
-        return [keys.meta, keys.definition, keys.results, keys.dispatch, keys.events, keys.lease, keys.audit]
+        return [
+            keys.meta,
+            keys.definition,
+            keys.results,
+            keys.dispatch,
+            keys.events,
+            keys.lease,
+            keys.audit,
+            keys.logs,
+        ]
 
     @staticmethod
     def _args(cutoff: float, statuses: Sequence[str]) -> list[EncodableT]:
