@@ -24,7 +24,7 @@ from rqdag.web.layout import layout
 from rqdag.web.listing import list_page
 from rqdag.web.run_view import run_document
 from rqdag.web.state import dashboard, run_url, task_url
-from rqdag.web.task_view import pretty_data, task_document
+from rqdag.web.task_view import LOG_LINES_SHOWN, pretty_data, task_document
 from rqdag.web.workers import list_workers
 
 MAX_DRAWN_TASKS = 400
@@ -102,7 +102,9 @@ def task_page(request: Request) -> Response:
     doc = task_document(dashboard(request).store, run_id, task)
     result = doc["result"]
     data = pretty_data(result["data"]) if result is not None and result.get("data") is not None else None
-    return render(request, "task.html", doc=doc, result=result, data=data, nav="runs")
+    return render(
+        request, "task.html", doc=doc, result=result, data=data, nav="runs", logs_shown=LOG_LINES_SHOWN
+    )
 
 
 def workers_page(request: Request) -> Response:

@@ -1,7 +1,8 @@
 """One task of a run: the ``rqdag inspect --json`` document, its attempts and its logs.
 
-Logs are not captured yet: :func:`task_logs` is the one place that will read
-them (the page shows "no logs captured" while it returns None).
+The logs are what workers captured of the task's attempts (``rqdag logs RUN
+TASK``): the newest :data:`LOG_LINES_SHOWN` lines, in the same form as ``rqdag
+logs --json``.
 """
 
 from __future__ import annotations
@@ -11,14 +12,17 @@ from typing import Any
 
 from rqdag.cli.task_commands import inspect_task
 from rqdag.shared.store.runs import RunStore
+from rqdag.shared.store.task_logs import read_task_logs
 from rqdag.web.timeline import build_timeline, read_events
 
 DATA_SHOWN_BYTES = 64 * 1024
+LOG_LINES_SHOWN = 2_000
 
 
 def task_logs(store: RunStore, run_id: str, task: str) -> list[dict[str, Any]] | None:
-    """The task's captured log lines, by attempt; None while no capture exists for it."""
-    return None
+    """The task's captured lines (its newest :data:`LOG_LINES_SHOWN`), oldest first; empty when none."""
+    found = read_task_logs(store, run_id, task, limit=LOG_LINES_SHOWN)
+    return [line.to_dict(run_id) for line in found.lines]
 
 
 def pretty_data(data: Any, limit: int = DATA_SHOWN_BYTES) -> tuple[str, bool, int]:

@@ -266,3 +266,12 @@ def install_hooks() -> None:
     root = logging.getLogger()
     if _HANDLER not in root.handlers:
         root.addHandler(_HANDLER)
+
+
+def uninstall_hooks() -> None:
+    """Put back the real stdout and stderr and take the logging handler off (tests, embedding)."""
+    if isinstance(sys.stdout, _StreamProxy):
+        sys.stdout = sys.stdout.original
+    if isinstance(sys.stderr, _StreamProxy):
+        sys.stderr = sys.stderr.original
+    logging.getLogger().removeHandler(_HANDLER)

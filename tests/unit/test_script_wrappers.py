@@ -17,6 +17,8 @@ import pytest
 import redis
 
 from rqdag.errors import RqdagError
+from rqdag.shared.model.task_logs import LogLine
+from rqdag.shared.model.vocabulary import LogStream
 from rqdag.shared.store.keys import RunKeys
 from rqdag.shared.store.scripts import (
     EVENTS_MAXLEN,
@@ -70,6 +72,13 @@ SAMPLES: dict[str, dict[str, Any]] = {
     "heartbeat": {"task": "t1", "token": "1-abc", "now": 1700000000.25},
     "hand_back": {"task": "t1", "token": "1-abc"},
     "prune_run": {"cutoff": 1700000000.25, "statuses": ["succeeded", "failed"]},
+    "append_logs": {
+        "lines": [
+            LogLine("t1", 2, 1700000000.25, LogStream.LOG, "hello", "info", "app"),
+            LogLine("t1", 2, 1700000000.5, LogStream.STDOUT, "world"),
+        ],
+        "run_lines": 100_000,
+    },
 }
 
 # A reply each script can give, for the calls that only look at what is sent.
@@ -85,6 +94,7 @@ SOME_REPLY: dict[str, Any] = {
     "heartbeat": [b"ok", b""],
     "hand_back": 1,
     "prune_run": 1,
+    "append_logs": 2,
 }
 
 
@@ -190,6 +200,12 @@ def test_the_variadic_and_coded_arguments() -> None:
     status = Recording(1)
     call("set_run_status", status, **SAMPLES["set_run_status"])
     assert status.calls[0][1][2] == "1700000000.25"
+    appended = Recording(2)
+    call("append_logs", appended, **SAMPLES["append_logs"])
+    assert appended.calls[0][1][1:] == [
+        *("t1", "2", "1700000000.25", "log", "info", "app", "hello"),
+        *("t1", "2", "1700000000.5", "stdout", "", "", "world"),
+    ]  # 7 values a line, in the order the script reads them
 
 
 @pytest.mark.parametrize(
@@ -229,6 +245,8 @@ def test_the_variadic_and_coded_arguments() -> None:
         ("prune_run", 1, PruneOutcome.DELETED),
         ("prune_run", 0, PruneOutcome.KEPT),
         ("prune_run", -1, PruneOutcome.GONE),
+        ("append_logs", 2, 2),
+        ("append_logs", -1, None),
     ],
 )
 def test_a_wrapper_answers_its_scripts_reply_as_a_typed_value(name: str, reply: Any, expected: Any) -> None:

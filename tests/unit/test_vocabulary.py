@@ -49,10 +49,11 @@ START = r"(?<![\w'\"\].])"  # an expression starts here, not inside a longer one
 
 REDIS_WORDS = {"GET", "SET", "DEL", "EXISTS", "PEXPIRE", "TIME", "HGET", "HSET", "HDEL", "HGETALL"}
 REDIS_WORDS |= {"HINCRBY", "XADD", "XREVRANGE", "MAXLEN", "PX", "COUNT", "~", "*", "+", "-"}
-REDIS_WORDS |= {"HMGET", "UNLINK"}
+REDIS_WORDS |= {"HMGET", "UNLINK", "PTTL"}
 FIELD_NAMES = {"fence", "cancel", "params", "status", "updated_at", "finished_at", "kind", "task"}
 FIELD_NAMES |= {"token", "worker", "state", "result", "last_result", "started_at", "heartbeat_at"}
 FIELD_NAMES |= {"worker_time", "heartbeat_timeout", '"in_doubt"'}
+FIELD_NAMES |= {"attempt", "at", "stream", "level", "logger", "message"}  # a line of a run's logs
 SCRIPT_REPLIES = {"ok", "stale", "gone", "done", "cancelled"}
 OTHER_LITERALS = {"", "0", "1", "|", "{}", "^(.*)|(%d+)$", "table"}  # flags, the lease's form, type()
 NOT_VOCABULARY = REDIS_WORDS | FIELD_NAMES | SCRIPT_REPLIES | OTHER_LITERALS

@@ -37,7 +37,7 @@ class LogLimits:
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise RqdagError(f"log limit {name} must be an integer >= 0, got {value!r}")
         if self.enabled and (self.attempt_bytes == 0 or self.run_lines == 0):
-            raise RqdagError("log limits: attempt_bytes and run_lines must be > 0 while lines are captured")
+            raise RqdagError("log limit attempt_bytes and run_lines must be > 0 while lines are captured")
 
     @property
     def enabled(self) -> bool:

@@ -119,10 +119,10 @@ def _ended(client: redis.Redis, keys: RunKeys) -> bool:
 
 
 def _trimmed(client: redis.Redis, key: str) -> bool:
-    """True when entries were trimmed from the stream (workers never delete single entries)."""
+    """True when the stream lost entries to its trimming (more were added than it holds)."""
     try:
         info = cast(dict[Any, Any], client.xinfo_stream(key))
     except redis.ResponseError:  # no stream yet
         return False
-    deleted = info.get("max-deleted-entry-id", info.get(b"max-deleted-entry-id"))
-    return deleted is not None and text(deleted) not in ("0-0", "")
+    added, length = info.get("entries-added"), info.get("length")
+    return added is not None and length is not None and int(added) > int(length)
