@@ -4,16 +4,19 @@ A task named in ``params['gated']`` waits until the file
 ``<params['gate_dir']>/<run id>/<task>`` exists (or the run is cancelled), so a
 test sees it running, then lets it finish.
 A task named in ``params['fail']`` raises; ``params['big']`` names tasks that return
-about 100 KB of data.
+about 100 KB of data. Every task logs one line and prints one (its captured logs).
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
 from typing import Any
 
 from rqdag import Retry, TaskContext, TaskResult, Workflow
+
+log = logging.getLogger("tests.web.flows")
 
 
 def wait_for_gate(ctx: TaskContext) -> bool:
@@ -29,6 +32,8 @@ def wait_for_gate(ctx: TaskContext) -> bool:
 
 def step(ctx: TaskContext) -> Any:
     """One step of the demo pipeline: waits on its gate, may fail, returns a small summary."""
+    log.info("%s: attempt %d starts", ctx.task, ctx.attempt)
+    print(f"{ctx.task}: inputs {', '.join(sorted(ctx.inputs)) or 'none'}")
     if not wait_for_gate(ctx):
         return TaskResult.cancelled("the run was cancelled while this task waited")
     time.sleep(float(ctx.params.get("sleep_s", 0.0)))

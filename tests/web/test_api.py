@@ -64,6 +64,13 @@ def finished_runs(cluster: Cluster) -> list[str]:
     return ["api-ok", "api-bad"]
 
 
+def cli_jsonl(url: str, *args: str) -> list[Any]:
+    """What ``rqdag ARGS --redis URL --json`` prints as JSON lines, parsed."""
+    result = CliRunner().invoke(main, [*args, "--redis", url, "--json"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return [json.loads(line) for line in result.output.splitlines() if line.strip()]
+
+
 def bearer(token: str = TOKEN) -> dict[str, str]:
     """The header an API caller sends."""
     return {"Authorization": f"Bearer {token}"}
@@ -146,7 +153,17 @@ def test_task_document_is_rqdag_inspect_json_with_attempts_and_logs(
     assert "ValueError: customer 3 has no score" in doc["result"]["error"]
     assert "Traceback" in doc["result"]["error"]
     assert [a["attempt"] for a in doc["timeline"]] == [1, 2]
-    assert doc["logs"] is None, "no capture yet: the page says so"
+    assert [(line["attempt"], line["stream"], line["message"]) for line in doc["logs"]] == [
+        (n, stream, message)
+        for n in (1, 2)
+        for stream, message in (
+            ("log", f"score_customers: attempt {n} starts"),
+            ("stdout", "score_customers: inputs build_features"),
+        )
+    ], "the lines each attempt wrote, as rqdag logs --json has them"
+    assert doc["logs"] == cli_jsonl(cluster.url, "logs", "api-bad", "score_customers")
+    page = api.get("/runs/api-bad/tasks/score_customers").text
+    assert "score_customers: attempt 2 starts" in page and 'class="log-attempt">attempt 2<' in page
     assert doc["definition"]["retry"]["attempts"] == 1
     assert api.get("/api/runs/api-bad/tasks/nope").status_code == 404
 
@@ -158,7 +175,7 @@ def test_large_data_downloads_whole(api: httpx.Client, finished_runs: list[str])
     assert len(reply.json()["rows"]) == 1500
     page = api.get("/runs/api-bad/tasks/build_features").text
     assert 'id="data-truncated"' in page and "/api/runs/api-bad/tasks/build_features/data" in page
-    assert "No logs captured for this task." in page
+    assert "build_features: attempt 1 starts" in page, "its captured lines"
 
 
 def test_workers_lists_live_workers_and_the_task_each_runs(api: httpx.Client, cluster: Cluster) -> None:
