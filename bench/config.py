@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-SECTIONS = ("throughput", "chain", "fanin", "resume", "overhead", "peers", "memory", "manyruns", "submit")
+SECTIONS = ("throughput", "chain", "fanin", "resume", "overhead", "peers", "memory", "manyruns", "submit", "logs")
 BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
 
@@ -32,6 +32,7 @@ class Config:
     memory_runs: int = 100  # 7: finished runs whose memory is measured
     many_runs: tuple[int, ...] = (100, 1_000)  # 8: runs at once, each on a coordinator --max-runs N
     submit_runs: int = 200  # 9: one-task runs submitted one after another, per way and repetition
+    logs_width: int = 2_000  # 10: the wide DAG run with log capture on and off
     run_bound_s: float = 600.0  # any single measured run: a safety net, not a result
     appendonly: bool = False
     out_dir: Path | None = BENCH_DIR  # where RESULTS.md goes; None: print only
@@ -61,6 +62,7 @@ QUICK = replace(
     memory_runs=10,
     many_runs=(10, 30),
     submit_runs=10,
+    logs_width=100,
     run_bound_s=60.0,
     out_dir=None,
 )

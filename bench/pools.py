@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Literal
@@ -44,15 +45,26 @@ class WorkerPool:
 
     rqdag workers are ``python -m rqdag worker --worker-class simple``; raw ones are
     :mod:`bench.rawworker`. With ``counted`` both run through :mod:`bench.counted`,
-    which counts their Redis round trips and commands.
+    which counts their Redis round trips and commands. ``queue`` and ``extra``
+    (more ``rqdag worker`` options) set rqdag workers apart from another pool's.
     """
 
-    def __init__(self, bench: BenchRedis, kind: Kind, count: int, *, counted: bool = False) -> None:
+    def __init__(
+        self,
+        bench: BenchRedis,
+        kind: Kind,
+        count: int,
+        *,
+        counted: bool = False,
+        queue: str | None = None,
+        extra: Sequence[str] = (),
+    ) -> None:
         self.bench = bench
         self.kind = kind
         self.count = count
         self.counted = counted
-        self.queue = RQDAG_QUEUE if kind == "rqdag" else RAW_QUEUE
+        self.queue = queue or (RQDAG_QUEUE if kind == "rqdag" else RAW_QUEUE)
+        self.extra = tuple(extra)
         self._logs = bench.workdir / "logs"
         self._procs: list[subprocess.Popen[bytes]] = []
         self._names: list[str] = []
@@ -72,7 +84,8 @@ class WorkerPool:
             "--name": name,
             "--log-level": "WARNING",
         }
-        return [sys.executable, "-m", "rqdag", "worker", *(part for pair in options.items() for part in pair)]
+        argv = [sys.executable, "-m", "rqdag", "worker", *(part for pair in options.items() for part in pair)]
+        return [*argv, *self.extra]
 
     def start(self) -> None:
         """Spawn the workers and wait until each has registered with RQ."""

@@ -122,7 +122,8 @@ def markdown(
         f"{config.resume_small:,} and {config.resume:,}{' and 1,000,000' if config.resume_million else ''}, "
         f"overhead wide {config.overhead_width:,} and chain {config.overhead_chain:,}, "
         f"memory {config.memory_runs:,} runs, many runs {' and '.join(f'{n:,}' for n in config.many_runs)}, "
-        f"submit {config.submit_runs:,} runs"
+        f"submit {config.submit_runs:,} runs, "
+        f"log capture wide {config.logs_width:,}"
     )
     parts = [
         "# rqdag benchmark results",

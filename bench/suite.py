@@ -6,7 +6,18 @@ import sys
 import time
 from collections.abc import Callable
 
-from bench import chain, fanin, manyruns, memory, overhead, peers, resume, submit, throughput
+from bench import (
+    chain,
+    fanin,
+    logcapture,
+    manyruns,
+    memory,
+    overhead,
+    peers,
+    resume,
+    submit,
+    throughput,
+)
 from bench.config import Config
 from bench.pools import WorkerPool
 from bench.server import BenchRedis
@@ -23,6 +34,7 @@ TITLES = {
     "memory": memory.SECTION,
     "manyruns": manyruns.SECTION,
     "submit": submit.SECTION,
+    "logs": logcapture.SECTION,
 }
 
 
@@ -60,6 +72,9 @@ def run_suite(config: Config, bench: BenchRedis, progress: Callable[[str], None]
         if "overhead" in results:
             progress(f"5. overhead ({config.workers} counted workers each side)")
             add("overhead", overhead.measure(session))
+        if "logs" in results:
+            progress(f"10. log capture on and off, {config.workers} workers each")
+            add("logs", logcapture.measure(session, config.logs_width, config.workers))
         if "throughput" in results:
             for count in config.extra_workers:
                 progress(f"1. throughput with {count} workers each side")

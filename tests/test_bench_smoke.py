@@ -18,7 +18,7 @@ import pytest
 
 from tests.support import REPO
 
-MEASURED = ("throughput", "chain", "fanin", "resume", "overhead", "memory", "manyruns", "submit")
+MEASURED = ("throughput", "chain", "fanin", "resume", "overhead", "memory", "manyruns", "submit", "logs")
 
 
 def _numbers(row: dict[str, Any]) -> list[float]:

@@ -21,15 +21,12 @@ error) costs those lines and a warning, never the task.
 
 from __future__ import annotations
 
-import io
 import logging
-import sys
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from contextvars import ContextVar
-from typing import TextIO, cast
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
+from contextvars import Token
 
 import redis
 
@@ -37,24 +34,41 @@ from rqdag.shared.model.task_logs import LogLimits, LogLine
 from rqdag.shared.model.vocabulary import LogStream
 from rqdag.shared.store.keys import RunKeys
 from rqdag.shared.store.scripts.logs import AppendLogs
+from rqdag.worker.capture_hooks import CURRENT, OutputSink, install_hooks, uninstall_hooks
 from rqdag.worker.ticker import Ticker
+
+__all__ = ["AttemptLog", "LogShipper", "install_hooks", "uninstall_hooks"]
 
 log = logging.getLogger("rqdag.worker")
 
 SHIP_INTERVAL_S = 0.1
 
-_CURRENT: ContextVar[AttemptLog | None] = ContextVar("rqdag_attempt_log", default=None)
 _FORMATTER = logging.Formatter()
 
 
 class AttemptLog:
-    """The buffer of one attempt's output, kept within its limits; thread-safe."""
+    """The buffer of one attempt's output, kept within its limits; thread-safe.
 
-    def __init__(self, run_id: str, task: str, attempt: int, limits: LogLimits) -> None:
+    ``on_first_line`` is called once, outside the lock, when the attempt first
+    writes (the shipper starts its periodic shipments then: a task that writes
+    nothing costs no timer). Nothing is taken once the log is closed.
+    """
+
+    def __init__(
+        self,
+        run_id: str,
+        task: str,
+        attempt: int,
+        limits: LogLimits,
+        on_first_line: Callable[[], None] | None = None,
+    ) -> None:
         self.run_id = run_id
         self.task = task
         self.attempt = attempt
         self.limits = limits
+        self._on_first_line = on_first_line
+        self._wrote = False
+        self._closed = False
         self._lock = threading.Lock()
         self._pending: list[LogLine] = []
         self._partial: dict[LogStream, str] = {}
@@ -65,6 +79,8 @@ class AttemptLog:
     def write(self, stream: LogStream, text: str) -> None:
         """Text written to stdout or stderr: each complete line becomes one line of the log."""
         with self._lock:
+            if self._closed:
+                return
             *complete, rest = (self._partial.pop(stream, "") + text).split("\n")
             for line in complete:
                 self._add(stream, line.removesuffix("\r"))
@@ -72,6 +88,9 @@ class AttemptLog:
                 self._add(stream, rest)
             elif rest:
                 self._partial[stream] = rest
+            first = self._first()
+        if first:
+            self._started()
 
     def record(self, record: logging.LogRecord) -> None:
         """A ``logging`` record: one line, however many lines its message has."""
@@ -84,7 +103,12 @@ class AttemptLog:
         if record.stack_info:
             message = f"{message}\n{record.stack_info}"
         with self._lock:
+            if self._closed:
+                return
             self._add(LogStream.LOG, message, record.levelname.lower(), record.name)
+            first = self._first()
+        if first:
+            self._started()
 
     def close(self) -> None:
         """End the attempt's output: text left without a newline becomes its last line."""
@@ -92,12 +116,24 @@ class AttemptLog:
             for stream, rest in list(self._partial.items()):
                 self._add(stream, rest)
             self._partial.clear()
+            self._closed = True
 
     def take(self) -> list[LogLine]:
         """The lines not shipped yet (the buffer is emptied)."""
         with self._lock:
             pending, self._pending = self._pending, []
             return pending
+
+    def _first(self) -> bool:
+        """True the first time the attempt writes (under the lock)."""
+        if self._wrote:
+            return False
+        self._wrote = True
+        return True
+
+    def _started(self) -> None:
+        if self._on_first_line is not None:
+            self._on_first_line()
 
     def _add(
         self, stream: LogStream, message: str, level: str | None = None, logger: str | None = None
@@ -135,35 +171,42 @@ class LogShipper:
         self.limits = limits
         self.ticker = ticker
 
-    @contextmanager
-    def capture(self, run_id: str, task: str, attempt: int) -> Iterator[None]:
+    def capture(self, run_id: str, task: str, attempt: int) -> AbstractContextManager[object]:
         """Capture what the calling context writes while the block runs; ship it all before leaving."""
         if not self.limits.enabled:
-            yield
-            return
-        install_hooks()
-        buffer = AttemptLog(run_id, task, attempt, self.limits)
-        shipment = _Shipment(self, buffer)
-        handle = self.ticker.every(SHIP_INTERVAL_S, shipment.ship)
-        token = _CURRENT.set(buffer)
-        try:
-            yield
-        finally:
-            _CURRENT.reset(token)
-            self.ticker.cancel(handle)
-            buffer.close()
-            shipment.ship()
+            return nullcontext()
+        return _Capture(self, run_id, task, attempt)
 
 
-class _Shipment:
-    """Ships one attempt's buffer; shipments of an attempt never overlap, so lines keep their order."""
+class _Capture:
+    """One attempt's capture: its log is current in the block; shipped every so often and at the end.
 
-    def __init__(self, shipper: LogShipper, buffer: AttemptLog) -> None:
+    Shipments of an attempt never overlap, so its lines keep their order.
+    """
+
+    def __init__(self, shipper: LogShipper, run_id: str, task: str, attempt: int) -> None:
         self.shipper = shipper
-        self.buffer = buffer
-        self.keys = RunKeys(buffer.run_id)
+        self.buffer = AttemptLog(run_id, task, attempt, shipper.limits, self._first_line)
+        self._handle: int | None = None
+        self._token: Token[OutputSink | None] | None = None
         self._lock = threading.Lock()
         self._warned = False
+
+    def __enter__(self) -> _Capture:
+        install_hooks()
+        self._token = CURRENT.set(self.buffer)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._token is not None:
+            CURRENT.reset(self._token)
+        self.buffer.close()
+        if self._handle is not None:
+            self.shipper.ticker.cancel(self._handle)
+            self.ship()
+
+    def _first_line(self) -> None:
+        self._handle = self.shipper.ticker.every(SHIP_INTERVAL_S, self.ship)
 
     def ship(self) -> None:
         """Send the lines written since the last shipment (one pipeline); a failure is logged, not raised."""
@@ -171,107 +214,24 @@ class _Shipment:
             lines = self.buffer.take()
             if not lines:
                 return
+            keys = RunKeys(self.buffer.run_id)
             try:
                 with self.shipper.connection.pipeline(transaction=False) as pipe:
                     self.shipper.script.queue(
-                        pipe, self.keys, lines=lines, run_lines=self.shipper.limits.run_lines
+                        pipe, keys, lines=lines, run_lines=self.shipper.limits.run_lines
                     )
                     pipe.execute()
             except (redis.RedisError, OSError) as exc:
-                if not self._warned:
-                    self._warned = True
-                    log.warning(
-                        "run %r, task %r, attempt %d: %d lines of its output were not stored: %s",
-                        self.buffer.run_id,
-                        self.buffer.task,
-                        self.buffer.attempt,
-                        len(lines),
-                        exc,
-                    )
+                self._warn(len(lines), exc)
 
-
-class _StreamProxy(io.TextIOBase):
-    """``sys.stdout`` or ``sys.stderr``: every write goes to the real stream; a task's also to its log."""
-
-    def __init__(self, original: TextIO, stream: LogStream) -> None:
-        super().__init__()
-        self.original = original
-        self.stream = stream
-
-    def write(self, text: str) -> int:
-        """Write to the real stream, and to the current attempt's log if any."""
-        current = _CURRENT.get()
-        if current is not None and isinstance(text, str):
-            current.write(self.stream, text)
-        return self.original.write(text)
-
-    def flush(self) -> None:
-        """Flush the real stream."""
-        self.original.flush()
-
-    def isatty(self) -> bool:
-        """Whether the real stream is a terminal."""
-        return self.original.isatty()
-
-    def fileno(self) -> int:
-        """The real stream's file descriptor."""
-        return self.original.fileno()
-
-    def writable(self) -> bool:
-        """Always True."""
-        return True
-
-    @property
-    def encoding(self) -> str:  # type: ignore[override]
-        """The real stream's encoding."""
-        return self.original.encoding
-
-    @property
-    def errors(self) -> str | None:  # type: ignore[override]
-        """The real stream's error handler."""
-        return self.original.errors
-
-    @property
-    def buffer(self) -> object:
-        """The real stream's binary buffer (bytes written there are not captured)."""
-        return self.original.buffer
-
-
-class _CaptureHandler(logging.Handler):
-    """On the root logger: hands the records of a task's context to its log."""
-
-    def handle(self, record: logging.LogRecord) -> bool:
-        """Take the record if a task's context emitted it (no handler lock: the log has its own)."""
-        current = _CURRENT.get()
-        if current is not None:
-            current.record(record)
-        return True
-
-    def emit(self, record: logging.LogRecord) -> None:
-        """Unused: :meth:`handle` does the work."""
-
-
-_HANDLER = _CaptureHandler()
-
-
-def install_hooks() -> None:
-    """Install the stdout and stderr proxies and the logging handler, unless they are in place.
-
-    Cheap when they are; done again if something replaced them (logging set up anew, say).
-    """
-    if not isinstance(sys.stdout, _StreamProxy) and sys.stdout is not None:
-        sys.stdout = cast(TextIO, _StreamProxy(sys.stdout, LogStream.STDOUT))
-    if not isinstance(sys.stderr, _StreamProxy) and sys.stderr is not None:
-        sys.stderr = cast(TextIO, _StreamProxy(sys.stderr, LogStream.STDERR))
-    root = logging.getLogger()
-    if _HANDLER not in root.handlers:
-        root.addHandler(_HANDLER)
-
-
-def uninstall_hooks() -> None:
-    """Put back the real stdout and stderr and take the logging handler off (tests, embedding)."""
-    if isinstance(sys.stdout, _StreamProxy):
-        sys.stdout = sys.stdout.original
-    if isinstance(sys.stderr, _StreamProxy):
-        sys.stderr = sys.stderr.original
-    logging.getLogger().removeHandler(_HANDLER)
+    def _warn(self, count: int, exc: BaseException) -> None:
+        if not self._warned:
+            self._warned = True
+            log.warning(
+                "run %r, task %r, attempt %d: %d lines of its output were not stored: %s",
+                self.buffer.run_id,
+                self.buffer.task,
+                self.buffer.attempt,
+                count,
+                exc,
+            )

@@ -23,7 +23,7 @@ from rqdag.shared.store.keys import RunKeys
 from rqdag.shared.store.runs import RunStore
 from rqdag.shared.store.scripts import Scripts
 from rqdag.shared.store.task_logs import read_task_logs
-from rqdag.worker import capture
+from rqdag.worker import capture_hooks as capture
 from rqdag.worker.capture import LogShipper
 from rqdag.worker.ticker import Ticker
 from tests.support.redis import free_port
