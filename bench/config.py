@@ -5,7 +5,18 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-SECTIONS = ("throughput", "chain", "fanin", "resume", "overhead", "peers", "memory", "manyruns", "submit", "logs")
+SECTIONS = (
+    "throughput",
+    "chain",
+    "fanin",
+    "resume",
+    "overhead",
+    "peers",
+    "memory",
+    "manyruns",
+    "submit",
+    "logs",
+)
 BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
 

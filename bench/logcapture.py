@@ -1,7 +1,8 @@
 """Section 10, log capture: what capturing a task's output costs a no-op task.
 
 Two rqdag worker pools of the same size run side by side on their own queues:
-one with capture on (the default), one started with ``--task-log-lines 0``.
+the suite's base pool, capture on (the default), and one started with
+``--task-log-lines 0``.
 The same wide DAG of no-op tasks runs on each in turn (alternating, ratios
 per pair): capture on / capture off, in tasks/s. A second row times the
 capture alone in this process (``LogShipper.capture`` around a call that
@@ -39,14 +40,11 @@ def _on_queue(workflow: Workflow, queue: str) -> Workflow:
 
 
 def measure(session: Session, width: int, workers: int) -> list[Row]:
-    """Both rows, on two pools of ``workers`` rqdag workers: capture on and capture off."""
-    with (
-        WorkerPool(session.bench, "rqdag", workers),
-        WorkerPool(session.bench, "rqdag", workers, queue=OFF_QUEUE, extra=("--task-log-lines", "0")),
-    ):
+    """Both rows: the suite's base pool of ``workers`` rqdag workers (capture on, running already)
+    against as many more with capture off, on a queue of their own."""
+    with WorkerPool(session.bench, "rqdag", workers, queue=OFF_QUEUE, extra=("--task-log-lines", "0")):
         on_flow = wide_workflow(width, name="bench-capture-on")
         off_flow = _on_queue(wide_workflow(width, name="bench-capture-off"), OFF_QUEUE)
-        session.rqdag(wide_workflow(20, name="bench-warmup"), "warmup")
         session.rqdag(_on_queue(wide_workflow(20, name="bench-warmup"), OFF_QUEUE), "warmup")
         on: list[Timing] = []
         off: list[Timing] = []

@@ -72,9 +72,6 @@ def run_suite(config: Config, bench: BenchRedis, progress: Callable[[str], None]
         if "overhead" in results:
             progress(f"5. overhead ({config.workers} counted workers each side)")
             add("overhead", overhead.measure(session))
-        if "logs" in results:
-            progress(f"10. log capture on and off, {config.workers} workers each")
-            add("logs", logcapture.measure(session, config.logs_width, config.workers))
         if "throughput" in results:
             for count in config.extra_workers:
                 progress(f"1. throughput with {count} workers each side")
@@ -98,9 +95,11 @@ def _with_base_pools(
     add: Callable[[str, list[Row]], None],
     progress: Callable[[str], None],
 ) -> None:
-    """Sections 1-3 and 7-9 at the base worker count, on one pair of pools."""
+    """Sections 1-3 and 7-10 at the base worker count, on one pair of pools."""
     config = session.config
-    keys = [k for k in ("throughput", "chain", "fanin", "memory", "manyruns", "submit") if k in results]
+    keys = [
+        k for k in ("throughput", "chain", "fanin", "memory", "manyruns", "submit", "logs") if k in results
+    ]
     if not keys:
         return
     count = config.workers
@@ -130,3 +129,6 @@ def _with_base_pools(
             progress(f"9. submit latency, {config.submit_runs} one-task runs each way")
             add("submit", submit.measure(session, config.submit_runs))
             results["submit"].notes.extend(submit.NOTES)
+        if "logs" in results:
+            progress(f"10. log capture on (the base pool) and off ({count} more workers)")
+            add("logs", logcapture.measure(session, config.logs_width, count))
