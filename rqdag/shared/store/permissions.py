@@ -70,6 +70,21 @@ def _run_keys(run: RunKeys) -> tuple[Need, ...]:
     )
 
 
+_NO_TASK_LOGS = "its tasks' output is not stored (rqdag logs shows none of it)"
+
+
+def _task_logs(run: RunKeys) -> tuple[Need, ...]:
+    """A worker storing its tasks' output (inside the append_logs script)."""
+    return tuple(
+        Need(args, RQDAG_KEYS, optional=_NO_TASK_LOGS)
+        for args in (
+            ("XADD", run.logs, "MAXLEN", "~", "1", "*", "f", "v"),
+            ("PTTL", run.logs),
+            ("PEXPIRE", run.logs, "1"),
+        )
+    )
+
+
 def _retention(run: RunKeys) -> tuple[Need, ...]:
     """A coordinator expiring finished runs and sweeping the index of expiring ones."""
     return (
@@ -142,6 +157,7 @@ def worker_needs(name: str, queues: Sequence[str] = ("default",)) -> tuple[Need,
         _n("EXEC"),
         *_scripts(run),
         *_run_keys(run),
+        *_task_logs(run),
         *(_q("BLMOVE", q.key, q.intermediate_queue_key, "LEFT", "RIGHT", "1") for q in served),
         _q("LRANGE", rq_queue.key, "0", "0"),
         _q("LREM", rq_queue.intermediate_queue_key, "0", "v"),
