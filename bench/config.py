@@ -73,7 +73,7 @@ QUICK = replace(
     memory_runs=10,
     many_runs=(10, 30),
     submit_runs=10,
-    logs_width=100,
+    logs_width=50,
     run_bound_s=60.0,
     out_dir=None,
 )
