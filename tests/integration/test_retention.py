@@ -13,7 +13,7 @@ from rqdag import Task, TaskRunnerBuilder, TaskStatus, Workflow
 from rqdag.cli import main
 from rqdag.client import Client
 from rqdag.coordinator.driver import RunDriver
-from rqdag.coordinator.rq_dispatcher import RQ_RESULT_TTL_S
+from rqdag.coordinator.rq_dispatcher import RQ_FAILURE_TTL_S, RQ_RESULT_TTL_S
 from rqdag.errors import RqdagError
 from rqdag.shared.store.keys import ACTIVE_RUNS, EXPIRING_RUNS, RUNS, RunKeys, job_id
 from rqdag.shared.store.resume import resume_run
@@ -65,21 +65,27 @@ def test_run_end_expires_every_key_and_resume_removes_it(redis_url: str, procs: 
     assert conn.zscore(EXPIRING_RUNS, "ret-1") == finished_at + 3600
     assert not conn.sismember(ACTIVE_RUNS, "ret-1")
 
-    # RQ's own job keys of the run go too: RQ deletes a job RQ_RESULT_TTL_S after it ends
+    # RQ's own job keys of the run go too: RQ deletes a job RQ_RESULT_TTL_S after it ends well,
+    # and an attempt that failed (filed in RQ's failed registry) RQ_FAILURE_TTL_S after it ended
     results = RunStore(conn).read_results("ret-1")
-    jobs = [
-        f"rq:{kind}:{job_id('ret-1', name, attempt)}"
+    limits = {
+        f"rq:{kind}:{job_id('ret-1', name, attempt)}": (
+            RQ_RESULT_TTL_S
+            if attempt == result.metrics.attempt and result.status is TaskStatus.SUCCESS
+            else RQ_FAILURE_TTL_S
+        )
         for name, result in results.items()
         if result.metrics.attempt is not None
         for attempt in range(1, result.metrics.attempt + 1)
         for kind in ("job", "results")
-    ]
-    assert len(jobs) == 8  # a, b, d twice (c was skipped: no job): each a job hash and a results stream
+    }
+    assert len(limits) == 8  # a, b, d twice (c was skipped: no job): each a job hash and a results stream
+    assert RQ_RESULT_TTL_S in limits.values() and RQ_FAILURE_TTL_S in limits.values()
 
     def jobs_expiring() -> bool:
-        return all(0 < int(conn.ttl(job)) <= RQ_RESULT_TTL_S for job in jobs)
+        return all(0 < int(conn.ttl(job)) <= limit for job, limit in limits.items())
 
-    wait_until(jobs_expiring, 10, "every RQ job of the run to have its result TTL")
+    wait_until(jobs_expiring, 10, "every RQ job of the run to have its result or failure TTL")
 
     conn.hset(rk.meta, "params", b'{"fixed": true}')
     client.resume("ret-1")

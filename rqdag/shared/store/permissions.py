@@ -26,7 +26,15 @@ from rq.worker import Worker
 
 from rqdag.errors import RqdagError
 from rqdag.shared.store.acl import Need, Refusal, current_user, refusals
-from rqdag.shared.store.keys import ACTIVE_RUNS, EXPIRING_RUNS, PREFIX, RUNS, RunKeys
+from rqdag.shared.store.keys import (
+    ACTIVE_RUNS,
+    EXPIRING_RUNS,
+    PREFIX,
+    RUNS,
+    SUBMISSIONS,
+    SUBMISSIONS_MAXLEN,
+    RunKeys,
+)
 
 log = logging.getLogger("rqdag")
 
@@ -204,6 +212,7 @@ def submit_needs(*, wait: bool = False, resume: bool = False) -> tuple[Need, ...
         _d("HSET", run.results, "f", "v"),
         _d("ZADD", RUNS, "1", _CHECK),
         _d("SADD", ACTIVE_RUNS, _CHECK),
+        _d("XADD", SUBMISSIONS, "MAXLEN", "~", str(SUBMISSIONS_MAXLEN), "*", "run", _CHECK),
     ]
     if wait or resume:
         needs += [_d("HGETALL", run.meta), _d("HGETALL", run.results), _d("GET", run.definition)]
