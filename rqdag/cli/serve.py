@@ -239,10 +239,18 @@ def coordinator(
 @click.option("--queues", default="default", show_default=True, help="Comma-separated RQ queues.")
 @click.option(
     "--worker-class",
-    type=click.Choice(WORKER_CLASSES),
+    type=click.Choice((*WORKER_CLASSES, "concurrent")),
     default="simple",
     show_default=True,
-    help="simple: no fork (fastest); fork: a process per job (isolates crashes); spawn.",
+    help="simple: no fork (fastest); fork: a process per job (isolates crashes); spawn; "
+    "concurrent: --concurrency slots in one process (chosen when --concurrency > 1).",
+)
+@click.option(
+    "--concurrency",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Tasks this process runs at once: threads for plain functions, one event loop for async ones.",
 )
 @click.option("--name", default=None, help="Worker name [default: host and pid].")
 @click.option(
@@ -285,6 +293,7 @@ def worker(
     context: str | None,
     queues: str,
     worker_class: str,
+    concurrency: int,
     name: str | None,
     heartbeat_interval: float,
     worker_heartbeat_timeout: float | None,
@@ -328,6 +337,7 @@ def worker(
         max_result_bytes=max_result_bytes,
         shutdown_grace_s=shutdown_grace,
         log_limits=log_limits,
+        concurrency=concurrency,
         burst=burst,
         log_level=log_level.upper(),
     )

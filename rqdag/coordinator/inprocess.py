@@ -1,4 +1,5 @@
-"""InProcessDispatcher: each attempt runs in a thread of this process; state in memory."""
+"""InProcessDispatcher: each attempt runs in a thread of this process (an ``async def`` task
+on the process's event loop); state in memory."""
 
 from __future__ import annotations
 
@@ -6,23 +7,26 @@ import os
 import queue
 import socket
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Future
+from contextlib import contextmanager
 from typing import Any
 
 from rqdag.coordinator.dispatch import Completion, DispatchRequest
-from rqdag.shared import traces
+from rqdag.shared import aio, traces
 from rqdag.shared.model.context import TaskContext, idempotency_key
-from rqdag.shared.model.invoke import invoke_task
+from rqdag.shared.model.invoke import ainvoke_task, invoke_task, is_async
 from rqdag.shared.model.task import TaskResult
 
 TaskFunctions = Mapping[str, tuple[Callable[..., Any], Callable[..., Any] | None]]
 
 
 class InProcessDispatcher:
-    """Runs every attempt in its own daemon thread.
+    """Runs every attempt in its own daemon thread, and every ``async def`` one on the event loop.
 
     A thread per attempt, not a pool, so an attempt that timed out and ignores
     ``ctx.cancelled`` does not hold a slot that the run's concurrency limit counts.
+    An async attempt given up on (its timeout, a cancel) is cancelled on the loop.
     """
 
     def __init__(
@@ -37,6 +41,7 @@ class InProcessDispatcher:
         self._queue: queue.SimpleQueue[Completion | None] = queue.SimpleQueue()
         self._buffer: list[Completion] = []
         self._cancel_events: dict[tuple[str, str], threading.Event] = {}
+        self._futures: dict[tuple[str, str], Future[None]] = {}
         self._lock = threading.Lock()
         self._worker = f"{socket.gethostname()}:{os.getpid()}:inprocess"
         self.cancel_reason: str | None = None  # never set: in-process runs cancel through the executor
@@ -57,6 +62,12 @@ class InProcessDispatcher:
                 idempotency_key=idempotency_key(request.run_id, request.task.name),
                 cancelled=event,
             )
+            if is_async(self._functions[request.task.name][0]):
+                future = aio.submit(self._arun(request, ctx))
+                with self._lock:
+                    if (request.task.name, request.token) in self._cancel_events:
+                        self._futures[(request.task.name, request.token)] = future
+                continue
             thread = threading.Thread(
                 target=self._run,
                 args=(request, ctx),
@@ -67,14 +78,7 @@ class InProcessDispatcher:
 
     def _run(self, request: DispatchRequest, ctx: TaskContext) -> None:
         func, condition = self._functions[request.task.name]
-        with traces.attempt_span(
-            run_id=request.run_id,
-            workflow=self._workflow,
-            task=request.task.name,
-            attempt=request.attempt,
-            worker=self._worker,
-            parent=self._traceparent,
-        ) as span:
+        with self._span(request) as span:
             result = invoke_task(
                 func,
                 ctx,
@@ -83,8 +87,37 @@ class InProcessDispatcher:
                 definition_hash=request.task.definition_hash(),
             )
             span.set_status(result.status.value)
+        self._done(request, result)
+
+    async def _arun(self, request: DispatchRequest, ctx: TaskContext) -> None:
+        func, condition = self._functions[request.task.name]
+        with self._span(request) as span:
+            result = await ainvoke_task(
+                func,
+                ctx,
+                condition=condition,
+                worker=self._worker,
+                definition_hash=request.task.definition_hash(),
+            )
+            span.set_status(result.status.value)
+        self._done(request, result)
+
+    @contextmanager
+    def _span(self, request: DispatchRequest) -> Iterator[Any]:
+        with traces.attempt_span(
+            run_id=request.run_id,
+            workflow=self._workflow,
+            task=request.task.name,
+            attempt=request.attempt,
+            worker=self._worker,
+            parent=self._traceparent,
+        ) as span:
+            yield span
+
+    def _done(self, request: DispatchRequest, result: TaskResult) -> None:
         with self._lock:
             self._cancel_events.pop((request.task.name, request.token), None)
+            self._futures.pop((request.task.name, request.token), None)
         self._queue.put(Completion(request.task.name, request.token, result))
 
     def collect(self) -> list[Completion]:
@@ -114,11 +147,14 @@ class InProcessDispatcher:
         self._queue.put(None)
 
     def abandon(self, task: str, token: str) -> None:
-        """Set the attempt's ``ctx.cancelled``; its late result will be stale."""
+        """Set the attempt's ``ctx.cancelled`` (an async one is cancelled); its late result will be stale."""
         with self._lock:
             event = self._cancel_events.pop((task, token), None)
+            future = self._futures.pop((task, token), None)
         if event is not None:
             event.set()
+        if future is not None:
+            future.cancel()
 
     def unstarted(self, tasks: Sequence[str]) -> set[str]:
         """None: a task handed to the pool counts as started."""
@@ -131,6 +167,10 @@ class InProcessDispatcher:
         """Signal every attempt still running to stop."""
         with self._lock:
             events = list(self._cancel_events.values())
+            futures = list(self._futures.values())
             self._cancel_events.clear()
+            self._futures.clear()
         for event in events:
             event.set()
+        for future in futures:
+            future.cancel()

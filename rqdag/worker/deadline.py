@@ -6,6 +6,9 @@ only ``Exception``, so the task cannot turn it into a result by accident), and
 ``on_expire`` runs once the task has unwound. In any
 other thread the deadline is cooperative: the task is told through
 ``on_expire`` (which sets ``ctx.cancelled``) and its late answer is discarded.
+With ``abandon`` (a slot of a concurrent worker), the call runs in a thread of its
+own and the caller stops waiting at the deadline, so the slot is free at once
+while the task, told through ``on_expire``, winds down or not.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ class _DeadlinePassed(BaseException):
 
 
 def call_with_deadline(
-    call: Callable[[], R], timeout_s: float | None, on_expire: Callable[[], None]
+    call: Callable[[], R], timeout_s: float | None, on_expire: Callable[[], None], *, abandon: bool = False
 ) -> tuple[bool, R | None]:
     """Run ``call()``; return ``(False, value)``, or ``(True, None)`` when it ran out of time.
 
@@ -33,6 +36,8 @@ def call_with_deadline(
     """
     if timeout_s is None:
         return False, call()
+    if abandon:
+        return _abandoning(call, timeout_s, on_expire)
     if threading.current_thread() is threading.main_thread():
         return _with_alarm(call, timeout_s, on_expire)
     return _with_timer(call, timeout_s, on_expire)
@@ -84,3 +89,24 @@ def _with_timer(
     finally:
         timer.cancel()
     return (True, None) if fired.is_set() else (False, value)
+
+
+def _abandoning(
+    call: Callable[[], R], timeout_s: float, on_expire: Callable[[], None]
+) -> tuple[bool, R | None]:
+    box: list[R] = []
+    done = threading.Event()
+
+    def run() -> None:
+        try:
+            box.append(call())
+        finally:
+            done.set()
+
+    threading.Thread(target=run, name="rqdag-task", daemon=True).start()
+    if done.wait(timeout_s) and box:
+        return False, box[0]
+    if done.is_set():  # the call raised: the task boundary lets nothing of the task's out
+        raise RuntimeError("the task call ended without a result")
+    on_expire()
+    return True, None

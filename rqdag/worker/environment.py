@@ -31,27 +31,39 @@ DEFAULT_MAX_RESULT_BYTES = MAX_RESULT_BYTES
 DEFAULT_SHUTDOWN_GRACE_S = 30.0
 
 
+Attempt = tuple[str, str, str]  # (run_id, task, token)
+
+
 class CurrentAttempt:
-    """The attempt this process is running now, if any (read by the shutdown timer)."""
+    """The attempts this process is running now, one per slot (read by the shutdown timer).
+
+    A slot is the thread that performs the job: :meth:`set` and :meth:`clear`
+    are called from it.
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._value: tuple[str, str, str] | None = None
+        self._by_slot: dict[int, Attempt] = {}
 
     def set(self, run_id: str, task: str, token: str) -> None:
-        """Record the running attempt."""
+        """Record the attempt this slot runs."""
         with self._lock:
-            self._value = (run_id, task, token)
+            self._by_slot[threading.get_ident()] = (run_id, task, token)
 
     def clear(self) -> None:
-        """No attempt runs any more."""
+        """This slot runs no attempt any more."""
         with self._lock:
-            self._value = None
+            self._by_slot.pop(threading.get_ident(), None)
 
-    def get(self) -> tuple[str, str, str] | None:
-        """``(run_id, task, token)`` of the running attempt, or None."""
+    def get(self) -> Attempt | None:
+        """``(run_id, task, token)`` of a running attempt (the only one of a one-slot worker), or None."""
         with self._lock:
-            return self._value
+            return next(iter(self._by_slot.values()), None)
+
+    def all(self) -> list[Attempt]:
+        """Every running attempt."""
+        with self._lock:
+            return list(self._by_slot.values())
 
 
 @dataclass(frozen=True)
@@ -65,6 +77,7 @@ class WorkerSettings:
     shutdown_grace_s: float = DEFAULT_SHUTDOWN_GRACE_S
     heartbeat_timeout_s: float | None = None  # this worker's own limit, over the run's
     log_limits: LogLimits = field(default_factory=LogLimits)  # its tasks' output kept (capture)
+    concurrency: int = 1  # slots: tasks one process runs at once
 
     def __post_init__(self) -> None:
         tasks = (self.tasks,) if isinstance(self.tasks, str) else tuple(self.tasks)
@@ -75,6 +88,8 @@ class WorkerSettings:
             raise RqdagError(f"heartbeat_interval must be > 0, got {self.heartbeat_interval!r}")
         if not isinstance(self.max_result_bytes, int) or self.max_result_bytes <= 0:
             raise RqdagError(f"max_result_bytes must be an integer > 0, got {self.max_result_bytes!r}")
+        if not isinstance(self.concurrency, int) or self.concurrency < 1:
+            raise RqdagError(f"concurrency must be an integer >= 1, got {self.concurrency!r}")
 
 
 @dataclass(frozen=True)
@@ -90,6 +105,7 @@ class WorkerEnvironment:
     connection: redis.Redis
     scripts: Scripts
     logs: LogShipper
+    slots: int = 1
     current: CurrentAttempt = field(default_factory=CurrentAttempt)
     ticker: Ticker = field(default_factory=Ticker)
 
@@ -112,6 +128,7 @@ def build_environment(
         scripts=scripts,
         logs=LogShipper(connection, scripts.append_logs, settings.log_limits, ticker),
         ticker=ticker,
+        slots=settings.concurrency,
     )
     publish_code(connection, environment.registry.functions)
     return environment

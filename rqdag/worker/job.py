@@ -17,6 +17,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 import time
@@ -24,10 +25,10 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from rqdag.errors import DecodeError, EncodeError, TaskNotAllowedError
-from rqdag.shared import metrics, traces
+from rqdag.shared import aio, metrics, traces
 from rqdag.shared.model.codec import decode_result, encode_result, loads
 from rqdag.shared.model.context import TaskContext, idempotency_key
-from rqdag.shared.model.invoke import invoke_task
+from rqdag.shared.model.invoke import ainvoke_task, invoke_task, is_async
 from rqdag.shared.model.job import TaskJob
 from rqdag.shared.model.task import TaskMetrics, TaskResult, TaskStatus
 from rqdag.shared.store.keys import RunKeys
@@ -131,18 +132,23 @@ def _call(
     ctx: TaskContext,
 ) -> TaskResult:
     started = time.time()
+    with_context = _WithContext(func, env.context)
+    with_condition = _WithContext(condition, env.context) if condition is not None else None
+    if is_async(func) or is_async(condition):
+        result = _await_on_loop(env, spec, with_context, with_condition, ctx)
+    else:
 
-    def invoke() -> TaskResult:
-        return invoke_task(
-            _WithContext(func, env.context),
-            ctx,
-            condition=_WithContext(condition, env.context) if condition is not None else None,
-            worker=env.worker_name,
-            definition_hash=spec.definition_hash,
-        )
+        def invoke() -> TaskResult:
+            return invoke_task(
+                with_context,
+                ctx,
+                condition=with_condition,
+                worker=env.worker_name,
+                definition_hash=spec.definition_hash,
+            )
 
-    expired, result = call_with_deadline(invoke, spec.timeout_s, ctx.cancelled.set)
-    if expired or result is None:
+        result = call_with_deadline(invoke, spec.timeout_s, ctx.cancelled.set, abandon=env.slots > 1)[1]
+    if result is None:
         log.warning("run %r, task %r: timed out after %gs", spec.run_id, spec.task, spec.timeout_s or 0)
         return TaskResult(
             TaskStatus.FAILURE,
@@ -151,6 +157,28 @@ def _call(
             definition_hash=spec.definition_hash,
         )
     return result
+
+
+def _await_on_loop(
+    env: WorkerEnvironment,
+    spec: TaskJob,
+    func: TaskFunction,
+    condition: TaskFunction | None,
+    ctx: TaskContext,
+) -> TaskResult | None:
+    """An ``async def`` task awaited on the process's event loop; None when cancelled at its timeout."""
+
+    async def attempt() -> TaskResult | None:
+        call = ainvoke_task(
+            func, ctx, condition=condition, worker=env.worker_name, definition_hash=spec.definition_hash
+        )
+        try:
+            return await asyncio.wait_for(call, spec.timeout_s)
+        except TimeoutError:
+            ctx.cancelled.set()
+            return None
+
+    return aio.submit(attempt()).result()
 
 
 class _WithContext:

@@ -169,37 +169,42 @@ class RqdagWorkerMixin(RidesOutFullRedis):
             metrics.slot_busy(-1)
 
     def request_stop(self, signum: Any, frame: Any) -> None:
-        """Warm shutdown: the running task has ``shutdown_grace_s`` to finish, then it is handed back."""
-        attempt = self.rqdag_environment().current.get()
-        if attempt is not None and self.rqdag_settings is not None:
+        """Warm shutdown: each running task has ``shutdown_grace_s`` to finish, then it is handed back."""
+        attempts = self.rqdag_environment().current.all()
+        if attempts and self.rqdag_settings is not None:
             grace = self.rqdag_settings.shutdown_grace_s
-            log.warning(
-                "worker %s stopping: run %r, task %r has %gs to finish before it is handed back",
-                self.name,
-                attempt[0],
-                attempt[1],
-                grace,
-            )
-            timer = threading.Timer(grace, self._hand_back, args=(attempt,))
+            for run_id, task, _ in attempts:
+                log.warning(
+                    "worker %s stopping: run %r, task %r has %gs to finish before it is handed back",
+                    self.name,
+                    run_id,
+                    task,
+                    grace,
+                )
+            timer = threading.Timer(grace, self._hand_back, args=(attempts,))
             timer.daemon = True
             timer.start()
         super().request_stop(signum, frame)  # type: ignore[no-untyped-call]
 
-    def _hand_back(self, attempt: tuple[str, str, str]) -> None:
+    def _hand_back(self, attempts: list[tuple[str, str, str]]) -> None:
         env = self.rqdag_environment()
-        if env.current.get() != attempt:
-            return  # it finished in time
-        run_id, task, token = attempt
-        try:
-            handed = env.scripts.hand_back(RunKeys(run_id), task=task, token=token)
-        except redis.RedisError as exc:
-            log.error(
-                "run %r, task %r: could not hand back (%s); its heartbeat will lapse", run_id, task, exc
-            )
-            handed = False
-        if handed:
-            log.warning("run %r, task %r: not finished within the grace period: handed back", run_id, task)
-        os._exit(0)  # the task is abandoned in mid-call: nothing of this process may go on
+        running = set(env.current.all())
+        late = [attempt for attempt in attempts if attempt in running]
+        if not late:
+            return  # they all finished in time
+        for run_id, task, token in late:
+            try:
+                handed = env.scripts.hand_back(RunKeys(run_id), task=task, token=token)
+            except redis.RedisError as exc:
+                log.error(
+                    "run %r, task %r: could not hand back (%s); its heartbeat will lapse", run_id, task, exc
+                )
+                handed = False
+            if handed:
+                log.warning(
+                    "run %r, task %r: not finished within the grace period: handed back", run_id, task
+                )
+        os._exit(0)  # the tasks are abandoned in mid-call: nothing of this process may go on
 
 
 class ForkTaskWorker(RqdagWorkerMixin, Worker):

@@ -22,14 +22,30 @@ from rqdag.worker.environment import (
 )
 from rqdag.worker.lifecycle import work_until_stopped
 from rqdag.worker.rq_classes import ForkTaskWorker, RqdagWorkerMixin, SimpleTaskWorker, SpawnTaskWorker
+from rqdag.worker.slots import ConcurrentTaskWorker
 
-WorkerClass = Literal["fork", "simple", "spawn"]
+WorkerClass = Literal["fork", "simple", "spawn", "concurrent"]
 
 WORKER_CLASSES: dict[str, type[RqdagWorkerMixin]] = {
     "fork": ForkTaskWorker,
     "simple": SimpleTaskWorker,
     "spawn": SpawnTaskWorker,
+    "concurrent": ConcurrentTaskWorker,
 }
+
+
+def resolve_worker_class(worker_class: str, concurrency: int) -> WorkerClass:
+    """The class to run: ``concurrent`` when more than one slot is asked of the default class."""
+    if concurrency < 1:
+        raise RqdagError(f"--concurrency must be >= 1, got {concurrency}")
+    if concurrency == 1 or worker_class == "concurrent":
+        return worker_class  # type: ignore[return-value]
+    if worker_class == "simple":
+        return "concurrent"
+    raise RqdagError(
+        f"--concurrency {concurrency} needs the concurrent worker class, not {worker_class!r} "
+        "(a forking or spawning worker runs one task per process)"
+    )
 
 
 def default_worker_name() -> str:
@@ -72,6 +88,7 @@ def start_worker(
     shutdown_grace_s: float = DEFAULT_SHUTDOWN_GRACE_S,
     heartbeat_timeout_s: float | None = None,
     log_limits: LogLimits | None = None,
+    concurrency: int = 1,
     burst: bool = False,
     log_level: str = "INFO",
 ) -> None:
@@ -94,6 +111,10 @@ def start_worker(
     each job in a forked horse, which isolates the worker from a task that leaks
     memory or crashes the interpreter (a segfault fails that job, not the
     worker); ``"spawn"`` does the same with a fresh interpreter per job.
+    ``concurrency`` > 1 (the ``"concurrent"`` class, chosen for it): up to that
+    many tasks at once in this process, plain functions in threads and
+    ``async def`` tasks on one event loop, each with its own heartbeat, timeout
+    and grace period.
 
     SIGTERM (or Ctrl-C) asks for a warm shutdown: the worker takes no new job and
     the current task has ``shutdown_grace_s`` to finish and report. Past that
@@ -102,6 +123,7 @@ def start_worker(
     at once; the coordinator then sees the attempt's heartbeat stop.
     """
     setup_loghandlers(log_level, name="rqdag")
+    worker_class = resolve_worker_class(worker_class, concurrency)
     settings = WorkerSettings(
         tasks=(tasks,) if isinstance(tasks, str) else tuple(tasks),
         context=context,
@@ -110,6 +132,7 @@ def start_worker(
         shutdown_grace_s=shutdown_grace_s,
         heartbeat_timeout_s=heartbeat_timeout_s,
         log_limits=log_limits or LogLimits(),
+        concurrency=concurrency,
     )
     # RQ raises this client's socket timeout to its dequeue timeout + 10 s, for its
     # blocking dequeue; the job and heartbeat threads share the client's pool.

@@ -10,6 +10,7 @@ back to serving jobs as a copy of the worker.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import os
 import threading
 import time
@@ -51,6 +52,44 @@ def invoke_task(
     started_wall = time.time()
     started = time.perf_counter()
     result = _call(func, ctx, condition)
+    return _measured(result, ctx, started_wall, started, worker, definition_hash)
+
+
+async def ainvoke_task(
+    func: Callable[[TaskContext], Any],
+    ctx: TaskContext,
+    *,
+    condition: Callable[[TaskContext], Any] | None = None,
+    worker: str | None = None,
+    definition_hash: str | None = None,
+) -> TaskResult:
+    """:func:`invoke_task` for an ``async def`` task (or condition): awaited, on the caller's loop.
+
+    A cancellation (the task's timeout) propagates: it is not the task's own error.
+    """
+    started_wall = time.time()
+    started = time.perf_counter()
+    result = await _acall(func, ctx, condition)
+    return _measured(result, ctx, started_wall, started, worker, definition_hash)
+
+
+def is_async(func: Callable[..., Any] | None) -> bool:
+    """True for an ``async def`` function (or an object whose ``__call__`` is one)."""
+    if func is None:
+        return False
+    return inspect.iscoroutinefunction(func) or inspect.iscoroutinefunction(
+        getattr(func, "__call__", None)  # noqa: B004 (a callable object's own method)
+    )
+
+
+def _measured(
+    result: TaskResult,
+    ctx: TaskContext,
+    started_wall: float,
+    started: float,
+    worker: str | None,
+    definition_hash: str | None,
+) -> TaskResult:
     duration = time.perf_counter() - started
     metrics = TaskMetrics(
         started_at=started_wall,
@@ -78,6 +117,39 @@ def _call(
         return TaskResult.failure(f"SystemExit: {exc}", error=user_traceback(exc))
     except Exception as exc:  # the task boundary: any error becomes a failure result
         return TaskResult.failure(f"{type(exc).__name__}: {exc}", error=user_traceback(exc))
+    if inspect.isawaitable(value):  # an async callable the caller did not know was one
+        if inspect.iscoroutine(value):
+            value.close()  # never awaited: said here, not as a RuntimeWarning
+        return TaskResult.failure(f"task '{ctx.task}' is async: it must be awaited (ainvoke_task)")
+    return _as_result(value, ctx)
+
+
+async def _acall(
+    func: Callable[[TaskContext], Any],
+    ctx: TaskContext,
+    condition: Callable[[TaskContext], Any] | None,
+) -> TaskResult:
+    pid = os.getpid()
+    try:
+        if condition is not None and not await _awaited(condition, ctx, pid):
+            return TaskResult.skipped("condition is false")
+        value = await _awaited(func, ctx, pid)
+    except Exception as exc:  # the task boundary: any error becomes a failure result
+        return TaskResult.failure(f"{type(exc).__name__}: {exc}", error=user_traceback(exc))
+    return _as_result(value, ctx)
+
+
+async def _awaited(call: Callable[[TaskContext], Any], ctx: TaskContext, pid: int) -> Any:
+    """``call(ctx)``, awaited when it returns an awaitable; a forked child exits as in the sync path."""
+    value = _in_this_process(call, ctx, pid)
+    if inspect.isawaitable(value):
+        value = await value
+        if os.getpid() != pid:
+            os._exit(0)
+    return value
+
+
+def _as_result(value: Any, ctx: TaskContext) -> TaskResult:
     result = value if isinstance(value, TaskResult) else TaskResult(TaskStatus.SUCCESS, data=value)
     try:
         dumps(result.data, what=f"the value returned by task '{ctx.task}'")

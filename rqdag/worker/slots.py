@@ -1,0 +1,141 @@
+"""The concurrent worker: one RQ worker process running up to N tasks at once, one per slot.
+
+A slot is a thread that performs one job through RQ's own path (its
+StartedJobRegistry, its executions, its job heartbeats: ``rq info`` shows every
+running job) and rqdag's job function (start, call, finish: the token, the
+heartbeat, the result size limit, the fork guard hold per slot). A plain
+function runs in its slot's thread; an ``async def`` task is awaited on the
+process's one event loop (:mod:`rqdag.shared.aio`), cancelled at its timeout.
+A plain task past its timeout is failed and frees its slot at once, with
+``ctx.cancelled`` set.
+
+The main thread only dequeues: it waits for a free slot, then takes the next
+job. SIGTERM stops the dequeueing; every slot running then gets the grace
+period, and what is still running after it is handed back (see
+:meth:`~rqdag.worker.rq_classes.RqdagWorkerMixin.request_stop`).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import redis
+from rq.exceptions import StopRequested
+from rq.job import Job
+from rq.queue import Queue
+from rq.worker import WorkerStatus
+
+from rqdag.shared import metrics
+from rqdag.worker.rq_classes import SimpleTaskWorker
+
+log = logging.getLogger("rqdag.worker")
+
+SLOT_WAIT_S = 0.5  # how often a main thread waiting for a free slot looks up (signals, maintenance)
+
+
+class ConcurrentTaskWorker(SimpleTaskWorker):
+    """rqdag's concurrent worker: ``rqdag_settings.concurrency`` jobs at once in one process."""
+
+    _pool: ThreadPoolExecutor | None = None
+    _free: threading.Semaphore | None = None
+    _lock: threading.Lock
+    _in_flight = 0
+    _waiting = False  # the main thread is blocked waiting (a slot, a job): a stop may interrupt it
+
+    @property
+    def slots(self) -> int:
+        """How many jobs this worker runs at once."""
+        return self.rqdag_settings.concurrency if self.rqdag_settings is not None else 1
+
+    def _slots(self) -> tuple[ThreadPoolExecutor, threading.Semaphore]:
+        if self._pool is None or self._free is None:
+            self._pool = ThreadPoolExecutor(self.slots, thread_name_prefix="rqdag-slot")
+            self._free = threading.Semaphore(self.slots)
+            self._lock = threading.Lock()
+        return self._pool, self._free
+
+    def dequeue_job_and_maintain_ttl(
+        self, timeout: int | None, max_idle_time: int | None = None
+    ) -> tuple[Job, Queue] | None:
+        """Wait for a free slot, then for a job; in burst mode, empty queues end the loop only
+        once no slot runs a job (a running one may still enqueue more)."""
+        _, free = self._slots()
+        self._wait(free)
+        while True:
+            self._waiting = True
+            try:
+                found = super().dequeue_job_and_maintain_ttl(timeout, max_idle_time)
+            except BaseException:
+                free.release()
+                raise
+            finally:
+                self._waiting = False
+            if found is not None or timeout is not None or self._in_flight == 0:
+                if found is None:
+                    free.release()
+                return found
+            self._wait_for_one()
+
+    def _wait(self, free: threading.Semaphore) -> None:
+        self._waiting = True
+        try:
+            while not free.acquire(timeout=SLOT_WAIT_S):
+                self.heartbeat()
+        finally:
+            self._waiting = False
+
+    def _wait_for_one(self) -> None:
+        """Burst mode, queues empty, slots still busy: wait until one finishes or a job comes."""
+        seen = self._in_flight
+        self._waiting = True
+        try:
+            while self._in_flight == seen and self._in_flight:
+                threading.Event().wait(0.05)
+        finally:
+            self._waiting = False
+
+    def execute_job(self, job: Job, queue: Queue) -> None:
+        """Hand the job to a free slot (taken by the dequeue) and return to dequeueing."""
+        pool, _ = self._slots()
+        execution = self.prepare_execution(job)
+        with self._lock:
+            self._in_flight += 1
+        self.set_state(WorkerStatus.BUSY)
+        pool.submit(self._perform_in_slot, job, queue, execution)
+
+    def _perform_in_slot(self, job: Job, queue: Queue, execution: Any) -> None:
+        _, free = self._slots()
+        metrics.slot_busy(1)
+        try:
+            self.perform_job(job, queue, execution)
+        except redis.ResponseError as exc:
+            self._refused(exc)
+        except Exception:  # a slot must outlive any one job
+            log.exception("worker %s: job %s: slot failed", self.name, job.id)
+        finally:
+            metrics.slot_busy(-1)
+            with self._lock:
+                self._in_flight -= 1
+                idle = self._in_flight == 0
+            free.release()
+            if idle and not self._stop_requested:
+                try:
+                    self.set_state(WorkerStatus.IDLE)
+                except redis.RedisError as exc:
+                    log.debug("worker %s: state not recorded: %s", self.name, exc)
+
+    def _shutdown(self) -> None:
+        """RQ's warm stop: no new job; the slots finish (or are handed back after the grace)."""
+        self._stop_requested = True
+        self.set_shutdown_requested_date()  # type: ignore[no-untyped-call]
+        if self._waiting:
+            raise StopRequested()
+
+    def teardown(self) -> None:
+        """Wait for every slot to finish (the grace timer bounds it), then unregister."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+        super().teardown()  # type: ignore[no-untyped-call]
