@@ -18,8 +18,8 @@ from rq.registry import StartedJobRegistry
 
 from rqdag import TaskRunnerBuilder, TaskStatus
 from rqdag.client import Client
-from rqdag.shared.store.runs import RunStore
 from rqdag.shared.store.keys import RunKeys
+from rqdag.shared.store.runs import RunStore
 from tests.integration.slot_flows import asynchronous, four_blocking, hung, in_flight
 from tests.support.processes import Procs
 from tests.support.wait import wait_until
@@ -33,7 +33,9 @@ def _running(store: RunStore, run_id: str) -> set[str]:
 
 def _starts(procs: Procs, run_id: str) -> Counter[str]:
     return Counter(
-        line["task"] for line in procs.ledger_lines() if line["run_id"] == run_id and line.get("phase") == "start"
+        line["task"]
+        for line in procs.ledger_lines()
+        if line["run_id"] == run_id and line.get("phase") == "start"
     )
 
 
@@ -115,9 +117,7 @@ def test_a_hung_async_task_is_cancelled_at_its_timeout_while_other_slots_go_on(
 
 
 def test_sigterm_gives_every_slot_the_grace_then_hands_back(redis_url: str, procs: Procs) -> None:
-    w1 = procs.worker(
-        redis_url, "--concurrency", "4", "--shutdown-grace", "0.5", name="w1", tasks=SLOT_FLOWS
-    )
+    w1 = procs.worker(redis_url, "--concurrency", "4", "--shutdown-grace", "0.5", name="w1", tasks=SLOT_FLOWS)
     procs.coordinator(redis_url)
     client = Client(redis_url)
     store = RunStore(client.connection)
