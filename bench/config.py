@@ -16,6 +16,7 @@ SECTIONS = (
     "manyruns",
     "submit",
     "logs",
+    "slots",
 )
 BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
@@ -44,6 +45,10 @@ class Config:
     many_runs: tuple[int, ...] = (100, 1_000)  # 8: runs at once, each on a coordinator --max-runs N
     submit_runs: int = 200  # 9: one-task runs submitted one after another, per way and repetition
     logs_width: int = 2_000  # 10: the wide DAG run with log capture on and off
+    slots_processes: int = 2  # 11: concurrent worker processes
+    slots_noop: int = 8  # 11: slots per process for the no-op fan-out (width: ``width``)
+    slots_sleep: int = 50  # 11: slots per process for the sleeping tasks
+    slots_sleep_tasks: int = 1_000  # 11: tasks that each sleep 0.1 s
     run_bound_s: float = 600.0  # any single measured run: a safety net, not a result
     appendonly: bool = False
     out_dir: Path | None = BENCH_DIR  # where RESULTS.md goes; None: print only
@@ -74,6 +79,8 @@ QUICK = replace(
     many_runs=(10, 30),
     submit_runs=10,
     logs_width=50,
+    slots_sleep_tasks=100,
+    slots_sleep=10,
     run_bound_s=60.0,
     out_dir=None,
 )

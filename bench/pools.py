@@ -58,7 +58,10 @@ class WorkerPool:
         counted: bool = False,
         queue: str | None = None,
         extra: Sequence[str] = (),
+        concurrency: int = 1,
     ) -> None:
+        """``concurrency``: slots per rqdag worker (``--concurrency``; more than 1: the concurrent class)."""
+        self.concurrency = concurrency
         self.bench = bench
         self.kind = kind
         self.count = count
@@ -83,6 +86,7 @@ class WorkerPool:
             "--queues": self.queue,
             "--name": name,
             "--log-level": "WARNING",
+            "--concurrency": str(self.concurrency),
         }
         argv = [sys.executable, "-m", "rqdag", "worker", *(part for pair in options.items() for part in pair)]
         return [*argv, *self.extra]

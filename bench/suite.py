@@ -15,6 +15,7 @@ from bench import (
     overhead,
     peers,
     resume,
+    slots,
     submit,
     throughput,
 )
@@ -35,6 +36,7 @@ TITLES = {
     "manyruns": manyruns.SECTION,
     "submit": submit.SECTION,
     "logs": logcapture.SECTION,
+    "slots": slots.SECTION,
 }
 
 
@@ -78,6 +80,8 @@ def run_suite(config: Config, bench: BenchRedis, progress: Callable[[str], None]
                 with WorkerPool(bench, "rqdag", count), WorkerPool(bench, "raw", count):
                     session.warm_up()
                     add("throughput", [throughput.measure(session, config.extra_width, count)])
+        if "slots" in results:
+            add("slots", slots.measure(session, progress))
     finally:
         session.close()
     if "peers" in results:  # last: every worker pool above is closed

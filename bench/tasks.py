@@ -6,6 +6,9 @@ path ``bench.tasks.raw_noop`` for raw RQ workers).
 
 from __future__ import annotations
 
+import asyncio
+import time
+
 from rqdag import TaskContext
 
 
@@ -17,3 +20,13 @@ def noop(ctx: TaskContext) -> None:
 def raw_noop() -> None:
     """A raw RQ job that does nothing."""
     return None
+
+
+async def async_nap(ctx: TaskContext) -> None:
+    """An async rqdag task that awaits ``params['nap_s']`` seconds."""
+    await asyncio.sleep(float(ctx.params.get("nap_s", 0.1)))
+
+
+def thread_nap(ctx: TaskContext) -> None:
+    """A plain rqdag task that blocks its thread ``params['nap_s']`` seconds."""
+    time.sleep(float(ctx.params.get("nap_s", 0.1)))

@@ -18,7 +18,7 @@ import pytest
 
 from tests.support import REPO
 
-MEASURED = ("throughput", "chain", "fanin", "resume", "overhead", "memory", "manyruns", "submit", "logs")
+MEASURED = ("throughput", "chain", "fanin", "resume", "overhead", "memory", "manyruns", "submit", "logs", "slots")
 
 
 def _numbers(row: dict[str, Any]) -> list[float]:
@@ -30,7 +30,7 @@ def _numbers(row: dict[str, Any]) -> list[float]:
     return values
 
 
-@pytest.mark.timeout(125)
+@pytest.mark.timeout(200)
 def test_quick_suite_reports_every_section(tmp_path: Path) -> None:
     out = tmp_path / "results"
     result_json = tmp_path / "results.json"
@@ -40,7 +40,7 @@ def test_quick_suite_reports_every_section(tmp_path: Path) -> None:
         cwd=REPO,
         capture_output=True,
         text=True,
-        timeout=115,
+        timeout=190,
         check=False,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]

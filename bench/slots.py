@@ -1,0 +1,92 @@
+"""Section 11, slots: concurrent workers (``--concurrency``) on no-ops and on sleeping tasks.
+
+- A ``1 -> width -> 1`` no-op fan-out on 2 processes x 8 slots against raw RQ's
+  2 SimpleWorkers draining as many jobs (target: 3x), and against Dramatiq on
+  2 processes x 8 threads when the bench extra is installed (target: 0.8x).
+- 1,000 tasks that each ``await asyncio.sleep(0.1)``, and 1,000 that each
+  ``time.sleep(0.1)`` in threads, on 2 processes x 50 slots: done within 3 s.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from bench.drive import Timing
+from bench.pools import WorkerPool
+from bench.session import Session, paired, series_of
+from bench.stats import Row, Series, ratios
+from bench.tasks import async_nap, thread_nap
+from bench.throughput import rate
+from bench.workloads import raw_independent, task_name, wide_workflow
+from rqdag import Task, Workflow
+
+SECTION = "11. Slots"
+RAW_TARGET = 3.0
+DRAMATIQ_TARGET = 0.8
+SLEEP_TARGET_S = 3.0
+NAP_S = 0.1
+
+
+def measure(session: Session, progress: Callable[[str], None]) -> list[Row]:
+    """The rows of the section; each pool is started and stopped here."""
+    config = session.config
+    procs = config.slots_processes
+    rows: list[Row] = []
+    progress(f"11. slots: no-op fan-out, {procs} x {config.slots_noop} slots vs raw RQ {procs} workers")
+    with (
+        WorkerPool(session.bench, "rqdag", procs, concurrency=config.slots_noop),
+        WorkerPool(session.bench, "raw", procs),
+    ):
+        session.warm_up()
+        rows.append(_fanout_row(session, procs, config.slots_noop))
+    progress(f"11. slots: sleeping tasks, {procs} x {config.slots_sleep} slots")
+    with WorkerPool(session.bench, "rqdag", procs, concurrency=config.slots_sleep):
+        session.warm_up()
+        for label, func in (("await asyncio.sleep", async_nap), ("time.sleep (threads)", thread_nap)):
+            rows.append(_sleep_row(session, label, func, procs, config.slots_sleep))
+    return rows
+
+
+def _fanout_row(session: Session, procs: int, slots: int) -> Row:
+    width = session.config.width
+    total = width + 2
+    ours, theirs = paired(
+        session, wide_workflow(width), "slots-wide", lambda tag: raw_independent(total, tag)
+    )
+    rqdag, raw = series_of(ours, rate), series_of(theirs, rate)
+    ratio = ratios(rqdag, raw)
+    return Row(
+        section=SECTION,
+        measure=f"wide DAG 1 -> {width:,} -> 1, {procs} processes x {slots} slots",
+        unit="tasks/s",
+        rqdag=rqdag,
+        reference=raw,
+        reference_name=f"raw RQ, {procs} SimpleWorkers, {total:,} independent jobs",
+        ratio=ratio,
+        target=f">= {RAW_TARGET:g}",
+        met=ratio.median >= RAW_TARGET and not ratio.bound_hit,
+        note="Dramatiq 2 x 8 threads: section 6 (target >= 0.8x of it)",
+    )
+
+
+def _sleep_row(session: Session, label: str, func: Callable[..., None], procs: int, slots: int) -> Row:
+    count = session.config.slots_sleep_tasks
+    tasks = [Task(task_name(i), func) for i in range(count)]
+    workflow = Workflow(f"bench-nap-{func.__name__}", tasks)
+    timings: list[Timing] = []
+    for _ in range(session.config.reps):
+        timings.append(session.rqdag(workflow, "nap"))
+    seconds = series_of(timings, lambda t: t.seconds)
+    floor = count * NAP_S / (procs * slots)
+    return Row(
+        section=SECTION,
+        measure=f"{count:,} tasks each {label}({NAP_S:g}), {procs} processes x {slots} slots",
+        unit="s",
+        rqdag=seconds,
+        reference=Series.of([floor]),
+        reference_name="the sleeps alone, all slots busy",
+        ratio=None,
+        target=f"<= {SLEEP_TARGET_S:g} s",
+        met=seconds.median <= SLEEP_TARGET_S and not seconds.bound_hit,
+        note="",
+    )
