@@ -69,7 +69,7 @@ def _fanout_row(session: Session, procs: int, slots: int) -> Row:
     )
 
 
-def _sleep_row(session: Session, label: str, func: Callable[..., None], procs: int, slots: int) -> Row:
+def _sleep_row(session: Session, label: str, func: Callable[..., object], procs: int, slots: int) -> Row:
     count = session.config.slots_sleep_tasks
     tasks = [Task(task_name(i), func) for i in range(count)]
     workflow = Workflow(f"bench-nap-{func.__name__}", tasks)
