@@ -43,6 +43,7 @@ class ClusterSettings:
     folder: Path
     ledger: Path
     workers: int = 3
+    worker_concurrency: int = 1
     coordinators: int = 1
     lease_ttl_s: float = 2.0
     heartbeat_interval_s: float = 0.5
@@ -93,6 +94,8 @@ class Cluster:
             str(s.heartbeat_interval_s),
             "--log-level",
             "info",
+            "--concurrency",
+            str(s.worker_concurrency),
         ]
 
     def _coordinator_args(self) -> list[str]:

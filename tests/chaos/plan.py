@@ -21,6 +21,7 @@ class ChaosConfig:
     flaky: int = 8
     max_sleep_s: float = 0.2
     workers: int = 3
+    worker_concurrency: int = 1  # --concurrency of each worker (slots per process)
     worker_kills: int = 12
     amo_kills: int = 3
     coordinator_kills: int = 6

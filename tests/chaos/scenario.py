@@ -140,6 +140,7 @@ class Scenario:
                 folder=folder,
                 ledger=self.ledger,
                 workers=cfg.workers,
+                worker_concurrency=cfg.worker_concurrency,
                 lease_ttl_s=cfg.lease_ttl_s,
                 heartbeat_interval_s=cfg.heartbeat_interval_s,
             )
