@@ -23,6 +23,7 @@ from rqdag.shared.store.code import publish_code
 from rqdag.shared.store.scripts import Scripts
 from rqdag.worker.capture import LogShipper
 from rqdag.worker.context import ContextHolder, load_context
+from rqdag.worker.heartbeat import HeartbeatRound
 from rqdag.worker.registry import TaskRegistry, build_registry
 from rqdag.worker.ticker import Ticker
 
@@ -108,6 +109,7 @@ class WorkerEnvironment:
     slots: int = 1
     current: CurrentAttempt = field(default_factory=CurrentAttempt)
     ticker: Ticker = field(default_factory=Ticker)
+    beats: HeartbeatRound | None = None  # a concurrent worker's: all slots beat in one round trip
 
 
 def build_environment(
@@ -117,6 +119,9 @@ def build_environment(
     and publish the code identity of every function this worker may run (for resumes)."""
     scripts = Scripts.register(connection)
     ticker = Ticker()
+    beats = None
+    if settings.concurrency > 1:
+        beats = HeartbeatRound(scripts, connection, settings.heartbeat_interval, ticker)
     environment = WorkerEnvironment(
         registry=build_registry(settings.tasks),
         context=load_context(settings.context),
@@ -127,8 +132,9 @@ def build_environment(
         connection=connection,
         scripts=scripts,
         logs=LogShipper(connection, scripts.append_logs, settings.log_limits, ticker),
-        ticker=ticker,
         slots=settings.concurrency,
+        ticker=ticker,
+        beats=beats,
     )
     publish_code(connection, environment.registry.functions)
     return environment

@@ -1,4 +1,8 @@
-"""The heartbeat of a running attempt: proof of life, and news of a cancel."""
+"""The heartbeat of a running attempt: proof of life, and news of a cancel.
+
+On a concurrent worker the heartbeats of all its slots go together: a
+:class:`HeartbeatRound` sends them in one pipelined round trip per interval.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ import redis
 from rqdag.shared.redis_memory import is_out_of_memory, memory_episode
 from rqdag.shared.store.keys import RunKeys
 from rqdag.shared.store.scripts import Scripts
+from rqdag.shared.store.scripts.outcomes import Beat
 from rqdag.worker.ticker import Ticker
 
 log = logging.getLogger("rqdag.worker")
@@ -34,6 +39,7 @@ class Heartbeat:
         interval: float,
         cancelled: threading.Event,
         ticker: Ticker,
+        round_: HeartbeatRound | None = None,
     ) -> None:
         self.scripts = scripts
         self.keys = keys
@@ -49,11 +55,15 @@ class Heartbeat:
             "attempt": int(attempt) if attempt.isdigit() else None,
         }
         self._ticker = ticker
+        self._round = round_
         self._handle: int | None = None
         self._memory = memory_episode(log, f"run {keys.run_id!r}, task {task!r}: heartbeat: ")
 
     def __enter__(self) -> Heartbeat:
-        self._handle = self._ticker.every(self.interval, self._tick)
+        if self._round is not None:
+            self._round.join(self)
+        else:
+            self._handle = self._ticker.every(self.interval, self._tick)
         return self
 
     def __exit__(
@@ -62,6 +72,8 @@ class Heartbeat:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        if self._round is not None:
+            self._round.leave(self)
         if self._handle is not None:
             self._ticker.cancel(self._handle)
 
@@ -69,24 +81,33 @@ class Heartbeat:
         try:
             alive = self.beat()
         except redis.RedisError as exc:
-            if is_out_of_memory(exc):  # said once, not at every tick
-                self._memory.seen(exc, kind="OOM")
-                return
-            log.warning(
-                "run %r, task %r: heartbeat failed (will try again): %s",
-                self.keys.run_id,
-                self.task,
-                exc,
-                extra=self._extra,
-            )
+            self.failed(exc)
             return
-        self._memory.over()
         if not alive and self._handle is not None:
             self._ticker.cancel(self._handle)
 
+    def failed(self, exc: redis.RedisError) -> None:
+        """A heartbeat Redis did not take: said (once for a full Redis), tried again next time."""
+        if is_out_of_memory(exc):  # said once, not at every tick
+            self._memory.seen(exc, kind="OOM")
+            return
+        log.warning(
+            "run %r, task %r: heartbeat failed (will try again): %s",
+            self.keys.run_id,
+            self.task,
+            exc,
+            extra=self._extra,
+        )
+
     def beat(self) -> bool:
         """Send one heartbeat; False when the attempt is no longer current."""
-        beat = self.scripts.heartbeat(self.keys, task=self.task, token=self.token, now=time.time())
+        return self.answered(
+            self.scripts.heartbeat(self.keys, task=self.task, token=self.token, now=time.time())
+        )
+
+    def answered(self, beat: Beat) -> bool:
+        """Act on a heartbeat's answer (stop the task, note a cancel); False when no longer current."""
+        self._memory.over()
         if not beat.alive:
             log.warning(
                 "run %r, task %r: attempt %s is no longer current; telling the task to stop",
@@ -108,3 +129,47 @@ class Heartbeat:
             )
             self.cancelled.set()
         return True
+
+
+class HeartbeatRound:
+    """The heartbeats of every slot of a concurrent worker, in one round trip every ``interval``."""
+
+    def __init__(self, scripts: Scripts, connection: redis.Redis, interval: float, ticker: Ticker) -> None:
+        self.scripts = scripts
+        self.connection = connection
+        self.interval = interval
+        self._ticker = ticker
+        self._lock = threading.Lock()
+        self._members: dict[int, Heartbeat] = {}
+        self._handle: int | None = None
+
+    def join(self, heartbeat: Heartbeat) -> None:
+        """Beat for ``heartbeat``'s attempt from the next round on."""
+        with self._lock:
+            self._members[id(heartbeat)] = heartbeat
+            if self._handle is None:
+                self._handle = self._ticker.every(self.interval, self._tick)
+
+    def leave(self, heartbeat: Heartbeat) -> None:
+        """No more beats for ``heartbeat``'s attempt (a round under way may send one more)."""
+        with self._lock:
+            self._members.pop(id(heartbeat), None)
+            if not self._members and self._handle is not None:
+                self._ticker.cancel(self._handle)
+                self._handle = None
+
+    def _tick(self) -> None:
+        with self._lock:
+            members = list(self._members.values())
+        if not members:
+            return
+        attempts = [(m.keys, m.task, m.token) for m in members]
+        try:
+            beats = self.scripts.heartbeat.many(attempts, now=time.time(), client=self.connection)
+        except redis.RedisError as exc:
+            for member in members:
+                member.failed(exc)
+            return
+        for member, beat in zip(members, beats, strict=True):
+            if not member.answered(beat):
+                self.leave(member)

@@ -118,6 +118,7 @@ def _attempt(
         env.heartbeat_interval,
         ctx.cancelled,
         env.ticker,
+        env.beats,
     )
     with heartbeat, env.logs.capture(spec.run_id, spec.task, spec.attempt):
         result = _call(env, spec, func, condition, ctx)

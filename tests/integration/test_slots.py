@@ -31,6 +31,11 @@ def _running(store: RunStore, run_id: str) -> set[str]:
     return {name for name, e in store.read_state(run_id).dispatch.items() if e.state == "running"}
 
 
+def _all_beaten(store: RunStore, run_id: str) -> int:
+    entries = store.read_state(run_id).dispatch.values()
+    return sum(1 for e in entries if e.heartbeat_at and e.started_at and e.heartbeat_at > e.started_at)
+
+
 def _starts(procs: Procs, run_id: str) -> Counter[str]:
     return Counter(
         line["task"]
@@ -68,6 +73,7 @@ def test_four_slots_run_four_blocking_tasks_at_once_and_rq_sees_them(redis_url: 
     store = RunStore(client.connection)
     run = client.submit(four_blocking, params={"block_s": 2.0}, run_id="four-at-once")
     wait_until(lambda: len(_running(store, run.run_id)) == 4, 30, "four tasks running")
+    wait_until(lambda: _all_beaten(store, run.run_id) == 4, 10, "a heartbeat for each of the four slots")
     workers = Worker.all(connection=client.connection)
     assert len(workers) == 1, "one RQ worker process"
     assert len(StartedJobRegistry("default", connection=client.connection).get_job_ids()) == 4

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import redis
 from redis.typing import EncodableT
@@ -88,7 +89,20 @@ class Heartbeat(ScriptWrapper):
         self, keys: RunKeys, *, task: str, token: str, now: float, client: redis.Redis | None = None
     ) -> Beat:
         """Whether the attempt is still the running one, and the run's cancel reason."""
-        reply = self._eval([keys.dispatch, keys.meta], [task, token, now], client)
+        return self._beat(self._eval([keys.dispatch, keys.meta], [task, token, now], client))
+
+    def many(
+        self, attempts: Sequence[tuple[RunKeys, str, str]], *, now: float, client: redis.Redis
+    ) -> list[Beat]:
+        """One heartbeat per ``(keys, task, token)``, all in one pipelined round trip, in order."""
+        with client.pipeline(transaction=False) as pipe:
+            for keys, task, token in attempts:
+                self._script([keys.dispatch, keys.meta], [task, token, now], pipe)
+            replies = pipe.execute()
+        return [self._beat(reply) for reply in replies]
+
+    @staticmethod
+    def _beat(reply: Any) -> Beat:
         if text(reply[0]) != "ok":
             return Beat(alive=False)
         return Beat(alive=True, cancel_reason=text(reply[1]) if reply[1] else "")
