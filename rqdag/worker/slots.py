@@ -100,10 +100,9 @@ class ConcurrentTaskWorker(SimpleTaskWorker):
     def execute_job(self, job: Job, queue: Queue) -> None:
         """Hand the job to a free slot (taken by the dequeue) and return to dequeueing."""
         pool, _ = self._slots()
-        execution = self.prepare_execution(job)
+        execution = self.prepare_execution(job)  # RQ's execution record, and the worker's busy state
         with self._lock:
             self._in_flight += 1
-        self.set_state(WorkerStatus.BUSY)
         pool.submit(self._perform_in_slot, job, queue, execution)
 
     def _perform_in_slot(self, job: Job, queue: Queue, execution: Any) -> None:
