@@ -18,6 +18,7 @@ period, and what is still running after it is handed back (see
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -132,6 +133,18 @@ class ConcurrentTaskWorker(SimpleTaskWorker):
         self.set_shutdown_requested_date()  # type: ignore[no-untyped-call]
         if self._waiting:
             raise StopRequested()
+
+    def request_force_stop(self, signum: int, frame: Any) -> None:
+        """A second signal: stop at once; the slots' attempts are noticed by their heartbeats stopping.
+
+        RQ's cold stop raises SystemExit in the main thread, which would then wait
+        for the slot threads at exit: this process leaves at once instead.
+        """
+        try:
+            super().request_force_stop(signum, frame)
+        except SystemExit:
+            log.warning("worker %s: cold shutdown with %d task(s) running", self.name, self._in_flight)
+            os._exit(0)
 
     def teardown(self) -> None:
         """Wait for every slot to finish (the grace timer bounds it), then unregister."""
