@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 from bench.drive import Timing
 from bench.pools import WorkerPool
-from bench.session import Session, paired, series_of
+from bench.session import WARMUP_TASKS, Session, paired, series_of
 from bench.stats import Row, Series, ratios
 from bench.tasks import async_nap, thread_nap
 from bench.throughput import rate
@@ -41,7 +41,7 @@ def measure(session: Session, progress: Callable[[str], None]) -> list[Row]:
         rows.append(_fanout_row(session, procs, config.slots_noop))
     progress(f"11. slots: sleeping tasks, {procs} x {config.slots_sleep} slots")
     with WorkerPool(session.bench, "rqdag", procs, concurrency=config.slots_sleep):
-        session.warm_up()
+        session.rqdag(wide_workflow(WARMUP_TASKS, name="bench-warmup"), "warmup")  # no raw pool here
         for label, func in (("await asyncio.sleep", async_nap), ("time.sleep (threads)", thread_nap)):
             rows.append(_sleep_row(session, label, func, procs, config.slots_sleep))
     return rows
