@@ -18,7 +18,18 @@ import pytest
 
 from tests.support import REPO
 
-MEASURED = ("throughput", "chain", "fanin", "resume", "overhead", "memory", "manyruns", "submit", "logs", "slots")
+MEASURED = (
+    "throughput",
+    "chain",
+    "fanin",
+    "resume",
+    "overhead",
+    "memory",
+    "manyruns",
+    "submit",
+    "logs",
+    "slots",
+)
 
 
 def _numbers(row: dict[str, Any]) -> list[float]:
