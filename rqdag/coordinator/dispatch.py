@@ -30,6 +30,7 @@ class CompletionKind(StrEnum):
     RESOLVED = "resolved"  # an operator recorded this result (rqdag resolve); no token
     HANDED_BACK = "handed_back"  # the worker stopped before the task ended and gave it back
     UNSTARTED = "unstarted"  # the job left its queue but never started: safe to send again
+    SIGNALLED = "signalled"  # a signal for a wait task (rqdag signal); no token
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,13 @@ class Dispatcher(Protocol):
 
     def wake(self) -> None:
         """Make a pending :meth:`wait` return now (thread-safe)."""
+
+    def hold(self, task: str, seconds: float) -> float:
+        """Start the timer of a wait or sleep reached now; returns the seconds left until it fires.
+
+        A backend that stores timers (Redis) returns what is left of one it
+        stored before (a restarted coordinator does not start a sleep over).
+        """
 
     def abandon(self, task: str, token: str) -> None:
         """Give up on an attempt (timed out or cancelled): tell it to stop."""

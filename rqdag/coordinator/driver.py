@@ -136,6 +136,7 @@ class RunDriver:
             reported=run_state.unreadable_dispatch,
             workflow=meta.workflow,
             traceparent=self._span.traceparent,
+            epoch=meta.epoch,
         )
         remaining = None if meta.deadline_at is None else meta.deadline_at - time.time()
         executor = WorkflowExecutor(

@@ -9,7 +9,7 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from rqdag.coordinator.dispatch import Completion, DispatchRequest
+from rqdag.coordinator.dispatch import Completion, CompletionKind, DispatchRequest
 from rqdag.shared import traces
 from rqdag.shared.model.context import TaskContext, idempotency_key
 from rqdag.shared.model.invoke import invoke_task
@@ -112,6 +112,14 @@ class InProcessDispatcher:
     def wake(self) -> None:
         """Make wait() return now."""
         self._queue.put(None)
+
+    def hold(self, task: str, seconds: float) -> float:
+        """The timer of a wait or sleep starts now: all ``seconds`` are left."""
+        return seconds
+
+    def signal(self, task: str, result: TaskResult) -> None:
+        """A signal for the wait ``task`` (from any thread): the loop applies it at its next step."""
+        self._queue.put(Completion(task, "", result, CompletionKind.SIGNALLED))
 
     def abandon(self, task: str, token: str) -> None:
         """Set the attempt's ``ctx.cancelled``; its late result will be stale."""

@@ -8,7 +8,9 @@ from typing import Any, TypeVar
 from rqdag.errors import RqdagError, WorkflowDefinitionError
 from rqdag.shared.model.duration import parse_duration
 from rqdag.shared.model.graph import validate_graph
+from rqdag.shared.model.holds import HELD_FUNC
 from rqdag.shared.model.task import Retry, Task, TaskCallable
+from rqdag.shared.model.vocabulary import TaskKind
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -108,6 +110,25 @@ class Workflow:
             return func
 
         return register
+
+    def wait(
+        self, name: str, *, depends_on: Sequence[str] = (), timeout_s: float | None = None, priority: int = 0
+    ) -> Task:
+        """Add a wait: it succeeds with a signal's data (``rqdag signal RUN NAME``,
+        ``client.signal``), fails with a failure signal, or fails at ``timeout_s`` with
+        "no signal within ...". No worker runs it."""
+        task = Task(
+            name, HELD_FUNC, depends_on=depends_on, timeout_s=timeout_s, priority=priority, kind=TaskKind.WAIT
+        )
+        return self.add(task)
+
+    def sleep(self, name: str, *, seconds: float, depends_on: Sequence[str] = (), priority: int = 0) -> Task:
+        """Add a sleep: it succeeds ``seconds`` after it is reached, by Redis time (a restarted
+        coordinator keeps its wake-up time). No worker runs it."""
+        task = Task(
+            name, HELD_FUNC, depends_on=depends_on, priority=priority, kind=TaskKind.SLEEP, seconds=seconds
+        )
+        return self.add(task)
 
     def validate(self) -> None:
         """Check names, dependencies and cycles; raises WorkflowDefinitionError."""

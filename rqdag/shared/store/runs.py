@@ -304,6 +304,43 @@ class RunStore(RetentionMixin):
             pipe.xadd(rk.events, {"kind": EventKind.RESOLVED, "task": task}, maxlen=EVENTS_MAXLEN)
             pipe.execute()
 
+    def record_signal(self, run_id: str, task: str, signal: Mapping[str, Any]) -> None:
+        """A ``signal`` for the wait ``task``, its audit entry and a ``signal`` event for the
+        coordinator, in one MULTI/EXEC."""
+        rk = keys.RunKeys(run_id)
+        body = dumps(dict(signal), what=f"run '{run_id}': signal for '{task}'")
+        with self.client.pipeline(transaction=True) as pipe:
+            pipe.hset(rk.signals, task, body)
+            pipe.xadd(
+                rk.audit,
+                {
+                    "kind": AuditKind.SIGNAL,
+                    "entry": dumps({"kind": AuditKind.SIGNAL, "task": task, **signal}, what="audit entry"),
+                },
+            )
+            pipe.xadd(rk.events, {"kind": EventKind.SIGNAL, "task": task}, maxlen=EVENTS_MAXLEN)
+            pipe.execute()
+
+    def read_signals(self, run_id: str, tasks: list[str] | None = None) -> dict[str, bytes]:
+        """The signals stored for the run's waits (all, or those of ``tasks``), raw JSON by task."""
+        rk = keys.RunKeys(run_id)
+        if tasks is None:
+            raw: Any = self.client.hgetall(rk.signals)
+            return {text(k): v for k, v in raw.items()}
+        values: Any = self.client.hmget(rk.signals, tasks) if tasks else []
+        return {t: v for t, v in zip(tasks, values, strict=True) if v is not None}
+
+    def read_timers(self, run_id: str) -> dict[str, float]:
+        """The timers of the run's waits and sleeps: ``"epoch:task"`` to the unix time it fires."""
+        raw: Any = self.client.hgetall(keys.RunKeys(run_id).timers)
+        out = {}
+        for field, value in raw.items():
+            try:
+                out[text(field)] = float(text(value))
+            except ValueError:
+                continue
+        return out
+
     def append_audit(self, run_id: str, entry: Mapping[str, Any]) -> None:
         """Add an operator's action (``entry``: its ``kind``, who, when, why) to the run's audit stream."""
         body = dumps(dict(entry), what=f"run '{run_id}': audit entry")
