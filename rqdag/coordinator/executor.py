@@ -101,6 +101,8 @@ class WorkflowExecutor:
         self._stop_if_asked(now)
         self._publish()
         self._dispatch(now)
+        if self._holds.ended_early():
+            self._publish()  # a wait reached with its signal in already ended in _dispatch
         return self._state.is_finished()
 
     def run(self) -> dict[str, TaskResult]:

@@ -34,6 +34,7 @@ class Holds:
     def __init__(self) -> None:
         self._held: dict[str, Hold] = {}
         self._signals: dict[str, TaskResult] = {}
+        self._early = False  # a hold ended as it started (its signal came first)
 
     def __len__(self) -> int:
         return len(self._held)
@@ -45,8 +46,14 @@ class Holds:
         self._held[task.name] = Hold(task, token, fires_at, time.time())
         early = self._signals.pop(task.name, None)
         if early is not None and task.kind is TaskKind.WAIT:
+            self._early = True
             return self._end(task.name, early)[1]
         return None
+
+    def ended_early(self) -> bool:
+        """True once after :meth:`start` ended a hold at once (its result is to publish)."""
+        early, self._early = self._early, False
+        return early
 
     def token(self, name: str) -> str | None:
         """The token of the held attempt of ``name``, or None when it is not held."""
