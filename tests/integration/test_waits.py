@@ -47,7 +47,9 @@ def test_a_wait_signalled_through_the_cli_completes_with_the_signals_data(
     assert "waiting for signal" in status, status
     time.sleep(0.5)
     assert "approval" not in run.snapshot()  # no signal, no result
-    sent = run_cli("signal", "approve-1", "approval", "--data", '{"by": "ops"}', "--redis", redis_url, "--json")
+    sent = run_cli(
+        "signal", "approve-1", "approval", "--data", '{"by": "ops"}', "--redis", redis_url, "--json"
+    )
     assert sent.returncode == 0, sent.stderr
     assert json.loads(sent.stdout)["signal"]["data"] == {"by": "ops"}
     results = run.wait(timeout=30)
@@ -88,7 +90,15 @@ def test_a_failure_signal_and_the_signals_that_are_errors(redis_url: str, procs:
     assert wrong.returncode == 2
     assert "task 'prepare' is not a wait (it is a task)" in wrong.stderr
     sent = run_cli(
-        "signal", "refused-1", "approval", "--status", "failure", "--reason", "no budget", "--redis", redis_url
+        "signal",
+        "refused-1",
+        "approval",
+        "--status",
+        "failure",
+        "--reason",
+        "no budget",
+        "--redis",
+        redis_url,
     )
     assert sent.returncode == 0, sent.stderr
     again = run_cli("signal", "refused-1", "approval", "--redis", redis_url)

@@ -140,7 +140,7 @@ def test_a_signal_to_a_task_that_is_not_a_wait_or_has_finished_says_so() -> None
     runner = TaskRunnerBuilder().build()
     with pytest.raises(RqdagError, match="no execution is running"):
         runner.signal("approval")
-    thread, out = run_in_thread(runner, approval_flow())
+    thread, _out = run_in_thread(runner, approval_flow())
     until(lambda: "prepare" in runner.snapshot())
     with pytest.raises(RqdagError, match="'prepare': it is not a wait \\(it is a task\\)"):
         runner.signal("prepare")
@@ -172,7 +172,7 @@ def test_the_loop_sleeps_until_the_nearest_timer_and_no_longer() -> None:
 
 def test_a_successful_wait_is_kept_by_a_resumed_runner() -> None:
     runner = TaskRunnerBuilder().build()
-    thread, out = run_in_thread(runner, approval_flow())
+    thread, _out = run_in_thread(runner, approval_flow())
     until(lambda: "prepare" in runner.snapshot())
     runner.signal("approval", data="yes")
     thread.join(WAIT)
