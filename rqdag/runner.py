@@ -15,7 +15,7 @@ from rqdag.coordinator.executor import WorkflowExecutor
 from rqdag.coordinator.inprocess import InProcessDispatcher, TaskFunctions
 from rqdag.coordinator.service import coordinator_id
 from rqdag.coordinator.state import TaskStateManager
-from rqdag.errors import RqdagError
+from rqdag.errors import RqdagError, WorkflowDefinitionError
 from rqdag.shared import traces
 from rqdag.shared.model.codec import normalize_snapshot
 from rqdag.shared.model.duration import parse_duration
@@ -150,6 +150,12 @@ class TaskRunner:
             return dry_run_report(workflow.tasks, state.snapshot())
         if self._redis_url is not None:
             return self._execute_distributed(workflow, params, concurrency, timeout)
+        subflows = [t.name for t in workflow.tasks if t.kind is TaskKind.SUBFLOW]
+        if subflows:
+            raise WorkflowDefinitionError(
+                f"workflow '{workflow.name}': subflow '{subflows[0]}': child runs require Redis "
+                "(TaskRunnerBuilder().with_redis(url), or rqdag submit to a coordinator)"
+            )
         span = traces.start_run_span(self.run_id, workflow.name, None)  # a child of the caller's span
         dispatcher = InProcessDispatcher(
             functions, self._context, workflow=workflow.name, traceparent=span.traceparent

@@ -11,12 +11,14 @@ from rqdag.coordinator.events import EventBus, RunEvent
 from rqdag.coordinator.holds import Holds
 from rqdag.coordinator.phases import Dispatch, Outcome
 from rqdag.coordinator.state import TaskStateManager
-from rqdag.shared.model.holds import is_held
+from rqdag.errors import RqdagError
+from rqdag.shared.model.holds import is_held, params_task
 from rqdag.shared.model.task import TaskMetrics, TaskResult, TaskStatus
-from rqdag.shared.model.vocabulary import RunEventKind
+from rqdag.shared.model.vocabulary import RunEventKind, TaskKind
 
 MAX_IDLE_WAIT_S = 1.0
 MAX_BATCH = 500
+CHILD_CHECK_S = 2.0  # how often a held subflow checks its child run (its end also comes as an event)
 FIRST_BATCH = 50  # the first dispatch is small: workers get going while the next batch is built
 
 
@@ -80,6 +82,9 @@ class WorkflowExecutor:
             kind = completion.kind
             if kind is CompletionKind.RESOLVED:
                 self._state.resolve(completion.task, completion.result)
+                continue
+            if kind is CompletionKind.CHILD_ENDED:
+                self._check_child(completion.task, now)
                 continue
             if kind is CompletionKind.SIGNALLED:
                 self._end_hold(completion.task, self._holds.signal(completion.task, completion.result), now)
@@ -173,6 +178,9 @@ class WorkflowExecutor:
             if not is_held(task):
                 rest.append(d)
                 continue
+            if task.kind is TaskKind.SUBFLOW:
+                self._start_child(d, now)
+                continue
             seconds = task.seconds if task.seconds is not None else task.timeout_s
             left = None if seconds is None else self._dispatcher.hold(task.name, seconds)
             early = self._holds.start(task, d.token, left, now)
@@ -181,11 +189,32 @@ class WorkflowExecutor:
                 self._end_hold(task.name, (d.token, early), now)
         return rest
 
+    def _start_child(self, d: Dispatch, now: float) -> None:
+        task = d.task
+        assert task.subflow is not None
+        self._events.emit(RunEvent(RunEventKind.TASK_START, self._run_id, task.name, d.attempt))
+        self._holds.start(task, d.token, CHILD_CHECK_S, now)
+        try:
+            self._dispatcher.start_child(task.name, task.subflow, d.inputs.get(params_task(task.name)))
+        except RqdagError as exc:  # bad params: the subflow fails, the run goes on
+            self._end_hold(task.name, self._holds.end(task.name, TaskResult.failure(str(exc))), now)
+            return
+        self._check_child(task.name, now)
+
+    def _check_child(self, name: str, now: float) -> None:
+        if self._holds.token(name) is None:
+            return
+        outcome = self._dispatcher.child_outcome(name)
+        if outcome is not None:
+            self._end_hold(name, self._holds.end(name, outcome), now)
+
     def _end_hold(self, name: str, ended: tuple[str, TaskResult] | None, now: float) -> None:
         if ended is not None:
             self._state.complete(name, ended[0], ended[1], now, retryable=False)
 
     def _expire(self, now: float) -> None:
+        for name in self._holds.checks(now, CHILD_CHECK_S):
+            self._check_child(name, now)
         for name, token, result in self._holds.due(now):
             self._state.complete(name, token, result, now, retryable=False)
         for name, token in self._state.expired(now):
@@ -213,6 +242,8 @@ class WorkflowExecutor:
             reason = f"run timed out after {self._timeout:g}s"
         if reason is None or self._state.is_finished():
             return
+        for name in self._holds.subflows():
+            self._dispatcher.cancel_child(name, reason)
         unstarted = self._dispatcher.unstarted([name for name, _ in self._state.running()])
         for name, token in self._state.cancel_all(reason, unstarted):
             if self._holds.token(name) is None:

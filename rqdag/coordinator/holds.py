@@ -72,7 +72,11 @@ class Holds:
 
     def due(self, now: float) -> list[tuple[str, str, TaskResult]]:
         """``(name, token, result)`` of every hold whose timer has fired by ``now``."""
-        fired = [h for h in self._held.values() if h.fires_at is not None and h.fires_at <= now]
+        fired = [
+            h
+            for h in self._held.values()
+            if h.fires_at is not None and h.fires_at <= now and h.task.kind is not TaskKind.SUBFLOW
+        ]
         out = []
         for hold in fired:
             task = hold.task
@@ -83,6 +87,23 @@ class Holds:
             token, result = self._end(task.name, result)
             out.append((task.name, token, result))
         return out
+
+    def checks(self, now: float, every_s: float) -> list[str]:
+        """The subflows whose child run is due for a check by ``now`` (each due again ``every_s`` later)."""
+        out = []
+        for name, hold in list(self._held.items()):
+            if hold.task.kind is TaskKind.SUBFLOW and hold.fires_at is not None and hold.fires_at <= now:
+                self._held[name] = Hold(hold.task, hold.token, now + every_s, hold.since)
+                out.append(name)
+        return out
+
+    def subflows(self) -> list[str]:
+        """The subflows held: their child runs are running."""
+        return [n for n, h in self._held.items() if h.task.kind is TaskKind.SUBFLOW]
+
+    def end(self, name: str, result: TaskResult) -> tuple[str, TaskResult] | None:
+        """End the hold of ``name`` with ``result`` (a child run's outcome); None if not held."""
+        return self._end(name, result) if name in self._held else None
 
     def next_wakeup(self) -> float | None:
         """The earliest moment a timer fires (loop clock), or None."""

@@ -20,9 +20,12 @@ from rqdag.coordinator.watchdog import Watchdog
 from rqdag.errors import DecodeError, LeaseLostError
 from rqdag.shared import metrics
 from rqdag.shared.model.codec import decode_result, encode_result
+from rqdag.shared.model.holds import params_task
 from rqdag.shared.model.job import RUN_TASK, TaskJob
 from rqdag.shared.model.task import TaskResult
 from rqdag.shared.model.vocabulary import AttemptState, EventKind
+from rqdag.shared.model.workflow import Workflow
+from rqdag.shared.store.children import cancel_child, child_outcome, start_child
 from rqdag.shared.store.keys import RunKeys, job_id
 from rqdag.shared.store.records import DispatchEntry, parse_dispatch_entry, text
 from rqdag.shared.store.runs import RunStore
@@ -83,6 +86,7 @@ class RQDispatcher:
         self._next_cancel_check = 0.0
         self._epoch = epoch
         self._signalled: list[str] | None = None  # None: the stored signals are still to read
+        self._children: list[str] = []  # subflows whose child run's end was announced
         self.cancel_reason: str | None = None
         self.problems: list[str] = []
 
@@ -287,21 +291,41 @@ class RQDispatcher:
             )
         return left
 
+    def start_child(self, task: str, workflow: Workflow, params: Any) -> None:
+        """Start the child run ``RUN.task`` once (see :mod:`rqdag.shared.store.children`), with
+        the data of its params task as stored (``params`` when none is)."""
+        self._lease.renew_if_due()
+        run = self._lease.run_id
+        stored = self._store.read_result_json(run, params_task(task))  # a restarted state has no data
+        if stored is not None:
+            params = self._decode(stored, f"run '{run}': results field '{params_task(task)}'").data
+        start_child(self._store, run, task, self._epoch, workflow, params)
+
+    def child_outcome(self, task: str) -> TaskResult | None:
+        """The child run's outcome, or None while it runs."""
+        return child_outcome(self._store, self._lease.run_id, task)
+
+    def cancel_child(self, task: str, reason: str) -> None:
+        """Ask the child run to stop."""
+        cancel_child(self._store, self._lease.run_id, task, reason)
+
     def _note_signals(self, events: list[tuple[bytes, dict[bytes, bytes]]]) -> None:
-        """The tasks of the ``signal`` events among ``events``, to read in :meth:`_signals`."""
-        if self._signalled is None:
-            return  # the first read takes every stored signal
+        """The tasks of the ``signal`` and ``child`` events among ``events``, for :meth:`_signals`."""
         for _, fields in events:
-            if text(fields.get(b"kind", b"")) == EventKind.SIGNAL:
+            kind = text(fields.get(b"kind", b""))
+            if kind == EventKind.SIGNAL and self._signalled is not None:  # None: all are read anyway
                 self._signalled.append(text(fields.get(b"task", b"")))
+            elif kind == EventKind.CHILD:
+                self._children.append(text(fields.get(b"task", b"")))
 
     def _signals(self) -> list[Completion]:
         """Signals that arrived, as completions; the first call takes every stored one (a
         signal sent before this coordinator started, or before its wait was reached)."""
         run = self._lease.run_id
+        ended, self._children = self._children, []
+        out = [Completion(task, "", TaskResult.success(), CompletionKind.CHILD_ENDED) for task in ended]
         tasks, self._signalled = self._signalled, []
         stored = self._store.read_signals(run, tasks)
-        out = []
         for task, raw in stored.items():
             try:
                 if signal_epoch(raw, run, task) < self._epoch:

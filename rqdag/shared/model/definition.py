@@ -51,6 +51,8 @@ def _profile(task: Task, codes: CodeMemo | None = None) -> dict[str, Any]:
             f"task '{task.name}': its condition {task.condition!r} cannot be imported by path"
         )
     holds = {} if task.kind is TaskKind.TASK else {"kind": task.kind.value, "seconds": task.seconds}
+    if task.subflow is not None:
+        holds["subflow"] = loads(encode_definition(task.subflow), what=f"task '{task.name}': subflow")
     return {
         **holds,
         "func": func,
@@ -180,9 +182,17 @@ def _settings(item: Mapping[str, Any], where: str) -> dict[str, Any]:
             "code_hash": _optional_text(item, "code", where),
             "kind": TaskKind(item.get("kind") or TaskKind.TASK),
             "seconds": item.get("seconds"),
+            "subflow": _subflow(item.get("subflow"), where),
         }
     except (TypeError, ValueError, WorkflowDefinitionError) as exc:
         raise DecodeError(f"{where}: {exc}") from None
+
+
+def _subflow(raw: Any, where: str) -> Workflow | None:
+    """The child workflow a subflow's profile holds (its own stored definition), or None."""
+    if raw is None:
+        return None
+    return decode_definition(dumps(raw, what=f"{where}: subflow"), run_id=f"{where}: subflow")
 
 
 def _optional_text(item: Mapping[str, Any], key: str, where: str) -> str | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import MISSING, dataclass, field, fields
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rqdag.errors import SnapshotError, WorkflowDefinitionError
 from rqdag.shared.model.code import code_identity, version_identity
@@ -15,6 +15,9 @@ from rqdag.shared.model.retry import Backoff as Backoff  # Retry's home is its o
 from rqdag.shared.model.retry import Retry as Retry
 from rqdag.shared.model.vocabulary import TaskKind
 from rqdag.shared.model.vocabulary import TaskStatus as TaskStatus  # its home is the vocabulary
+
+if TYPE_CHECKING:
+    from rqdag.shared.model.workflow import Workflow
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,6 +160,7 @@ class Task:
     code_hash: str | None = None
     kind: TaskKind = TaskKind.TASK
     seconds: float | None = None
+    subflow: Workflow | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name.strip():

@@ -25,6 +25,7 @@ class TaskKind(StrEnum):
     TASK = "task"  # a function a worker runs
     WAIT = "wait"  # a signal completes it (``rqdag signal``), or its deadline fails it
     SLEEP = "sleep"  # it succeeds when its time has passed (Redis time)
+    SUBFLOW = "subflow"  # a child run of another workflow; it ends with the child's outcome
 
 
 class RunStatus(StrEnum):
@@ -71,6 +72,7 @@ class EventKind(StrEnum):
     RESOLVED = "resolved"  # an operator recorded a task's result (``rqdag resolve``)
     RESUME = "resume"  # ``rqdag resume`` started a new epoch; carries ``epoch``
     SIGNAL = "signal"  # a signal for a wait task arrived (``rqdag signal``); carries ``task``
+    CHILD = "child"  # a child run of a subflow task ended (its driver wrote it); carries ``task``
 
 
 class AuditKind(StrEnum):
