@@ -16,7 +16,7 @@ from rqdag.cli.common import (
     open_client,
     redis_option,
 )
-from rqdag.cli.holds_view import hold_note, reached_holds
+from rqdag.cli.holds_view import family_lines, hold_note, reached_holds
 from rqdag.cli.live import format_duration, undriven_lines
 from rqdag.cli.output import (
     console,
@@ -60,6 +60,7 @@ def status(run_id: str, redis_url: str | None, data_dir: str, as_json: bool) -> 
         driver = read_driver(client.connection, run_id)
         tasks = store.read_definition(run_id).tasks
         holds = reached_holds(store, meta, state, tasks)
+        family = family_lines(store, run_id, tasks)
         order = None if as_json else topological_order(tasks)
     counts = status_counts(state.results, state.dispatch, meta.task_count)
     if as_json:
@@ -76,6 +77,8 @@ def status(run_id: str, redis_url: str | None, data_dir: str, as_json: bool) -> 
     )
     if meta.error:
         out.print(Text.assemble(("error: ", "red"), meta.error))
+    for line in family:
+        out.print(Text(line))
     note = undriven_note(run_id, embedded=not redis_url)
     for line in undriven_lines(meta.finished, driver, note):
         out.print(Text(line, style="yellow"))

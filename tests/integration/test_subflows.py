@@ -9,6 +9,7 @@ from rqdag import Client, TaskRunnerBuilder, TaskStatus
 from rqdag.errors import WorkflowDefinitionError
 from rqdag.shared.store.runs import RunStore
 from tests.integration.wait_flows import parent_flow
+from tests.support.cli import invoke
 from tests.support.processes import Procs
 from tests.support.runs import wait_status
 from tests.support.wait import wait_for, wait_until
@@ -38,6 +39,13 @@ def test_a_subflow_runs_its_child_and_ends_with_the_childs_final_data(redis_url:
     assert results["ship"].data == {"billing": results["billing"].data}
     assert RunStore(client.connection).read_parent("order-1.billing") == ("order-1", "billing", 1)
     assert sorted(runs_of(procs, "order-1.billing")) == sorted(CHILD_TASKS)
+    assert "child run: order-1.billing" in invoke("status", "order-1", "--redis", redis_url).output
+    assert (
+        "parent run: order-1 (subflow billing)"
+        in invoke("status", "order-1.billing", "--redis", redis_url).output
+    )
+    inspected = invoke("inspect", "order-1", "billing", "--redis", redis_url).output
+    assert "child run" in inspected and "order-1.billing" in inspected
 
 
 def test_a_coordinator_killed_after_the_child_started_starts_no_second_child(

@@ -18,6 +18,8 @@ from rqdag.shared.model.holds import HELD_FUNC
 from rqdag.shared.model.task import Retry, Task
 from rqdag.shared.model.vocabulary import TaskKind
 
+from . import tasks_for_tests
+
 WAIT = 5.0
 
 
@@ -221,3 +223,22 @@ def test_a_last_wait_that_ends_as_it_is_reached_is_published_in_the_same_step() 
     dispatcher.signal("approval", TaskResult.success("ok"))
     assert executor.step(1.0)
     assert recorded["approval"].data == "ok"  # recorded, not only in memory
+
+
+def test_a_subflow_is_stored_with_its_child_workflow_and_needs_redis() -> None:
+    child = Workflow("billing")
+    child.add(Task("invoice", "tests.unit.tasks_for_tests:answer"))
+    wf = Workflow("orders")
+    wf.add(Task("prepare", "tests.unit.tasks_for_tests:answer"))
+    wf.subflow(child, "billing", depends_on=["prepare"])(tasks_for_tests.answer)
+    assert [(t.name, t.kind) for t in wf.tasks][1:] == [
+        ("billing.params", TaskKind.TASK),
+        ("billing", TaskKind.SUBFLOW),
+    ]
+    back = {t.name: t for t in decode_definition(encode_definition(wf), run_id="r").tasks}
+    assert back["billing"].subflow is not None and back["billing"].subflow.tasks[0].name == "invoice"
+    assert back["billing"].definition_hash() == wf.tasks[-1].definition_hash()
+    with pytest.raises(WorkflowDefinitionError, match="child runs require Redis"):
+        TaskRunnerBuilder().build().execute(wf)
+    with pytest.raises(WorkflowDefinitionError, match="part of its child run's id"):
+        Workflow("x").subflow(child, "bad name")(tasks_for_tests.answer)
