@@ -26,6 +26,7 @@ from rqdag.shared.store.keys import RunKeys, check_run_id
 from rqdag.shared.store.records import RunMeta, parse_meta
 from rqdag.shared.store.resume import resume_run
 from rqdag.shared.store.runs import RunStore
+from rqdag.shared.store.signals import signal_task
 
 RUN_EVENT = EventKind.RUN.value.encode()  # the coordinator changed the run's status
 EMPTY_RUN_ID = "run id is empty: give a run id, or none at all for a new unique one"
@@ -106,6 +107,21 @@ class RunHandle:
     def cancel(self, reason: str = "cancelled by request") -> None:
         """Ask the coordinator to cancel the run."""
         self._store.request_cancel(self.run_id, reason)
+
+    def signal(
+        self,
+        task: str,
+        *,
+        data: Any = None,
+        status: TaskStatus | str = TaskStatus.SUCCESS,
+        reason: str | None = None,
+        who: str | None = None,
+    ) -> dict[str, Any]:
+        """Send a signal to the wait ``task``: ``success`` with ``data``, or ``failure``
+        with ``reason``; returns the signal as stored (see :func:`Client.signal`)."""
+        return signal_task(
+            self._store, self.run_id, task, status=TaskStatus(status), data=data, reason=reason, who=who
+        )
 
     def wait(self, timeout: float | None = None, poll_s: float = 0.5) -> dict[str, TaskResult]:
         """Block until the run has finished; returns its results.
@@ -208,6 +224,25 @@ class Client:
         if not self._store.exists(run_id):
             raise RunNotFoundError(f"no run '{run_id}'")
         return RunHandle(self.connection, run_id)
+
+    def signal(
+        self,
+        run_id: str,
+        task: str,
+        *,
+        data: Any = None,
+        status: TaskStatus | str = TaskStatus.SUCCESS,
+        reason: str | None = None,
+        who: str | None = None,
+    ) -> dict[str, Any]:
+        """Send a signal to the wait ``task`` of run ``run_id``.
+
+        ``success`` completes the wait with ``data`` (JSON); ``failure`` fails it
+        with ``reason``. A signal sent before the wait is reached is kept and used
+        when it is. Recorded in the run's audit stream (who, when, data). Raises
+        RqdagError when the task is not a wait, or has finished already.
+        """
+        return self.run(run_id).signal(task, data=data, status=status, reason=reason, who=who)
 
     def runs(self, limit: int = 50) -> list[RunMeta]:
         """The newest runs first."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import uuid
 import warnings
 from collections.abc import Callable, Iterable, Mapping
@@ -14,7 +15,7 @@ from rqdag.coordinator.executor import WorkflowExecutor
 from rqdag.coordinator.inprocess import InProcessDispatcher, TaskFunctions
 from rqdag.coordinator.service import coordinator_id
 from rqdag.coordinator.state import TaskStateManager
-from rqdag.errors import RqdagError
+from rqdag.errors import RqdagError, WorkflowDefinitionError
 from rqdag.shared import traces
 from rqdag.shared.model.codec import normalize_snapshot
 from rqdag.shared.model.duration import parse_duration
@@ -22,6 +23,7 @@ from rqdag.shared.model.graph import topological_order
 from rqdag.shared.model.importing import resolve_path
 from rqdag.shared.model.params import check_params
 from rqdag.shared.model.task import Task, TaskResult, TaskStatus
+from rqdag.shared.model.vocabulary import TaskKind
 from rqdag.shared.model.workflow import Workflow, as_workflow
 from rqdag.shared.store.retention import DEFAULT_RETENTION_S
 
@@ -113,6 +115,8 @@ class TaskRunner:
         self._state: TaskStateManager | None = None
         self._executor: WorkflowExecutor | None = None
         self._driver: RunDriver | None = None
+        self._dispatcher: InProcessDispatcher | None = None
+        self._signal_lock = threading.Lock()
 
     def execute(
         self,
@@ -146,6 +150,12 @@ class TaskRunner:
             return dry_run_report(workflow.tasks, state.snapshot())
         if self._redis_url is not None:
             return self._execute_distributed(workflow, params, concurrency, timeout)
+        subflows = [t.name for t in workflow.tasks if t.kind is TaskKind.SUBFLOW]
+        if subflows:
+            raise WorkflowDefinitionError(
+                f"workflow '{workflow.name}': subflow '{subflows[0]}': child runs require Redis "
+                "(TaskRunnerBuilder().with_redis(url), or rqdag submit to a coordinator)"
+            )
         span = traces.start_run_span(self.run_id, workflow.name, None)  # a child of the caller's span
         dispatcher = InProcessDispatcher(
             functions, self._context, workflow=workflow.name, traceparent=span.traceparent
@@ -159,14 +169,16 @@ class TaskRunner:
             timeout=timeout,
             events=self._events,
         )
-        self._state, self._executor = state, executor
+        with self._signal_lock:
+            self._state, self._executor, self._dispatcher = state, executor, dispatcher
         status: str | None = None
         try:
             results = executor.run()
             status = run_status(results, cancelled=False).value
         finally:
             self._snapshot = state.snapshot()
-            self._executor = None
+            with self._signal_lock:
+                self._executor = self._dispatcher = None
             span.end(status)
         return results
 
@@ -208,6 +220,40 @@ class TaskRunner:
         state = driver.state if driver is not None else self._state
         return state.snapshot() if state is not None else dict(self._snapshot)
 
+    def signal(
+        self,
+        task: str,
+        *,
+        data: Any = None,
+        status: TaskStatus | str = TaskStatus.SUCCESS,
+        reason: str | None = None,
+    ) -> None:
+        """Send a signal to the wait ``task`` of the running execution (from any thread).
+
+        ``success`` completes the wait with ``data``; ``failure`` fails it with
+        ``reason``. A signal that comes before the wait is reached is kept until it is.
+        """
+        if self._redis_url is not None:
+            Client(self._redis_url).signal(self.run_id, task, data=data, status=status, reason=reason)
+            return
+        status = TaskStatus(status)
+        with self._signal_lock:
+            state, dispatcher = self._state, self._dispatcher
+            if state is None or dispatcher is None:
+                raise RqdagError(f"cannot signal '{task}': no execution is running")
+            try:
+                kind = state.task(task).kind
+            except KeyError:
+                raise RqdagError(f"cannot signal '{task}': the workflow has no such task") from None
+            if kind is not TaskKind.WAIT:
+                raise RqdagError(f"cannot signal '{task}': it is not a wait (it is a {kind.value})")
+            done = state.result(task)
+            if done is not None:
+                raise RqdagError(
+                    f"cannot signal '{task}': the wait has finished already ({done.status.value})"
+                )
+            dispatcher.signal(task, local_signal(status, data, reason))
+
     def cancel(self, reason: str = "run cancelled") -> None:
         """Cancel the running execution (safe from another thread or a signal handler)."""
         executor = self._executor
@@ -230,6 +276,15 @@ def resolve_functions(tasks: Iterable[Task]) -> TaskFunctions:
         )
         out[task.name] = (func, condition)
     return out
+
+
+def local_signal(status: TaskStatus, data: Any, reason: str | None) -> TaskResult:
+    """The result an in-process signal gives its wait."""
+    if status is TaskStatus.FAILURE:
+        return TaskResult.failure("signalled failure" + (f": {reason}" if reason else ""))
+    if status is not TaskStatus.SUCCESS:
+        raise RqdagError(f"a signal is success or failure, not {status.value!r}")
+    return TaskResult.success(data, message="signalled")
 
 
 def dry_run_report(tasks: list[Task], kept: Mapping[str, TaskResult]) -> dict[str, TaskResult]:

@@ -5,7 +5,7 @@ formats), ``live`` (a run's live view), ``drive`` (``run``), ``serve``
 (``submit``, ``coordinator``, ``worker``), ``admin`` (``status``, ``runs``,
 ``cancel``, ``graph``), ``resume``, ``watch``, ``snapshots`` (``snapshot
 export|import|diff``), ``prune`` (``prune``, the ``--retention`` option),
-``task_commands`` (``inspect``, ``resolve``), ``task_logs`` (``logs``, what tasks
+``task_commands`` (``inspect``, ``resolve``), ``signal``, ``task_logs`` (``logs``, what tasks
 wrote), ``rq_dashboard`` (rq-dashboard set up for rqdag's jobs) and ``reference`` (writes
 docs/cli.md from these commands).
 """
@@ -26,6 +26,7 @@ from rqdag.cli.prune import prune
 from rqdag.cli.resume import resume
 from rqdag.cli.rq_dashboard import rq_dashboard
 from rqdag.cli.serve import coordinator, submit, worker
+from rqdag.cli.signal import signal
 from rqdag.cli.snapshots import snapshot
 from rqdag.cli.task_commands import inspect_command, resolve
 from rqdag.cli.task_logs import logs
@@ -42,6 +43,7 @@ COMMANDS: tuple[click.Command, ...] = (
     inspect_command,
     logs,
     resolve,
+    signal,
     resume,
     cancel,
     snapshot,

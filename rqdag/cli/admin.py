@@ -16,6 +16,7 @@ from rqdag.cli.common import (
     open_client,
     redis_option,
 )
+from rqdag.cli.holds_view import family_lines, hold_note, reached_holds
 from rqdag.cli.live import format_duration, undriven_lines
 from rqdag.cli.output import (
     console,
@@ -57,13 +58,17 @@ def status(run_id: str, redis_url: str | None, data_dir: str, as_json: bool) -> 
         meta = store.read_meta(run_id)
         state = store.read_state(run_id)
         driver = read_driver(client.connection, run_id)
-        order = None if as_json else topological_order(store.read_definition(run_id).tasks)
+        tasks = store.read_definition(run_id).tasks
+        holds = reached_holds(store, meta, state, tasks)
+        family = family_lines(store, run_id, tasks)
+        order = None if as_json else topological_order(tasks)
     counts = status_counts(state.results, state.dispatch, meta.task_count)
     if as_json:
-        print_json(_status_document(meta, state, counts, driver))
+        print_json({**_status_document(meta, state, counts, driver), "holds": holds})
         return
     out = console()
-    show(out, results_table(state.results, order, state.dispatch))
+    notes = {name: hold_note(hold) for name, hold in holds.items()}
+    show(out, results_table(state.results, order, state.dispatch, notes))
     for problem in state.problems:
         out.print(f"[red]problem:[/] {problem}")
     out.print(
@@ -72,6 +77,8 @@ def status(run_id: str, redis_url: str | None, data_dir: str, as_json: bool) -> 
     )
     if meta.error:
         out.print(Text.assemble(("error: ", "red"), meta.error))
+    for line in family:
+        out.print(Text(line))
     note = undriven_note(run_id, embedded=not redis_url)
     for line in undriven_lines(meta.finished, driver, note):
         out.print(Text(line, style="yellow"))

@@ -130,8 +130,10 @@ def results_table(
     results: Mapping[str, TaskResult],
     order: list[str] | None = None,
     dispatch: Mapping[str, DispatchEntry] | None = None,
+    notes: Mapping[str, str] | None = None,
 ) -> Table:
-    """Task, status, attempt, worker, duration, message: results, then attempts in flight."""
+    """Task, status, attempt, worker, duration, message: results, then attempts in flight;
+    ``notes``: the message of a pending task (a wait or sleep reached)."""
     in_flight = dispatch or {}
     rows: list[list[Cell]] = []
     for name in order or sorted({*results, *in_flight}):
@@ -154,7 +156,8 @@ def results_table(
                 [Text(name), styled(entry.state), str(entry.attempt), Text(entry.worker or ""), "", ""]
             )
         else:
-            rows.append([Text(name), styled(PENDING), "", "", "", ""])
+            note = (notes or {}).get(name, "")
+            rows.append([Text(name), styled(PENDING), "", "", "", Text(note)])
     return make_table(("task", "status", "attempt", "worker", "duration", "message"), rows)
 
 

@@ -32,8 +32,9 @@ from rqdag.cli.stores import data_dir_option, reading_client
 from rqdag.errors import RqdagError
 from rqdag.shared.model.codec import loads
 from rqdag.shared.model.definition import task_to_dict
+from rqdag.shared.model.holds import child_run_id
 from rqdag.shared.model.task import TaskStatus
-from rqdag.shared.model.vocabulary import AuditKind
+from rqdag.shared.model.vocabulary import AuditKind, TaskKind
 from rqdag.shared.store.resolve import read_audit, resolve_task
 from rqdag.shared.store.runs import RunStore
 
@@ -75,6 +76,7 @@ def inspect_task(store: RunStore, run_id: str, task: str) -> dict[str, Any]:
         "in_flight": in_flight,
         "definition": task_to_dict(spec),
         "audit": read_audit(store, run_id, task),
+        "child_run": child_run_id(run_id, task) if spec.kind is TaskKind.SUBFLOW else None,
     }
 
 
@@ -85,6 +87,8 @@ def _print_inspection(doc: dict[str, Any]) -> None:
     facts.add_row("task", f"[bold]{doc['task']}[/] {styled(doc['status'])}")
     facts.add_row("attempts", f"{doc['attempts']} of at most {doc['max_attempts']}")
     facts.add_row("function", Text(str(doc["definition"]["func"])))
+    if doc.get("child_run"):
+        facts.add_row("child run", Text(doc["child_run"]))
     result = doc["result"]
     if result is not None:
         metrics = result["metrics"]

@@ -8,6 +8,7 @@ from enum import StrEnum
 from typing import Any, Protocol
 
 from rqdag.shared.model.task import Task, TaskResult
+from rqdag.shared.model.workflow import Workflow
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,8 @@ class CompletionKind(StrEnum):
     RESOLVED = "resolved"  # an operator recorded this result (rqdag resolve); no token
     HANDED_BACK = "handed_back"  # the worker stopped before the task ended and gave it back
     UNSTARTED = "unstarted"  # the job left its queue but never started: safe to send again
+    SIGNALLED = "signalled"  # a signal for a wait task (rqdag signal); no token
+    CHILD_ENDED = "child_ended"  # the child run of a subflow task ended: read its outcome; no token
 
 
 @dataclass(frozen=True)
@@ -64,6 +67,22 @@ class Dispatcher(Protocol):
 
     def wake(self) -> None:
         """Make a pending :meth:`wait` return now (thread-safe)."""
+
+    def hold(self, task: str, seconds: float) -> float:
+        """Start the timer of a wait or sleep reached now; returns the seconds left until it fires.
+
+        A backend that stores timers (Redis) returns what is left of one it
+        stored before (a restarted coordinator does not start a sleep over).
+        """
+
+    def start_child(self, task: str, workflow: Workflow, params: Any) -> None:
+        """Start the child run of subflow ``task`` (idempotent: one that exists is left to go on)."""
+
+    def child_outcome(self, task: str) -> TaskResult | None:
+        """The result the child run of subflow ``task`` gives it, or None while it runs."""
+
+    def cancel_child(self, task: str, reason: str) -> None:
+        """Ask the child run of subflow ``task`` to stop."""
 
     def abandon(self, task: str, token: str) -> None:
         """Give up on an attempt (timed out or cancelled): tell it to stop."""

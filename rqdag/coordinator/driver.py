@@ -106,6 +106,9 @@ class RunDriver:
         self._set_status(status)
         self._store.expire_finished_run(self.run_id, self._retention_s)
         self._store.mark_inactive(self.run_id)
+        parent = self._store.read_parent(self.run_id)
+        if parent is not None:  # a child run: its parent's coordinator gives its subflow task the outcome
+            self._store.note_child_ended(parent[0], parent[1])
         executor.end(self._final_results())
         return status
 
@@ -136,6 +139,7 @@ class RunDriver:
             reported=run_state.unreadable_dispatch,
             workflow=meta.workflow,
             traceparent=self._span.traceparent,
+            epoch=meta.epoch,
         )
         remaining = None if meta.deadline_at is None else meta.deadline_at - time.time()
         executor = WorkflowExecutor(

@@ -8,13 +8,17 @@ from typing import Any
 
 from rqdag.coordinator.dispatch import CompletionKind, Dispatcher, DispatchRequest
 from rqdag.coordinator.events import EventBus, RunEvent
-from rqdag.coordinator.phases import Outcome
+from rqdag.coordinator.holds import Holds
+from rqdag.coordinator.phases import Dispatch, Outcome
 from rqdag.coordinator.state import TaskStateManager
+from rqdag.errors import RqdagError
+from rqdag.shared.model.holds import is_held, params_task
 from rqdag.shared.model.task import TaskMetrics, TaskResult, TaskStatus
-from rqdag.shared.model.vocabulary import RunEventKind
+from rqdag.shared.model.vocabulary import RunEventKind, TaskKind
 
 MAX_IDLE_WAIT_S = 1.0
 MAX_BATCH = 500
+CHILD_CHECK_S = 2.0  # how often a held subflow checks its child run (its end also comes as an event)
 FIRST_BATCH = 50  # the first dispatch is small: workers get going while the next batch is built
 
 
@@ -53,6 +57,7 @@ class WorkflowExecutor:
         self._dispatched = False
         # (wall clock, loop clock) of each dispatch, for the metrics of a time-out
         self._started_at: dict[str, tuple[float, float]] = {}
+        self._holds = Holds()  # the waits and sleeps reached: no dispatcher runs them
 
     def cancel(self, reason: str = "run cancelled") -> None:
         """Ask the run to stop: pending tasks become cancelled (thread-safe)."""
@@ -78,6 +83,12 @@ class WorkflowExecutor:
             if kind is CompletionKind.RESOLVED:
                 self._state.resolve(completion.task, completion.result)
                 continue
+            if kind is CompletionKind.CHILD_ENDED:
+                self._check_child(completion.task, now)
+                continue
+            if kind is CompletionKind.SIGNALLED:
+                self._end_hold(completion.task, self._holds.signal(completion.task, completion.result), now)
+                continue
             if kind is CompletionKind.UNSTARTED:  # never started: safe to send again, at-most-once or not
                 self._state.requeue(completion.task, completion.token)
                 continue
@@ -95,6 +106,8 @@ class WorkflowExecutor:
         self._stop_if_asked(now)
         self._publish()
         self._dispatch(now)
+        if self._holds.ended_early():
+            self._publish()  # a wait reached with its signal in already ended in _dispatch
         return self._state.is_finished()
 
     def run(self) -> dict[str, TaskResult]:
@@ -138,12 +151,12 @@ class WorkflowExecutor:
         return results
 
     def idle_wait(self, now: float) -> float:
-        """How long the loop may block before the next timed event."""
-        if self._state.has_ready() and (
-            self._concurrency is None or self._state.running_count < self._concurrency
-        ):
+        """How long the loop may block before the next timed event (a timeout, a retry, a
+        wait's deadline or a sleep's end, the run's deadline)."""
+        if self._state.has_ready() and (self._concurrency is None or self._running() < self._concurrency):
             return 0.0  # more to dispatch: the next step goes on with it
-        wake_at = [t for t in (self._state.next_wakeup(), self._deadline) if t is not None]
+        times = (self._state.next_wakeup(), self._holds.next_wakeup(), self._deadline)
+        wake_at = [t for t in times if t is not None]
         if not wake_at:
             return MAX_IDLE_WAIT_S
         return max(0.0, min(min(wake_at) - now, MAX_IDLE_WAIT_S))
@@ -153,7 +166,57 @@ class WorkflowExecutor:
             attempt = self._state.attempt(name)
             self._events.emit(RunEvent(RunEventKind.TASK_RETRY, self._run_id, name, attempt, result))
 
+    def _running(self) -> int:
+        """Attempts in flight that a dispatcher runs (a held wait or sleep takes no slot)."""
+        return self._state.running_count - len(self._holds)
+
+    def _hold(self, batch: list[Dispatch], now: float) -> list[Dispatch]:
+        """Keep the waits and sleeps of ``batch`` (their timers started); returns the rest."""
+        rest = []
+        for d in batch:
+            task = d.task
+            if not is_held(task):
+                rest.append(d)
+                continue
+            if task.kind is TaskKind.SUBFLOW:
+                self._start_child(d, now)
+                continue
+            seconds = task.seconds if task.seconds is not None else task.timeout_s
+            left = None if seconds is None else self._dispatcher.hold(task.name, seconds)
+            early = self._holds.start(task, d.token, left, now)
+            self._events.emit(RunEvent(RunEventKind.TASK_START, self._run_id, task.name, d.attempt))
+            if early is not None:
+                self._end_hold(task.name, (d.token, early), now)
+        return rest
+
+    def _start_child(self, d: Dispatch, now: float) -> None:
+        task = d.task
+        assert task.subflow is not None
+        self._events.emit(RunEvent(RunEventKind.TASK_START, self._run_id, task.name, d.attempt))
+        self._holds.start(task, d.token, CHILD_CHECK_S, now)
+        try:
+            self._dispatcher.start_child(task.name, task.subflow, d.inputs.get(params_task(task.name)))
+        except RqdagError as exc:  # bad params: the subflow fails, the run goes on
+            self._end_hold(task.name, self._holds.end(task.name, TaskResult.failure(str(exc))), now)
+            return
+        self._check_child(task.name, now)
+
+    def _check_child(self, name: str, now: float) -> None:
+        if self._holds.token(name) is None:
+            return
+        outcome = self._dispatcher.child_outcome(name)
+        if outcome is not None:
+            self._end_hold(name, self._holds.end(name, outcome), now)
+
+    def _end_hold(self, name: str, ended: tuple[str, TaskResult] | None, now: float) -> None:
+        if ended is not None:
+            self._state.complete(name, ended[0], ended[1], now, retryable=False)
+
     def _expire(self, now: float) -> None:
+        for name in self._holds.checks(now, CHILD_CHECK_S):
+            self._check_child(name, now)
+        for name, token, result in self._holds.due(now):
+            self._state.complete(name, token, result, now, retryable=False)
         for name, token in self._state.expired(now):
             self._dispatcher.abandon(name, token)
             timeout = self._state.task(name).timeout_s or 0.0
@@ -179,16 +242,20 @@ class WorkflowExecutor:
             reason = f"run timed out after {self._timeout:g}s"
         if reason is None or self._state.is_finished():
             return
+        for name in self._holds.subflows():
+            self._dispatcher.cancel_child(name, reason)
         unstarted = self._dispatcher.unstarted([name for name, _ in self._state.running()])
         for name, token in self._state.cancel_all(reason, unstarted):
-            self._dispatcher.abandon(name, token)
+            if self._holds.token(name) is None:
+                self._dispatcher.abandon(name, token)
+        self._holds.clear()
 
     def _dispatch(self, now: float) -> None:
-        limit = self._concurrency - self._state.running_count if self._concurrency is not None else 1 << 30
+        limit = self._concurrency - self._running() if self._concurrency is not None else 1 << 30
         limit = min(limit, MAX_BATCH if self._dispatched else FIRST_BATCH)
         if limit <= 0:
             return
-        batch = self._state.take_ready(now, limit)
+        batch = self._hold(self._state.take_ready(now, limit), now)
         if not batch:
             return
         requests = [

@@ -12,7 +12,8 @@ from concurrent.futures import Future
 from contextlib import contextmanager
 from typing import Any
 
-from rqdag.coordinator.dispatch import Completion, DispatchRequest
+from rqdag.coordinator.dispatch import Completion, CompletionKind, DispatchRequest
+from rqdag.errors import RqdagError
 from rqdag.shared import aio, traces
 from rqdag.shared.model.context import TaskContext, idempotency_key
 from rqdag.shared.model.invoke import ainvoke_task, invoke_task, is_async
@@ -145,6 +146,25 @@ class InProcessDispatcher:
     def wake(self) -> None:
         """Make wait() return now."""
         self._queue.put(None)
+
+    def hold(self, task: str, seconds: float) -> float:
+        """The timer of a wait or sleep starts now: all ``seconds`` are left."""
+        return seconds
+
+    def signal(self, task: str, result: TaskResult) -> None:
+        """A signal for the wait ``task`` (from any thread): the loop applies it at its next step."""
+        self._queue.put(Completion(task, "", result, CompletionKind.SIGNALLED))
+
+    def start_child(self, task: str, workflow: Any, params: Any) -> None:
+        """Child runs need Redis (the runner refuses a workflow with a subflow before it starts)."""
+        raise RqdagError(f"subflow '{task}': child runs require Redis (TaskRunnerBuilder().with_redis(url))")
+
+    def child_outcome(self, task: str) -> TaskResult | None:
+        """Never: no child run starts in-process."""
+        return None
+
+    def cancel_child(self, task: str, reason: str) -> None:
+        """Nothing to cancel: no child run starts in-process."""
 
     def abandon(self, task: str, token: str) -> None:
         """Set the attempt's ``ctx.cancelled`` (an async one is cancelled); its late result will be stale."""

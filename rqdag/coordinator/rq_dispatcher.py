@@ -20,13 +20,17 @@ from rqdag.coordinator.watchdog import Watchdog
 from rqdag.errors import DecodeError, LeaseLostError
 from rqdag.shared import metrics
 from rqdag.shared.model.codec import decode_result, encode_result
+from rqdag.shared.model.holds import params_task
 from rqdag.shared.model.job import RUN_TASK, TaskJob
 from rqdag.shared.model.task import TaskResult
 from rqdag.shared.model.vocabulary import AttemptState, EventKind
+from rqdag.shared.model.workflow import Workflow
+from rqdag.shared.store.children import cancel_child, child_outcome, start_child
 from rqdag.shared.store.keys import RunKeys, job_id
 from rqdag.shared.store.records import DispatchEntry, parse_dispatch_entry, text
 from rqdag.shared.store.runs import RunStore
 from rqdag.shared.store.scripts import DecidedResult, Scripts
+from rqdag.shared.store.signals import signal_epoch, signal_result
 
 log = logging.getLogger("rqdag.coordinator")
 
@@ -53,9 +57,11 @@ class RQDispatcher:
         reported: Collection[str] = (),
         workflow: str = "",
         traceparent: str | None = None,
+        epoch: int = 1,
     ) -> None:
         """``reported``: tasks whose unreadable dispatch entry the run's load reported already;
-        ``workflow`` and ``traceparent`` (the run span's) go into every job, for metrics and traces."""
+        ``workflow`` and ``traceparent`` (the run span's) go into every job, for metrics and traces;
+        ``epoch``: the run's epoch (its waits take the signals sent in it, its timers are its own)."""
         self._workflow = workflow
         self._traceparent = traceparent
         self._client = client
@@ -78,6 +84,9 @@ class RQDispatcher:
             reported=reported,
         )
         self._next_cancel_check = 0.0
+        self._epoch = epoch
+        self._signalled: list[str] | None = None  # None: the stored signals are still to read
+        self._children: list[str] = []  # subflows whose child run's end was announced
         self.cancel_reason: str | None = None
         self.problems: list[str] = []
 
@@ -149,6 +158,7 @@ class RQDispatcher:
         if not self._pending:  # wait() has just read what there was
             self._read(block_s=None)
         events, self._pending = self._pending, []
+        self._note_signals(events)
         finished: list[str] = []
         retried: list[str] = []
         resolved: list[str] = []
@@ -190,6 +200,7 @@ class RQDispatcher:
         self._check_cancel()
         lost = self._watchdog.check() + handed
         metrics.attempts_ended_here(self._workflow, [(c.task, c.kind) for c in lost])
+        lost += self._signals()
         if not finished and not retried and not resolved:
             return inline + lost
         return inline + self._load_completions(finished, retried, resolved, tokens) + lost
@@ -266,6 +277,64 @@ class RQDispatcher:
             self.problems.append(str(exc))
             log.error("%s", exc)
             return TaskResult.failure(f"stored result is unreadable: {exc}")
+
+    # ---- waits and sleeps -----------------------------------------------------------
+
+    def hold(self, task: str, seconds: float) -> float:
+        """Start the timer of a wait or sleep in Redis, fenced, or read back the one stored."""
+        left = self._scripts.hold_timer(
+            self._keys, lease=self._lease.value, field=f"{self._epoch}:{task}", seconds=seconds
+        )
+        if left is None:
+            raise LeaseLostError(
+                f"run '{self._lease.run_id}': lease lost while starting the timer of '{task}'"
+            )
+        return left
+
+    def start_child(self, task: str, workflow: Workflow, params: Any) -> None:
+        """Start the child run ``RUN.task`` once (see :mod:`rqdag.shared.store.children`), with
+        the data of its params task as stored (``params`` when none is)."""
+        self._lease.renew_if_due()
+        run = self._lease.run_id
+        stored = self._store.read_result_json(run, params_task(task))  # a restarted state has no data
+        if stored is not None:
+            params = self._decode(stored, f"run '{run}': results field '{params_task(task)}'").data
+        start_child(self._store, run, task, self._epoch, workflow, params)
+
+    def child_outcome(self, task: str) -> TaskResult | None:
+        """The child run's outcome, or None while it runs."""
+        return child_outcome(self._store, self._lease.run_id, task)
+
+    def cancel_child(self, task: str, reason: str) -> None:
+        """Ask the child run to stop."""
+        cancel_child(self._store, self._lease.run_id, task, reason)
+
+    def _note_signals(self, events: list[tuple[bytes, dict[bytes, bytes]]]) -> None:
+        """The tasks of the ``signal`` and ``child`` events among ``events``, for :meth:`_signals`."""
+        for _, fields in events:
+            kind = text(fields.get(b"kind", b""))
+            if kind == EventKind.SIGNAL and self._signalled is not None:  # None: all are read anyway
+                self._signalled.append(text(fields.get(b"task", b"")))
+            elif kind == EventKind.CHILD:
+                self._children.append(text(fields.get(b"task", b"")))
+
+    def _signals(self) -> list[Completion]:
+        """Signals that arrived, as completions; the first call takes every stored one (a
+        signal sent before this coordinator started, or before its wait was reached)."""
+        run = self._lease.run_id
+        ended, self._children = self._children, []
+        out = [Completion(task, "", TaskResult.success(), CompletionKind.CHILD_ENDED) for task in ended]
+        tasks, self._signalled = self._signalled, []
+        stored = self._store.read_signals(run, tasks)
+        for task, raw in stored.items():
+            try:
+                if signal_epoch(raw, run, task) < self._epoch:
+                    continue
+                out.append(Completion(task, "", signal_result(raw, run, task), CompletionKind.SIGNALLED))
+            except DecodeError as exc:
+                self.problems.append(str(exc))
+                log.error("%s", exc)
+        return out
 
     # ---- coordinator-decided results ------------------------------------------------
 

@@ -16,6 +16,7 @@ from typing import Any
 from rqdag.coordinator.phases import Dispatch, Outcome, Phase
 from rqdag.coordinator.readiness import count_unresolved, skip_result, unfinished_dependents
 from rqdag.shared.model.graph import validate_graph
+from rqdag.shared.model.holds import is_held
 from rqdag.shared.model.task import Task, TaskMetrics, TaskResult, TaskStatus
 from rqdag.shared.model.task_table import TaskTable
 
@@ -217,7 +218,7 @@ class TaskStateManager:
         attempt = self._attempt[i] = self._attempt[i] + 1
         token = self._token[i] = f"{attempt}-{uuid.uuid4().hex[:16]}"
         deadline = None
-        if self._track_timeouts and task.timeout_s is not None:
+        if self._track_timeouts and task.timeout_s is not None and not is_held(task):
             deadline = self._deadline[i] = now + task.timeout_s
         return Dispatch(task, attempt, token, self._inputs(i), deadline)
 

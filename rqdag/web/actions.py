@@ -5,7 +5,8 @@
 - resume: ``resume_run`` (as ``rqdag resume``; with ``plan`` it changes nothing),
   then an audit entry of kind ``resumed`` (``resume_run`` itself keeps each result
   it sets aside);
-- resolve: ``resolve_task`` (as ``rqdag resolve``), which writes its own audit entry.
+- resolve: ``resolve_task`` (as ``rqdag resolve``), which writes its own audit entry;
+- signal: ``signal_task`` (as ``rqdag signal``), which writes its own audit entry.
 
 ``who`` is ``dashboard@<client address>``.
 """
@@ -21,6 +22,7 @@ from rqdag.shared.model.vocabulary import AuditKind
 from rqdag.shared.store.resolve import resolve_task
 from rqdag.shared.store.resume import resume_run
 from rqdag.shared.store.runs import RunStore
+from rqdag.shared.store.signals import signal_task
 
 RESOLVE_STATUSES = (TaskStatus.SUCCESS.value, TaskStatus.FAILURE.value)
 
@@ -72,3 +74,13 @@ def resolve(
         raise RqdagError(f"'status' must be one of {', '.join(RESOLVE_STATUSES)}, not {status!r}")
     result = resolve_task(store, run_id, task, status=TaskStatus(status), data=data, reason=reason, who=who)
     return {"run_id": run_id, "task": task, "who": who, "result": result.to_dict()}
+
+
+def signal(
+    store: RunStore, run_id: str, task: str, *, who: str, status: str, data: Any, reason: str | None
+) -> dict[str, Any]:
+    """Send a signal to the wait ``task``; the audit entry is ``signal_task``'s own."""
+    if status not in RESOLVE_STATUSES:
+        raise RqdagError(f"'status' must be one of {', '.join(RESOLVE_STATUSES)}, not {status!r}")
+    sent = signal_task(store, run_id, task, status=TaskStatus(status), data=data, reason=reason, who=who)
+    return {"run_id": run_id, "task": task, "signal": sent}

@@ -182,12 +182,37 @@ async def post_resolve(request: Request) -> Response:
     return JSONResponse(out)
 
 
+async def post_signal(request: Request) -> Response:
+    """``POST /api/runs/{run_id}/tasks/{task}/signal`` ``{"status", "data", "reason"}``.
+
+    As ``rqdag signal``: ``signal_task`` writes the audit entry itself.
+    """
+    board = dashboard(request)
+    board.auth.authorize(request)
+    body = await _body(request)
+    status = _text(body, "status") or "success"
+    if status not in actions.RESOLVE_STATUSES:
+        raise HttpProblem(400, f"'status' must be {' or '.join(actions.RESOLVE_STATUSES)}, got {status!r}")
+    out = await run_in_threadpool(
+        actions.signal,
+        board.store,
+        request.path_params["run_id"],
+        request.path_params["task"],
+        who=who(request),
+        status=status,
+        data=body.get("data"),
+        reason=_text(body, "reason"),
+    )
+    return JSONResponse(out)
+
+
 ROUTES = [
     Route("/api/runs", get_runs, methods=["GET"]),
     Route("/api/runs/{run_id}/events", run_events, methods=["GET"]),
     Route("/api/runs/{run_id}/cancel", post_cancel, methods=["POST"]),
     Route("/api/runs/{run_id}/resume", post_resume, methods=["POST"]),
     Route("/api/runs/{run_id}/tasks/{task:path}/resolve", post_resolve, methods=["POST"]),
+    Route("/api/runs/{run_id}/tasks/{task:path}/signal", post_signal, methods=["POST"]),
     Route("/api/runs/{run_id}/tasks/{task:path}/data", get_task_data, methods=["GET"]),
     Route("/api/runs/{run_id}/tasks/{task:path}", get_task, methods=["GET"]),
     Route("/api/runs/{run_id}", get_run, methods=["GET"]),

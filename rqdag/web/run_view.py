@@ -20,6 +20,7 @@ from rqdag.cli.output import TERMINAL, status_counts
 from rqdag.shared.model.codec import loads, snapshot_to_document
 from rqdag.shared.model.graph import topological_order
 from rqdag.shared.model.task import Task, TaskResult
+from rqdag.shared.model.vocabulary import TaskKind
 from rqdag.shared.store.keys import RunKeys
 from rqdag.shared.store.records import DispatchEntry, RunMeta, RunState, text
 from rqdag.shared.store.runs import RunStore
@@ -170,10 +171,18 @@ def run_document(
         timeline=[a.to_dict() for a in build_timeline(events, state.results, state.dispatch, meta.epoch)],
         epochs=epochs(events, meta.epoch, meta.created_at, audit),
         audit=audit,
+        waits=pending_waits(graph, state, meta),
         last_event_id=text(newest[0][0]) if newest else "0-0",
         at=round(time.time(), 3),
     )
     return doc
+
+
+def pending_waits(graph: Graph, state: RunState, meta: RunMeta) -> list[str]:
+    """The waits of an unfinished run that have no result yet: those a signal may complete."""
+    if meta.finished:
+        return []
+    return [n for n in graph.order if graph.tasks[n].kind is TaskKind.WAIT and n not in state.results]
 
 
 def _rounded(value: float | None) -> float | None:

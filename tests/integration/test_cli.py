@@ -133,7 +133,16 @@ def test_bad_usage_exits_2(args: list[str]) -> None:
 
 def test_status_runs_and_inspect(cluster: Cluster, failed_run: str) -> None:
     doc = parse(invoke("status", failed_run, "--redis", cluster.url, "--json").stdout)
-    assert set(doc) == {"run", "version", "results", "in_flight", "counts", "problems", "coordinator"}
+    assert set(doc) == {
+        "run",
+        "version",
+        "results",
+        "in_flight",
+        "counts",
+        "problems",
+        "coordinator",
+        "holds",
+    }
     assert set(doc["run"]) == RUN_FIELDS and doc["run"]["status"] == "failed"
     assert set(doc["counts"]) == COUNT_FIELDS
     assert (doc["counts"]["success"], doc["counts"]["failure"], doc["counts"]["skipped"]) == (2, 1, 1)
@@ -169,7 +178,9 @@ def test_status_runs_and_inspect(cluster: Cluster, failed_run: str) -> None:
         "in_flight",
         "definition",
         "audit",
+        "child_run",
     }
+    assert b["child_run"] is None  # not a subflow
     assert (b["status"], b["attempts"], b["max_attempts"], b["in_flight"], b["audit"]) == (
         "failure",
         1,

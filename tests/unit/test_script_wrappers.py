@@ -79,6 +79,7 @@ SAMPLES: dict[str, dict[str, Any]] = {
         ],
         "run_lines": 100_000,
     },
+    "hold_timer": {"lease": LEASE, "field": "1:cool_down", "seconds": 3600.0},
 }
 
 # A reply each script can give, for the calls that only look at what is sent.
@@ -95,6 +96,7 @@ SOME_REPLY: dict[str, Any] = {
     "hand_back": 1,
     "prune_run": 1,
     "append_logs": 2,
+    "hold_timer": [b"1700003600.250000", b"1700000000.250000"],
 }
 
 
@@ -247,6 +249,8 @@ def test_the_variadic_and_coded_arguments() -> None:
         ("prune_run", -1, PruneOutcome.GONE),
         ("append_logs", 2, 2),
         ("append_logs", -1, None),
+        ("hold_timer", [b"1700003600.5", b"1700000000.25"], 3600.25),
+        ("hold_timer", -1, None),
     ],
 )
 def test_a_wrapper_answers_its_scripts_reply_as_a_typed_value(name: str, reply: Any, expected: Any) -> None:

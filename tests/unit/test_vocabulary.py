@@ -59,7 +59,7 @@ OTHER_LITERALS = {"", "0", "1", "|", "{}", "^(.*)|(%d+)$", "table"}  # flags, th
 NOT_VOCABULARY = REDIS_WORDS | FIELD_NAMES | SCRIPT_REPLIES | OTHER_LITERALS
 
 # Written from Python, not by a script: rqdag.shared.store.resolve and .resume.
-KINDS_WRITTEN_IN_PYTHON = {EventKind.RESOLVED, EventKind.RESUME}
+KINDS_WRITTEN_IN_PYTHON = {EventKind.RESOLVED, EventKind.RESUME, EventKind.SIGNAL, EventKind.CHILD}
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from rqdag.shared.model.codec import dumps, loads
 from rqdag.shared.model.definition_rows import table_of_rows
 from rqdag.shared.model.task import Retry, Task
 from rqdag.shared.model.task_table import TaskTable
+from rqdag.shared.model.vocabulary import TaskKind
 from rqdag.shared.model.workflow import Workflow
 
 DEFINITION_FORMAT = 3
@@ -49,7 +50,11 @@ def _profile(task: Task, codes: CodeMemo | None = None) -> dict[str, Any]:
         raise WorkflowDefinitionError(
             f"task '{task.name}': its condition {task.condition!r} cannot be imported by path"
         )
+    holds = {} if task.kind is TaskKind.TASK else {"kind": task.kind.value, "seconds": task.seconds}
+    if task.subflow is not None:
+        holds["subflow"] = loads(encode_definition(task.subflow), what=f"task '{task.name}': subflow")
     return {
+        **holds,
         "func": func,
         "retry": task.retry.to_dict(),
         "timeout_s": task.timeout_s,
@@ -175,9 +180,19 @@ def _settings(item: Mapping[str, Any], where: str) -> dict[str, Any]:
             "at_most_once": bool(item.get("at_most_once")),
             "version": _optional_text(item, "version", where),
             "code_hash": _optional_text(item, "code", where),
+            "kind": TaskKind(item.get("kind") or TaskKind.TASK),
+            "seconds": item.get("seconds"),
+            "subflow": _subflow(item.get("subflow"), where),
         }
     except (TypeError, ValueError, WorkflowDefinitionError) as exc:
         raise DecodeError(f"{where}: {exc}") from None
+
+
+def _subflow(raw: Any, where: str) -> Workflow | None:
+    """The child workflow a subflow's profile holds (its own stored definition), or None."""
+    if raw is None:
+        return None
+    return decode_definition(dumps(raw, what=f"{where}: subflow"), run_id=f"{where}: subflow")
 
 
 def _optional_text(item: Mapping[str, Any], key: str, where: str) -> str | None:

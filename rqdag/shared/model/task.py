@@ -5,14 +5,19 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import MISSING, dataclass, field, fields
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rqdag.errors import SnapshotError, WorkflowDefinitionError
 from rqdag.shared.model.code import code_identity, version_identity
+from rqdag.shared.model.holds import check_hold_settings, hold_parts
 from rqdag.shared.model.importing import callable_path
 from rqdag.shared.model.retry import Backoff as Backoff  # Retry's home is its own module
 from rqdag.shared.model.retry import Retry as Retry
+from rqdag.shared.model.vocabulary import TaskKind
 from rqdag.shared.model.vocabulary import TaskStatus as TaskStatus  # its home is the vocabulary
+
+if TYPE_CHECKING:
+    from rqdag.shared.model.workflow import Workflow
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +142,8 @@ class Task:
     for the code in the definition hash (a resume sees a change only when it
     changes). ``code_hash``: the identity of ``func``'s code when ``func`` is an
     import path (a stored definition carries it); rqdag computes it for a callable.
+    ``kind``: ``wait`` or ``sleep`` for a task the coordinator completes itself
+    (:mod:`rqdag.shared.model.holds`); a sleep's ``seconds``.
     """
 
     name: str
@@ -151,6 +158,9 @@ class Task:
     at_most_once: bool = False
     version: str | None = None
     code_hash: str | None = None
+    kind: TaskKind = TaskKind.TASK
+    seconds: float | None = None
+    subflow: Workflow | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name.strip():
@@ -182,6 +192,7 @@ class Task:
                 raise WorkflowDefinitionError(
                     f"task '{self.name}': {label} must be a non-empty string or None, got {value!r}"
                 )
+        check_hold_settings(self)
 
     @classmethod
     def maker(cls, settings: Mapping[str, Any]) -> Callable[[str, tuple[str, ...]], Task]:
@@ -254,6 +265,7 @@ class Task:
             repr(self.continue_on_error),
             self.queue,
             repr(self.at_most_once),
+            *hold_parts(self),
         ]
 
 

@@ -19,6 +19,15 @@ class TaskStatus(StrEnum):
     CANCELLED = "cancelled"
 
 
+class TaskKind(StrEnum):
+    """What completes a task: a worker, or the coordinator (a signal, a timer)."""
+
+    TASK = "task"  # a function a worker runs
+    WAIT = "wait"  # a signal completes it (``rqdag signal``), or its deadline fails it
+    SLEEP = "sleep"  # it succeeds when its time has passed (Redis time)
+    SUBFLOW = "subflow"  # a child run of another workflow; it ends with the child's outcome
+
+
 class RunStatus(StrEnum):
     """A run's status, in its meta hash (``rqdag:run:{R}:meta`` field ``status``)."""
 
@@ -62,6 +71,8 @@ class EventKind(StrEnum):
     RUN = "run"  # the run's status changed (set_run_status); carries ``status``
     RESOLVED = "resolved"  # an operator recorded a task's result (``rqdag resolve``)
     RESUME = "resume"  # ``rqdag resume`` started a new epoch; carries ``epoch``
+    SIGNAL = "signal"  # a signal for a wait task arrived (``rqdag signal``); carries ``task``
+    CHILD = "child"  # a child run of a subflow task ended (its driver wrote it); carries ``task``
 
 
 class AuditKind(StrEnum):
@@ -71,6 +82,7 @@ class AuditKind(StrEnum):
     RESUME = "resume"  # a resume set a result aside
     CANCEL = "cancel"  # an operator asked for the run to be cancelled (the dashboard)
     RESUMED = "resumed"  # an operator started the run's next epoch (the dashboard)
+    SIGNAL = "signal"  # a signal for a wait task (``rqdag signal``): who, when, its data
 
 
 class RunEventKind(StrEnum):

@@ -8,7 +8,9 @@ from typing import Any, TypeVar
 from rqdag.errors import RqdagError, WorkflowDefinitionError
 from rqdag.shared.model.duration import parse_duration
 from rqdag.shared.model.graph import validate_graph
+from rqdag.shared.model.holds import HELD_FUNC, params_task
 from rqdag.shared.model.task import Retry, Task, TaskCallable
+from rqdag.shared.model.vocabulary import TaskKind
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -105,6 +107,66 @@ class Workflow:
                     version=version,
                 )
             )
+            return func
+
+        return register
+
+    def wait(
+        self, name: str, *, depends_on: Sequence[str] = (), timeout_s: float | None = None, priority: int = 0
+    ) -> Task:
+        """Add a wait: it succeeds with a signal's data (``rqdag signal RUN NAME``,
+        ``client.signal``), fails with a failure signal, or fails at ``timeout_s`` with
+        "no signal within ...". No worker runs it."""
+        task = Task(
+            name, HELD_FUNC, depends_on=depends_on, timeout_s=timeout_s, priority=priority, kind=TaskKind.WAIT
+        )
+        return self.add(task)
+
+    def sleep(self, name: str, *, seconds: float, depends_on: Sequence[str] = (), priority: int = 0) -> Task:
+        """Add a sleep: it succeeds ``seconds`` after it is reached, by Redis time (a restarted
+        coordinator keeps its wake-up time). No worker runs it."""
+        task = Task(
+            name, HELD_FUNC, depends_on=depends_on, priority=priority, kind=TaskKind.SLEEP, seconds=seconds
+        )
+        return self.add(task)
+
+    def subflow(
+        self,
+        child: Workflow,
+        name: str | None = None,
+        *,
+        depends_on: Sequence[str] = (),
+        retry: Retry | None = None,
+        timeout_s: float | None = None,
+        queue: str = "default",
+    ) -> Callable[[F], F]:
+        """Decorator: a child run of workflow ``child`` (Redis only).
+
+        The function runs on a worker as the task ``NAME.params`` and returns the
+        child run's params; then the task ``NAME`` starts the child run
+        ``PARENT_RUN.NAME`` (once, whatever the restarts), waits for it without
+        holding a worker, and ends with its outcome: ``success`` with the data of
+        the child's final tasks (name -> data), or ``failure`` naming the child
+        run and its failed tasks.
+        """
+        if not isinstance(child, Workflow):
+            raise WorkflowDefinitionError(f"subflow: the child must be a rqdag.Workflow, got {child!r}")
+        child.validate()
+
+        def register(func: F) -> F:
+            task_name = name or func.__name__
+            first = params_task(task_name)
+            self.add(
+                Task(
+                    first,
+                    func,
+                    depends_on=depends_on,
+                    retry=retry or Retry(),
+                    timeout_s=timeout_s,
+                    queue=queue,
+                )
+            )
+            self.add(Task(task_name, HELD_FUNC, depends_on=[first], kind=TaskKind.SUBFLOW, subflow=child))
             return func
 
         return register

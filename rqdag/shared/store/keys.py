@@ -38,7 +38,19 @@ def check_run_id(run_id: str) -> str:
 class RunKeys:
     """The keys of one run."""
 
-    __slots__ = ("audit", "definition", "dispatch", "events", "lease", "logs", "meta", "results", "run_id")
+    __slots__ = (
+        "audit",
+        "definition",
+        "dispatch",
+        "events",
+        "lease",
+        "logs",
+        "meta",
+        "results",
+        "run_id",
+        "signals",
+        "timers",
+    )
 
     def __init__(self, run_id: str) -> None:
         self.run_id = check_run_id(run_id)
@@ -51,6 +63,8 @@ class RunKeys:
         self.lease = f"{base}:lease"
         self.audit = f"{base}:audit"
         self.logs = f"{base}:logs"  # stream: what the run's tasks wrote (logging, stdout, stderr)
+        self.signals = f"{base}:signals"  # hash: wait task -> the signal that came for it
+        self.timers = f"{base}:timers"  # hash: "epoch:task" -> unix time a wait's or sleep's timer fires
 
     def all(self) -> list[str]:
         """Every key of the run (for deletion or export)."""
@@ -63,6 +77,8 @@ class RunKeys:
             self.lease,
             self.audit,
             self.logs,
+            self.signals,
+            self.timers,
         ]
 
     def retained(self) -> list[str]:

@@ -106,6 +106,21 @@ def _retention(run: RunKeys) -> tuple[Need, ...]:
     )
 
 
+def _holds(run: RunKeys) -> tuple[Need, ...]:
+    """A coordinator at a run's waits, sleeps and child runs: signals, timers, starting a child."""
+    return (
+        _d("HGETALL", run.signals),
+        _d("HMGET", run.signals, "f"),
+        _d("HGET", run.timers, "f"),
+        _d("HSET", run.timers, "f", "v"),
+        _d("WATCH", run.meta),
+        _d("SET", run.definition, "v"),
+        _d("ZADD", RUNS, "1", _CHECK),
+        _d("SADD", ACTIVE_RUNS, _CHECK),
+        _d("XADD", SUBMISSIONS, "MAXLEN", "~", str(SUBMISSIONS_MAXLEN), "*", "run", _CHECK),
+    )
+
+
 def coordinator_needs(queue: str = "default") -> tuple[Need, ...]:
     """What ``rqdag coordinator`` sends (``queue``: one its tasks go to)."""
     run = RunKeys(_CHECK)
@@ -140,6 +155,7 @@ def coordinator_needs(queue: str = "default") -> tuple[Need, ...]:
         _d("XREVRANGE", run.events, "+", "-", "COUNT", "1"),
         _d("XRANGE", run.events, "-", "+", "COUNT", "1"),
         *_retention(run),
+        *_holds(run),
         _q("HSET", Job.key_for(_CHECK), "f", "v"),
         _q("HGET", Job.key_for(_CHECK), "f"),
         _q("RPUSH", rq_queue.key, "v"),

@@ -52,10 +52,12 @@ class RunStore(RetentionMixin):
         timeout_s: float | None = None,
         heartbeat_timeout_s: float = 30.0,
         traceparent: str | None = None,
+        parent: tuple[str, str, int] | None = None,
     ) -> None:
         """Store a new run; raises RunExistsError if ``run_id`` is taken.
 
         ``traceparent``: the submitter's W3C trace context, the parent of the run's spans.
+        ``parent``: (run, subflow task, epoch) when this is a child run.
         """
         rk = keys.RunKeys(run_id)
         definition = encode_definition(workflow)
@@ -82,6 +84,11 @@ class RunStore(RetentionMixin):
             "task_count": len(names),
             "traceparent": traceparent or "",
             **retention_meta(workflow),
+            **(
+                {}
+                if parent is None
+                else {"parent": parent[0], "parent_task": parent[1], "parent_epoch": parent[2]}
+            ),
         }
         taken = RunExistsError(f"run '{run_id}' exists already (resume it instead)")
         # One MULTI/EXEC, the meta watched: a run is stored whole or not at all (a full
@@ -303,6 +310,69 @@ class RunStore(RetentionMixin):
             pipe.xadd(rk.audit, {"entry": dumps(dict(audit), what="audit entry")})
             pipe.xadd(rk.events, {"kind": EventKind.RESOLVED, "task": task}, maxlen=EVENTS_MAXLEN)
             pipe.execute()
+
+    def record_signal(self, run_id: str, task: str, signal: Mapping[str, Any]) -> None:
+        """A ``signal`` for the wait ``task``, its audit entry and a ``signal`` event for the
+        coordinator, in one MULTI/EXEC."""
+        rk = keys.RunKeys(run_id)
+        body = dumps(dict(signal), what=f"run '{run_id}': signal for '{task}'")
+        with self.client.pipeline(transaction=True) as pipe:
+            pipe.hset(rk.signals, task, body)
+            pipe.xadd(
+                rk.audit,
+                {
+                    "kind": AuditKind.SIGNAL,
+                    "entry": dumps({"kind": AuditKind.SIGNAL, "task": task, **signal}, what="audit entry"),
+                },
+            )
+            pipe.xadd(rk.events, {"kind": EventKind.SIGNAL, "task": task}, maxlen=EVENTS_MAXLEN)
+            pipe.execute()
+
+    def read_result_json(self, run_id: str, task: str) -> bytes | None:
+        """The stored result JSON of one task, or None."""
+        raw: Any = self.client.hget(keys.RunKeys(run_id).results, task)
+        return None if raw is None else bytes(raw)
+
+    def read_parent(self, run_id: str) -> tuple[str, str, int] | None:
+        """(run, subflow task, epoch) of the run that started this child run, or None."""
+        raw: Any = self.client.hmget(keys.RunKeys(run_id).meta, ["parent", "parent_task", "parent_epoch"])
+        if not raw[0] or not raw[1]:
+            return None
+        try:
+            epoch = int(text(raw[2] or b"0"))
+        except ValueError:
+            epoch = 0
+        return text(raw[0]), text(raw[1]), epoch
+
+    def adopt_child(self, run_id: str, epoch: int) -> None:
+        """Note that the parent's epoch ``epoch`` took this child run over (a resume of both)."""
+        self.client.hset(keys.RunKeys(run_id).meta, "parent_epoch", epoch)
+
+    def note_child_ended(self, parent: str, task: str) -> None:
+        """Tell the parent run's coordinator that the child run of its subflow ``task`` ended."""
+        self.client.xadd(
+            keys.RunKeys(parent).events, {"kind": EventKind.CHILD, "task": task}, maxlen=EVENTS_MAXLEN
+        )
+
+    def read_signals(self, run_id: str, tasks: list[str] | None = None) -> dict[str, bytes]:
+        """The signals stored for the run's waits (all, or those of ``tasks``), raw JSON by task."""
+        rk = keys.RunKeys(run_id)
+        if tasks is None:
+            raw: Any = self.client.hgetall(rk.signals)
+            return {text(k): v for k, v in raw.items()}
+        values: Any = self.client.hmget(rk.signals, tasks) if tasks else []
+        return {t: v for t, v in zip(tasks, values, strict=True) if v is not None}
+
+    def read_timers(self, run_id: str) -> dict[str, float]:
+        """The timers of the run's waits and sleeps: ``"epoch:task"`` to the unix time it fires."""
+        raw: Any = self.client.hgetall(keys.RunKeys(run_id).timers)
+        out = {}
+        for field, value in raw.items():
+            try:
+                out[text(field)] = float(text(value))
+            except ValueError:
+                continue
+        return out
 
     def append_audit(self, run_id: str, entry: Mapping[str, Any]) -> None:
         """Add an operator's action (``entry``: its ``kind``, who, when, why) to the run's audit stream."""

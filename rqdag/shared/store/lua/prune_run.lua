@@ -9,6 +9,8 @@
 -- KEYS[6]  lease_key       run lease key
 -- KEYS[7]  audit_key       run audit stream
 -- KEYS[8]  logs_key        run logs stream (what its tasks wrote)
+-- KEYS[9]  signals_key     run signals hash
+-- KEYS[10] timers_key      run timers hash
 -- ARGV[1]  cutoff          unix seconds: the run's finished_at must be at or before it
 -- ARGV[2..] the statuses that may be deleted (finished ones: succeeded, failed, ...)
 -- Returns: 1 when deleted; 0 when the run changed meanwhile (resumed, finished later:
@@ -21,6 +23,8 @@ local events_key = KEYS[5]
 local lease_key = KEYS[6]
 local audit_key = KEYS[7]
 local logs_key = KEYS[8]
+local signals_key = KEYS[9]
+local timers_key = KEYS[10]
 local cutoff = ARGV[1]
 local first_status = 2
 
@@ -42,5 +46,6 @@ local at = tonumber(finished_at or '')
 if not allowed or at == nil or at > tonumber(cutoff) then
   return 0
 end
-redis.call('UNLINK', meta_key, definition_key, results_key, dispatch_key, events_key, lease_key, audit_key, logs_key)
+redis.call('UNLINK', meta_key, definition_key, results_key, dispatch_key, events_key, lease_key, audit_key,
+  logs_key, signals_key, timers_key)
 return 1

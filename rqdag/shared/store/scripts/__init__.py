@@ -28,6 +28,7 @@ from rqdag.shared.store.scripts.outcomes import (
     VoidOutcome,
 )
 from rqdag.shared.store.scripts.run import PruneRun, RecordResults, SetRunStatus, VoidAttempt
+from rqdag.shared.store.scripts.timers import HoldTimer
 
 __all__ = [
     "EVENTS_MAXLEN",
@@ -61,6 +62,7 @@ class Scripts:
     hand_back: HandBack
     prune_run: PruneRun
     append_logs: AppendLogs
+    hold_timer: HoldTimer
 
     @classmethod
     def register(cls, client: redis.Redis) -> Scripts:
@@ -78,4 +80,5 @@ class Scripts:
             hand_back=HandBack.register(client),
             prune_run=PruneRun.register(client),
             append_logs=AppendLogs.register(client),
+            hold_timer=HoldTimer.register(client),
         )

@@ -105,6 +105,8 @@ class PruneRun(ScriptWrapper):
             keys.lease,
             keys.audit,
             keys.logs,
+            keys.signals,
+            keys.timers,
         ]
 
     @staticmethod
