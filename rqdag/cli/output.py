@@ -150,9 +150,9 @@ def results_table(
                 ]
             )
         elif entry is not None:
-            rows.append(
-                [Text(name), styled(entry.state), str(entry.attempt), Text(entry.worker or ""), "", ""]
-            )
+            note = f"waiting: {entry.waiting}" if entry.waiting else ""
+            worker = Text(entry.worker or "")
+            rows.append([Text(name), styled(entry.state), str(entry.attempt), worker, "", Text(note)])
         else:
             rows.append([Text(name), styled(PENDING), "", "", "", ""])
     return make_table(("task", "status", "attempt", "worker", "duration", "message"), rows)
