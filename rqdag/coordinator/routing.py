@@ -92,7 +92,7 @@ class Router:
         route = self.route(task.queue, task.func_path or "", task.condition_path, job_id)
         if route.rq_queue is None:
             if task.name not in self.held:
-                log.warning("run '%s': task '%s' waits: %s", self._run_id, task.name, route.waiting)
+                log.info("run '%s': task '%s' waits: %s", self._run_id, task.name, route.waiting)
             self.held[task.name] = request
         else:
             self.held.pop(task.name, None)
