@@ -18,6 +18,7 @@ from typing import Any
 
 import redis
 
+from rqdag.shared.store.runs import RunStore
 from rqdag.shared.store.workers import live_workers
 from tests.support import REPO
 from tests.support.processes import Procs, rqdag_command
@@ -254,24 +255,24 @@ def test_jobs_left_in_the_queue_of_workers_that_died_go_to_a_live_capable_worker
         doomed = _worker(procs, redis_url, "mytour.tasks", "doomed", "--heartbeat-timeout", "2")
         _wait_workers(redis_conn, {"doomed"})
         procs.coordinator(redis_url)
-        busy = ("submit", "mytour.tasks:blocking", "--param", "seconds=6", "--heartbeat-timeout", "2")
+        busy = ("submit", "mytour.tasks:blocking", "--param", "seconds=15", "--heartbeat-timeout", "2")
         _cli(procs, *busy, "--redis", redis_url, "--run-id", "busy")
         wait_until(lambda: len(procs.ledger_lines()) == 1, 15, "doomed busy with 'block'")
         _cli(procs, "submit", "mytour.tasks:flow", "--redis", redis_url, "--run-id", "behind")
-        wait_until(
-            lambda: (
-                _status(procs, redis_url, "behind")["in_flight"].get("extract", {}).get("state") == "queued"
-            ),
-            10,
-            "extract queued behind the busy worker",
-        )
+        store = RunStore(redis_conn)
+
+        def queued_behind() -> bool:
+            entry = store.read_state("behind").dispatch.get("extract")
+            return entry is not None and entry.state == "queued" and entry.rq_queue is not None
+
+        wait_until(queued_behind, 20, "extract queued behind the busy worker")
         doomed.send_signal(signal.SIGKILL)
         doomed.wait()
         # a worker of another function set (so another capability queue) that can run them too
         _worker(procs, redis_url, "mytour.tasks,mytour.amo", "heir")
 
         behind = _wait_done(procs, redis_url, "behind", timeout=40)
-        _wait_done(procs, redis_url, "busy", timeout=40)
+        _wait_done(procs, redis_url, "busy", timeout=60)
 
         assert behind["results"]["load"]["data"] == 2
         ran = [(line["run"], line["task"]) for line in procs.ledger_lines()]

@@ -86,6 +86,12 @@ def capability_queue(queue: str, profile: str) -> str:
     return f"{queue}.rqdag-{profile}"
 
 
+def served_queue(rq_queue: str) -> str:
+    """The queue a capability queue serves (``default`` for ``default.rqdag-<profile>``)."""
+    head, sep, _ = rq_queue.rpartition(".rqdag-")
+    return head if sep else rq_queue
+
+
 def job_id(run_id: str, task: str, attempt: int) -> str:
     """The RQ job id of one attempt: readable, unique, and within ``[A-Za-z0-9_-]+``."""
     digest = hashlib.sha1(f"{run_id}\x00{task}".encode(), usedforsecurity=False).hexdigest()[:12]
