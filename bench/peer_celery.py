@@ -118,7 +118,7 @@ class _Runs:
         return self.app.signature(NOOP, immutable=True)
 
     def _run(self, canvas: Any, total: int) -> Timing:
-        self.bench.reset(keep=(b"rq:worker", *KEEP_ON_RESET))
+        self.bench.reset(keep=(b"rq:worker", b"rqdag:worker", b"rqdag:profile:", *KEEP_ON_RESET))
         t0, cpu0 = time.perf_counter(), time.thread_time()
         result = canvas.apply_async()
         while not result.ready():

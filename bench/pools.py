@@ -114,7 +114,8 @@ class WorkerPool:
         self._wait_registered()
 
     def _wait_registered(self) -> None:
-        queue = Queue(self.queue, connection=self.bench.client)
+        # rqdag workers listen to their capability queue (see rqdag.coordinator.routing), not this one
+        queue = Queue(self.queue, connection=self.bench.client) if self.kind == "raw" else None
         wanted = {Worker.redis_worker_namespace_prefix + n for n in self._names}
         deadline = time.monotonic() + START_TIMEOUT_S
         while not wanted <= set(Worker.all_keys(connection=self.bench.client, queue=queue)):

@@ -35,8 +35,10 @@ from bench.workloads import task_name, wide_workflow
 from rqdag.coordinator.lease import DEFAULT_LEASE_TTL_S
 from rqdag.shared.model.codec import encode_result
 from rqdag.shared.model.task import TaskMetrics, TaskResult, TaskStatus
-from rqdag.shared.store.keys import RunKeys
+from rqdag.shared.store.keys import RunKeys, capability_queue
 from rqdag.shared.store.runs import RunStore
+from rqdag.shared.store.workers import WorkerInfo, WorkerRegistration, profile_of
+from rqdag.worker.registry import build_registry
 
 SECTION = "4. Resume"
 TARGET_FIRST_DISPATCH_S = 1.0
@@ -87,6 +89,24 @@ def prepare(session: Session, tasks: int) -> str:
     return run_id
 
 
+def register_stand_in(connection: redis.Redis) -> str:
+    """A registry entry for a ``bench.tasks`` worker that never runs; returns its queue.
+
+    The coordinator routes jobs only to live workers that can run them: with
+    this entry the takeover sends its first job (to that queue) as it would to a
+    real fleet, and no worker takes it away before the bench sees it.
+    """
+    functions = tuple(sorted(build_registry(["bench.tasks"]).functions))
+    profile = profile_of(functions)
+    queue = capability_queue(RQDAG_QUEUE, profile)
+    info = WorkerInfo(
+        "bench-stand-in", "bench", 0, (RQDAG_QUEUE,), (queue,), "simple", ("bench.tasks",), profile,
+        "bench", sys.version.split()[0], time.time(), 3600.0, functions,
+    )  # fmt: skip
+    WorkerRegistration(connection, info).publish()
+    return queue
+
+
 def _result_json(run_id: str, name: str, definition_hash: str, now: float) -> bytes:
     result = TaskResult(
         TaskStatus.SUCCESS,
@@ -109,7 +129,9 @@ def restore(session: Session, run_id: str) -> None:
 def restart_once(session: Session, run_id: str, mode: str, tasks: int) -> Sample:
     """Start a ``mode`` child on the run and time it to the first job in the queue."""
     client = session.bench.client
-    queue_key = Queue(RQDAG_QUEUE, connection=client).key
+    # rqdag routes to the stand-in's capability queue; the floor child enqueues into the plain one
+    queue = register_stand_in(client) if mode == "rqdag" else RQDAG_QUEUE
+    queue_key = Queue(queue, connection=client).key
     log = (session.bench.workdir / "resume-child.log").open("ab")
     proc = subprocess.Popen(
         [

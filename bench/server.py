@@ -14,6 +14,7 @@ from rqdag.local.redis_server import RedisServer, find_redis_server
 
 # Worker registrations survive a reset, so that idle worker pools stay valid between runs.
 _KEEP_PREFIX = b"rq:worker"
+_KEEP_REGISTRY = (b"rqdag:worker", b"rqdag:profile:")  # rqdag's worker registry: routing needs it
 _RESET_BATCH = 2_000
 _NOT_CALLS = frozenset({"info", "config"})  # the bench's own reading of the counters
 
@@ -61,7 +62,7 @@ class BenchRedis:
         """``redis-server`` version, as the server reports it."""
         return str(self.client.info("server").get("redis_version", "?"))
 
-    def reset(self, keep: tuple[bytes, ...] = (_KEEP_PREFIX,)) -> None:
+    def reset(self, keep: tuple[bytes, ...] = (_KEEP_PREFIX, *_KEEP_REGISTRY)) -> None:
         """Delete every key but those starting with ``keep`` (worker registrations by default)."""
         batch: list[bytes] = []
         for key in self.client.scan_iter(count=_RESET_BATCH):

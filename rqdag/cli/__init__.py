@@ -6,7 +6,8 @@ formats), ``live`` (a run's live view), ``drive`` (``run``), ``serve``
 ``cancel``, ``graph``), ``resume``, ``watch``, ``snapshots`` (``snapshot
 export|import|diff``), ``prune`` (``prune``, the ``--retention`` option),
 ``task_commands`` (``inspect``, ``resolve``), ``signal``, ``task_logs`` (``logs``, what tasks
-wrote), ``rq_dashboard`` (rq-dashboard set up for rqdag's jobs) and ``reference`` (writes
+wrote), ``rq_dashboard`` (rq-dashboard set up for rqdag's jobs), ``workers``
+(``workers``) and ``reference`` (writes
 docs/cli.md from these commands).
 """
 
@@ -31,12 +32,14 @@ from rqdag.cli.snapshots import snapshot
 from rqdag.cli.task_commands import inspect_command, resolve
 from rqdag.cli.task_logs import logs
 from rqdag.cli.watch import watch
+from rqdag.cli.workers import workers
 
 COMMANDS: tuple[click.Command, ...] = (
     run,
     submit,
     coordinator,
     worker,
+    workers,
     status,
     watch,
     runs,

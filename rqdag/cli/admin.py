@@ -94,6 +94,7 @@ def _status_document(meta: RunMeta, state: RunState, counts: dict[str, int], dri
             "queue": e.queue,
             "started_at": e.started_at,
             "heartbeat_at": e.heartbeat_at,
+            "waiting": e.waiting,
         }
         for name, e in state.dispatch.items()
         if name not in state.results

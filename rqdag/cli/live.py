@@ -49,9 +49,10 @@ class InFlight:
     attempt: int
     worker: str | None
     started_at: float | None
+    waiting: str | None = None  # why no worker has it yet (see rqdag.coordinator.routing)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON form: task, state, attempt, worker, started_at."""
+        """JSON form: task, state, attempt, worker, started_at, waiting."""
         return dict(self.__dict__)
 
 
@@ -79,7 +80,7 @@ class RunView:
 
     def signature(self) -> tuple[Any, ...]:
         """What changes when something happened (not the clock)."""
-        running = tuple((r.task, r.state, r.attempt, r.worker) for r in self.in_flight)
+        running = tuple((r.task, r.state, r.attempt, r.worker, r.waiting) for r in self.in_flight)
         driver = (self.driver.owner, self.driver.problem)
         return (self.status, self.epoch, tuple(sorted(self.counts.items())), running, self.note, driver)
 
@@ -146,7 +147,7 @@ def read_view(store: RunStore, run_id: str, undriven_note: str = "") -> RunView:
 
 
 def _in_flight(name: str, entry: DispatchEntry) -> InFlight:
-    return InFlight(name, entry.state, entry.attempt, entry.worker, entry.started_at)
+    return InFlight(name, entry.state, entry.attempt, entry.worker, entry.started_at, entry.waiting)
 
 
 class RunFollower:
@@ -218,7 +219,8 @@ def render_view(view: RunView) -> RenderableType:
             table.add_column(column)
         for item in view.in_flight[:MAX_RUNNING_SHOWN]:
             since = "" if item.started_at is None else format_duration(view.at - item.started_at)
-            table.add_row(item.task, styled(item.state), str(item.attempt), item.worker or "", since)
+            worker = item.worker or (f"waiting: {item.waiting}" if item.waiting else "")
+            table.add_row(item.task, styled(item.state), str(item.attempt), worker, since)
         if len(view.in_flight) > MAX_RUNNING_SHOWN:
             table.add_row(f"... {len(view.in_flight) - MAX_RUNNING_SHOWN} more", "", "", "", "")
         parts.append(table)
@@ -233,6 +235,8 @@ def plain_line(view: RunView) -> str:
         f"{r.task}@{r.worker or '?'}" for r in view.in_flight if r.state is AttemptState.RUNNING
     )
     tail = f"; running: {running}" if running else ""
+    waiting = "; ".join(f"{r.task} waiting: {r.waiting}" for r in view.in_flight if r.waiting)
+    tail += f"; {waiting}" if waiting else ""
     eta = "" if view.finished else f", {format_eta(view.eta_s)}"
     tail += "".join(f"; {line}" for line in undriven_lines(view.finished, view.driver, view.note))
     return f"{stamp} run {view.run_id} {view.status}: {view.done}/{view.total} done{eta}{tail}"

@@ -152,9 +152,9 @@ def results_table(
                 ]
             )
         elif entry is not None:
-            rows.append(
-                [Text(name), styled(entry.state), str(entry.attempt), Text(entry.worker or ""), "", ""]
-            )
+            note = f"waiting: {entry.waiting}" if entry.waiting else ""
+            worker = Text(entry.worker or "")
+            rows.append([Text(name), styled(entry.state), str(entry.attempt), worker, "", Text(note)])
         else:
             note = (notes or {}).get(name, "")
             rows.append([Text(name), styled(PENDING), "", "", "", Text(note)])

@@ -103,6 +103,8 @@ def _print_inspection(doc: dict[str, Any]) -> None:
         facts.add_row(
             "in flight", Text(f"{entry['state']} (attempt {entry['attempt']}) on {entry['worker'] or '-'}")
         )
+        if entry.get("waiting"):
+            facts.add_row("waiting", Text(str(entry["waiting"])))
     show(out, facts)
     if result is not None and result.get("data") is not None:
         out.print("[bold]data[/]")

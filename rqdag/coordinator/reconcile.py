@@ -48,7 +48,7 @@ def restore_in_flight(
             state.complete(name, entry.token, result, now)
         elif entry.state is AttemptState.LOST:  # voided by a coordinator that died before recording it
             state.complete(name, entry.token, lost_result(entry.worker, None), now, lost=True)
-        elif entry.state is AttemptState.VANISHED:  # voided unstarted by a coordinator that died since
+        elif entry.state is AttemptState.VANISHED or entry.waiting:  # never started; held: no job exists
             state.requeue(name, entry.token)
         elif entry.state is AttemptState.HANDED_BACK or (
             entry.state is AttemptState.RUNNING and requeue_running

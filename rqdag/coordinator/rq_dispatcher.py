@@ -16,6 +16,7 @@ from rq.serializers import JSONSerializer
 
 from rqdag.coordinator.dispatch import Completion, CompletionKind, DispatchRequest
 from rqdag.coordinator.lease import Lease
+from rqdag.coordinator.routing import HELD_RECHECK_S, Router
 from rqdag.coordinator.watchdog import Watchdog
 from rqdag.errors import DecodeError, LeaseLostError
 from rqdag.shared import metrics
@@ -74,6 +75,7 @@ class RQDispatcher:
         self._from_workers: set[str] = set()
         self._queues: dict[str, Queue] = {}
         self._woken = False
+        self._router = Router(client, lease.run_id)
         self._watchdog = Watchdog(
             client,
             scripts,
@@ -82,6 +84,7 @@ class RQDispatcher:
             lambda name: self._queue(name).intermediate_queue_key,
             self._news,
             reported=reported,
+            listened=self._router.listened,
         )
         self._next_cancel_check = 0.0
         self._epoch = epoch
@@ -93,8 +96,17 @@ class RQDispatcher:
     # ---- dispatch ------------------------------------------------------------------
 
     def submit(self, requests: Sequence[DispatchRequest]) -> None:
-        """Enqueue the attempts and write their dispatch entries, fenced by the lease."""
+        """Enqueue the attempts and write their dispatch entries, fenced by the lease.
+
+        Each job goes to the capability queue of a live worker that can run it
+        (:mod:`rqdag.coordinator.routing`); one that no live worker can run is
+        held: its entry says why, and it is sent once such a worker registers.
+        """
         self._lease.renew_if_due()
+        self._router.prepare(requests)
+        self._send(requests)
+
+    def _send(self, requests: Sequence[DispatchRequest]) -> None:
         now = time.time()
         sent: dict[str, DispatchEntry] = {}
         by_queue: dict[str, list[EnqueueData]] = defaultdict(list)
@@ -103,6 +115,7 @@ class RQDispatcher:
             data = rq_job_data(
                 request, workflow=self._workflow, traceparent=self._traceparent, dispatched_at=now
             )
+            route = self._router.place(request, data.job_id)
             sent[task.name] = DispatchEntry(
                 attempt=request.attempt,
                 token=request.token,
@@ -110,8 +123,11 @@ class RQDispatcher:
                 state=AttemptState.QUEUED,
                 queue=task.queue,
                 queued_at=now,
+                rq_queue=route.rq_queue,
+                waiting=route.waiting,
             )
-            by_queue[task.queue].append(data)
+            if route.rq_queue is not None:
+                by_queue[route.rq_queue].append(data)
 
         def enqueue(pipe: Pipeline) -> None:
             for queue_name, datas in by_queue.items():
@@ -120,6 +136,12 @@ class RQDispatcher:
         entries = {name: entry.to_json() for name, entry in sent.items()}
         self._store.dispatch(self._lease.run_id, self._lease.value, entries, enqueue)
         self._watchdog.dispatched(sent)
+
+    def _send_held(self) -> None:
+        """Send the held attempts that a worker registered since can run."""
+        ready = self._router.due()
+        if ready:
+            self._send(ready)
 
     def _queue(self, name: str) -> Queue:
         queue = self._queues.get(name)
@@ -137,6 +159,8 @@ class RQDispatcher:
         so a completion or two that arrive alone wait LINGER_S for the next ones:
         a batch costs the coordinator one read and one step instead of one each.
         """
+        if self._router.held:  # a capable worker may register any moment
+            timeout = min(timeout, HELD_RECHECK_S)
         deadline = time.monotonic() + max(timeout, 0.0)
         while not self._pending and not self._woken:
             remaining = deadline - time.monotonic()
@@ -198,6 +222,7 @@ class RQDispatcher:
                     text(fields.get(b"token", b"")),
                 )
         self._check_cancel()
+        self._send_held()
         lost = self._watchdog.check() + handed
         metrics.attempts_ended_here(self._workflow, [(c.task, c.kind) for c in lost])
         lost += self._signals()
@@ -339,7 +364,8 @@ class RQDispatcher:
     # ---- coordinator-decided results ------------------------------------------------
 
     def abandon(self, task: str, token: str) -> None:
-        """Nothing to send: recording the task's result voids the attempt's token."""
+        """Nothing to send (recording the task's result voids the attempt's token); a held one is dropped."""
+        self._router.drop(task, token)
 
     def unstarted(self, tasks: Sequence[str]) -> set[str]:
         """Those of ``tasks`` whose dispatch entry is still queued (one HMGET)."""

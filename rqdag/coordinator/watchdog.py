@@ -24,6 +24,7 @@ from rqdag.shared.store.scripts import Scripts, VoidOutcome
 log = logging.getLogger("rqdag.coordinator")
 
 MAX_CHECK_INTERVAL_S = 5.0  # a worker with a shorter limit of its own is noticed this soon
+STRANDED_GRACE_S = 2.0  # a job routed this recently waits for its workers' registration to settle
 
 
 class Known(NamedTuple):
@@ -70,6 +71,7 @@ class Watchdog:
         intermediate_key: Callable[[str], str],
         news: Callable[[str], Collection[str]],
         reported: Collection[str] = (),
+        listened: Callable[[str], bool] | None = None,
     ) -> None:
         """``news(token)``: the kinds of the events about that attempt read but not yet
         applied; ``reported``: tasks whose garbage the run's load reported already."""
@@ -79,6 +81,7 @@ class Watchdog:
         self._keys = RunKeys(lease.run_id)
         self._timeout = heartbeat_timeout_s
         self._intermediate_key = intermediate_key
+        self._listened = listened
         self._next_check = 0.0
         self._taken_since: dict[str, float] = {}  # token -> when its job was first seen taken, unstarted
         self._news = news
@@ -123,6 +126,7 @@ class Watchdog:
         ]
         out += self._vanished(entries)
         out += self._set_aside(unreadable)
+        out += self._stranded(entries)
         return [c for c in out if c is not None]
 
     def _entries(self) -> tuple[dict[str, DispatchEntry], dict[str, tuple[bytes | str, str]]]:
@@ -193,6 +197,7 @@ class Watchdog:
             for name, e in entries.items()
             if e.state is AttemptState.QUEUED
             and e.queued_at is not None
+            and e.waiting is None
             and wall - e.queued_at > self._timeout
         }
         self._taken_since = {
@@ -203,7 +208,7 @@ class Watchdog:
         with self._client.pipeline(transaction=False) as pipe:
             for entry in old.values():
                 pipe.hget(Job.key_for(entry.job_id), "status")
-                pipe.lpos(self._intermediate_key(entry.queue), entry.job_id)
+                pipe.lpos(self._intermediate_key(entry.rq_queue or entry.queue), entry.job_id)
             replies: list[Any] = pipe.execute()
         now = time.monotonic()
         result = TaskResult.failure("a worker took its job but never started it (the worker died)")
@@ -218,6 +223,27 @@ class Watchdog:
             if now - since > self._timeout:
                 out.append(self._void(name, entry, AttemptState.QUEUED, result))
         return out
+
+    def _stranded(self, entries: dict[str, DispatchEntry]) -> list[Completion | None]:
+        """Queued jobs in a capability queue that no live worker listens to any more.
+
+        Every worker of that capability left (stopped, or died and lapsed from the
+        registry) before taking the job: it never started, so it is voided and
+        sent again, routed to a worker that is live now.
+        """
+        if self._listened is None:
+            return []
+        wall = time.time()
+        result = TaskResult.failure("every worker that could take its job left before taking it")
+        return [
+            self._void(name, entry, AttemptState.QUEUED, result)
+            for name, entry in entries.items()
+            if entry.state is AttemptState.QUEUED
+            and entry.waiting is None
+            and entry.rq_queue is not None
+            and wall - (entry.queued_at or wall) > STRANDED_GRACE_S
+            and not self._listened(entry.rq_queue)
+        ]
 
     def _void(
         self, name: str, entry: DispatchEntry, state: AttemptState, result: TaskResult

@@ -18,6 +18,7 @@ from rq.serializers import JSONSerializer
 from rq.worker import Worker
 
 from rqdag.shared.model.job import RUN_TASK
+from rqdag.shared.store.keys import served_queue
 
 
 def _stamp(moment: datetime | None) -> float | None:
@@ -54,7 +55,7 @@ def list_workers(client: redis.Redis) -> list[dict[str, Any]]:
                 "hostname": worker.hostname,
                 "pid": worker.pid,
                 "state": worker.get_state(),
-                "queues": worker.queue_names(),
+                "queues": [served_queue(q) for q in worker.queue_names()],  # not the capability queues
                 "current_job": job_id,
                 "current_task": current_task(client, job_id),
                 "birth": _stamp(worker.birth_date),

@@ -24,6 +24,7 @@ import logging
 import os
 import pickle
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -37,7 +38,9 @@ from rq.worker import SimpleWorker, SpawnWorker, Worker
 from rqdag.errors import RqdagError, TaskNotAllowedError
 from rqdag.shared import metrics
 from rqdag.shared.model.job import RUN_TASK
+from rqdag.shared.model.job import TaskJob as TaskJobSpec
 from rqdag.shared.store.keys import RunKeys
+from rqdag.shared.store.workers import CurrentTask, WorkerRegistration
 from rqdag.worker.environment import (
     WorkerEnvironment,
     WorkerSettings,
@@ -109,12 +112,60 @@ class TaskJob(Job):
 
 class RqdagWorkerMixin(RidesOutFullRedis):
     """What rqdag adds to an RQ worker class: its job class, timeouts off, the environment,
-    a cheaper heartbeat, a loop that waits out a full Redis."""
+    a cheaper heartbeat, a loop that waits out a full Redis, its entry in the worker registry."""
 
     job_class = TaskJob
     death_penalty_class = TaskJobTimeoutOff
     rqdag_settings: WorkerSettings | None = None
+    rqdag_registration: WorkerRegistration | None = None
     _rqdag_environment: WorkerEnvironment | None = None
+    _rqdag_current: CurrentTask | None = None
+    _rqdag_beat: int | None = None
+
+    def register_birth(self) -> None:
+        """rqdag's registry entry (refreshed from the ticker thread), then RQ's registration.
+
+        In that order, whoever sees the worker in RQ's registry finds it routable.
+        """
+        registration = self.rqdag_registration
+        if registration is None or self.rqdag_settings is None:
+            super().register_birth()  # type: ignore[no-untyped-call]
+            return
+        registration.publish()
+        super().register_birth()  # type: ignore[no-untyped-call]
+        interval = min(self.rqdag_settings.heartbeat_interval, registration.info.heartbeat_limit_s / 3)
+        self._rqdag_beat = self.rqdag_environment().ticker.every(interval, self._publish_registration)
+
+    def work(self, *args: Any, **kwargs: Any) -> bool:
+        """RQ's work loop; however it ends (a lost Redis too), the registry heartbeat stops with it."""
+        try:
+            return bool(super().work(*args, **kwargs))
+        finally:
+            self._stop_registry_beat()
+
+    def _stop_registry_beat(self) -> None:
+        if self._rqdag_beat is not None:
+            self.rqdag_environment().ticker.cancel(self._rqdag_beat)
+            self._rqdag_beat = None
+
+    def register_death(self) -> None:
+        """Leave rqdag's registry at once, then RQ's."""
+        registration = self.rqdag_registration
+        self._stop_registry_beat()
+        if registration is not None:
+            try:
+                registration.withdraw()
+            except redis.RedisError as exc:
+                log.warning("worker %s: could not leave the registry (%s); it lapses", self.name, exc)
+        super().register_death()
+
+    def _publish_registration(self) -> None:
+        if self.rqdag_registration is None:
+            return
+        try:
+            self.rqdag_registration.publish(self._rqdag_current)
+        except redis.RedisError as exc:
+            log.warning("worker %s: registry heartbeat failed (will try again): %s", self.name, exc)
 
     def registered_count(self) -> int:
         """How many task functions this worker may run."""
@@ -161,11 +212,14 @@ class RqdagWorkerMixin(RidesOutFullRedis):
         )
 
     def execute_job(self, job: Job, queue: Any) -> None:
-        """Run one job (in this process or a horse), counted as a busy slot meanwhile."""
+        """Run one job (in this process or a horse), counted as a busy slot meanwhile,
+        its attempt noted as this worker's current task for the registry."""
         metrics.slot_busy(1)
+        self._rqdag_current = _current_task(job)
         try:
             super().execute_job(job, queue)
         finally:
+            self._rqdag_current = None
             metrics.slot_busy(-1)
 
     def request_stop(self, signum: Any, frame: Any) -> None:
@@ -205,6 +259,17 @@ class RqdagWorkerMixin(RidesOutFullRedis):
                     "run %r, task %r: not finished within the grace period: handed back", run_id, task
                 )
         os._exit(0)  # the tasks are abandoned in mid-call: nothing of this process may go on
+
+
+def _current_task(job: Job) -> CurrentTask | None:
+    """The attempt an rqdag job carries; None for any other job (it is refused anyway)."""
+    try:
+        if job.func_name != RUN_TASK:
+            return None
+        spec = TaskJobSpec.from_kwargs(job.kwargs)
+    except (RqdagError, DeserializationError):
+        return None
+    return CurrentTask(spec.run_id, spec.task, spec.attempt, time.time())
 
 
 class ForkTaskWorker(RqdagWorkerMixin, Worker):

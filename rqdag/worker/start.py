@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
+import platform
 import socket
+import time
 from collections.abc import Sequence
 from typing import Literal
 
@@ -14,17 +17,22 @@ from rq.serializers import JSONSerializer
 from rqdag.errors import RqdagError
 from rqdag.shared.connect import connect
 from rqdag.shared.model.task_logs import LogLimits
+from rqdag.shared.store.keys import capability_queue
+from rqdag.shared.store.workers import WorkerInfo, WorkerRegistration, profile_of
 from rqdag.worker.environment import (
     DEFAULT_HEARTBEAT_INTERVAL,
     DEFAULT_MAX_RESULT_BYTES,
     DEFAULT_SHUTDOWN_GRACE_S,
+    WorkerEnvironment,
     WorkerSettings,
+    build_environment,
 )
 from rqdag.worker.lifecycle import work_until_stopped
 from rqdag.worker.rq_classes import ForkTaskWorker, RqdagWorkerMixin, SimpleTaskWorker, SpawnTaskWorker
 from rqdag.worker.slots import ConcurrentTaskWorker
 
 WorkerClass = Literal["fork", "simple", "spawn", "concurrent"]
+REGISTRY_BEATS = 3  # without --heartbeat-timeout, a worker's registration lapses after 3 silent beats
 
 WORKER_CLASSES: dict[str, type[RqdagWorkerMixin]] = {
     "fork": ForkTaskWorker,
@@ -69,10 +77,53 @@ def create_worker(
             f"unknown worker class {worker_class!r} (expected one of {', '.join(WORKER_CLASSES)})"
         ) from None
     names = [queues] if isinstance(queues, str) else list(queues)
-    worker = cls(names, name=name or default_worker_name(), connection=connection, serializer=JSONSerializer)
+    name = name or default_worker_name()
+    env = build_environment(settings, connection, name)
+    profile = profile_of(env.registry.functions)
+    # one capability queue per queue: only jobs this worker can run are routed there
+    rq_queues = [capability_queue(q, profile) for q in names]
+    worker = cls(rq_queues, name=name, connection=connection, serializer=JSONSerializer)
     worker.rqdag_settings = settings
-    worker.rqdag_environment()
+    worker._rqdag_environment = env
+    worker.rqdag_registration = WorkerRegistration(
+        connection, _worker_info(env, settings, name, names, rq_queues, worker_class, profile)
+    )
     return worker
+
+
+def registry_limit(settings: WorkerSettings) -> float:
+    """How long a worker's registry entry outlives its last beat: its heartbeat limit."""
+    return settings.heartbeat_timeout_s or REGISTRY_BEATS * settings.heartbeat_interval
+
+
+def _worker_info(
+    env: WorkerEnvironment,
+    settings: WorkerSettings,
+    name: str,
+    queues: Sequence[str],
+    rq_queues: Sequence[str],
+    worker_class: str,
+    profile: str,
+) -> WorkerInfo:
+    try:
+        version = importlib.metadata.version("rqdag")
+    except importlib.metadata.PackageNotFoundError:
+        version = "unknown"
+    return WorkerInfo(
+        name=name,
+        host=socket.gethostname(),
+        pid=os.getpid(),
+        queues=tuple(queues),
+        rq_queues=tuple(rq_queues),
+        worker_class=worker_class,
+        modules=env.registry.modules,
+        profile=profile,
+        rqdag_version=version,
+        python_version=platform.python_version(),
+        started_at=time.time(),
+        heartbeat_limit_s=registry_limit(settings),
+        functions=tuple(sorted(env.registry.functions)),
+    )
 
 
 def start_worker(

@@ -436,7 +436,7 @@ class Scenario:
         return "\n".join(lines)
 
     def _describe_entry(self, entry: DispatchEntry) -> str:
-        queue = f"rq:queue:{entry.queue}"
+        queue = f"rq:queue:{entry.rq_queue or entry.queue}"
         job = f"rq:job:{entry.job_id}"
         pipe = self.client.pipeline(transaction=False)
         pipe.lpos(queue, entry.job_id)

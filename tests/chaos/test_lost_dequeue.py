@@ -28,6 +28,7 @@ from tests.chaos.chaos_flow import LEDGER_ENV, work
 from tests.chaos.cluster import TASKS_MODULE
 from tests.support.processes import Procs
 from tests.support.wait import poll_until
+from tests.support.workers import register_stand_in
 
 FINISH_WITHIN_S = 20.0  # the heartbeat limit is 2 s and the lease TTL 2 s
 SETTLED = ("succeeded", "failed", "cancelled", "error", "blocked")
@@ -42,7 +43,9 @@ def procs_env(tmp_path: Path) -> dict[str, str]:
 def die_after_dequeue(url: str, procs: Procs, client: Client) -> None:
     """What a worker's dequeue does (RQ's ``Queue.lmove``), then the worker is gone."""
     conn = client.connection
-    moved = poll_until(lambda: conn.lmove("rq:queue:default", "rq:queue:default:intermediate"), 15)
+    # a worker registers (the coordinator routes jobs only to live, capable workers), then dequeues
+    queue = register_stand_in(conn, (TASKS_MODULE,), name="dies-after-dequeue")
+    moved = poll_until(lambda: conn.lmove(f"rq:queue:{queue}", f"rq:queue:{queue}:intermediate"), 15)
     assert moved, "the coordinator never enqueued the job"
 
 

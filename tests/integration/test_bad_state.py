@@ -14,8 +14,9 @@ from rqdag.shared.store.keys import RunKeys
 from rqdag.shared.store.resume import resume_run
 from rqdag.shared.store.runs import RunStore
 from tests.integration.flows import recoverable, step
-from tests.support.processes import Procs
+from tests.support.processes import FLOWS, Procs
 from tests.support.wait import wait_until
+from tests.support.workers import register_stand_in
 
 
 def test_definition_from_a_newer_version_is_reported_with_the_field(redis_url: str) -> None:
@@ -45,6 +46,7 @@ def test_garbage_dispatch_entry_is_reported_and_the_run_goes_on(redis_url: str, 
 
 def test_job_for_a_run_that_no_longer_exists_runs_nothing(redis_url: str, procs: Procs) -> None:
     client = Client(redis_url)
+    register_stand_in(client.connection, (FLOWS,))  # so the job is routed, to the burst worker's queue
     run = client.submit(recoverable, params={"fixed": True}, run_id="vanishing")
     procs.coordinator(redis_url)
     wait_until(lambda: bool(RunStore(client.connection).read_state(run.run_id).dispatch), 15, "a dispatch")

@@ -19,6 +19,7 @@ from rqdag.shared.store.runs import RunStore
 from tests.integration.gated import held_at_most_once, held_once, starts
 from tests.support.processes import Procs
 from tests.support.wait import wait_until
+from tests.support.workers import register_stand_in
 
 GARBAGE = b"\x00garbage"
 REPORTED_WITHIN_S = 8.0  # the watchdog reads the dispatch hash every 5 s at the default limit
@@ -93,6 +94,7 @@ def test_garbage_over_an_attempt_not_yet_started_sends_it_again(
     gate.touch()
     procs.coordinator(redis_url)  # no worker yet: the attempt stays queued
     client = Client(redis_url)
+    register_stand_in(client.connection, ("tests.integration.gated",))  # in the queue of its workers
     run = client.submit(held_at_most_once, params={"gate": str(gate)}, run_id="garbage-queued")
     store = RunStore(client.connection)
     wait_until(lambda: "held" in store.read_state(run.run_id).dispatch, 20, "held to be dispatched")

@@ -20,6 +20,7 @@ from rqdag.shared.store.keys import RunKeys, job_id
 from rqdag.shared.store.records import parse_dispatch_entry
 from rqdag.shared.store.runs import RunStore
 from rqdag.shared.store.scripts import Scripts
+from tests.support.workers import register_stand_in
 from tests.unit.tasks_for_tests import path_of
 from tests.unit.test_job_contract import TRACEPARENT, WORKFLOW, expected_fields
 
@@ -47,12 +48,13 @@ def test_the_job_the_dispatcher_enqueues_is_what_the_worker_parses(redis_conn: r
     assert lease.acquire()
     [task] = [t for t in RunStore(redis_conn).read_task_table("contract").tasks() if t.name == "load"]
     request = DispatchRequest("contract", task, attempt=2, token="2-abc", inputs={}, params={})
+    rq_queue = register_stand_in(redis_conn, ("tests.unit.tasks_for_tests",), queue="contract")
 
     before = time.time()
     RQDispatcher(redis_conn, scripts, lease, workflow=WORKFLOW, traceparent=TRACEPARENT).submit([request])
 
     jid = job_id("contract", "load", 2)
-    assert Queue("contract", connection=redis_conn, serializer=JSONSerializer).job_ids == [jid]
+    assert Queue(rq_queue, connection=redis_conn, serializer=JSONSerializer).job_ids == [jid]
     job = Job.fetch(jid, connection=redis_conn, serializer=JSONSerializer)
     assert job.func_name == RUN_TASK
     assert not job.args

@@ -21,8 +21,9 @@ from rqdag.shared.connect import connect
 from rqdag.shared.model.vocabulary import RunStatus
 from rqdag.shared.store.runs import RunStore
 from tests.integration.flows import step
-from tests.support.processes import Procs
+from tests.support.processes import FLOWS, Procs
 from tests.support.wait import wait_until
+from tests.support.workers import register_stand_in
 
 RUNS = 300
 OLD_POOL = 100
@@ -70,11 +71,12 @@ def test_a_coordinator_drives_300_runs_at_once_without_running_out_of_connection
     client = Client(redis_url)
     store = RunStore(client.connection)
     ids = [f"many-{i}" for i in range(RUNS)]
+    # the workers' registry entry, before they run: the drivers route the jobs to their queue
+    queue = Queue(register_stand_in(redis_conn, (FLOWS,)), connection=redis_conn)
     started = time.monotonic()
     for run_id in ids:
         client.submit(one_task, run_id=run_id)
     # No worker yet: every driver dispatches its run's task and then waits on it, all at once.
-    queue = Queue("default", connection=redis_conn)
     wait_until(lambda: queue.count == RUNS, 30, f"all {RUNS} runs dispatched, their drivers waiting")
     assert len(redis_conn.client_list()) - before > 2 * OLD_POOL, "each waiting driver holds a connection"
     procs.worker(redis_url, name="w1")

@@ -26,7 +26,7 @@ from tests.support.processes import Procs
 from tests.support.redis import free_port
 from tests.support.runs import create_run, dispatch
 from tests.support.wait import wait_until
-from tests.support.workers import Env, path_of
+from tests.support.workers import Env, path_of, worker_queue
 
 
 def test_a_failed_task_is_a_failed_rq_job_with_its_message(env: Env) -> None:
@@ -49,9 +49,9 @@ def test_a_failed_task_is_a_failed_rq_job_with_its_message(env: Env) -> None:
 
     failed_job = Job.fetch(job_id("rf", "bad", 1), env.conn, serializer=JSONSerializer)
     assert failed_job.retries_left is None  # RQ never retries it: rqdag retries with a new attempt
-    registry = FailedJobRegistry("default", connection=env.conn)
+    registry = FailedJobRegistry(worker_queue(), connection=env.conn)
     assert registry.get_job_ids() == [failed_job.id]
-    assert FinishedJobRegistry("default", connection=env.conn).get_job_ids() == [job_id("rf", "good", 1)]
+    assert FinishedJobRegistry(worker_queue(), connection=env.conn).get_job_ids() == [job_id("rf", "good", 1)]
     assert [line["task"] for line in env.ledger_lines()].count("bad") == 1  # ran once, finished once
 
     output = proc.stdout + proc.stderr
@@ -115,19 +115,19 @@ def test_rq_dashboard_shows_busy_workers_and_jobs(env: Env, procs: Procs) -> Non
     status, workers = _get_json(port, "/0/data/workers.json")
     assert status == 200, procs.log("dashboard")[-3000:]
     [worker] = workers["workers"]
-    assert worker["name"] == "w-dash" and worker["state"] == "busy" and worker["queues"] == ["default"]
+    assert worker["name"] == "w-dash" and worker["state"] == "busy" and worker["queues"] == [worker_queue()]
     current = worker["current_job"]
     stored = Job.fetch(job_id("rd", "slow", 1), env.conn, serializer=JSONSerializer)
     assert current["job_id"] == stored.id and current["description"] == stored.description
     assert current["call_string"].startswith("rqdag.worker.job.run_task(")
     assert f"token='{busy.token}'" in current["call_string"]
-    status, started = _get_json(port, "/0/data/jobs/default/started/8/asc/1.json")
+    status, started = _get_json(port, f"/0/data/jobs/{worker_queue()}/started/8/asc/1.json")
     assert status == 200 and [j["id"] for j in started["jobs"]] == [job_id("rd", "slow", 1)]
     status, job = _get_json(port, f"/0/data/job/{job_id('rd', 'slow', 1)}.json")
     assert status == 200 and job["status"] == "started" and job["description"] == stored.description
 
     assert env.rq_failure(failing) is not None
-    status, failed = _get_json(port, "/0/data/jobs/default/failed/8/asc/1.json")
+    status, failed = _get_json(port, f"/0/data/jobs/{worker_queue()}/failed/8/asc/1.json")
     assert status == 200
     by_id = {j["id"]: j for j in failed["jobs"]}
     assert "failure: RuntimeError: boom in bad" in by_id[job_id("rb", "bad", 1)]["exc_info"]

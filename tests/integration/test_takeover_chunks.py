@@ -34,6 +34,7 @@ from rqdag.shared.store.runs import RunStore
 from rqdag.shared.store.scripts import FinishOutcome, Scripts, StartOutcome
 from tests.integration.busy import BusyScript
 from tests.support.wait import wait_until
+from tests.support.workers import register_stand_in
 
 IN_FLIGHT = 1_500
 UNSTARTED = 1_500
@@ -158,6 +159,8 @@ def test_a_takeover_during_finishes_dispatches_only_what_never_started(
     redis_url: str, redis_conn: redis.Redis
 ) -> None:
     flight, unstarted = half_in_flight(redis_conn, "racy")
+    # a registered worker for the run's tasks, so that the takeover routes their jobs (to its queue)
+    queue = Queue(register_stand_in(redis_conn, (FUNC.partition(":")[0],)), connection=redis_conn)
     stop = threading.Event()
     driver = RunDriver(redis_conn, "racy", "taker", stop=stop)
     thread = threading.Thread(target=driver.drive, daemon=True)
@@ -171,7 +174,6 @@ def test_a_takeover_during_finishes_dispatches_only_what_never_started(
         state = driver.state
         assert state is not None
         wait_until(lambda: all(state.result(n) is not None for n in flight), 30, "every finish applied")
-    queue = Queue("default", connection=redis_conn)
     wait_until(lambda: queue.count >= UNSTARTED, 30, "the unstarted tasks dispatched")
     stop.set()
     thread.join(timeout=30)

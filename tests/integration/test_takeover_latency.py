@@ -27,7 +27,8 @@ from rqdag.local.redis_server import RedisServer
 from rqdag.shared.model.task import TaskMetrics
 from rqdag.shared.store.runs import RunStore
 from tests.support import REPO
-from tests.support.processes import rqdag_env
+from tests.support.processes import FLOWS, rqdag_env
+from tests.support.workers import register_stand_in
 
 TASKS = 200_000
 PING_INTERVAL_MS = 2
@@ -60,7 +61,8 @@ def queued(client: redis.Redis, queue_key: str) -> int:
 
 def take_over_while_pinging(client: redis.Redis, url: str, run_id: str) -> tuple[float, dict[str, Any]]:
     """Seconds from a new driver's start to its first job in the queue, and the pinger's report."""
-    queue_key = Queue("default", connection=client).key
+    # a registered worker for the run's tasks, so that the takeover routes their jobs (to its queue)
+    queue_key = Queue(register_stand_in(client, (FLOWS,)), connection=client).key
     stop = threading.Event()
     thread = threading.Thread(target=RunDriver(client, run_id, "taker", stop=stop).drive, daemon=True)
     with subprocess.Popen(
@@ -99,7 +101,8 @@ def test_a_takeover_of_200k_tasks_keeps_redis_answering_others(
         client.config_set("lua-time-limit", 100)
         half_done_run(client, "big")
         took, report = take_over_while_pinging(client, server.url, "big")
-        assert client.llen(Queue("default", connection=client).key), "the takeover dispatched nothing"
+        queue = Queue(register_stand_in(client, (FLOWS,)), connection=client)
+        assert client.llen(queue.key), "the takeover dispatched nothing"
     latencies = sorted(report["latencies_ms"])
     p99 = latencies[int(len(latencies) * 0.99)]
     summary = f"takeover {took:.2f}s, {len(latencies)} PINGs, p99 {p99:.1f} ms, max {latencies[-1]:.1f} ms"

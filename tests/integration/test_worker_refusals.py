@@ -27,7 +27,7 @@ from rqdag.shared.store.keys import RunKeys, job_id
 from rqdag.worker import run_task
 from tests.support import REPO
 from tests.support.runs import create_run, dispatch
-from tests.support.workers import Env, path_of
+from tests.support.workers import Env, path_of, worker_queue
 
 
 class MakesDirectoryWhenUnpickled:
@@ -50,12 +50,12 @@ def failed_reason(conn: redis.Redis, queue: str, jid: str) -> str:
 
 @pytest.mark.parametrize("worker_class", ["simple", "fork"])
 def test_plain_rq_jobs_are_refused_and_never_run(env: Env, tmp_path: Path, worker_class: str) -> None:
-    queue = Queue("default", connection=env.conn, serializer=JSONSerializer)
+    queue = Queue(worker_queue(), connection=env.conn, serializer=JSONSerializer)
     mkdir_job = queue.enqueue_call("os.mkdir", args=[str(tmp_path / "by-os-mkdir")])
     marker_job = queue.enqueue_call(
         f"{path_of('write_marker').replace(':', '.')}", args=[str(tmp_path / "m")]
     )
-    pickled = Queue("default", connection=env.conn).enqueue_call(
+    pickled = Queue(worker_queue(), connection=env.conn).enqueue_call(
         "os.getpid", args=[MakesDirectoryWhenUnpickled(str(tmp_path / "by-unpickling"))]
     )
     create_run(env.conn, "r1")
@@ -63,11 +63,11 @@ def test_plain_rq_jobs_are_refused_and_never_run(env: Env, tmp_path: Path, worke
 
     env.run_worker(worker_class=worker_class)
 
-    assert "refused to run 'os.mkdir'" in failed_reason(env.conn, "default", mkdir_job.id)
+    assert "refused to run 'os.mkdir'" in failed_reason(env.conn, worker_queue(), mkdir_job.id)
     assert "refused to run 'tests.integration.worker_tasks.write_marker'" in failed_reason(
-        env.conn, "default", marker_job.id
+        env.conn, worker_queue(), marker_job.id
     )
-    assert "its data is not an RQ job in JSON" in failed_reason(env.conn, "default", pickled.id)
+    assert "its data is not an RQ job in JSON" in failed_reason(env.conn, worker_queue(), pickled.id)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ledger.jsonl"]
     result = env.result("r1", "after")
     assert result is not None and result.status == TaskStatus.SUCCESS
@@ -75,7 +75,7 @@ def test_plain_rq_jobs_are_refused_and_never_run(env: Env, tmp_path: Path, worke
 
 def test_a_malformed_task_job_is_failed_by_rq(env: Env) -> None:
     create_run(env.conn, "r2")
-    queue = Queue("default", connection=env.conn, serializer=JSONSerializer)
+    queue = Queue(worker_queue(), connection=env.conn, serializer=JSONSerializer)
     job = queue.enqueue_call(
         "rqdag.worker.job.run_task",
         kwargs={"run_id": "r2", "task": "t", "attempt": 1, "func": path_of("echo")},
@@ -84,7 +84,7 @@ def test_a_malformed_task_job_is_failed_by_rq(env: Env) -> None:
 
     env.run_worker()
 
-    assert "field 'token' must be a non-empty string" in failed_reason(env.conn, "default", job.id)
+    assert "field 'token' must be a non-empty string" in failed_reason(env.conn, worker_queue(), job.id)
     assert env.ledger_lines() == []
 
 
@@ -92,11 +92,12 @@ def test_a_plain_rq_worker_does_not_run_task_jobs(env: Env) -> None:
     create_run(env.conn, "r3")
     dispatch(env.conn, "r3", "t", path_of("echo"))
     command = [str(Path(sys.executable).parent / "rq"), "worker", "--burst", "--url", env.url, "-S", "json"]
+    command.append(worker_queue())  # where the coordinator routes the job (its capability queue)
 
     proc = subprocess.run(command, env=env.environ(), cwd=REPO, capture_output=True, text=True, timeout=30)
 
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    reason = failed_reason(env.conn, "default", job_id("r3", "t", 1))
+    reason = failed_reason(env.conn, worker_queue(), job_id("r3", "t", 1))
     assert "rqdag task jobs run only inside an rqdag worker" in reason
     assert env.ledger_lines() == []
     assert env.conn.hlen(RunKeys("r3").results) == 0

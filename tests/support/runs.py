@@ -23,6 +23,7 @@ from rqdag.shared.model.job import RUN_TASK, TaskJob
 from rqdag.shared.model.task import TaskResult
 from rqdag.shared.store.keys import RunKeys, job_id
 from tests.support.wait import wait_until
+from tests.support.workers import worker_queue
 
 
 def create_run(
@@ -65,9 +66,11 @@ def dispatch(
         "job_id": jid,
         "state": "queued",
         "queue": queue,
+        "rq_queue": worker_queue(queue),
         "queued_at": time.time(),
     }
-    rq_queue = Queue(queue, connection=conn, serializer=JSONSerializer)
+    # the capability queue of the worker tests' workers (see rqdag.coordinator.routing)
+    rq_queue = Queue(worker_queue(queue), connection=conn, serializer=JSONSerializer)
     data = Queue.prepare_data(RUN_TASK, kwargs=spec.to_kwargs(), job_id=jid, timeout=-1, result_ttl=60)
     with conn.pipeline(transaction=True) as pipe:
         pipe.hset(RunKeys(run_id).dispatch, task, json.dumps(entry))

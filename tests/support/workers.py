@@ -6,9 +6,11 @@ worker to the end with :meth:`Env.run_worker`, and read back what it wrote.
 
 from __future__ import annotations
 
+import functools
 import json
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -21,7 +23,9 @@ from rq.serializers import JSONSerializer
 from rqdag.shared.model.codec import decode_result
 from rqdag.shared.model.job import TaskJob
 from rqdag.shared.model.task import TaskResult
-from rqdag.shared.store.keys import RunKeys, job_id
+from rqdag.shared.store.keys import RunKeys, capability_queue, job_id
+from rqdag.shared.store.workers import WorkerInfo, WorkerRegistration, profile_of
+from rqdag.worker.registry import build_registry
 from tests.support import REPO
 from tests.support.ledger import read_ledger
 from tests.support.processes import rqdag_env
@@ -33,6 +37,43 @@ _START_WORKER = (
     "from rqdag.worker import start_worker\n"
     "start_worker(sys.argv[1], **json.loads(sys.argv[2]))\n"
 )
+
+
+@functools.cache
+def worker_queue(queue: str = "default", tasks: tuple[str, ...] = (TASKS,)) -> str:
+    """The RQ queue a worker with these ``--tasks`` listens to for ``queue`` (its capability queue)."""
+    return capability_queue(queue, profile_of(build_registry(tasks).functions))
+
+
+def register_stand_in(
+    conn: redis.Redis, tasks: tuple[str, ...], *, name: str = "stand-in", queue: str = "default"
+) -> str:
+    """Publish a registry entry for a worker with these ``--tasks`` that is not running (60 s TTL).
+
+    The coordinator then routes those tasks' jobs to that worker's capability
+    queue (returned), where a test can leave them, take them by hand, or let a
+    real worker with the same ``--tasks`` find them later.
+    """
+    functions = tuple(sorted(build_registry(tasks).functions))
+    profile = profile_of(functions)
+    rq_queue = capability_queue(queue, profile)
+    info = WorkerInfo(
+        name,
+        "test",
+        0,
+        (queue,),
+        (rq_queue,),
+        "simple",
+        tasks,
+        profile,
+        "test",
+        "3",
+        time.time(),
+        60.0,
+        functions,
+    )
+    WorkerRegistration(conn, info).publish()
+    return rq_queue
 
 
 def path_of(name: str) -> str:

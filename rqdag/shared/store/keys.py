@@ -20,6 +20,7 @@ CODE = f"{PREFIX}:code"  # hash: task function import path -> identity of the co
 # trimmed to about SUBMISSIONS_MAXLEN entries (MAXLEN ~) by each append, so it never grows
 SUBMISSIONS = f"{PREFIX}:submissions"
 SUBMISSIONS_MAXLEN = 1_000
+WORKERS = f"{PREFIX}:workers"  # sorted set: worker name -> unix time its registration lapses
 
 RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
 _JOB_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
@@ -84,6 +85,27 @@ class RunKeys:
     def retained(self) -> list[str]:
         """The keys a retention period expires: all but the lease, which keeps its own short TTL."""
         return [key for key in self.all() if key != self.lease]
+
+
+def worker_key(name: str) -> str:
+    """Hash of one live worker: its info, current task and last heartbeat (expires with it)."""
+    return f"{PREFIX}:worker:{name}"
+
+
+def profile_key(profile: str) -> str:
+    """String holding the task functions (JSON list) of the workers of one capability profile."""
+    return f"{PREFIX}:profile:{profile}"
+
+
+def capability_queue(queue: str, profile: str) -> str:
+    """The RQ queue that the workers of ``queue`` with the function set ``profile`` listen to."""
+    return f"{queue}.rqdag-{profile}"
+
+
+def served_queue(rq_queue: str) -> str:
+    """The queue a capability queue serves (``default`` for ``default.rqdag-<profile>``)."""
+    head, sep, _ = rq_queue.rpartition(".rqdag-")
+    return head if sep else rq_queue
 
 
 def job_id(run_id: str, task: str, attempt: int) -> str:

@@ -33,7 +33,10 @@ from rqdag.shared.store.keys import (
     RUNS,
     SUBMISSIONS,
     SUBMISSIONS_MAXLEN,
+    WORKERS,
     RunKeys,
+    profile_key,
+    worker_key,
 )
 
 log = logging.getLogger("rqdag")
@@ -121,6 +124,21 @@ def _holds(run: RunKeys) -> tuple[Need, ...]:
     )
 
 
+def _registry(name: str) -> tuple[Need, ...]:
+    """A worker's entry in the worker registry: written, refreshed, removed."""
+    key = worker_key(name)
+    return (
+        _d("HSET", key, "f", "v"),
+        _d("PEXPIRE", key, "1"),
+        _d("DEL", key),
+        _d("SET", profile_key(_CHECK), "v", "PX", "1"),
+        _d("ZADD", WORKERS, "1", name),
+        _d("ZREM", WORKERS, name),
+        _d("ZREMRANGEBYSCORE", WORKERS, "-inf", "0"),
+        _d("PEXPIRE", WORKERS, "1"),
+    )
+
+
 def coordinator_needs(queue: str = "default") -> tuple[Need, ...]:
     """What ``rqdag coordinator`` sends (``queue``: one its tasks go to)."""
     run = RunKeys(_CHECK)
@@ -156,6 +174,9 @@ def coordinator_needs(queue: str = "default") -> tuple[Need, ...]:
         _d("XRANGE", run.events, "-", "+", "COUNT", "1"),
         *_retention(run),
         *_holds(run),
+        _d("ZRANGE", WORKERS, "0", "-1"),  # the worker registry, for routing
+        _d("HGETALL", worker_key(_CHECK)),
+        _d("MGET", profile_key(_CHECK)),
         _q("HSET", Job.key_for(_CHECK), "f", "v"),
         _q("HGET", Job.key_for(_CHECK), "f"),
         _q("RPUSH", rq_queue.key, "v"),
@@ -182,6 +203,7 @@ def worker_needs(name: str, queues: Sequence[str] = ("default",)) -> tuple[Need,
         *_scripts(run),
         *_run_keys(run),
         *_task_logs(run),
+        *_registry(name),
         *(_q("BLMOVE", q.key, q.intermediate_queue_key, "LEFT", "RIGHT", "1") for q in served),
         _q("LRANGE", rq_queue.key, "0", "0"),
         _q("LREM", rq_queue.intermediate_queue_key, "0", "v"),

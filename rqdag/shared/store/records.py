@@ -66,6 +66,8 @@ class DispatchEntry:
     heartbeat_at: float | None = None
     heartbeat_timeout: float | None = None  # the worker's own limit, if it set one
     last_result: str | None = None
+    rq_queue: str | None = None  # the RQ queue its job was routed to (a capability queue)
+    waiting: str | None = None  # why no job exists yet: no live worker can run it (see routing)
 
     def to_json(self) -> bytes:
         """The stored form (fields that are None are left out)."""
@@ -194,6 +196,8 @@ def parse_dispatch_entry(run_id: str, task: str, raw: bytes | str) -> DispatchEn
             heartbeat_at=_float_or_none(body.get("heartbeat_at")),
             heartbeat_timeout=_float_or_none(body.get("heartbeat_timeout")),
             last_result=body.get("last_result"),
+            rq_queue=body.get("rq_queue"),
+            waiting=body.get("waiting"),
         )
     except KeyError as exc:
         raise DecodeError(f"{where}: field {exc.args[0]!r} is missing") from None
