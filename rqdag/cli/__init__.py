@@ -26,9 +26,10 @@ from rqdag.cli.drive import run
 from rqdag.cli.prune import prune
 from rqdag.cli.resume import resume
 from rqdag.cli.rq_dashboard import rq_dashboard
-from rqdag.cli.serve import coordinator, submit, worker
+from rqdag.cli.serve import coordinator, worker
 from rqdag.cli.signal import signal
 from rqdag.cli.snapshots import snapshot
+from rqdag.cli.submit import submit
 from rqdag.cli.task_commands import inspect_command, resolve
 from rqdag.cli.task_logs import logs
 from rqdag.cli.watch import watch
