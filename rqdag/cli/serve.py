@@ -24,8 +24,8 @@ from rqdag.cli.task_logs import log_limit_options
 from rqdag.coordinator.service import CoordinatorService, pool_size
 from rqdag.shared.connect import allow_open_files
 from rqdag.shared.model.task_logs import LogLimits
+from rqdag.shared.store.acl import check_permissions
 from rqdag.shared.store.permissions import (
-    check_permissions,
     coordinator_needs,
     worker_needs,
 )

@@ -21,8 +21,9 @@ from rqdag.cli.drive import report
 from rqdag.cli.output import print_json
 from rqdag.cli.targets import load_target
 from rqdag.client import RunHandle
+from rqdag.shared.store.acl import check_permissions
 from rqdag.shared.store.driving import read_driver
-from rqdag.shared.store.permissions import check_permissions, submit_needs
+from rqdag.shared.store.permissions import submit_needs
 
 # `submit --wait` says so when no coordinator has held the run's lease for this long
 UNDRIVEN_NOTE_S = 10.0

@@ -18,9 +18,10 @@ from rqdag.coordinator.wakeup import WAKE_SLICE_S, SubmissionWatch
 from rqdag.shared import metrics
 from rqdag.shared.episodes import Episode, describe
 from rqdag.shared.redis_memory import is_out_of_memory, memory_episode
+from rqdag.shared.store.acl import explain_refusal
 from rqdag.shared.store.driving import is_refusal
 from rqdag.shared.store.keys import RunKeys
-from rqdag.shared.store.permissions import coordinator_needs, explain_refusal
+from rqdag.shared.store.permissions import coordinator_needs
 from rqdag.shared.store.records import text
 from rqdag.shared.store.retention import DEFAULT_RETENTION_S, ExpirySweeper
 from rqdag.shared.store.runs import RunStore

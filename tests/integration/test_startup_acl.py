@@ -16,9 +16,8 @@ from rqdag import TaskStatus
 from rqdag.client import Client
 from rqdag.errors import RqdagError
 from rqdag.local.redis_server import RedisServer
+from rqdag.shared.store.acl import acl_rules, check_permissions
 from rqdag.shared.store.permissions import (
-    acl_rules,
-    check_permissions,
     coordinator_needs,
     submit_needs,
     worker_needs,

@@ -1,4 +1,4 @@
-"""Asking Redis what the current user may do, without doing it.
+"""Asking Redis what the current user may do, without doing it, and saying what it may not.
 
 :func:`refusals` judges each :class:`Need` (a whole command line) for this
 client's user:
@@ -15,7 +15,8 @@ error) is not a permission matter.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import logging
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +24,10 @@ from typing import Any
 import redis
 from redis.connection import Connection
 from redis.exceptions import NoPermissionError
+
+from rqdag.errors import RqdagError
+
+log = logging.getLogger("rqdag")
 
 _SUBCOMMANDS = frozenset({"SCRIPT", "CLIENT"})
 _NOT_PROBED = frozenset({"MULTI", "EXEC", "DISCARD"})  # would end or nest the probing transaction
@@ -168,3 +173,75 @@ def _replies(conn: Connection, commands: Sequence[Sequence[str]]) -> list[Any]:
         except redis.ResponseError as exc:
             out.append(exc)
     return out
+
+
+def check_permissions(client: redis.Redis, needs: Sequence[Need], *, role: str) -> list[str]:
+    """Raise RqdagError, in one line, naming what ``role`` may not do; returns the warnings.
+
+    ``role`` reads in the message: "a coordinator", "a worker", "submit". A
+    refused need marked optional becomes a warning (returned and logged).
+    """
+    user = current_user(client)
+    if user is None:
+        return []
+    refused = refusals(client, user, needs)
+    if refused is None:
+        log.info("cannot check the permissions of Redis user '%s' on this server; not checked", user)
+        return []
+    errors = [r for r in refused if not r.need.optional]
+    if errors:
+        raise RqdagError(describe(user, errors, role))
+    warnings = [f"{describe(user, [r], role)}: {r.need.optional}" for r in refused]
+    for warning in warnings:
+        log.warning("%s", warning)
+    return warnings
+
+
+def explain_refusal(client: redis.Redis, exc: Exception, needs: Sequence[Need], *, role: str) -> str:
+    """What a refused command means: ``role``'s missing permissions named, or else Redis's own words."""
+    try:
+        check_permissions(client, needs, role=role)
+    except RqdagError as named:
+        return str(named)
+    except redis.RedisError:
+        pass
+    return "Redis refused a command: " + " ".join(str(exc).split())
+
+
+def describe(user: str, refusals: Sequence[Refusal], role: str) -> str:
+    """One line: ``Redis user 'app' may not run XADD (ACL: +xadd); needed by a worker``.
+
+    Refusals that one ACL rule grants are named together.
+    """
+    groups: dict[tuple[str, str], list[Refusal]] = {}
+    for refusal in refusals:
+        groups.setdefault((refusal.kind, _rule(refusal)), []).append(refusal)
+    parts = []
+    for (kind, rule), group in groups.items():
+        first = group[0].need
+        if kind == "key":
+            refused = f"{first.name} on {first.key!r}"
+            parts += [f"may not touch keys '{first.keys}' ({refused} refused; ACL: {rule})"]
+        elif kind == "channel":
+            parts += [f"may not subscribe to {first.args[1]!r} (ACL: {rule})"]
+        else:
+            names = ", ".join(dict.fromkeys(r.need.name for r in group))
+            parts += [f"may not run {names} (ACL: {rule})"]
+    return f"Redis user '{user}' " + "; ".join(parts) + f"; needed by {role}"
+
+
+def _rule(refusal: Refusal) -> str:
+    if refusal.kind == "key":
+        return "~" + refusal.need.keys
+    if refusal.kind == "channel":
+        return refusal.need.channels
+    return refusal.need.rule
+
+
+def acl_rules(needs: Iterable[Need]) -> list[str]:
+    """The least ACL rules that grant ``needs`` (for ``ACL SETUSER``), optional ones included."""
+    rules = ["resetkeys", "resetchannels", "-@all"]
+    rules += dict.fromkeys(f"~{n.keys}" for n in needs if n.keys)
+    rules += dict.fromkeys(n.grant for n in needs)
+    rules += dict.fromkeys(n.channels for n in needs if n.channel)
+    return rules

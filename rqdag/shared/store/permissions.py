@@ -1,19 +1,18 @@
-"""May this Redis user do what its role needs? Checked at start-up, said in one line.
+"""May this Redis user do what its role needs? One list per role, checked at start-up.
 
 A coordinator, a worker or ``rqdag submit`` whose Redis user lacks a permission
 (``-@scripting``, ``-xadd``, no ``~rq:*`` key pattern) would otherwise fail deep
-inside a retry loop, or wait for ever. :func:`check_permissions` asks the server
-(see :mod:`.acl`) about each command the role sends, on a key of each family it
-touches, before the role does anything. One list per role:
-:func:`coordinator_needs`, :func:`worker_needs`, :func:`submit_needs`; a test
-runs each role as a user granted exactly its list (:func:`acl_rules`), so a
-command added to a role without its need fails there.
+inside a retry loop, or wait for ever. :func:`.acl.check_permissions` asks the
+server about each command the role sends, on a key of each family it touches,
+before the role does anything. One list per role: :func:`coordinator_needs`,
+:func:`worker_needs`, :func:`submit_needs`; a test runs each role as a user
+granted exactly its list (:func:`.acl.acl_rules`), so a command added to a role
+without its need fails there.
 """
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
 import redis
 from rq.command import PUBSUB_CHANNEL_TEMPLATE
@@ -24,8 +23,7 @@ from rq.results import Result
 from rq.suspension import WORKERS_SUSPENDED
 from rq.worker import Worker
 
-from rqdag.errors import RqdagError
-from rqdag.shared.store.acl import Need, Refusal, current_user, refusals
+from rqdag.shared.store.acl import Need
 from rqdag.shared.store.keys import (
     ACTIVE_RUNS,
     EXPIRING_RUNS,
@@ -38,8 +36,6 @@ from rqdag.shared.store.keys import (
     profile_key,
     worker_key,
 )
-
-log = logging.getLogger("rqdag")
 
 RQDAG_KEYS = f"{PREFIX}:*"
 RQ_KEYS = f"{RQ_KEY_PREFIX}:*"
@@ -273,75 +269,3 @@ def submit_needs(*, wait: bool = False, resume: bool = False) -> tuple[Need, ...
             _d("DEL", run.dispatch),
         ]
     return tuple(needs)
-
-
-def check_permissions(client: redis.Redis, needs: Sequence[Need], *, role: str) -> list[str]:
-    """Raise RqdagError, in one line, naming what ``role`` may not do; returns the warnings.
-
-    ``role`` reads in the message: "a coordinator", "a worker", "submit". A
-    refused need marked optional becomes a warning (returned and logged).
-    """
-    user = current_user(client)
-    if user is None:
-        return []
-    refused = refusals(client, user, needs)
-    if refused is None:
-        log.info("cannot check the permissions of Redis user '%s' on this server; not checked", user)
-        return []
-    errors = [r for r in refused if not r.need.optional]
-    if errors:
-        raise RqdagError(describe(user, errors, role))
-    warnings = [f"{describe(user, [r], role)}: {r.need.optional}" for r in refused]
-    for warning in warnings:
-        log.warning("%s", warning)
-    return warnings
-
-
-def explain_refusal(client: redis.Redis, exc: Exception, needs: Sequence[Need], *, role: str) -> str:
-    """What a refused command means: ``role``'s missing permissions named, or else Redis's own words."""
-    try:
-        check_permissions(client, needs, role=role)
-    except RqdagError as named:
-        return str(named)
-    except redis.RedisError:
-        pass
-    return "Redis refused a command: " + " ".join(str(exc).split())
-
-
-def describe(user: str, refusals: Sequence[Refusal], role: str) -> str:
-    """One line: ``Redis user 'app' may not run XADD (ACL: +xadd); needed by a worker``.
-
-    Refusals that one ACL rule grants are named together.
-    """
-    groups: dict[tuple[str, str], list[Refusal]] = {}
-    for refusal in refusals:
-        groups.setdefault((refusal.kind, _rule(refusal)), []).append(refusal)
-    parts = []
-    for (kind, rule), group in groups.items():
-        first = group[0].need
-        if kind == "key":
-            refused = f"{first.name} on {first.key!r}"
-            parts += [f"may not touch keys '{first.keys}' ({refused} refused; ACL: {rule})"]
-        elif kind == "channel":
-            parts += [f"may not subscribe to {first.args[1]!r} (ACL: {rule})"]
-        else:
-            names = ", ".join(dict.fromkeys(r.need.name for r in group))
-            parts += [f"may not run {names} (ACL: {rule})"]
-    return f"Redis user '{user}' " + "; ".join(parts) + f"; needed by {role}"
-
-
-def _rule(refusal: Refusal) -> str:
-    if refusal.kind == "key":
-        return "~" + refusal.need.keys
-    if refusal.kind == "channel":
-        return refusal.need.channels
-    return refusal.need.rule
-
-
-def acl_rules(needs: Iterable[Need]) -> list[str]:
-    """The least ACL rules that grant ``needs`` (for ``ACL SETUSER``), optional ones included."""
-    rules = ["resetkeys", "resetchannels", "-@all"]
-    rules += dict.fromkeys(f"~{n.keys}" for n in needs if n.keys)
-    rules += dict.fromkeys(n.grant for n in needs)
-    rules += dict.fromkeys(n.channels for n in needs if n.channel)
-    return rules
