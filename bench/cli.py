@@ -51,6 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--many-runs", type=_counts, help="8: runs at once, one size each (default 100,1000)")
     p.add_argument("--submit-runs", type=int, help="9: one-task runs per way and repetition (default 200)")
     p.add_argument("--logs-width", type=int, help="10: width of the wide DAG run with log capture on and off")
+    p.add_argument("--map-width", type=int, help="11: children of the mapped fan-out (default 10,000)")
+    p.add_argument("--map-expand", type=int, help="11: children of the timed expansion (default 100,000)")
     p.add_argument("--appendonly", action="store_true", default=None, help="Redis with AOF (everysec)")
     p.add_argument("--out", type=Path, dest="out_dir", help=f"folder for RESULTS.md (default {BENCH_DIR})")
     p.add_argument("--no-write", action="store_true", help="print the table only")

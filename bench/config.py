@@ -17,6 +17,7 @@ SECTIONS = (
     "submit",
     "logs",
     "slots",
+    "map",
 )
 BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
@@ -49,6 +50,8 @@ class Config:
     slots_noop: int = 8  # 11: slots per process for the no-op fan-out (width: ``width``)
     slots_sleep: int = 50  # 11: slots per process for the sleeping tasks
     slots_sleep_tasks: int = 1_000  # 11: tasks that each sleep 0.1 s
+    map_width: int = 10_000  # 12: mapped fan-out 1 -> map_width children -> 1, against the wide DAG
+    map_expand: int = 100_000  # 12: children of the timed expansion
     run_bound_s: float = 600.0  # any single measured run: a safety net, not a result
     appendonly: bool = False
     out_dir: Path | None = BENCH_DIR  # where RESULTS.md goes; None: print only
@@ -81,6 +84,8 @@ QUICK = replace(
     logs_width=50,
     slots_sleep_tasks=100,
     slots_sleep=10,
+    map_width=200,
+    map_expand=10_000,
     run_bound_s=60.0,
     out_dir=None,
 )

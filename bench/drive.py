@@ -46,7 +46,13 @@ class Timing:
     cpu_s: float
 
 
-def run_rqdag(client: Client, workflow: Workflow, run_id: str, bound_s: float) -> Timing:
+def run_rqdag(
+    client: Client,
+    workflow: Workflow,
+    run_id: str,
+    bound_s: float,
+    params: dict[str, Any] | None = None,
+) -> Timing:
     """Submit ``workflow`` as ``run_id`` and drive it here until it ends (or ``bound_s`` passes)."""
     stop = threading.Event()
     box: dict[str, Any] = {}
@@ -55,7 +61,7 @@ def run_rqdag(client: Client, workflow: Workflow, run_id: str, bound_s: float) -
         cpu0 = time.thread_time()
         t0 = time.perf_counter()
         try:
-            client.submit(workflow, run_id=run_id)
+            client.submit(workflow, run_id=run_id, params=params)
             box["status"] = RunDriver(client.connection, run_id, OWNER, stop=stop).drive()
         except BaseException as exc:  # handed to the caller's thread
             box["error"] = exc

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from rq import Queue
 from rq.queue import EnqueueData
@@ -39,10 +40,17 @@ class Session:
         self._runs += 1
         return f"bench-{label}-{self._runs}"
 
-    def rqdag(self, workflow: Workflow, label: str, bound_s: float | None = None) -> Timing:
+    def rqdag(
+        self,
+        workflow: Workflow,
+        label: str,
+        bound_s: float | None = None,
+        params: dict[str, Any] | None = None,
+    ) -> Timing:
         """A clean Redis (workers stay registered), then one rqdag run driven in-process."""
         self.bench.reset()
-        return run_rqdag(self.client, workflow, self.next_id(label), bound_s or self.config.run_bound_s)
+        bound = bound_s or self.config.run_bound_s
+        return run_rqdag(self.client, workflow, self.next_id(label), bound, params)
 
     def raw_jobs(self, make: Callable[[str], list[EnqueueData]], bound_s: float | None = None) -> Timing:
         """A clean Redis, then the raw RQ jobs ``make(tag)`` until all have finished."""

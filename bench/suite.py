@@ -11,6 +11,7 @@ from bench import (
     fanin,
     logcapture,
     manyruns,
+    mapped,
     memory,
     overhead,
     peers,
@@ -37,6 +38,7 @@ TITLES = {
     "submit": submit.SECTION,
     "logs": logcapture.SECTION,
     "slots": slots.SECTION,
+    "map": mapped.SECTION,
 }
 
 
@@ -99,10 +101,12 @@ def _with_base_pools(
     add: Callable[[str, list[Row]], None],
     progress: Callable[[str], None],
 ) -> None:
-    """Sections 1-3 and 7-10 at the base worker count, on one pair of pools."""
+    """Sections 1-3 and 7-11 at the base worker count, on one pair of pools."""
     config = session.config
     keys = [
-        k for k in ("throughput", "chain", "fanin", "memory", "manyruns", "submit", "logs") if k in results
+        k
+        for k in ("throughput", "chain", "fanin", "memory", "manyruns", "submit", "logs", "map")
+        if k in results
     ]
     if not keys:
         return
@@ -136,3 +140,7 @@ def _with_base_pools(
         if "logs" in results:
             progress(f"10. log capture on (the base pool) and off ({count} more workers)")
             add("logs", logcapture.measure(session, config.logs_width, count))
+        if "map" in results:
+            progress(f"11. map: 1 -> {config.map_width:,} children -> 1; expanding {config.map_expand:,}")
+            add("map", mapped.measure(session, config.map_width, count, config.map_expand))
+            results["map"].notes.extend(mapped.NOTES)

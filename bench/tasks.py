@@ -17,6 +17,11 @@ def noop(ctx: TaskContext) -> None:
     return None
 
 
+def items(ctx: TaskContext) -> list[int]:
+    """The source of a mapped fan-out: ``params['width']`` items."""
+    return list(range(int(ctx.params["width"])))
+
+
 def raw_noop() -> None:
     """A raw RQ job that does nothing."""
     return None

@@ -5,7 +5,7 @@ from __future__ import annotations
 from rq import Queue
 from rq.queue import EnqueueData
 
-from bench.tasks import noop
+from bench.tasks import items, noop
 from rqdag import Task, Workflow
 from rqdag.coordinator.rq_dispatcher import RQ_FAILURE_TTL_S, RQ_RESULT_TTL_S
 
@@ -24,6 +24,18 @@ def wide_workflow(width: int, name: str = "bench-wide") -> Workflow:
     tasks += [Task(n, noop, depends_on=("root",)) for n in middle]
     tasks.append(Task("join", noop, depends_on=middle))
     return Workflow(name, tasks)
+
+
+def mapped_workflow(width: int, name: str = "bench-mapped") -> Workflow:
+    """1 root returning ``width`` items -> a no-op mapped over them -> 1 join (``params['width']``)."""
+    return Workflow(
+        name,
+        [
+            Task("root", items),
+            Task("fan", noop, map_over="root", max_items=max(width, 1)),
+            Task("join", noop, depends_on=("fan",)),
+        ],
+    )
 
 
 def chain_workflow(length: int, name: str = "bench-chain") -> Workflow:

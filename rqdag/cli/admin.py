@@ -19,14 +19,17 @@ from rqdag.cli.common import (
 from rqdag.cli.holds_view import family_lines, hold_note, reached_holds
 from rqdag.cli.live import format_duration, undriven_lines
 from rqdag.cli.output import (
+    children_lines,
     console,
     counts_line,
     make_table,
+    mapped_labels,
     print_json,
     results_table,
     show,
     status_counts,
     styled,
+    with_children,
 )
 from rqdag.cli.stores import data_dir_option, reading_client, undriven_note
 from rqdag.cli.targets import load_target
@@ -43,11 +46,14 @@ NO_RUNS = "no runs yet: 'rqdag run' or 'rqdag submit' starts one"
 
 @click.command()
 @click.argument("run_id")
+@click.option(
+    "--expand", is_flag=True, help="List each child of a mapped task, not one line per mapped task."
+)
 @redis_option
 @data_dir_option
 @json_option
 @handle_errors
-def status(run_id: str, redis_url: str | None, data_dir: str, as_json: bool) -> None:
+def status(run_id: str, redis_url: str | None, data_dir: str, as_json: bool, expand: bool) -> None:
     """Show a run: each task's status, attempt, worker, duration and message.
 
     With no Redis given, reads the embedded store of 'rqdag run' (--data-dir).
@@ -62,13 +68,19 @@ def status(run_id: str, redis_url: str | None, data_dir: str, as_json: bool) -> 
         holds = reached_holds(store, meta, state, tasks)
         family = family_lines(store, run_id, tasks)
         order = None if as_json else topological_order(tasks)
+        children = store.expansion_counts(run_id)
     counts = status_counts(state.results, state.dispatch, meta.task_count)
     if as_json:
         print_json({**_status_document(meta, state, counts, driver), "holds": holds})
         return
     out = console()
     notes = {name: hold_note(hold) for name, hold in holds.items()}
-    show(out, results_table(state.results, order, state.dispatch, notes))
+    assert order is not None
+    shown = with_children(order, state.results, state.dispatch) if expand else order
+    show(out, results_table(state.results, shown, state.dispatch, notes))
+    if not expand:
+        for line in children_lines(order, state.results, state.dispatch, children):
+            out.print(Text(line))
     for problem in state.problems:
         out.print(f"[red]problem:[/] {problem}")
     out.print(
@@ -223,7 +235,7 @@ def graph(target_or_run: str, redis_url: str | None, data_dir: str, fmt: str, as
     A RUN_ID with no Redis given is read from the embedded store of 'rqdag run'.
     With --json: the tasks, their dependencies and (for a run) their statuses.
     """
-    tasks, results = _graph_of(target_or_run, redis_url, data_dir)
+    tasks, results, children = _graph_of(target_or_run, redis_url, data_dir)
     if as_json:
         print_json(
             {
@@ -239,18 +251,21 @@ def graph(target_or_run: str, redis_url: str | None, data_dir: str, fmt: str, as
         )
         return
     draw = to_mermaid if fmt == "mermaid" else to_dot
-    click.echo(draw(tasks, results), nl=False)
+    labels = mapped_labels(tasks, results or {}, {}, children)
+    click.echo(draw(tasks, results, labels), nl=False)
 
 
 def _graph_of(
     target_or_run: str, redis_url: str | None, data_dir: str
-) -> tuple[list[Task], dict[str, TaskResult] | None]:
-    """The tasks of TARGET (results None), or of a stored run with its results."""
+) -> tuple[list[Task], dict[str, TaskResult] | None, dict[str, int]]:
+    """The tasks of TARGET (results None), or of a stored run with its results and
+    its mapped tasks' child counts."""
     if ":" in target_or_run and not redis_url:
-        return list(load_target(target_or_run).workflow.tasks), None
+        return list(load_target(target_or_run).workflow.tasks), None, {}
     with reading_client(redis_url, data_dir) as client:
         store = RunStore(client.connection)
         if ":" in target_or_run and not store.exists(target_or_run):
-            return list(load_target(target_or_run).workflow.tasks), None
+            return list(load_target(target_or_run).workflow.tasks), None, {}
         results = store.read_results(target_or_run)  # "no run" before anything else
-        return list(store.read_definition(target_or_run).tasks), results
+        tasks = list(store.read_definition(target_or_run).tasks)
+        return tasks, results, store.expansion_counts(target_or_run)

@@ -122,7 +122,8 @@ def read_view(store: RunStore, run_id: str, undriven_note: str = "") -> RunView:
     state = store.read_state(run_id)
     driver = read_driver(store.client, run_id)
     driven = meta.finished or driver.owner is not None
-    total = max(meta.task_count, len(state.results))
+    children = sum(store.expansion_counts(run_id).values())  # mapped tasks' children count as tasks
+    total = max(meta.task_count + children, len(state.results))
     counts = status_counts(state.results, state.dispatch, total)
     in_flight = sorted(
         (_in_flight(name, e) for name, e in state.dispatch.items() if name not in state.results),

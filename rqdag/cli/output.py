@@ -18,7 +18,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from rqdag.shared.model.task import TaskResult, TaskStatus
+from rqdag.shared.model.mapping import parent_of
+from rqdag.shared.model.task import Task, TaskResult, TaskStatus
 from rqdag.shared.model.vocabulary import AttemptState, RunStatus
 from rqdag.shared.store.records import DispatchEntry
 
@@ -159,6 +160,82 @@ def results_table(
             note = (notes or {}).get(name, "")
             rows.append([Text(name), styled(PENDING), "", "", "", Text(note)])
     return make_table(("task", "status", "attempt", "worker", "duration", "message"), rows)
+
+
+def children_by_parent(
+    results: Mapping[str, TaskResult], dispatch: Mapping[str, DispatchEntry]
+) -> dict[str, list[str]]:
+    """Mapped task -> the names of its children that have a result or an attempt in flight."""
+    by_parent: dict[str, list[str]] = {}
+    for name in {*results, *dispatch}:
+        parent = parent_of(name)
+        if parent is not None:
+            by_parent.setdefault(parent, []).append(name)
+    return by_parent
+
+
+def children_lines(
+    order: Sequence[str],
+    results: Mapping[str, TaskResult],
+    dispatch: Mapping[str, DispatchEntry],
+    children: Mapping[str, int],
+) -> list[str]:
+    """``load_partition  97/100 success, 3 running``: one line per mapped task that has children."""
+    by_parent = children_by_parent(results, dispatch)
+    named = [n for n in order if n in by_parent or n in children]
+    width = max((len(n) for n in named), default=0)
+    lines = []
+    for name in named:
+        line = children_line(by_parent.get(name, []), results, dispatch, children.get(name))
+        lines.append(f"{name.ljust(width)}  {line}")
+    return lines
+
+
+def with_children(
+    order: list[str], results: Mapping[str, TaskResult], dispatch: Mapping[str, DispatchEntry]
+) -> list[str]:
+    """``order`` with each mapped task's children after it, in name order (``status --expand``)."""
+    by_parent = children_by_parent(results, dispatch)
+    out: list[str] = []
+    for name in order:
+        out.append(name)
+        out.extend(sorted(by_parent.get(name, ())))
+    return out
+
+
+def children_line(
+    names: list[str],
+    results: Mapping[str, TaskResult],
+    dispatch: Mapping[str, DispatchEntry],
+    total: int | None,
+) -> str:
+    """``97/100 success, 3 running``: a mapped task's children by status."""
+    counts = dict.fromkeys((*TERMINAL, *IN_FLIGHT, PENDING), 0)
+    for name in names:
+        result = results.get(name)
+        status = result.status.value if result is not None else dispatch[name].state.value
+        counts[status] = counts.get(status, 0) + 1
+    total = max(total or 0, len(names))
+    success = counts.pop(TaskStatus.SUCCESS.value)
+    counts[PENDING] = total - len(names)
+    rest = "".join(f", {n} {status}" for status, n in counts.items() if n)
+    return f"{success}/{total} success{rest}"
+
+
+def mapped_labels(
+    tasks: Sequence[Task],
+    results: Mapping[str, TaskResult],
+    dispatch: Mapping[str, DispatchEntry],
+    children: Mapping[str, int],
+) -> dict[str, str]:
+    """A mapped task's node text in a drawing: its name and its children's counts."""
+    by_parent = children_by_parent(results, dispatch)
+    labels: dict[str, str] = {}
+    for t in tasks:
+        if t.map_over is not None and (t.name in by_parent or t.name in children):
+            line = children_line(by_parent.get(t.name, []), results, dispatch, children.get(t.name))
+            labels[t.name] = f"{t.name} ({line})"
+    return labels
 
 
 def status_counts(

@@ -33,6 +33,7 @@ from rqdag.errors import RqdagError
 from rqdag.shared.model.codec import loads
 from rqdag.shared.model.definition import task_to_dict
 from rqdag.shared.model.holds import child_run_id
+from rqdag.shared.model.mapping import child_maker, parent_of
 from rqdag.shared.model.task import TaskStatus
 from rqdag.shared.model.vocabulary import AuditKind, TaskKind
 from rqdag.shared.store.resolve import read_audit, resolve_task
@@ -52,6 +53,9 @@ def inspect_task(store: RunStore, run_id: str, task: str) -> dict[str, Any]:
     """Everything known about one task of a run (the ``rqdag inspect --json`` document)."""
     meta = store.read_meta(run_id)
     definition = {t.name: t for t in store.read_definition(run_id).tasks}
+    parent = definition.get(parent_of(task) or "")
+    if task not in definition and parent is not None and parent.map_over is not None:
+        definition[task] = child_maker(parent)(task, tuple(parent.depends_on))  # a mapped task's child
     if task not in definition:
         raise RqdagError(f"run '{run_id}' has no task '{task}'")
     state = store.read_state(run_id)

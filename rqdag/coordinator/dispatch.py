@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Protocol
 
+from rqdag.shared.model.mapping import Expansion
 from rqdag.shared.model.task import Task, TaskResult
 from rqdag.shared.model.workflow import Workflow
 
@@ -21,6 +22,9 @@ class DispatchRequest:
     token: str
     inputs: Mapping[str, Any]
     params: Mapping[str, Any]
+    item: Any = None  # a mapped task's child: its item
+    mapped_inputs: tuple[str, ...] = ()  # dependencies that are mapped tasks (a failure's data is passed on)
+    lazy_inputs: tuple[str, ...] = ()  # a child's source: its data is read only when the task reads it
 
 
 class CompletionKind(StrEnum):
@@ -92,6 +96,12 @@ class Dispatcher(Protocol):
 
     def record(self, results: Mapping[str, TaskResult]) -> None:
         """Persist results the coordinator decided itself (skips, cancels, time-outs)."""
+
+    def record_expansion(self, mapped: str, expansion: Expansion) -> None:
+        """Persist a mapped task's children before any of them is dispatched."""
+
+    def fetch_results(self, names: Sequence[str]) -> dict[str, TaskResult]:
+        """The stored results of ``names`` (children whose data the state did not load)."""
 
     def close(self) -> None:
         """Release resources."""

@@ -14,6 +14,7 @@ import redis
 from rqdag.coordinator.events import EventBus
 from rqdag.coordinator.executor import WorkflowExecutor
 from rqdag.coordinator.lease import DEFAULT_LEASE_TTL_S, Lease
+from rqdag.coordinator.map_load import load_expansions
 from rqdag.coordinator.progress import read_progress
 from rqdag.coordinator.reconcile import restore_in_flight
 from rqdag.coordinator.rq_dispatcher import RQDispatcher
@@ -162,6 +163,7 @@ class RunDriver:
         """Rebuild the run's state from its definition and its progress in Redis."""
         table = self._store.read_task_table(self.run_id)
         run_state = read_progress(self._client, self.run_id)
+        load_expansions(self._store, self.run_id, table, run_state)
         for problem in run_state.problems:
             log.error("%s", problem)
         state = TaskStateManager(table, track_timeouts=False, snapshot=run_state.results, keep_all=True)

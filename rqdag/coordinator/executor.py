@@ -103,6 +103,7 @@ class WorkflowExecutor:
                 self._started_at.pop(completion.task, None)
             self._announce_retry(outcome, completion.task, completion.result)
         self._expire(now)
+        self._settle_maps()
         self._stop_if_asked(now)
         self._publish()
         self._dispatch(now)
@@ -259,7 +260,18 @@ class WorkflowExecutor:
         if not batch:
             return
         requests = [
-            DispatchRequest(self._run_id, d.task, d.attempt, d.token, d.inputs, self._params) for d in batch
+            DispatchRequest(
+                self._run_id,
+                d.task,
+                d.attempt,
+                d.token,
+                d.inputs,
+                self._params,
+                d.item,
+                d.mapped_inputs,
+                d.lazy_inputs,
+            )
+            for d in batch
         ]
         self._dispatcher.submit(requests)
         self._dispatched = True
@@ -268,7 +280,15 @@ class WorkflowExecutor:
             self._started_at[d.task.name] = (wall, now)
             self._events.emit(RunEvent(RunEventKind.TASK_START, self._run_id, d.task.name, d.attempt))
 
+    def _settle_maps(self) -> None:
+        """Mapped tasks whose children are all done get their aggregate (unloaded results read first)."""
+        for name, missing in self._state.take_gathers():
+            self._state.settle_map(name, self._dispatcher.fetch_results(missing))
+
     def _publish(self) -> None:
+        # Children are stored before any of them is dispatched (and before later results).
+        for name, expansion in self._state.take_new_expansions():
+            self._dispatcher.record_expansion(name, expansion)
         done = self._state.take_newly_done()
         if not done:
             return

@@ -17,6 +17,7 @@ from rqdag.errors import RqdagError
 from rqdag.shared import aio, traces
 from rqdag.shared.model.context import TaskContext, idempotency_key
 from rqdag.shared.model.invoke import ainvoke_task, invoke_task, is_async
+from rqdag.shared.model.mapping import Expansion, parent_of
 from rqdag.shared.model.task import TaskResult
 
 TaskFunctions = Mapping[str, tuple[Callable[..., Any], Callable[..., Any] | None]]
@@ -62,6 +63,7 @@ class InProcessDispatcher:
                 context=self._context,
                 idempotency_key=idempotency_key(request.run_id, request.task.name),
                 cancelled=event,
+                item=request.item,
             )
             if is_async(self._functions[request.task.name][0]):
                 future = aio.submit(self._arun(request, ctx))
@@ -78,7 +80,8 @@ class InProcessDispatcher:
             thread.start()
 
     def _run(self, request: DispatchRequest, ctx: TaskContext) -> None:
-        func, condition = self._functions[request.task.name]
+        name = request.task.name
+        func, condition = self._functions.get(name) or self._functions[parent_of(name) or name]
         with self._span(request) as span:
             result = invoke_task(
                 func,
@@ -182,6 +185,13 @@ class InProcessDispatcher:
 
     def record(self, results: Mapping[str, TaskResult]) -> None:
         """Nothing to persist: in-process state lives in the state manager."""
+
+    def record_expansion(self, mapped: str, expansion: Expansion) -> None:
+        """Nothing to persist: the children live in the state manager."""
+
+    def fetch_results(self, names: Sequence[str]) -> dict[str, TaskResult]:
+        """Nothing is stored elsewhere: the state manager has every result."""
+        return {}
 
     def close(self) -> None:
         """Signal every attempt still running to stop."""

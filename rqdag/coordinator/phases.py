@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from rqdag.shared.model.task import Task
+from rqdag.shared.model.task import Task, TaskResult, TaskStatus
 
 
 class Phase(StrEnum):
@@ -16,7 +16,15 @@ class Phase(StrEnum):
     READY = "ready"
     RUNNING = "running"
     RETRY_WAIT = "retry_wait"
+    MAPPED = "mapped"  # a mapped task whose children run: it is done when they all are
     DONE = "done"
+
+
+# Stands for every plain success the coordinator did not load: it needs their
+# status only (workers read the data they pass on straight from Redis).
+STORED_SUCCESS = TaskResult(
+    TaskStatus.SUCCESS, message="success kept in Redis (not loaded by the coordinator)"
+)
 
 
 class Outcome(StrEnum):
@@ -36,3 +44,6 @@ class Dispatch:
     token: str
     inputs: dict[str, Any]
     deadline: float | None
+    item: Any = None  # a mapped task's child: its item
+    mapped_inputs: tuple[str, ...] = ()  # dependencies that are mapped tasks (a failure's data is passed on)
+    lazy_inputs: tuple[str, ...] = ()  # a child's source: its data is read only when the task reads it

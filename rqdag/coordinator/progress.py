@@ -51,8 +51,8 @@ from typing import Any, TypeVar
 
 import redis
 
+from rqdag.coordinator.phases import STORED_SUCCESS as STORED_SUCCESS  # its home is phases
 from rqdag.errors import RqdagError
-from rqdag.shared.model.task import TaskResult, TaskStatus
 from rqdag.shared.store.keys import RunKeys
 from rqdag.shared.store.records import RunState, decode_into, text
 
@@ -60,11 +60,6 @@ log = logging.getLogger("rqdag.coordinator")
 
 T = TypeVar("T")
 
-# Stands for every plain success the coordinator did not load: it needs their
-# status only (workers read the data they pass on straight from Redis).
-STORED_SUCCESS = TaskResult(
-    TaskStatus.SUCCESS, message="success kept in Redis (not loaded by the coordinator)"
-)
 
 # A value as rqdag writes a plain success: status first, and no in_doubt flag anywhere.
 SUCCESS_PREFIX = b'{"status":"success"'

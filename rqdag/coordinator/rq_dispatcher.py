@@ -23,6 +23,7 @@ from rqdag.shared import metrics
 from rqdag.shared.model.codec import decode_result, encode_result
 from rqdag.shared.model.holds import params_task
 from rqdag.shared.model.job import RUN_TASK, TaskJob
+from rqdag.shared.model.mapping import Expansion
 from rqdag.shared.model.task import TaskResult
 from rqdag.shared.model.vocabulary import AttemptState, EventKind
 from rqdag.shared.model.workflow import Workflow
@@ -400,6 +401,20 @@ class RQDispatcher:
             raise LeaseLostError(f"run '{self._lease.run_id}': lease lost while recording results")
         metrics.results_decided(self._workflow, {d.task: d.status for d in decided})
 
+    def record_expansion(self, mapped: str, expansion: Expansion) -> None:
+        """Store the children of ``mapped`` under the lease, before any of them is dispatched."""
+        self._lease.renew_if_due()
+        self._store.write_expansion(self._lease.run_id, self._lease.value, mapped, expansion)
+
+    def fetch_results(self, names: Sequence[str]) -> dict[str, TaskResult]:
+        """The stored results of ``names`` (children loaded by status only), read in chunks."""
+        run = self._lease.run_id
+        out: dict[str, TaskResult] = {}
+        for name, raw in zip(names, self._store.read_result_values(run, names), strict=True):
+            if raw is not None:
+                out[name] = self._decode(raw, f"run '{run}': results field '{name}'")
+        return out
+
     def close(self) -> None:
         """Nothing to release: the client belongs to the caller."""
 
@@ -420,6 +435,9 @@ def rq_job_data(
         workflow=workflow,
         dispatched_at=dispatched_at,
         traceparent=traceparent,
+        item=request.item,
+        mapped_inputs=request.mapped_inputs,
+        lazy_inputs=request.lazy_inputs,
     )
     return Queue.prepare_data(
         RUN_TASK,

@@ -13,6 +13,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
+from rqdag.coordinator.map_state import MapStateMixin
 from rqdag.coordinator.phases import Dispatch, Outcome, Phase
 from rqdag.coordinator.readiness import count_unresolved, skip_result, unfinished_dependents
 from rqdag.shared.model.graph import validate_graph
@@ -21,7 +22,7 @@ from rqdag.shared.model.task import Task, TaskMetrics, TaskResult, TaskStatus
 from rqdag.shared.model.task_table import TaskTable
 
 
-class TaskStateManager:
+class TaskStateManager(MapStateMixin):
     """Results, dependency counts, ready queue by priority, retries and skip cascade.
 
     Tasks are kept by index in a :class:`TaskTable` (names, dependency indexes),
@@ -64,6 +65,7 @@ class TaskStateManager:
         self._newly_done: list[str] = []
         self._unfinished = count
         self._in_doubt: set[str] = set()  # results that wait for an operator (rqdag resolve)
+        self._init_maps()
         if snapshot is not None:
             self._load(snapshot, keep_all)
         self._prime()
@@ -92,7 +94,8 @@ class TaskStateManager:
         for name, result in snapshot.items():
             i = index.get(name)
             if i is None:
-                unknown.append(name)
+                if not self._hold(name, result, keep_all):
+                    unknown.append(name)
             elif keep_all or result.status is TaskStatus.SUCCESS:
                 self._results[name] = result
                 if result.in_doubt:
@@ -110,23 +113,27 @@ class TaskStateManager:
         resolved = count_unresolved(phase, self._deps, self._remaining, in_doubt)
         # Many tasks may be ready at once (a resumed run): queue them all, then heapify once.
         ready = self._ready
-        if all(r.status is TaskStatus.SUCCESS for r in self._results.values()):  # so none is skipped
-            ready.extend([self._mark_ready(i) for i in resolved])
+        mapped = self._table.mapped
+        if not mapped and all(r.status is TaskStatus.SUCCESS for r in self._results.values()):
+            ready.extend([self._mark_ready(i) for i in resolved])  # none is skipped, none expands
         else:
             for i in resolved:
                 skip = skip_result(self._table, self._results, i)
+                if skip is None and i in mapped:
+                    skip = self._begin_map(i)  # its result when it has one at once
                 if skip is None:
-                    ready.append(self._mark_ready(i))
-                else:
+                    if i not in mapped:
+                        ready.append(self._mark_ready(i))
+                elif self._phase[i] is not Phase.DONE:
                     self._finish(i, skip)
         heapq.heapify(ready)
 
     # ---- queries ------------------------------------------------------------
 
     def snapshot(self) -> dict[str, TaskResult]:
-        """A copy of the terminal results so far: the run's snapshot."""
+        """A copy of the terminal results so far: the run's snapshot (with children not expanded yet)."""
         with self._lock:
-            return dict(self._results)
+            return {**self._held, **self._results} if self._held else dict(self._results)
 
     def task(self, name: str) -> Task:
         """The definition of ``name`` (KeyError: no such task)."""
@@ -178,11 +185,14 @@ class TaskStateManager:
     def _inputs(self, i: int) -> dict[str, Any]:
         out: dict[str, Any] = {}
         names = self._names
+        mapped = self._table.mapped
         for d in self._deps[i]:
             dep = names[d]
             result = self._results.get(dep)
-            if result is not None and result.status is TaskStatus.SUCCESS:
-                out[dep] = result.data
+            if result is None:
+                continue
+            if result.status is TaskStatus.SUCCESS or (result.status is TaskStatus.FAILURE and d in mapped):
+                out[dep] = result.data  # a failed mapped task passes on its successful children's data
         return out
 
     def take_newly_done(self) -> list[tuple[str, TaskResult]]:
@@ -220,7 +230,11 @@ class TaskStateManager:
         deadline = None
         if self._track_timeouts and task.timeout_s is not None and not is_held(task):
             deadline = self._deadline[i] = now + task.timeout_s
-        return Dispatch(task, attempt, token, self._inputs(i), deadline)
+        table = self._table
+        mapped = tuple(self._names[d] for d in self._deps[i] if d in table.mapped) if table.mapped else ()
+        parent = table.parent(i)
+        lazy = () if parent is None else (table.task(parent).map_over or "",)
+        return Dispatch(task, attempt, token, self._inputs(i), deadline, table.item(i), mapped, lazy)
 
     def adopt(self, name: str, attempt: int, token: str, deadline: float | None) -> None:
         """Mark ``name`` as already running (an attempt found in flight after a restart)."""
@@ -293,7 +307,10 @@ class TaskStateManager:
             if name in self._in_doubt and not result.in_doubt:
                 self._in_doubt.discard(name)
                 work: list[tuple[int, TaskResult]] = []
-                self._release_dependents(self._index[name], work)
+                i = self._index[name]
+                if i >= self._table.base:
+                    self._child_done(i, work)
+                self._release_dependents(i, work)
                 for child, skip in work:
                     self._finish(child, skip)
             return True
@@ -390,29 +407,37 @@ class TaskStateManager:
     def _finish(self, i: int, result: TaskResult) -> None:
         # A worklist, not recursion: a skip cascade down a long chain stays flat.
         work = [(i, result)]
+        first_child = self._table.base
         while work:
             done, done_result = work.pop()
+            if self._phase[done] is Phase.DONE:
+                continue  # a mapped task settled by its last child as well as by a skip
             name = self._names[done]
             self._results[name] = done_result
             self._phase[done] = Phase.DONE
             self._unfinished -= 1
             self._newly_done.append(name)
-            if done_result.in_doubt:  # it holds its dependents back until resolved
+            if done_result.in_doubt:  # it holds its dependents (and its mapped task) back until resolved
                 self._in_doubt.add(name)
-            else:
-                self._release_dependents(done, work)
+                continue
+            if done >= first_child:
+                self._child_done(done, work)
+            self._release_dependents(done, work)
 
     def _release_dependents(self, i: int, work: list[tuple[int, TaskResult]]) -> None:
         phase = self._phase
         if self._dependents is None:  # built on the first completion, not at the start
             self._dependents = unfinished_dependents(phase, self._deps)
         remaining = self._remaining
+        mapped = self._table.mapped
         for child in self._dependents.get(i, ()):
             if phase[child] is not Phase.DONE:
                 remaining[child] -= 1
                 if remaining[child] == 0:
                     skip = skip_result(self._table, self._results, child)
-                    if skip is None:
+                    if skip is None and child in mapped:
+                        skip = self._begin_map(child)
+                    elif skip is None:
                         self._push_ready(child)
-                    else:
+                    if skip is not None:
                         work.append((child, skip))

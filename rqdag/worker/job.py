@@ -38,6 +38,7 @@ from rqdag.worker.context import ContextHolder
 from rqdag.worker.deadline import call_with_deadline
 from rqdag.worker.environment import WorkerEnvironment, current_environment
 from rqdag.worker.heartbeat import Heartbeat
+from rqdag.worker.inputs import ABSENT, eager_dependencies, with_lazy
 
 log = logging.getLogger("rqdag.worker")
 
@@ -69,7 +70,7 @@ def run_task(**kwargs: Any) -> str:
         worker=env.worker_name,
         now=time.time(),
         heartbeat_timeout_s=env.heartbeat_timeout_s,
-        depends_on=spec.depends_on,
+        depends_on=eager_dependencies(spec),
     )
     if start.outcome is not StartOutcome.OK:
         _log_not_started(spec, start)
@@ -97,7 +98,7 @@ def _attempt(
         return _own_failure(env, spec, str(exc)), True
     try:
         params = _decode_params(spec, raw_params)
-        inputs = _decode_inputs(spec, raw_deps)
+        inputs = with_lazy(spec, _decode_inputs(spec, raw_deps), lambda dep: _read_input(env, spec, dep))
     except DecodeError as exc:
         log.error("%s", exc)
         return _own_failure(env, spec, str(exc)), True
@@ -109,6 +110,7 @@ def _attempt(
         inputs=inputs,
         context=None,
         idempotency_key=idempotency_key(spec.run_id, spec.task),
+        item=spec.item,
     )
     heartbeat = Heartbeat(
         env.scripts,
@@ -258,14 +260,30 @@ def _decode_params(spec: TaskJob, raw: bytes) -> Mapping[str, Any]:
 
 def _decode_inputs(spec: TaskJob, raw_deps: Sequence[bytes | None]) -> dict[str, Any]:
     inputs: dict[str, Any] = {}
-    for dep, raw in zip(spec.depends_on, raw_deps, strict=False):
-        if raw is None:
-            continue
-        what = f"run '{spec.run_id}', task '{spec.task}': stored result of dependency '{dep}'"
-        result = decode_result(raw, what=what)
-        if result.status == TaskStatus.SUCCESS:
-            inputs[dep] = result.data
+    for dep, raw in zip(eager_dependencies(spec), raw_deps, strict=False):
+        value = _input_of(spec, dep, raw)
+        if value is not ABSENT:
+            inputs[dep] = value
     return inputs
+
+
+def _input_of(spec: TaskJob, dep: str, raw: bytes | None) -> Any:
+    """The data dependency ``dep`` passes on, or ABSENT."""
+    if raw is None:
+        return ABSENT
+    what = f"run '{spec.run_id}', task '{spec.task}': stored result of dependency '{dep}'"
+    result = decode_result(raw, what=what)
+    if result.status == TaskStatus.SUCCESS or (
+        result.status == TaskStatus.FAILURE and dep in spec.mapped_inputs
+    ):  # a failed mapped task passes its successful children's data on (continue_on_error)
+        return result.data
+    return ABSENT
+
+
+def _read_input(env: WorkerEnvironment, spec: TaskJob, dep: str) -> Any:
+    """A lazy dependency's data, read when the task first reads it (a child's source)."""
+    raw: Any = env.connection.hget(RunKeys(spec.run_id).results, dep)
+    return _input_of(spec, dep, raw)
 
 
 def _own_failure(env: WorkerEnvironment, spec: TaskJob, message: str) -> TaskResult:

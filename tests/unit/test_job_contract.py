@@ -59,6 +59,9 @@ def expected_fields(request: DispatchRequest) -> dict[str, Any]:
         "workflow": WORKFLOW,
         "dispatched_at": DISPATCHED_AT,
         "traceparent": TRACEPARENT,
+        "item": request.item,
+        "mapped_inputs": request.mapped_inputs,
+        "lazy_inputs": request.lazy_inputs,
     }
 
 
@@ -69,7 +72,17 @@ def over_the_wire(kwargs: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_a_job_built_the_dispatchers_way_parses_back_field_for_field_on_the_worker() -> None:
-    request = DispatchRequest("run-1", full_task(), attempt=2, token="2-abc", inputs={}, params={})
+    request = DispatchRequest(
+        "run-1",
+        full_task(),
+        attempt=2,
+        token="2-abc",
+        inputs={},
+        params={},
+        item={"partition": "p1"},
+        mapped_inputs=("clean",),
+        lazy_inputs=("extract",),
+    )
     data = job_data(request)
     job = TaskJob.from_kwargs(over_the_wire(data.kwargs))
 

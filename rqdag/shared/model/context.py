@@ -15,7 +15,8 @@ class TaskContext:
     ``inputs`` maps each dependency's name to the ``data`` it returned;
     ``context`` is the user's own object (never persisted); ``idempotency_key``
     is stable for a run and task across attempts and coordinator restarts;
-    ``cancelled`` is set when the task timed out or the run was cancelled.
+    ``cancelled`` is set when the task timed out or the run was cancelled;
+    ``item`` is the item of a mapped task's child (None for other tasks).
     """
 
     run_id: str
@@ -26,6 +27,7 @@ class TaskContext:
     context: Any
     idempotency_key: str
     cancelled: threading.Event = field(default_factory=threading.Event)
+    item: Any = None
 
 
 def idempotency_key(run_id: str, task: str) -> str:

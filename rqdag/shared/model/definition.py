@@ -17,7 +17,7 @@ from typing import Any
 from rqdag.errors import DecodeError, WorkflowDefinitionError
 from rqdag.shared.model.codec import dumps, loads
 from rqdag.shared.model.definition_rows import table_of_rows
-from rqdag.shared.model.task import Retry, Task
+from rqdag.shared.model.task import DEFAULT_MAX_ITEMS, Retry, Task
 from rqdag.shared.model.task_table import TaskTable
 from rqdag.shared.model.vocabulary import TaskKind
 from rqdag.shared.model.workflow import Workflow
@@ -53,7 +53,7 @@ def _profile(task: Task, codes: CodeMemo | None = None) -> dict[str, Any]:
     holds = {} if task.kind is TaskKind.TASK else {"kind": task.kind.value, "seconds": task.seconds}
     if task.subflow is not None:
         holds["subflow"] = loads(encode_definition(task.subflow), what=f"task '{task.name}': subflow")
-    return {
+    profile = {
         **holds,
         "func": func,
         "retry": task.retry.to_dict(),
@@ -66,6 +66,15 @@ def _profile(task: Task, codes: CodeMemo | None = None) -> dict[str, Any]:
         "version": task.version,
         "code": None if task.version is not None else _code_of(task, codes),
     }
+    if task.map_over is not None:  # only then: the stored form of a plain task stays as it was
+        key = task.map_key_path
+        if task.map_key is not None and key is None:
+            raise WorkflowDefinitionError(
+                f"task '{task.name}': its map_key {task.map_key!r} cannot be imported by path "
+                "(define it at module level, or give its import path)"
+            )
+        profile.update(map_over=task.map_over, map_key=key, max_items=task.max_items)
+    return profile
 
 
 def _code_of(task: Task, codes: CodeMemo | None) -> str | None:
@@ -183,6 +192,9 @@ def _settings(item: Mapping[str, Any], where: str) -> dict[str, Any]:
             "kind": TaskKind(item.get("kind") or TaskKind.TASK),
             "seconds": item.get("seconds"),
             "subflow": _subflow(item.get("subflow"), where),
+            "map_over": item.get("map_over"),
+            "map_key": item.get("map_key"),
+            "max_items": item.get("max_items", DEFAULT_MAX_ITEMS),
         }
     except (TypeError, ValueError, WorkflowDefinitionError) as exc:
         raise DecodeError(f"{where}: {exc}") from None

@@ -133,12 +133,17 @@ def _node_id(name: str) -> str:
     return "n_" + "".join(c if c.isascii() and c.isalnum() else f"_{ord(c):x}_" for c in name)
 
 
-def to_mermaid(tasks: Iterable[Task], results: Mapping[str, TaskResult] | None = None) -> str:
-    """A Mermaid flowchart of a Workflow (or tasks), coloured by status when results are given."""
+def to_mermaid(
+    tasks: Iterable[Task],
+    results: Mapping[str, TaskResult] | None = None,
+    labels: Mapping[str, str] | None = None,
+) -> str:
+    """A Mermaid flowchart of a Workflow (or tasks), coloured by status when results are given
+    (``labels``: a node's text instead of its name, such as a mapped task's counts)."""
     tasks = list(tasks)
     lines = ["flowchart TD"]
     for task in tasks:
-        label = task.name.replace('"', "'")
+        label = (labels or {}).get(task.name, task.name).replace('"', "'")
         lines.append(f'    {_node_id(task.name)}["{label}"]')
     for task in tasks:
         for dep in task.depends_on:
@@ -153,12 +158,17 @@ def to_mermaid(tasks: Iterable[Task], results: Mapping[str, TaskResult] | None =
     return "\n".join(lines) + "\n"
 
 
-def to_dot(tasks: Iterable[Task], results: Mapping[str, TaskResult] | None = None) -> str:
-    """A Graphviz dot digraph of a Workflow (or tasks), coloured by status when results are given."""
+def to_dot(
+    tasks: Iterable[Task],
+    results: Mapping[str, TaskResult] | None = None,
+    labels: Mapping[str, str] | None = None,
+) -> str:
+    """A Graphviz dot digraph of a Workflow (or tasks), coloured by status when results are given
+    (``labels`` as :func:`to_mermaid`)."""
     tasks = list(tasks)
     lines = ["digraph workflow {", "    rankdir=TB;"]
     for task in tasks:
-        label = task.name.replace('"', '\\"')
+        label = (labels or {}).get(task.name, task.name).replace('"', '\\"')
         result = results.get(task.name) if results else None
         style = ""
         if result is not None:

@@ -44,6 +44,9 @@ class TaskJob:
     workflow: str | None = None
     dispatched_at: float | None = None
     traceparent: str | None = None
+    item: Any = None  # a mapped task's child: its item (``ctx.item``)
+    mapped_inputs: tuple[str, ...] = ()  # dependencies that are mapped tasks: a failure's data is an input
+    lazy_inputs: tuple[str, ...] = ()  # dependencies read only when the task reads them (a child's source)
 
     @classmethod
     def of_task(
@@ -56,8 +59,13 @@ class TaskJob:
         workflow: str | None = None,
         dispatched_at: float | None = None,
         traceparent: str | None = None,
+        item: Any = None,
+        mapped_inputs: tuple[str, ...] = (),
+        lazy_inputs: tuple[str, ...] = (),
     ) -> TaskJob:
-        """The job of attempt ``attempt`` (fenced by ``token``) of ``task``."""
+        """The job of attempt ``attempt`` (fenced by ``token``) of ``task`` (``item``: a child's;
+        ``mapped_inputs``: its dependencies that are mapped tasks; ``lazy_inputs``: those read
+        only when the task reads them)."""
         func = task.func_path
         if func is None:  # a stored definition has only import paths: never so in a distributed run
             raise WorkflowDefinitionError(
@@ -78,6 +86,9 @@ class TaskJob:
             workflow=workflow,
             dispatched_at=dispatched_at,
             traceparent=traceparent,
+            item=item,
+            mapped_inputs=mapped_inputs,
+            lazy_inputs=lazy_inputs,
         )
 
     @property
@@ -107,6 +118,9 @@ class TaskJob:
             workflow=fields.optional_text("workflow"),
             dispatched_at=fields.optional_number("dispatched_at"),
             traceparent=fields.optional_text("traceparent"),
+            item=kwargs.get("item"),
+            mapped_inputs=fields.names("mapped_inputs"),
+            lazy_inputs=fields.names("lazy_inputs"),
         )
 
     def to_kwargs(self) -> dict[str, Any]:
@@ -126,6 +140,9 @@ class TaskJob:
             "workflow": self.workflow,
             "dispatched_at": self.dispatched_at,
             "traceparent": self.traceparent,
+            "item": self.item,
+            "mapped_inputs": list(self.mapped_inputs),
+            "lazy_inputs": list(self.lazy_inputs),
         }
 
 
@@ -147,6 +164,12 @@ class _Fields:
         if not isinstance(value, str) or not value:
             raise self.error(name, "a non-empty string")
         return value
+
+    def names(self, name: str) -> tuple[str, ...]:
+        value = self.kwargs.get(name) or []
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise self.error(name, "a list of task names")
+        return tuple(value)
 
     def optional_text(self, name: str) -> str | None:
         value = self.kwargs.get(name)

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rqdag.shared.model.code import compare_code, python_tag
+from rqdag.shared.model.mapping import child_maker, parent_of
 from rqdag.shared.model.task import Task, TaskResult, TaskStatus
 from rqdag.shared.model.workflow import Workflow
 
@@ -117,12 +118,15 @@ def plan_resume(
             decision[name] = "rerun"
             restamp.pop(name, None)
     by = {kind: [n for n, d in decision.items() if d == kind] for kind in ("keep", "rerun", "add")}
+    children = _children_plan(results, new, keep_changed)
+    by["keep"] += sorted(n for n, keep in children.items() if keep)
+    by["rerun"] += sorted(n for n, keep in children.items() if not keep)
     return ResumePlan(
         keep=by["keep"],
         rerun=by["rerun"],
         changed=list(why),
         add=by["add"],
-        drop=sorted(n for n in results if n not in decision),
+        drop=sorted(n for n in results if n not in decision and n not in children),
         why=why,
         requested=requested,
         downstream=downstream,
@@ -209,3 +213,25 @@ def _note(reason: str, names: list[str]) -> str:
     shown = ", ".join(names[:NOTE_NAMES])
     more = f" and {len(names) - NOTE_NAMES} more" if len(names) > NOTE_NAMES else ""
     return f"code not compared for {shown}{more}: {reason}"
+
+
+def _children_plan(results: Mapping[str, TaskResult], new: Workflow, keep_changed: bool) -> dict[str, bool]:
+    """The results of mapped tasks' children: True for a success to keep (its mapped task
+    unchanged), False for one to set aside (run again if the expansion has its KEY again)."""
+    mapped = {t.name: t for t in new.tasks if t.map_over is not None}
+    if not mapped:
+        return {}
+    digests: dict[str, str] = {}
+    out: dict[str, bool] = {}
+    for name, result in results.items():
+        parent = parent_of(name)
+        task = mapped.get(parent) if parent is not None else None
+        if task is None:
+            continue
+        digest = digests.get(task.name)
+        if digest is None:
+            digest = digests[task.name] = child_maker(task)(name, tuple(task.depends_on)).definition_hash()
+        out[name] = result.status is TaskStatus.SUCCESS and (
+            keep_changed or result.definition_hash in (None, digest)
+        )
+    return out

@@ -19,6 +19,9 @@ from rqdag.shared.model.vocabulary import TaskStatus as TaskStatus  # its home i
 if TYPE_CHECKING:
     from rqdag.shared.model.workflow import Workflow
 
+DEFAULT_MAX_ITEMS = 10_000  # children a mapped task may have unless its max_items says otherwise
+MAX_ITEMS_LIMIT = 1_000_000
+
 
 @dataclass(frozen=True, slots=True)
 class TaskMetrics:
@@ -144,6 +147,10 @@ class Task:
     import path (a stored definition carries it); rqdag computes it for a callable.
     ``kind``: ``wait`` or ``sleep`` for a task the coordinator completes itself
     (:mod:`rqdag.shared.model.holds`); a sleep's ``seconds``.
+
+    ``map_over`` makes it a mapped task: when that task succeeds with a list, one
+    child ``name[KEY]`` runs per item (``KEY``: ``map_key(item)``, else the item's
+    index), at most ``max_items`` of them; see :mod:`rqdag.shared.model.mapping`.
     """
 
     name: str
@@ -161,6 +168,9 @@ class Task:
     kind: TaskKind = TaskKind.TASK
     seconds: float | None = None
     subflow: Workflow | None = None
+    map_over: str | None = None
+    map_key: TaskCallable | str | None = None
+    max_items: int = DEFAULT_MAX_ITEMS
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name.strip():
@@ -169,6 +179,7 @@ class Task:
             object.__setattr__(self, "depends_on", (self.depends_on,))
         else:
             object.__setattr__(self, "depends_on", tuple(self.depends_on))
+        check_map_settings(self)
         for dep in self.depends_on:
             if not isinstance(dep, str):
                 raise WorkflowDefinitionError(
@@ -225,6 +236,13 @@ class Task:
         return self.func if isinstance(self.func, str) else callable_path(self.func)
 
     @property
+    def map_key_path(self) -> str | None:
+        """The import path of ``map_key``, or None (no key, or not importable)."""
+        if self.map_key is None or isinstance(self.map_key, str):
+            return self.map_key
+        return callable_path(self.map_key)
+
+    @property
     def condition_path(self) -> str | None:
         """The import path of ``condition``, or None (no condition, or not importable)."""
         if self.condition is None or isinstance(self.condition, str):
@@ -252,7 +270,12 @@ class Task:
         settings = self._settings_parts()
         parts = [settings[0], ",".join(sorted(self.depends_on)), *settings[1:]]
         code = self.code_id
-        return _digest(parts if code is None else [*parts, code])
+        if code is not None:
+            parts.append(code)
+        if self.map_over is not None:  # only then: the hashes of plain tasks stay what they were
+            key = self.map_key_path or (_local_name(self.map_key) if self.map_key is not None else None)
+            parts += [self.map_over, repr(key), repr(self.max_items)]
+        return _digest(parts)
 
     def _settings_parts(self) -> list[str]:
         func = self.func_path or _local_name(self.func)
@@ -282,6 +305,33 @@ def _field_defaults(cls: type[Task]) -> dict[str, Any]:
 
 def _digest(parts: list[str]) -> str:
     return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:16]
+
+
+def check_map_settings(task: Task) -> None:
+    """Check the map fields of ``task``; a mapped task depends on its source (added if not listed)."""
+    if "[" in task.name or "]" in task.name:
+        raise WorkflowDefinitionError(
+            f"task '{task.name}': a task name may not contain '[' or ']' (mapped children use them)"
+        )
+    if task.map_over is None:
+        if task.map_key is not None:
+            raise WorkflowDefinitionError(f"task '{task.name}': map_key is given without map_over")
+        return
+    if not isinstance(task.map_over, str) or not task.map_over:
+        raise WorkflowDefinitionError(
+            f"task '{task.name}': map_over must be the name of a task, got {task.map_over!r}"
+        )
+    if task.map_key is not None and not (isinstance(task.map_key, str) or callable(task.map_key)):
+        raise WorkflowDefinitionError(
+            f"task '{task.name}': map_key must be a callable or an import path, got {task.map_key!r}"
+        )
+    items = task.max_items
+    if not isinstance(items, int) or isinstance(items, bool) or not 1 <= items <= MAX_ITEMS_LIMIT:
+        raise WorkflowDefinitionError(
+            f"task '{task.name}': max_items must be an integer from 1 to {MAX_ITEMS_LIMIT:,}, got {items!r}"
+        )
+    if task.map_over not in task.depends_on:
+        object.__setattr__(task, "depends_on", (task.map_over, *task.depends_on))
 
 
 def _local_name(obj: object) -> str:

@@ -9,7 +9,7 @@ from rqdag.errors import RqdagError, WorkflowDefinitionError
 from rqdag.shared.model.duration import parse_duration
 from rqdag.shared.model.graph import validate_graph
 from rqdag.shared.model.holds import HELD_FUNC, params_task
-from rqdag.shared.model.task import Retry, Task, TaskCallable
+from rqdag.shared.model.task import DEFAULT_MAX_ITEMS, Retry, Task, TaskCallable
 from rqdag.shared.model.vocabulary import TaskKind
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -167,6 +167,51 @@ class Workflow:
                 )
             )
             self.add(Task(task_name, HELD_FUNC, depends_on=[first], kind=TaskKind.SUBFLOW, subflow=child))
+            return func
+
+        return register
+
+    def map(
+        self,
+        over: str,
+        name: str | None = None,
+        *,
+        key: TaskCallable | str | None = None,
+        max_items: int = DEFAULT_MAX_ITEMS,
+        depends_on: Sequence[str] = (),
+        retry: Retry | None = None,
+        timeout_s: float | None = None,
+        condition: TaskCallable | str | None = None,
+        priority: int = 0,
+        continue_on_error: bool = False,
+        queue: str = "default",
+        at_most_once: bool = False,
+    ) -> Callable[[F], F]:
+        """Decorator: register the function as a task mapped over task ``over``'s list.
+
+        One child ``name[KEY]`` runs per item (``ctx.item``); ``KEY`` is
+        ``key(item)``, or the item's index without ``key``. The mapped task's
+        data is the list of its children's data, in item order.
+        """
+
+        def register(func: F) -> F:
+            self.add(
+                Task(
+                    name=name or func.__name__,
+                    func=func,
+                    depends_on=depends_on,
+                    retry=retry or Retry(),
+                    timeout_s=timeout_s,
+                    condition=condition,
+                    priority=priority,
+                    continue_on_error=continue_on_error,
+                    queue=queue,
+                    at_most_once=at_most_once,
+                    map_over=over,
+                    map_key=key,
+                    max_items=max_items,
+                )
+            )
             return func
 
         return register

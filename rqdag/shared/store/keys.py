@@ -41,9 +41,11 @@ class RunKeys:
 
     __slots__ = (
         "audit",
+        "child_rows",
         "definition",
         "dispatch",
         "events",
+        "expansions",
         "lease",
         "logs",
         "meta",
@@ -66,6 +68,8 @@ class RunKeys:
         self.logs = f"{base}:logs"  # stream: what the run's tasks wrote (logging, stdout, stderr)
         self.signals = f"{base}:signals"  # hash: wait task -> the signal that came for it
         self.timers = f"{base}:timers"  # hash: "epoch:task" -> unix time a wait's or sleep's timer fires
+        self.child_rows = f"{base}:children"  # hash: child task -> its mapped task, index, expansion id, item
+        self.expansions = f"{base}:expansions"  # hash: mapped task -> its expansion's id and child count
 
     def all(self) -> list[str]:
         """Every key of the run (for deletion or export)."""
@@ -80,6 +84,8 @@ class RunKeys:
             self.logs,
             self.signals,
             self.timers,
+            self.child_rows,
+            self.expansions,
         ]
 
     def retained(self) -> list[str]:

@@ -19,21 +19,24 @@ from redis.client import Pipeline
 from rqdag.errors import DecodeError, LeaseLostError, RunExistsError, RunNotFoundError
 from rqdag.shared.model.codec import dumps, encode_result
 from rqdag.shared.model.definition import decode_definition, decode_table, encode_definition
+from rqdag.shared.model.mapping import parent_of
 from rqdag.shared.model.task import TaskResult, TaskStatus
 from rqdag.shared.model.task_table import TaskTable
 from rqdag.shared.model.vocabulary import AuditKind, EventKind, RunStatus
 from rqdag.shared.model.workflow import Workflow
 from rqdag.shared.store import keys
 from rqdag.shared.store.driving import REFUSAL_FIELD
+from rqdag.shared.store.expansions import ExpansionMixin
 from rqdag.shared.store.records import RunMeta, RunState, decode_into, parse_meta, text, unreadable_meta
 from rqdag.shared.store.retention import RetentionMixin, retention_meta
 from rqdag.shared.store.scripts import EVENTS_MAXLEN
 
 
-class RunStore(RetentionMixin):
+class RunStore(RetentionMixin, ExpansionMixin):
     """Reads and writes runs; holds no state of its own besides the client.
 
-    Retention's writes (expiry, prune, index cleaning) are in :class:`RetentionMixin`.
+    Retention's writes (expiry, prune, index cleaning) are in :class:`RetentionMixin`,
+    mapped tasks' children in :class:`ExpansionMixin`.
     """
 
     def __init__(self, client: redis.Redis) -> None:
@@ -63,10 +66,11 @@ class RunStore(RetentionMixin):
         definition = encode_definition(workflow)
         params_json = dumps(dict(params or {}), what=f"run '{run_id}': params")
         names = {t.name for t in workflow.tasks}
+        mapped = {t.name for t in workflow.tasks if t.map_over is not None}
         kept = {
             name: encode_result(result, what=f"run '{run_id}': snapshot entry '{name}'")
             for name, result in (snapshot or {}).items()
-            if name in names and result.status is TaskStatus.SUCCESS
+            if (name in names or parent_of(name) in mapped) and result.status is TaskStatus.SUCCESS
         }
         now = time.time()
         meta: dict[str | bytes, str | bytes | int | float] = {
@@ -276,6 +280,7 @@ class RunStore(RetentionMixin):
             if restamped:
                 pipe.hset(rk.results, mapping=restamped)  # type: ignore[arg-type]
             pipe.delete(rk.dispatch)
+            pipe.unlink(rk.child_rows, rk.expansions)  # the new epoch expands its mapped tasks afresh
             self.persist_run(pipe, run_id)  # a resumed run is open again: it no longer expires
             stored = workflow if workflow is not None else definition
             if stored is not None:
