@@ -296,3 +296,21 @@ def test_the_decorator_and_child_names() -> None:
     )
     assert parent_of("load_partition[2026-11-02]") == "load_partition" and parent_of("plain") is None
     assert TaskTable.of_tasks(wf.tasks).mapped == {1}
+
+
+def test_a_resume_plan_keeps_successful_children_and_sets_the_others_aside() -> None:
+    from rqdag.shared.model.resume_plan import plan_resume
+
+    workflow = Workflow(
+        "w", [Task("list", path_of("answer")), Task("load", path_of("answer"), map_over="list")]
+    )
+    results = {
+        "list": TaskResult.success([1, 2]),
+        "load": TaskResult.failure("1 of 2 children did not succeed"),
+        "load[0]": TaskResult.success(1),
+        "load[1]": TaskResult.failure("broke"),
+        "other[0]": TaskResult.success(0),
+    }
+    plan = plan_resume(results, workflow, workflow)
+    assert "load[0]" in plan.keep and "load[1]" in plan.rerun and "load" in plan.rerun
+    assert plan.drop == ["other[0]"]

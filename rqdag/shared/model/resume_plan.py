@@ -8,7 +8,7 @@ other result is set aside and its task runs again.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -118,7 +118,7 @@ def plan_resume(
             decision[name] = "rerun"
             restamp.pop(name, None)
     by = {kind: [n for n, d in decision.items() if d == kind] for kind in ("keep", "rerun", "add")}
-    children = _children_plan(results, new, keep_changed)
+    children = _children_plan(results, old, new, keep_changed)
     by["keep"] += sorted(n for n, keep in children.items() if keep)
     by["rerun"] += sorted(n for n, keep in children.items() if not keep)
     return ResumePlan(
@@ -215,23 +215,31 @@ def _note(reason: str, names: list[str]) -> str:
     return f"code not compared for {shown}{more}: {reason}"
 
 
-def _children_plan(results: Mapping[str, TaskResult], new: Workflow, keep_changed: bool) -> dict[str, bool]:
-    """The results of mapped tasks' children: True for a success to keep (its mapped task
-    unchanged), False for one to set aside (run again if the expansion has its KEY again)."""
+def _children_plan(
+    results: Mapping[str, TaskResult], old: Workflow, new: Workflow, keep_changed: bool
+) -> dict[str, bool]:
+    """The results of mapped tasks' children: True for a success to keep (judged as its
+    mapped task's own success would be), False for one to set aside (it runs again if the
+    new expansion has its KEY again)."""
     mapped = {t.name: t for t in new.tasks if t.map_over is not None}
     if not mapped:
         return {}
-    digests: dict[str, str] = {}
+    stored = {t.name: t for t in old.tasks}
+    makers: dict[str, tuple[Callable[[str, tuple[str, ...]], Task], ...]] = {}
     out: dict[str, bool] = {}
     for name, result in results.items():
         parent = parent_of(name)
         task = mapped.get(parent) if parent is not None else None
         if task is None:
             continue
-        digest = digests.get(task.name)
-        if digest is None:
-            digest = digests[task.name] = child_maker(task)(name, tuple(task.depends_on)).definition_hash()
-        out[name] = result.status is TaskStatus.SUCCESS and (
-            keep_changed or result.definition_hash in (None, digest)
-        )
+        prior = stored.get(task.name)
+        if result.status is not TaskStatus.SUCCESS or prior is None or prior.map_over is None:
+            out[name] = False
+            continue
+        pair = makers.get(task.name)
+        if pair is None:
+            pair = makers[task.name] = (child_maker(prior), child_maker(task))
+        was = pair[0](name, tuple(prior.depends_on))
+        now = pair[1](name, tuple(task.depends_on))
+        out[name] = _judge(result, was, now, keep_changed).decision == "keep"
     return out
