@@ -40,10 +40,10 @@ def test_status_says_when_no_coordinator_drives_a_run(redis_url: str, redis_conn
     lease = Lease(redis_conn, Scripts.register(redis_conn), run.run_id, "host:1:abc")
     assert lease.acquire()
     assert UNDRIVEN not in invoke("status", run.run_id, "--redis", redis_url).stdout
-    assert json.loads(invoke("status", run.run_id, "--redis", redis_url, "--json").stdout)["coordinator"] == {
-        "lease_owner": "host:1:abc",
-        "problem": None,
-    }
+    assert (
+        json.loads(invoke("status", run.run_id, "--redis", redis_url, "--json").stdout)["coordinator"]
+        == {"lease_owner": "host:1:abc", "problem": None}
+    )
 
 
 def test_watch_says_when_no_coordinator_drives_a_run(redis_url: str) -> None:
