@@ -65,7 +65,7 @@ def expansion_row(session: Session, count: int) -> Row:
         unit="s",
         rqdag=times,
         reference=None,
-        reference_name=f"target < {EXPAND_TARGET_S:g} s",
+        reference_name="(none)",
         target=f"< {EXPAND_TARGET_S:g} s",
         met=times.median < EXPAND_TARGET_S,
     )
