@@ -13,7 +13,7 @@ from rqdag.coordinator.state import TaskStateManager
 from rqdag.shared.store.keys import RunKeys
 from rqdag.shared.store.runs import RunStore
 
-SECTION = "11. Map"
+SECTION = "12. Map"
 TARGET_RATIO = 0.90
 EXPAND_TARGET_S = 1.0
 NOTES = [

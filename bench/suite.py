@@ -141,6 +141,6 @@ def _with_base_pools(
             progress(f"10. log capture on (the base pool) and off ({count} more workers)")
             add("logs", logcapture.measure(session, config.logs_width, count))
         if "map" in results:
-            progress(f"11. map: 1 -> {config.map_width:,} children -> 1; expanding {config.map_expand:,}")
+            progress(f"12. map: 1 -> {config.map_width:,} children -> 1; expanding {config.map_expand:,}")
             add("map", mapped.measure(session, config.map_width, count, config.map_expand))
             results["map"].notes.extend(mapped.NOTES)
