@@ -32,7 +32,15 @@ def start_child(store: RunStore, parent: str, task: str, epoch: int, workflow: W
     if not isinstance(params, dict):
         raise RqdagError(f"run '{parent}': subflow '{task}' must return the child run's params as a dict")
     try:
-        store.create_run(workflow, run_id=child, params=params, parent=(parent, task, epoch))
+        # the child is driven like its parent: a lost attempt is noticed as soon
+        heartbeat_timeout_s = store.read_meta(parent).heartbeat_timeout_s
+        store.create_run(
+            workflow,
+            run_id=child,
+            params=params,
+            heartbeat_timeout_s=heartbeat_timeout_s,
+            parent=(parent, task, epoch),
+        )
     except RunExistsError:
         meta = store.read_meta(child)
         linked = store.read_parent(child)
