@@ -191,8 +191,12 @@ class DriverLoop:
     # ---- stepping ----------------------------------------------------------------
 
     def _step_due(self, now: float) -> None:
-        for run_id in [r for r, due in self._due.items() if due <= now]:
-            driver = self._runs[run_id]
+        for n, run_id in enumerate([r for r, due in self._due.items() if due <= now]):
+            if n and n % ADMIT_BATCH == 0:  # a long round of steps must not let the others' leases run out
+                self._renew_between()
+            driver = self._runs.get(run_id)
+            if driver is None:  # its lease was lost just now
+                continue
             try:
                 finished = driver.advance(now)
             except LeaseLostError as exc:
@@ -207,6 +211,12 @@ class DriverLoop:
                 self._end(driver)
             else:
                 self._due[run_id] = driver.next_due(time.monotonic())
+
+    def _renew_between(self) -> None:
+        try:
+            self._drop_lost(renew_leases(self._client, self._scripts, self._leases(), time.monotonic()))
+        except redis.RedisError as exc:  # tried again at the next read
+            self._hooks.redis_failed(exc)
 
     def _drop_lost(self, lost: list[Lease]) -> None:
         for lease in lost:
