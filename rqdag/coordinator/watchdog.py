@@ -103,11 +103,6 @@ class Watchdog:
         """The task's attempt ended (its worker answered)."""
         self._known.pop(task, None)
 
-    @property
-    def next_check(self) -> float:
-        """When :meth:`check` next looks (monotonic time)."""
-        return self._next_check
-
     def check(self) -> list[Completion]:
         """Lost attempts, voided; checked every quarter of the shortest limit in play."""
         now = time.monotonic()
