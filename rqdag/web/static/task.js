@@ -1,4 +1,4 @@
-/* A task's page: reload when the task's status changes; the resolve form. */
+/* A task's page: reload when the task's status changes; the resolve form; the re-run button. */
 "use strict";
 
 (() => {
@@ -42,8 +42,32 @@
     });
   }
 
+  function setupRerun() {
+    const button = document.getElementById("rerun-task");
+    if (!button) return;
+    button.addEventListener("click", async () => {
+      const url = `/api${rqdag.taskUrl(info.run_id, info.task)}/rerun`;
+      const plan = await rqdag.post(url, { plan: true });
+      if (!plan.ok) {
+        rqdag.toast(`Refused (${plan.status}): ${plan.data.error}`, true);
+        return;
+      }
+      const names = plan.data.rerun.length ? plan.data.rerun.join(", ") : "-";
+      const ok = await rqdag.confirmDialog(`Re-run ${info.task}?`, [
+        rqdag.el("p", {}, `A new epoch starts; these run again: ${names}.`)], "Re-run");
+      if (!ok) return;
+      const res = await rqdag.post(url, { plan: false });
+      if (!res.ok) {
+        rqdag.toast(`Refused (${res.status}): ${res.data.error}`, true);
+        return;
+      }
+      window.location.assign(rqdag.runUrl(info.run_id));
+    });
+  }
+
   document.addEventListener("DOMContentLoaded", () => {
     setupResolve();
+    setupRerun();
     follow();
   });
 })();
