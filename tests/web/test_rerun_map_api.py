@@ -57,6 +57,8 @@ def test_rerun_needs_the_token_and_runs_the_task_and_its_downstream_again(
     entry = read_audit(RunStore(cluster.connection), "api-rerun")[-1]
     assert entry["kind"] == "resumed" and entry["who"] == WHO and entry["via"] == "token"
     assert entry["rerun"] == plan["rerun"] and entry["epoch"] == 2
+    page = api.get("/runs/api-rerun/tasks/train_model")  # its audit has the result set aside
+    assert page.status_code == 200 and "set aside (success) when epoch 1 was resumed" in page.text
     missing = api.post("/api/runs/api-rerun/tasks/no_such_task/rerun", json={}, headers=bearer())
     assert missing.status_code == 409 and "no_such_task" in missing.json()["error"]
 
