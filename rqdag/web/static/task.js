@@ -4,8 +4,10 @@
 (() => {
   const info = JSON.parse(document.getElementById("task-doc").textContent);
 
+  let source = null;
+
   function follow() {
-    const source = new EventSource(`/api/runs/${encodeURIComponent(info.run_id)}/events`);
+    source = new EventSource(`/api/runs/${encodeURIComponent(info.run_id)}/events`);
     source.addEventListener("update", (event) => {
       const doc = JSON.parse(event.data);
       const row = doc.tasks.find((t) => t.task === info.task);
@@ -56,9 +58,11 @@
       const ok = await rqdag.confirmDialog(`Re-run ${info.task}?`, [
         rqdag.el("p", {}, `A new epoch starts; these run again: ${names}.`)], "Re-run");
       if (!ok) return;
+      source.close(); // the re-run changes this task's status: go to the run's page, not a reload
       const res = await rqdag.post(url, { plan: false });
       if (!res.ok) {
         rqdag.toast(`Refused (${res.status}): ${res.data.error}`, true);
+        follow();
         return;
       }
       window.location.assign(rqdag.runUrl(info.run_id));
