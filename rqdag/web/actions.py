@@ -5,6 +5,9 @@
 - resume: ``resume_run`` (as ``rqdag resume``; with ``plan`` it changes nothing),
   then an audit entry of kind ``resumed`` (``resume_run`` itself keeps each result
   it sets aside);
+- rerun: ``resume_run`` with ``rerun=[task]`` (as ``rqdag resume RUN --rerun TASK``):
+  the task and everything downstream of it run again, in the next epoch; the audit
+  entry is ``resume``'s (kind ``resumed``, its ``rerun`` names what runs again);
 - resolve: ``resolve_task`` (as ``rqdag resolve``), which writes its own audit entry;
 - signal: ``signal_task`` (as ``rqdag signal``), which writes its own audit entry.
 
@@ -14,6 +17,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from rqdag.errors import RqdagError
@@ -45,10 +49,18 @@ def cancel(store: RunStore, run_id: str, *, who: str, via: str, reason: str | No
 
 
 def resume(
-    store: RunStore, run_id: str, *, who: str, via: str, plan: bool, keep_changed: bool
+    store: RunStore,
+    run_id: str,
+    *,
+    who: str,
+    via: str,
+    plan: bool,
+    keep_changed: bool,
+    rerun: Sequence[str] = (),
 ) -> dict[str, Any]:
-    """Start the run's next epoch (or, with ``plan``, only say what it would do)."""
-    result = resume_run(store, run_id, keep_changed=keep_changed, dry_run=plan)
+    """Start the run's next epoch (or, with ``plan``, only say what it would do);
+    ``rerun``: tasks to run again (with what depends on them) though they succeeded."""
+    result = resume_run(store, run_id, keep_changed=keep_changed, dry_run=plan, rerun=rerun)
     if not plan:
         epoch = store.read_meta(run_id).epoch
         store.append_audit(

@@ -158,6 +158,27 @@ async def post_resume(request: Request) -> Response:
     return JSONResponse(out)
 
 
+async def post_rerun(request: Request) -> Response:
+    """``POST /api/runs/{run_id}/tasks/{task}/rerun`` ``{"plan", "keep_changed"}``.
+
+    As ``rqdag resume RUN --rerun TASK``: the task and its downstream run again in a new epoch.
+    """
+    board = dashboard(request)
+    via = board.auth.authorize(request)
+    body = await _body(request)
+    out = await run_in_threadpool(
+        actions.resume,
+        board.store,
+        request.path_params["run_id"],
+        who=who(request),
+        via=via,
+        plan=_flag(body, "plan"),
+        keep_changed=_flag(body, "keep_changed"),
+        rerun=[request.path_params["task"]],
+    )
+    return JSONResponse(out)
+
+
 async def post_resolve(request: Request) -> Response:
     """``POST /api/runs/{run_id}/tasks/{task}/resolve`` ``{"status", "data", "reason"}``.
 
@@ -211,6 +232,7 @@ ROUTES = [
     Route("/api/runs/{run_id}/events", run_events, methods=["GET"]),
     Route("/api/runs/{run_id}/cancel", post_cancel, methods=["POST"]),
     Route("/api/runs/{run_id}/resume", post_resume, methods=["POST"]),
+    Route("/api/runs/{run_id}/tasks/{task:path}/rerun", post_rerun, methods=["POST"]),
     Route("/api/runs/{run_id}/tasks/{task:path}/resolve", post_resolve, methods=["POST"]),
     Route("/api/runs/{run_id}/tasks/{task:path}/signal", post_signal, methods=["POST"]),
     Route("/api/runs/{run_id}/tasks/{task:path}/data", get_task_data, methods=["GET"]),

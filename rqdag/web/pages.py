@@ -22,6 +22,7 @@ from rqdag.web.api import parse_listing
 from rqdag.web.auth import CSRF_FIELD, SESSION_COOKIE, SESSION_TTL_S, Refused, same_origin
 from rqdag.web.layout import layout
 from rqdag.web.listing import list_page
+from rqdag.web.mapped import drawn_rows
 from rqdag.web.run_view import run_document
 from rqdag.web.state import dashboard, run_url, task_url
 from rqdag.web.task_view import LOG_LINES_SHOWN, pretty_data, task_document
@@ -80,9 +81,10 @@ def run_page(request: Request) -> Response:
     run_id = request.path_params["run_id"]
     doc = run_document(board.store, board.cache, run_id, with_results=False)
     drawing = None
-    if len(doc["tasks"]) <= MAX_DRAWN_TASKS:
-        deps = {t["task"]: t["depends_on"] for t in doc["tasks"]}
-        drawing = layout(deps, [t["task"] for t in doc["tasks"]])
+    drawn = drawn_rows(doc["tasks"], doc["mapped"])
+    if len(drawn) <= MAX_DRAWN_TASKS:
+        deps = {t["task"]: t["depends_on"] for t in drawn}
+        drawing = layout(deps, [t["task"] for t in drawn])
     by_name = {t["task"]: t for t in doc["tasks"]}
     return render(
         request,

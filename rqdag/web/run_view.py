@@ -24,6 +24,7 @@ from rqdag.shared.model.vocabulary import TaskKind
 from rqdag.shared.store.keys import RunKeys
 from rqdag.shared.store.records import DispatchEntry, RunMeta, RunState, text
 from rqdag.shared.store.runs import RunStore
+from rqdag.web.mapped import mapped_nodes
 from rqdag.web.timeline import build_timeline, epochs, read_events
 
 AUDIT_SHOWN = 500
@@ -156,7 +157,7 @@ def run_document(
     )
     events = read_events(store, run_id)
     audit = read_audit_tail(store, run_id)
-    names = list(graph.order) + sorted(n for n in state.results if n not in graph.tasks)
+    names = list(graph.order) + sorted({*state.results, *state.dispatch} - graph.tasks.keys())
     doc: dict[str, Any] = {"run": meta_to_dict(meta)}
     if with_results:
         doc.update(snapshot_to_document(state.results))
@@ -172,6 +173,7 @@ def run_document(
         epochs=epochs(events, meta.epoch, meta.created_at, audit),
         audit=audit,
         waits=pending_waits(graph, state, meta),
+        mapped=mapped_nodes(graph.tasks, state.results, state.dispatch, store.expansion_counts(run_id)),
         last_event_id=text(newest[0][0]) if newest else "0-0",
         at=round(time.time(), 3),
     )

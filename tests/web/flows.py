@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from rqdag import Retry, TaskContext, TaskResult, Workflow
+from rqdag import Retry, Task, TaskContext, TaskResult, Workflow
 
 log = logging.getLogger("tests.web.flows")
 
@@ -78,3 +78,18 @@ payments = Workflow("payments")
 payments.task(name="load_invoices")(step)
 payments.task(name="charge_cards", depends_on=["load_invoices"], at_most_once=True)(step)
 payments.task(name="send_receipts", depends_on=["charge_cards"])(step)
+
+
+def partitions(ctx: TaskContext) -> list[str]:
+    """``params['count']`` partition names (3 unless told): the list a mapped task runs over."""
+    return [f"p{i}" for i in range(int(ctx.params.get("count", 3)))]
+
+
+mapped = Workflow(
+    "mapped_load",
+    [
+        Task("partitions", "tests.web.flows:partitions"),
+        Task("load", "tests.web.flows:step", map_over="partitions"),
+        Task("summarize", "tests.web.flows:step", depends_on=["load"]),
+    ],
+)

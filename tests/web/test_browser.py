@@ -35,7 +35,7 @@ from rqdag.shared.store.runs import RunStore
 from rqdag.web.app import create_app
 from tests.support.redis import skip_or_fail
 from tests.web.conftest import TOKEN, Cluster, serve
-from tests.web.flows import nightly, payments
+from tests.web.flows import mapped, nightly, payments
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
@@ -271,6 +271,55 @@ def test_without_the_token_an_action_is_refused(
     cluster.open_gate("payments-0413", "charge_cards")
     handle.wait(timeout=30)
     assert handle.status().status == "succeeded"
+
+
+def node_text(browser: Any, task: str) -> tuple[str, str]:
+    """A DAG node's two lines of text (its name line and its status line)."""
+    found: list[str] = browser.execute_script(
+        "const g = document.querySelector(`#dag g.node[data-task='${arguments[0]}']`);"
+        "return [g.querySelector('text.name').textContent, g.querySelector('text.sub').textContent];",
+        task,
+    )
+    return found[0], found[1]
+
+
+def test_a_mapped_task_is_one_node_with_its_childrens_counts(
+    browser: Any, site: str, cluster: Cluster
+) -> None:
+    handle = cluster.submit(mapped, "mapped-0501", count=3, gated=["load[1]"])
+    browser.get(f"{site}/runs/mapped-0501")
+    wait_for(
+        browser, lambda: browser.execute_script("return document.body.dataset.live") == "yes", "live updates"
+    )
+    wait_for(browser, lambda: node_text(browser, "load")[0] == "load 2/3", "load 2/3 on the mapped node")
+    assert "st-running" in node(browser, "load")["cls"] and node(browser, "load")["stroke"] == RUNNING
+    assert node_text(browser, "load")[1] == "2/3 success, 1 running"
+    drawn = browser.execute_script(
+        "return [...document.querySelectorAll('#dag g.node')].map((g) => g.dataset.task).sort()"
+    )
+    assert drawn == ["load", "partitions", "summarize"]
+    cluster.open_gate("mapped-0501", "load[1]")
+    wait_for(browser, lambda: "st-success" in node(browser, "summarize")["cls"], "summarize succeeded")
+    assert node_text(browser, "load") == ("load 3/3", "3/3 success")
+    assert node(browser, "load")["stroke"] == SUCCESS
+    handle.wait(timeout=30)
+    assert page_errors(browser) == []
+
+
+def test_the_task_page_reruns_a_task_and_its_downstream(browser: Any, site: str, cluster: Cluster) -> None:
+    handle = cluster.submit(payments, "payments-0502")
+    handle.wait(timeout=30)
+    browser.delete_all_cookies()
+    sign_in(browser, site, "/runs/payments-0502/tasks/send_receipts")
+    browser.find_element(By.ID, "rerun-task").click()
+    wait_for(browser, lambda: "send_receipts" in browser.find_element(By.ID, "confirm-body").text, "the plan")
+    browser.find_element(By.ID, "confirm-yes").click()
+    wait_for(browser, lambda: browser.current_url.endswith("/runs/payments-0502"), "the run's page")
+    handle.wait(timeout=30)
+    assert handle.status().epoch == 2 and handle.status().status == "succeeded"
+    entry = read_audit(RunStore(cluster.connection), "payments-0502")[-1]
+    assert entry["kind"] == "resumed" and entry["via"] == "session" and entry["rerun"] == ["send_receipts"]
+    assert page_errors(browser) == []
 
 
 def test_every_page_renders_cleanly_for_the_screenshots(

@@ -27,14 +27,21 @@
     return task.attempt > 1 ? `${task.status} · try ${task.attempt}` : task.status;
   }
 
-  function renderDag(tasks) {
+  function renderDag(tasks, mapped) {
     for (const task of tasks) {
       const node = nodes.get(task.task);
       if (!node) continue;
-      node.setAttribute("class", `node st-${task.status}`);
-      node.dataset.status = task.status;
+      const group = mapped ? mapped[task.task] : undefined; // a mapped task: one node for its children
+      const status = group ? group.status : task.status;
+      node.setAttribute("class", `node st-${status}`);
+      node.dataset.status = status;
       const sub = node.querySelector("text.sub");
-      if (sub) sub.textContent = short(nodeLine(task), 27);
+      if (sub) sub.textContent = short(group ? group.line || status : nodeLine(task), 27);
+      if (group) {
+        node.dataset.mapped = group.counts;
+        const name = node.querySelector("text.name");
+        if (name) name.textContent = short(group.counts ? `${task.task} ${group.counts}` : task.task, 22);
+      }
     }
   }
 
@@ -157,7 +164,7 @@
     doc = d;
     skew = d.at - Date.now() / 1000;
     renderSummary(d);
-    renderDag(d.tasks);
+    renderDag(d.tasks, d.mapped);
     renderTasks(d.tasks);
     renderTimeline(d.timeline);
     renderEpochs(d.epochs);
