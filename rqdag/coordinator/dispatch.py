@@ -25,6 +25,8 @@ class DispatchRequest:
     item: Any = None  # a mapped task's child: its item
     mapped_inputs: tuple[str, ...] = ()  # dependencies that are mapped tasks (a failure's data is passed on)
     lazy_inputs: tuple[str, ...] = ()  # a child's source: its data is read only when the task reads it
+    failures: int = 0  # failed or lost attempts before this one (see phases.Dispatch)
+    retry_of: str | None = None  # token of the attempt whose failure this one retries
 
 
 class CompletionKind(StrEnum):
@@ -41,12 +43,17 @@ class CompletionKind(StrEnum):
 
 @dataclass(frozen=True)
 class Completion:
-    """The result of one attempt, tagged with the token it was dispatched with."""
+    """The result of one attempt, tagged with the token it was dispatched with.
+
+    ``retryable`` False: whoever ran it found the failure final whatever the retries
+    left (its exception is not one its ``Retry(on=...)`` lists, say).
+    """
 
     task: str
     token: str
     result: TaskResult
     kind: CompletionKind = CompletionKind.FINISHED
+    retryable: bool = True
 
 
 class Dispatcher(Protocol):

@@ -92,13 +92,17 @@ class WorkflowExecutor:
             if kind is CompletionKind.UNSTARTED:  # never started: safe to send again, at-most-once or not
                 self._state.requeue(completion.task, completion.token)
                 continue
-            if kind is CompletionKind.HANDED_BACK:
-                self._started_at.pop(completion.task, None)
-                self._state.hand_back(completion.task, completion.token, completion.result, now)
-                continue
-            outcome = self._state.complete(
-                completion.task, completion.token, completion.result, now, lost=kind is CompletionKind.LOST
-            )
+            if kind is CompletionKind.HANDED_BACK:  # it started: a lost attempt, whatever the reason
+                outcome = self._state.hand_back(completion.task, completion.token, completion.result, now)
+            else:
+                outcome = self._state.complete(
+                    completion.task,
+                    completion.token,
+                    completion.result,
+                    now,
+                    retryable=completion.retryable,
+                    lost=kind is CompletionKind.LOST,
+                )
             if outcome is not Outcome.STALE:
                 self._started_at.pop(completion.task, None)
             self._announce_retry(outcome, completion.task, completion.result)
@@ -232,7 +236,8 @@ class WorkflowExecutor:
                     attempt=self._state.attempt(name),
                 ),
             )
-            outcome = self._state.complete(name, token, result, now)
+            retryable = self._state.task(name).retry.allows(TimeoutError)
+            outcome = self._state.complete(name, token, result, now, retryable=retryable)
             self._announce_retry(outcome, name, result)
 
     def _stop_if_asked(self, now: float) -> None:
@@ -270,6 +275,8 @@ class WorkflowExecutor:
                 d.item,
                 d.mapped_inputs,
                 d.lazy_inputs,
+                d.failures,
+                d.retry_of,
             )
             for d in batch
         ]

@@ -16,7 +16,7 @@ from rqdag.coordinator.dispatch import Completion, CompletionKind, DispatchReque
 from rqdag.errors import RqdagError
 from rqdag.shared import aio, traces
 from rqdag.shared.model.context import TaskContext, idempotency_key
-from rqdag.shared.model.invoke import ainvoke_task, invoke_task, is_async
+from rqdag.shared.model.invoke import Attempt, ainvoke_attempt, invoke_attempt, is_async
 from rqdag.shared.model.mapping import Expansion, parent_of
 from rqdag.shared.model.task import TaskResult
 
@@ -83,28 +83,30 @@ class InProcessDispatcher:
         name = request.task.name
         func, condition = self._functions.get(name) or self._functions[parent_of(name) or name]
         with self._span(request) as span:
-            result = invoke_task(
+            attempt = invoke_attempt(
                 func,
                 ctx,
                 condition=condition,
                 worker=self._worker,
                 definition_hash=request.task.definition_hash(),
+                retry=request.task.retry,
             )
-            span.set_status(result.status.value)
-        self._done(request, result)
+            span.set_status(attempt.result.status.value)
+        self._done(request, attempt)
 
     async def _arun(self, request: DispatchRequest, ctx: TaskContext) -> None:
         func, condition = self._functions[request.task.name]
         with self._span(request) as span:
-            result = await ainvoke_task(
+            attempt = await ainvoke_attempt(
                 func,
                 ctx,
                 condition=condition,
                 worker=self._worker,
                 definition_hash=request.task.definition_hash(),
+                retry=request.task.retry,
             )
-            span.set_status(result.status.value)
-        self._done(request, result)
+            span.set_status(attempt.result.status.value)
+        self._done(request, attempt)
 
     @contextmanager
     def _span(self, request: DispatchRequest) -> Iterator[Any]:
@@ -118,11 +120,12 @@ class InProcessDispatcher:
         ) as span:
             yield span
 
-    def _done(self, request: DispatchRequest, result: TaskResult) -> None:
+    def _done(self, request: DispatchRequest, attempt: Attempt) -> None:
         with self._lock:
             self._cancel_events.pop((request.task.name, request.token), None)
             self._futures.pop((request.task.name, request.token), None)
-        self._queue.put(Completion(request.task.name, request.token, result))
+        completion = Completion(request.task.name, request.token, attempt.result, retryable=attempt.retryable)
+        self._queue.put(completion)
 
     def collect(self) -> list[Completion]:
         """Drain the completions that arrived."""

@@ -37,7 +37,13 @@ class Outcome(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Dispatch:
-    """One attempt of a task that the executor must hand to a dispatcher."""
+    """One attempt of a task that the executor must hand to a dispatcher.
+
+    ``failures``: the task's failed (or lost) attempts before this one, which the
+    dispatch entry keeps so that a coordinator taking the run over counts on from
+    there. ``retry_of``: the token of the attempt whose reported failure this one
+    retries (a worker that finishes that attempt again learns it was written).
+    """
 
     task: Task
     attempt: int
@@ -47,3 +53,5 @@ class Dispatch:
     item: Any = None  # a mapped task's child: its item
     mapped_inputs: tuple[str, ...] = ()  # dependencies that are mapped tasks (a failure's data is passed on)
     lazy_inputs: tuple[str, ...] = ()  # a child's source: its data is read only when the task reads it
+    failures: int = 0
+    retry_of: str | None = None

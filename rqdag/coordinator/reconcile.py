@@ -28,8 +28,11 @@ def restore_in_flight(
     Queued and running attempts are waited for (their completion arrives on the
     event stream); an attempt that failed and awaits its retry is rescheduled.
     With ``requeue_running`` (every worker is known dead) running attempts are
-    handed back: at-least-once tasks run again, at-most-once tasks fail with
-    "outcome unknown". So does an attempt whose entry is unreadable (see
+    handed back. The failures an entry counted so far come back with it, so a
+    handed-back or lost attempt costs one more from the task's retry budget, as
+    it would have under the coordinator that dispatched it: at-least-once tasks
+    run again while the budget lasts, at-most-once tasks fail with "outcome
+    unknown". So does an attempt whose entry is unreadable (see
     :func:`_unreadable_entry`).
     """
     for name in run_state.unreadable_dispatch:
@@ -42,7 +45,7 @@ def restore_in_flight(
         except KeyError:
             log.error("run '%s': dispatch entry for unknown task '%s' ignored", run_id, name)
             continue
-        state.adopt(name, entry.attempt, entry.token, None)
+        state.adopt(name, entry.attempt, entry.token, None, failures=entry.failures, retry_of=entry.retry_of)
         if entry.state is AttemptState.RETRY_WAIT:
             result = _last_result(run_id, name, entry.last_result)
             state.complete(name, entry.token, result, now)

@@ -126,6 +126,8 @@ class RQDispatcher:
                 queued_at=now,
                 rq_queue=route.rq_queue,
                 waiting=route.waiting,
+                failures=request.failures,
+                retry_of=request.retry_of,
             )
             if route.rq_queue is not None:
                 by_queue[route.rq_queue].append(data)
@@ -232,15 +234,21 @@ class RQDispatcher:
         return inline + self._load_completions(finished, retried, resolved, tokens) + lost
 
     def _completion(self, task: str, token: str, raw: bytes | str, what: str, kind: str) -> Completion:
-        """The completion of a ``finished`` or ``retry`` event whose result is ``raw``."""
+        """The completion of a ``finished`` or ``retry`` event whose result is ``raw``.
+
+        A failure the worker wrote as final (``finished``) is final: only the worker saw
+        its exception, and whether the task's ``Retry(on=...)`` lists it.
+        """
         result = self._decode(raw, f"run '{self._lease.run_id}': {what}")
         if kind == EventKind.FINISHED:  # written by its worker: record() has nothing to write for it
             self._from_workers.add(task)
-        return Completion(task, token, result)
+        return Completion(task, token, result, retryable=kind == EventKind.RETRY)
 
     def _read(self, block_s: float | None) -> None:
         block = None if block_s is None else max(int(block_s * 1000), 1)
+        started = time.monotonic()
         reply: Any = self._client.xread({self._keys.events: self._last_id}, count=READ_COUNT, block=block)
+        self._watchdog.note_call(time.monotonic() - started, block_s or 0.0)  # slow: Redis was away
         for _stream, entries in reply or []:
             for event_id, fields in entries:
                 self._last_id = event_id
@@ -432,6 +440,7 @@ def rq_job_data(
         request.task,
         attempt=request.attempt,
         token=request.token,
+        failures=request.failures,
         workflow=workflow,
         dispatched_at=dispatched_at,
         traceparent=traceparent,

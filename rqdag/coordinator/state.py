@@ -55,7 +55,8 @@ class TaskStateManager(MapStateMixin):
         self._phase: list[Phase] = [Phase.WAITING] * count
         self._remaining: list[int] = [0] * count  # dependencies without a usable result yet
         self._attempt: list[int] = [0] * count
-        self._failures: dict[int, int] = {}
+        self._failures: dict[int, int] = {}  # failed or lost attempts so far (kept in dispatch entries)
+        self._retry_of: dict[int, str] = {}  # the token of the attempt whose reported failure is retried
         self._token: dict[int, str] = {}  # the tasks in flight, and their attempt's token
         self._deadline: dict[int, float] = {}  # running tasks that have a deadline
         self._dependents: dict[int, list[int]] | None = None  # built when first needed
@@ -234,10 +235,26 @@ class TaskStateManager(MapStateMixin):
         mapped = tuple(self._names[d] for d in self._deps[i] if d in table.mapped) if table.mapped else ()
         parent = table.parent(i)
         lazy = () if parent is None else (table.task(parent).map_over or "",)
-        return Dispatch(task, attempt, token, self._inputs(i), deadline, table.item(i), mapped, lazy)
+        failures, retry_of = self._failures.get(i, 0), self._retry_of.get(i)
+        return Dispatch(
+            task, attempt, token, self._inputs(i), deadline, table.item(i), mapped, lazy, failures, retry_of
+        )
 
-    def adopt(self, name: str, attempt: int, token: str, deadline: float | None) -> None:
-        """Mark ``name`` as already running (an attempt found in flight after a restart)."""
+    def adopt(
+        self,
+        name: str,
+        attempt: int,
+        token: str,
+        deadline: float | None,
+        *,
+        failures: int = 0,
+        retry_of: str | None = None,
+    ) -> None:
+        """Mark ``name`` as already running (an attempt found in flight after a restart).
+
+        ``failures`` and ``retry_of``: what its dispatch entry recorded (see
+        :class:`~rqdag.coordinator.phases.Dispatch`), so the retry budget counts on.
+        """
         with self._lock:
             i = self._index[name]
             if self._phase[i] not in (Phase.READY, Phase.WAITING, Phase.RETRY_WAIT):
@@ -246,6 +263,10 @@ class TaskStateManager(MapStateMixin):
             self._phase[i] = Phase.RUNNING
             self._attempt[i] = attempt
             self._token[i] = token
+            if failures:
+                self._failures[i] = failures
+            if retry_of is not None:
+                self._retry_of[i] = retry_of
             if deadline is not None:
                 self._deadline[i] = deadline
 
@@ -262,10 +283,12 @@ class TaskStateManager(MapStateMixin):
         """Apply the result of one attempt; a stale token is ignored.
 
         A failure is retried while the task's retry budget lasts, unless
-        ``retryable`` is False. ``lost`` means the attempt's worker vanished: the
-        loss counts as a failed attempt, an at-least-once task is dispatched again
-        at least once whatever its budget, and an at-most-once task is never run
-        again: it fails with "outcome unknown".
+        ``retryable`` is False. ``lost`` means the attempt started and ended without
+        a result (its worker vanished, or stopped and handed it back): the loss
+        counts as a failed attempt, an at-least-once task is dispatched again at
+        least once whatever its budget (so it runs at most ``1 + max(attempts, 1)``
+        times in all), and an at-most-once task is never run again: it fails with
+        "outcome unknown".
         """
         with self._lock:
             i = self._stop_running(name, token)
@@ -288,7 +311,13 @@ class TaskStateManager(MapStateMixin):
             if result.status is TaskStatus.FAILURE and retryable and failures <= budget:
                 self._phase[i] = Phase.RETRY_WAIT
                 heapq.heappush(self._retries, (now + task.retry.delay_before(failures), i))
+                if lost:
+                    self._retry_of.pop(i, None)
+                else:
+                    self._retry_of[i] = token
                 return Outcome.RETRY
+            self._failures.pop(i, None)
+            self._retry_of.pop(i, None)
             self._finish(i, result)
             return Outcome.DONE
 
@@ -321,19 +350,16 @@ class TaskStateManager(MapStateMixin):
             idle = not (self._token or self._ready or self._retries)
             return idle and bool(self._in_doubt)
 
-    def hand_back(self, name: str, token: str, result: TaskResult, now: float) -> None:
+    def hand_back(self, name: str, token: str, result: TaskResult, now: float) -> Outcome:
         """A running attempt given up without a result (its worker stopped, or all died).
 
-        An at-least-once task runs again with no failure counted; an
-        at-most-once task may have acted, so it is lost: in doubt.
+        It started, so it is a lost attempt like any other (see :meth:`complete`):
+        it counts against the retry budget, and an at-most-once task is in doubt.
         """
-        if self.task(name).at_most_once:
-            self.complete(name, token, result, now, lost=True)
-        else:
-            self.requeue(name, token)
+        return self.complete(name, token, result, now, lost=True)
 
     def requeue(self, name: str, token: str) -> bool:
-        """Hand a running attempt back (its worker stopped cleanly): it runs again, no failure counted."""
+        """Send an attempt that never started again (its job vanished unstarted): no failure counted."""
         with self._lock:
             i = self._stop_running(name, token)
             if i is None:

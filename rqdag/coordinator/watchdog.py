@@ -25,6 +25,7 @@ log = logging.getLogger("rqdag.coordinator")
 
 MAX_CHECK_INTERVAL_S = 5.0  # a worker with a shorter limit of its own is noticed this soon
 STRANDED_GRACE_S = 2.0  # a job routed this recently waits for its workers' registration to settle
+STALL_S = 1.0  # a call to Redis this much slower than it should be: Redis was unreachable meanwhile
 
 
 class Known(NamedTuple):
@@ -60,6 +61,16 @@ class Watchdog:
 
     Voiding is fenced by the lease and by the attempt's state, so a worker that
     is merely slow finds its attempt void and runs nothing.
+
+    Heartbeats that went silent because Redis itself was unreachable are not held
+    against the workers: silence is counted from the later of the heartbeat and
+    the moment Redis was last back, so every attempt gets a heartbeat limit after
+    an outage to be heard. Redis was back when its server started (a restart or a
+    crash: its uptime, read at the watchdog's first check, after a driver that
+    stopped on the outage loaded the run again), or at the first check after one of
+    the watchdog's own calls stalled: its TIME call, or a read of the run's events
+    (:meth:`note_call`), took STALL_S longer than it should have (Redis stopped,
+    frozen, or a restart that redis-py's retries rode out).
     """
 
     def __init__(
@@ -88,6 +99,8 @@ class Watchdog:
         self._known: dict[str, Known] = {}  # of each attempt in flight, from its last readable entry
         # task -> the garbage already dealt with (None: reported at load, whatever it was)
         self._garbage: dict[str, bytes | str | None] = dict.fromkeys(reported)
+        self._reachable_since: float | None = None  # Redis TIME from which silence counts
+        self._stalled = False  # a call was slow: Redis was away; the next check starts a grace
 
     def dispatched(self, entries: Mapping[str, DispatchEntry]) -> None:
         """Attempts just sent: their entries as written."""
@@ -103,6 +116,31 @@ class Watchdog:
         """The task's attempt ended (its worker answered)."""
         self._known.pop(task, None)
 
+    def note_call(self, took_s: float, expected_s: float = 0.0) -> None:
+        """A call to Redis took ``took_s`` where ``expected_s`` was due (a blocking read's block)."""
+        if took_s > expected_s + STALL_S:
+            self._stalled = True
+
+    def _heard_from(self, server_now: float) -> float:
+        """The Redis TIME from which a heartbeat's silence counts: when Redis last came back.
+
+        That is when the Redis server started (a restart, as the first check finds it),
+        or the check after a call that stalled; anything earlier is held against no worker.
+        """
+        if self._reachable_since is None:
+            self._reachable_since = self._redis_started(server_now)
+        if self._stalled:
+            self._reachable_since, self._stalled = server_now, False
+            self._taken_since.clear()
+        return self._reachable_since
+
+    def _redis_started(self, server_now: float) -> float:
+        try:
+            uptime = float(self._client.info("server").get("uptime_in_seconds", 0))
+        except redis.ResponseError:  # INFO not allowed to this user: count from this first check
+            return server_now
+        return server_now - uptime
+
     def check(self) -> list[Completion]:
         """Lost attempts, voided; checked every quarter of the shortest limit in play."""
         now = time.monotonic()
@@ -110,6 +148,8 @@ class Watchdog:
             return []
         seconds, micros = self._client.time()
         server_now = seconds + micros / 1e6
+        self.note_call(time.monotonic() - now)
+        since = self._heard_from(server_now)
         entries, unreadable = self._entries()
         shortest = min(
             [self._timeout, *(e.heartbeat_timeout for e in entries.values() if e.heartbeat_timeout)]
@@ -122,7 +162,7 @@ class Watchdog:
             for name, entry in entries.items()
             if entry.state is AttemptState.RUNNING
             and entry.heartbeat_at is not None
-            and server_now - entry.heartbeat_at > (entry.heartbeat_timeout or self._timeout)
+            and server_now - max(entry.heartbeat_at, since) > (entry.heartbeat_timeout or self._timeout)
         ]
         out += self._vanished(entries)
         out += self._set_aside(unreadable)

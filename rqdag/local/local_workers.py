@@ -11,6 +11,8 @@ from collections.abc import Sequence
 from rqdag.local.processes import death_signal_hook
 
 STOP_GRACE_S = 10.0
+# A task's grace on SIGTERM (then handed back), well inside the SIGKILL that follows STOP_GRACE_S
+SHUTDOWN_GRACE_S = STOP_GRACE_S / 2
 
 
 class LocalWorkers:
@@ -54,6 +56,8 @@ class LocalWorkers:
             ",".join(self._tasks),
             "--worker-class",
             self._worker_class,
+            "--shutdown-grace",
+            str(SHUTDOWN_GRACE_S),
             "--log-level",
             self._log_level,
         ]

@@ -110,6 +110,8 @@ class WorkerEnvironment:
     current: CurrentAttempt = field(default_factory=CurrentAttempt)
     ticker: Ticker = field(default_factory=Ticker)
     beats: HeartbeatRound | None = None  # a concurrent worker's: all slots beat in one round trip
+    # set when the worker is asked to stop: a start step that cannot reach Redis is given up
+    stopping: threading.Event = field(default_factory=threading.Event)
 
 
 def build_environment(

@@ -1,7 +1,10 @@
 """The heartbeat of a running attempt: proof of life, and news of a cancel.
 
-On a concurrent worker the heartbeats of all its slots go together: a
-:class:`HeartbeatRound` sends them in one pipelined round trip per interval.
+It runs from the start step's answer until the finish step's: also while a
+finished result waits for Redis to come back, so the coordinator sees the
+attempt alive as soon as Redis is. On a concurrent worker the heartbeats of all
+its slots go together: a :class:`HeartbeatRound` sends them in one pipelined
+round trip per interval.
 """
 
 from __future__ import annotations
@@ -10,9 +13,11 @@ import logging
 import threading
 import time
 from types import TracebackType
+from typing import Any
 
 import redis
 
+from rqdag.shared.episodes import Episode
 from rqdag.shared.redis_memory import is_out_of_memory, memory_episode
 from rqdag.shared.store.keys import RunKeys
 from rqdag.shared.store.scripts import Scripts
@@ -27,7 +32,9 @@ class Heartbeat:
 
     It sets ``cancelled`` when the attempt is no longer the current one (the
     coordinator gave up on it) or when the run has a cancel reason. Use it as a
-    context manager around the task call.
+    context manager around the task call and the finish step; call
+    :meth:`finishing` before the finish step, whose own answer then tells
+    whether the attempt was still current.
     """
 
     def __init__(
@@ -58,6 +65,12 @@ class Heartbeat:
         self._round = round_
         self._handle: int | None = None
         self._memory = memory_episode(log, f"run {keys.run_id!r}, task {task!r}: heartbeat: ")
+        self._finishing = False
+        where = f"run {keys.run_id!r}, task {task!r}"
+        adapter: Any = logging.LoggerAdapter(log, self._extra)  # its lines name the attempt
+        self._failing = Episode(
+            adapter, f"{where}: heartbeat failed (trying again)", f"{where}: heartbeat sent again"
+        )
 
     def __enter__(self) -> Heartbeat:
         if self._round is not None:
@@ -77,6 +90,11 @@ class Heartbeat:
         if self._handle is not None:
             self._ticker.cancel(self._handle)
 
+    def finishing(self) -> None:
+        """The task has its result: from now on a heartbeat that finds the attempt no longer
+        running stops quietly (the finish step may have just written it)."""
+        self._finishing = True
+
     def _tick(self) -> None:
         try:
             alive = self.beat()
@@ -87,17 +105,12 @@ class Heartbeat:
             self._ticker.cancel(self._handle)
 
     def failed(self, exc: redis.RedisError) -> None:
-        """A heartbeat Redis did not take: said (once for a full Redis), tried again next time."""
-        if is_out_of_memory(exc):  # said once, not at every tick
+        """A heartbeat Redis did not take: said once per episode (a full Redis, or an outage),
+        tried again next time."""
+        if is_out_of_memory(exc):
             self._memory.seen(exc, kind="OOM")
-            return
-        log.warning(
-            "run %r, task %r: heartbeat failed (will try again): %s",
-            self.keys.run_id,
-            self.task,
-            exc,
-            extra=self._extra,
-        )
+        else:
+            self._failing.seen(exc, kind=type(exc).__name__)
 
     def beat(self) -> bool:
         """Send one heartbeat; False when the attempt is no longer current."""
@@ -108,6 +121,9 @@ class Heartbeat:
     def answered(self, beat: Beat) -> bool:
         """Act on a heartbeat's answer (stop the task, note a cancel); False when no longer current."""
         self._memory.over()
+        self._failing.over()
+        if not beat.alive and self._finishing:
+            return False
         if not beat.alive:
             log.warning(
                 "run %r, task %r: attempt %s is no longer current; telling the task to stop",

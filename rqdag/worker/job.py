@@ -8,28 +8,35 @@
    without running anything;
 2. look the job's function (and condition) up in the worker's registry: a path
    that is not registered is never imported, it ends in a final failure;
-3. call the task through :func:`rqdag.shared.invoke.invoke_task`, under its
-   ``timeout_s`` and with a heartbeat running;
+3. call the task through :func:`rqdag.shared.model.invoke.invoke_attempt` (or
+   its async twin), under its ``timeout_s``;
 4. cap the result's size, then **finish** (one script): the result is written
    when it is final, kept in the dispatch entry when a retry follows, and refused
    when the token is no longer current.
+
+A heartbeat runs from the start step's answer to the finish step's. Both steps
+are sent again while Redis is unreachable (:mod:`.retrying`): a finished result
+is held until Redis writes or refuses it, never dropped. A failure is final when
+the task's retries are used up (its ``failures`` so far, from the job), or when
+its exception is not one its ``Retry(on=...)`` lists.
 """
 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
+import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+import uuid
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from rqdag.errors import DecodeError, EncodeError, TaskNotAllowedError
+from rqdag.errors import DecodeError, TaskNotAllowedError, WorkflowDefinitionError
 from rqdag.shared import aio, metrics, traces
-from rqdag.shared.model.codec import decode_result, encode_result, loads
 from rqdag.shared.model.context import TaskContext, idempotency_key
-from rqdag.shared.model.invoke import ainvoke_task, invoke_task, is_async
+from rqdag.shared.model.invoke import Attempt, ainvoke_attempt, invoke_attempt, is_async
 from rqdag.shared.model.job import TaskJob
+from rqdag.shared.model.retry import Retry
 from rqdag.shared.model.task import TaskMetrics, TaskResult, TaskStatus
 from rqdag.shared.store.keys import RunKeys
 from rqdag.shared.store.scripts import FinishOutcome, Start, StartOutcome
@@ -38,7 +45,9 @@ from rqdag.worker.context import ContextHolder
 from rqdag.worker.deadline import call_with_deadline
 from rqdag.worker.environment import WorkerEnvironment, current_environment
 from rqdag.worker.heartbeat import Heartbeat
-from rqdag.worker.inputs import ABSENT, eager_dependencies, with_lazy
+from rqdag.worker.inputs import eager_dependencies, with_lazy
+from rqdag.worker.payload import decode_inputs, decode_params, encode_capped, read_input
+from rqdag.worker.retrying import until_answered
 
 log = logging.getLogger("rqdag.worker")
 
@@ -63,42 +72,66 @@ def run_task(**kwargs: Any) -> str:
     env = current_environment()
     spec = TaskJob.from_kwargs(kwargs)
     keys = RunKeys(spec.run_id)
-    start = env.scripts.start_task(
-        keys,
-        task=spec.task,
-        token=spec.token,
-        worker=env.worker_name,
-        now=time.time(),
-        heartbeat_timeout_s=env.heartbeat_timeout_s,
-        depends_on=eager_dependencies(spec),
-    )
+    start = _start(env, spec, keys)
     if start.outcome is not StartOutcome.OK:
         _log_not_started(spec, start)
         return rq_outcome.not_started(spec, start)
     metrics.task_started(spec.workflow, spec.task, spec.dispatched_at)
     env.current.set(spec.run_id, spec.task, spec.token)
+    cancelled = threading.Event()
+    heartbeat = Heartbeat(
+        env.scripts, keys, spec.task, spec.token, env.heartbeat_interval, cancelled, env.ticker, env.beats
+    )
     try:
-        result, final = _attempt(env, spec, start.params, start.inputs)
-        result, encoded = _encode_capped(spec, result, env.max_result_bytes)
-        outcome = _finish(env, spec, keys, result, encoded, final)
+        with heartbeat:
+            result, final = _attempt(env, spec, start.params, start.inputs, cancelled)
+            result, encoded = encode_capped(spec, result, env.max_result_bytes)
+            heartbeat.finishing()
+            outcome = _finish(env, spec, keys, result, encoded, final)
         return rq_outcome.after_finish(spec, outcome, result)  # after the finish: RQ's view of it
     finally:
         env.current.clear()
 
 
+def _start(env: WorkerEnvironment, spec: TaskJob, keys: RunKeys) -> Start:
+    """The start step, sent until Redis answers; ``claim`` tells a replay of it from another start."""
+    claim = uuid.uuid4().hex
+    now = time.time()
+    return until_answered(
+        lambda: env.scripts.start_task(
+            keys,
+            task=spec.task,
+            token=spec.token,
+            worker=env.worker_name,
+            claim=claim,
+            now=now,
+            heartbeat_timeout_s=env.heartbeat_timeout_s,
+            depends_on=eager_dependencies(spec),
+        ),
+        what=f"run {spec.run_id!r}, task {spec.task!r}, attempt {spec.attempt}: start",
+        extra=_extra(spec),
+        give_up=env.stopping.is_set,  # nothing is held yet: a stopping worker need not wait
+    )
+
+
 def _attempt(
-    env: WorkerEnvironment, spec: TaskJob, raw_params: bytes, raw_deps: Sequence[bytes | None]
+    env: WorkerEnvironment,
+    spec: TaskJob,
+    raw_params: bytes,
+    raw_deps: Sequence[bytes | None],
+    cancelled: threading.Event,
 ) -> tuple[TaskResult, bool]:
     """The attempt's result, and whether it is final whatever the retries left."""
     try:
         func = env.registry.lookup(spec.func)
         condition = env.registry.lookup(spec.condition) if spec.condition else None
-    except TaskNotAllowedError as exc:
+        retry = Retry(on=spec.retry_on)
+    except (TaskNotAllowedError, WorkflowDefinitionError) as exc:
         log.error("run %r, task %r: %s", spec.run_id, spec.task, exc)
         return _own_failure(env, spec, str(exc)), True
     try:
-        params = _decode_params(spec, raw_params)
-        inputs = with_lazy(spec, _decode_inputs(spec, raw_deps), lambda dep: _read_input(env, spec, dep))
+        params = decode_params(spec, raw_params)
+        inputs = with_lazy(spec, decode_inputs(spec, raw_deps), lambda dep: read_input(env, spec, dep))
     except DecodeError as exc:
         log.error("%s", exc)
         return _own_failure(env, spec, str(exc)), True
@@ -111,20 +144,11 @@ def _attempt(
         context=None,
         idempotency_key=idempotency_key(spec.run_id, spec.task),
         item=spec.item,
+        cancelled=cancelled,
     )
-    heartbeat = Heartbeat(
-        env.scripts,
-        RunKeys(spec.run_id),
-        spec.task,
-        spec.token,
-        env.heartbeat_interval,
-        ctx.cancelled,
-        env.ticker,
-        env.beats,
-    )
-    with heartbeat, env.logs.capture(spec.run_id, spec.task, spec.attempt):
-        result = _call(env, spec, func, condition, ctx)
-    return result, False
+    with env.logs.capture(spec.run_id, spec.task, spec.attempt):
+        attempt = _call(env, spec, func, condition, ctx, retry)
+    return attempt.result, not attempt.retryable
 
 
 def _call(
@@ -133,33 +157,36 @@ def _call(
     func: TaskFunction,
     condition: TaskFunction | None,
     ctx: TaskContext,
-) -> TaskResult:
+    retry: Retry,
+) -> Attempt:
     started = time.time()
     with_context = _WithContext(func, env.context)
     with_condition = _WithContext(condition, env.context) if condition is not None else None
     if is_async(func) or is_async(condition):
-        result = _await_on_loop(env, spec, with_context, with_condition, ctx)
+        attempt = _await_on_loop(env, spec, with_context, with_condition, ctx, retry)
     else:
 
-        def invoke() -> TaskResult:
-            return invoke_task(
+        def invoke() -> Attempt:
+            return invoke_attempt(
                 with_context,
                 ctx,
                 condition=with_condition,
                 worker=env.worker_name,
                 definition_hash=spec.definition_hash,
+                retry=retry,
             )
 
-        result = call_with_deadline(invoke, spec.timeout_s, ctx.cancelled.set, abandon=env.slots > 1)[1]
-    if result is None:
+        attempt = call_with_deadline(invoke, spec.timeout_s, ctx.cancelled.set, abandon=env.slots > 1)[1]
+    if attempt is None:
         log.warning("run %r, task %r: timed out after %gs", spec.run_id, spec.task, spec.timeout_s or 0)
-        return TaskResult(
+        result = TaskResult(
             TaskStatus.FAILURE,
             message=f"timed out after {spec.timeout_s or 0:g}s",
             metrics=_metrics(env, spec, started),
             definition_hash=spec.definition_hash,
         )
-    return result
+        return Attempt(result, retry.allows(TimeoutError))  # a time-out counts as a TimeoutError
+    return attempt
 
 
 def _await_on_loop(
@@ -168,12 +195,18 @@ def _await_on_loop(
     func: TaskFunction,
     condition: TaskFunction | None,
     ctx: TaskContext,
-) -> TaskResult | None:
+    retry: Retry,
+) -> Attempt | None:
     """An ``async def`` task awaited on the process's event loop; None when cancelled at its timeout."""
 
-    async def attempt() -> TaskResult | None:
-        call = ainvoke_task(
-            func, ctx, condition=condition, worker=env.worker_name, definition_hash=spec.definition_hash
+    async def attempt() -> Attempt | None:
+        call = ainvoke_attempt(
+            func,
+            ctx,
+            condition=condition,
+            worker=env.worker_name,
+            definition_hash=spec.definition_hash,
+            retry=retry,
         )
         try:
             return await asyncio.wait_for(call, spec.timeout_s)
@@ -203,16 +236,22 @@ class _WithContext:
 def _finish(
     env: WorkerEnvironment, spec: TaskJob, keys: RunKeys, result: TaskResult, encoded: bytes, final: bool
 ) -> str:
-    final = final or result.status != TaskStatus.FAILURE or spec.attempt > spec.retries
-    outcome = env.scripts.finish_task(
-        keys,
-        task=spec.task,
-        token=spec.token,
-        result=encoded,
-        status=result.status.value,
-        final=final,
-        now=time.time(),
-        inline=len(encoded) <= INLINE_RESULT_BYTES,
+    """Write the result (sent until Redis writes or refuses it); the attempt's outcome word."""
+    final = final or result.status is not TaskStatus.FAILURE or spec.failures >= spec.retries
+    now = time.time()
+    outcome = until_answered(
+        lambda: env.scripts.finish_task(
+            keys,
+            task=spec.task,
+            token=spec.token,
+            result=encoded,
+            status=result.status.value,
+            final=final,
+            now=now,
+            inline=len(encoded) <= INLINE_RESULT_BYTES,
+        ),
+        what=f"run {spec.run_id!r}, task {spec.task!r}, attempt {spec.attempt}: finish",
+        extra=_extra(spec),
     )
     metrics.task_finished(spec.workflow, spec.task, result, refused=outcome is not FinishOutcome.WRITTEN)
     if outcome is not FinishOutcome.WRITTEN:
@@ -225,65 +264,6 @@ def _finish(
         )
         return "refused"
     return result.status.value
-
-
-def _encode_capped(spec: TaskJob, result: TaskResult, limit: int) -> tuple[TaskResult, bytes]:
-    """``result`` and its JSON, or a failure saying why it cannot be stored (not JSON, too large)."""
-    what = _what(spec)
-    try:
-        encoded = encode_result(result, what=what)
-    except EncodeError as exc:
-        return _replaced_by_failure(spec, result, str(exc))
-    if len(encoded) <= limit:
-        return result, encoded
-    return _replaced_by_failure(
-        spec,
-        result,
-        f"task '{spec.task}': its result is {len(encoded)} bytes, over this worker's limit of {limit} "
-        "bytes (max_result_bytes): store large data elsewhere and return a reference",
-    )
-
-
-def _replaced_by_failure(spec: TaskJob, result: TaskResult, message: str) -> tuple[TaskResult, bytes]:
-    log.warning("run %r: %s", spec.run_id, message)
-    failure = dataclasses.replace(result, status=TaskStatus.FAILURE, message=message, error=None, data=None)
-    return failure, encode_result(failure, what=_what(spec))
-
-
-def _decode_params(spec: TaskJob, raw: bytes) -> Mapping[str, Any]:
-    what = f"run '{spec.run_id}', task '{spec.task}': the run's params"
-    params = loads(raw, what=what)
-    if not isinstance(params, dict):
-        raise DecodeError(f"{what} must be a JSON object, got {type(params).__name__}")
-    return params
-
-
-def _decode_inputs(spec: TaskJob, raw_deps: Sequence[bytes | None]) -> dict[str, Any]:
-    inputs: dict[str, Any] = {}
-    for dep, raw in zip(eager_dependencies(spec), raw_deps, strict=False):
-        value = _input_of(spec, dep, raw)
-        if value is not ABSENT:
-            inputs[dep] = value
-    return inputs
-
-
-def _input_of(spec: TaskJob, dep: str, raw: bytes | None) -> Any:
-    """The data dependency ``dep`` passes on, or ABSENT."""
-    if raw is None:
-        return ABSENT
-    what = f"run '{spec.run_id}', task '{spec.task}': stored result of dependency '{dep}'"
-    result = decode_result(raw, what=what)
-    if result.status == TaskStatus.SUCCESS or (
-        result.status == TaskStatus.FAILURE and dep in spec.mapped_inputs
-    ):  # a failed mapped task passes its successful children's data on (continue_on_error)
-        return result.data
-    return ABSENT
-
-
-def _read_input(env: WorkerEnvironment, spec: TaskJob, dep: str) -> Any:
-    """A lazy dependency's data, read when the task first reads it (a child's source)."""
-    raw: Any = env.connection.hget(RunKeys(spec.run_id).results, dep)
-    return _input_of(spec, dep, raw)
 
 
 def _own_failure(env: WorkerEnvironment, spec: TaskJob, message: str) -> TaskResult:
@@ -319,5 +299,6 @@ def _log_not_started(spec: TaskJob, start: Start) -> None:
         log.info("%s: the run is being cancelled (%s); not running it", where, start.cancel_reason)
 
 
-def _what(spec: TaskJob) -> str:
-    return f"run '{spec.run_id}': result of task '{spec.task}'"
+def _extra(spec: TaskJob) -> dict[str, Any]:
+    """The fields that name the attempt in every log line about it (the JSON log format shows them)."""
+    return {"run_id": spec.run_id, "task": spec.task, "attempt": spec.attempt}

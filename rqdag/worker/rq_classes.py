@@ -224,6 +224,7 @@ class RqdagWorkerMixin(RidesOutFullRedis):
 
     def request_stop(self, signum: Any, frame: Any) -> None:
         """Warm shutdown: each running task has ``shutdown_grace_s`` to finish, then it is handed back."""
+        self.rqdag_environment().stopping.set()
         attempts = self.rqdag_environment().current.all()
         if attempts and self.rqdag_settings is not None:
             grace = self.rqdag_settings.shutdown_grace_s

@@ -32,7 +32,7 @@ flow.add(
         "load",
         path_of("add_inputs"),
         depends_on=["extract", "clean"],
-        retry=Retry(attempts=3, delay_s=1.0),
+        retry=Retry(attempts=3, delay_s=1.0, on=(ConnectionRefusedError,)),
         timeout_s=2.5,
         condition=path_of("always_true"),
         at_most_once=True,

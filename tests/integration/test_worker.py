@@ -92,7 +92,7 @@ def test_a_failure_with_retries_left_waits_for_a_retry(env: Env) -> None:
 
 def test_the_last_failure_is_final(env: Env) -> None:
     create_run(env.conn, "r5")
-    dispatch(env.conn, "r5", "flaky", path_of("fail"), attempt=3, retries=2)
+    dispatch(env.conn, "r5", "flaky", path_of("fail"), attempt=3, retries=2, failures=2)
 
     env.run_worker()
 

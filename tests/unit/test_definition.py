@@ -113,7 +113,7 @@ def test_bad_definitions_are_reported_with_the_run_and_the_task(change: Any, mes
 def test_a_made_task_is_the_task_the_constructor_builds() -> None:
     settings = {
         "func": path_of("answer"),
-        "retry": Retry(1),
+        "retry": Retry(1, on=(ConnectionRefusedError,)),
         "timeout_s": 3.0,
         "condition": None,
         "priority": 2,

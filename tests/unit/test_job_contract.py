@@ -33,7 +33,7 @@ def full_task() -> Task:
         "load",
         path_of("answer"),
         depends_on=["extract", "clean"],
-        retry=Retry(attempts=3, delay_s=1.0),
+        retry=Retry(attempts=3, delay_s=1.0, on=(ConnectionRefusedError,)),
         timeout_s=2.5,
         condition=path_of("always_true"),
         at_most_once=True,
@@ -62,6 +62,8 @@ def expected_fields(request: DispatchRequest) -> dict[str, Any]:
         "item": request.item,
         "mapped_inputs": request.mapped_inputs,
         "lazy_inputs": request.lazy_inputs,
+        "failures": request.failures,
+        "retry_on": task.retry.on_names,
     }
 
 
@@ -82,6 +84,7 @@ def test_a_job_built_the_dispatchers_way_parses_back_field_for_field_on_the_work
         item={"partition": "p1"},
         mapped_inputs=("clean",),
         lazy_inputs=("extract",),
+        failures=1,
     )
     data = job_data(request)
     job = TaskJob.from_kwargs(over_the_wire(data.kwargs))

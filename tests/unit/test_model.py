@@ -173,7 +173,8 @@ def test_definition_hash_tracks_what_the_task_does_not_its_priority() -> None:
         dataclasses.replace(base, condition=tasks_for_tests.always_true),
         dataclasses.replace(base, continue_on_error=True),
         dataclasses.replace(base, queue="gpu"),
-        dataclasses.replace(base, at_most_once=True),
+        dataclasses.replace(base, at_most_once=True, retry=Retry(1, on=(ConnectionRefusedError,))),
+        dataclasses.replace(base, retry=Retry(1, on=(ConnectionRefusedError,))),
     ]
     hashes = {t.definition_hash() for t in changed}
     assert len(hashes) == len(changed)

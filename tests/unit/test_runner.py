@@ -88,7 +88,10 @@ def test_workflow_runs_with_inputs_context_and_idempotency_key() -> None:
         return [{"amount": 3}, {"amount": 4}]
 
     @wf.task(
-        depends_on=["load_orders"], retry=Retry(attempts=3, delay_s=0.01), timeout_s=30, at_most_once=True
+        depends_on=["load_orders"],
+        retry=Retry(attempts=3, delay_s=0.01, on=(ConnectionRefusedError,)),
+        timeout_s=30,
+        at_most_once=True,
     )
     def charge_cards(ctx: TaskContext) -> dict[str, int]:
         gateway: Payments = ctx.context.payment_gateway

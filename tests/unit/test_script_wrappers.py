@@ -56,6 +56,7 @@ SAMPLES: dict[str, dict[str, Any]] = {
         "task": "t1",
         "token": "1-abc",
         "worker": "w1",
+        "claim": "c1",
         "now": 1700000000.25,
         "heartbeat_timeout_s": None,
         "depends_on": ["a", "b"],
@@ -193,7 +194,7 @@ def test_the_variadic_and_coded_arguments() -> None:
     call("record_results", record, **SAMPLES["record_results"])
     call("finish_task", finish, **SAMPLES["finish_task"])
     assert start.calls[0][1][3] == 1700000000.25  # worker_time: the worker's clock
-    assert start.calls[0][1][5:] == ["", "a", "b"]  # no own heartbeat limit; then the dependencies
+    assert start.calls[0][1][5:] == ["", "c1", "a", "b"]  # no own heartbeat limit, claim, dependencies
     assert record.calls[0][1][2:] == ["t1", b'{"status":"skipped"}', "skipped", "t2", b"{}", "x"]
     assert finish.calls[0][1][4:] == ["1", 1700000000.25, EVENTS_MAXLEN, "0"]
     timed = Recording(SOME_REPLY["start_task"])

@@ -41,7 +41,7 @@ def test_a_loss_counts_against_the_retry_budget() -> None:
 
 def test_a_lost_at_most_once_task_is_in_doubt_and_blocks_only_its_dependents() -> None:
     tasks = [
-        Task("a", noop, at_most_once=True, retry=Retry(attempts=3)),
+        Task("a", noop, at_most_once=True, retry=Retry(attempts=3, on=(ConnectionRefusedError,))),
         Task("b", noop, depends_on=["a"]),
         Task("x", noop),
     ]
@@ -92,11 +92,11 @@ def test_cancel_ends_a_blocked_run() -> None:
     assert b is not None and b.status is TaskStatus.CANCELLED
 
 
-def test_a_handed_back_attempt_is_requeued_without_counting_a_failure() -> None:
+def test_an_attempt_that_never_started_is_requeued_without_counting_a_failure() -> None:
     sm = TaskStateManager([Task("a", noop)])
     tokens = start_all(sm)
     assert sm.requeue("a", tokens["a"])
-    assert not sm.requeue("a", tokens["a"]), "only the running attempt can be handed back"
+    assert not sm.requeue("a", tokens["a"]), "only the current attempt can be sent again"
     again = start_all(sm)
     assert sm.attempt("a") == 2
     # the budget is intact: a real failure now is final only because attempts=0

@@ -178,15 +178,20 @@ def _settings(item: Mapping[str, Any], where: str) -> dict[str, Any]:
     if "func" not in item:
         raise DecodeError(f"{where}: field 'func' is missing")
     try:
+        at_most_once = bool(item.get("at_most_once"))
+        policy = Retry(**retry)
+        if at_most_once and policy.attempts and not policy.on_names:
+            # stored before at-most-once retries had to list their exceptions: never again after a start
+            policy = Retry(delay_s=policy.delay_s, backoff=policy.backoff, max_delay_s=policy.max_delay_s)
         return {
             "func": item["func"],
-            "retry": Retry(**retry),
+            "retry": policy,
             "timeout_s": item.get("timeout_s"),
             "condition": item.get("condition"),
             "priority": int(item.get("priority") or 0),
             "continue_on_error": bool(item.get("continue_on_error")),
             "queue": str(item.get("queue") or "default"),
-            "at_most_once": bool(item.get("at_most_once")),
+            "at_most_once": at_most_once,
             "version": _optional_text(item, "version", where),
             "code_hash": _optional_text(item, "code", where),
             "kind": TaskKind(item.get("kind") or TaskKind.TASK),

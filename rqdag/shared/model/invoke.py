@@ -1,10 +1,12 @@
 """Calling a task function and turning what happens into a TaskResult.
 
 This is the one place that catches ``Exception`` from user code; in-process and
-on workers alike, a task call goes through :func:`invoke_task`. It is also where
-a process forked by the task ends: a child that returns from the task (or raises
-out of it) exits at once with ``os._exit``, before it could touch Redis or go
-back to serving jobs as a copy of the worker.
+on workers alike, a task call goes through :func:`invoke_attempt` (or
+:func:`ainvoke_attempt`). It also decides, while the exception is at hand,
+whether the task's ``Retry(on=...)`` lets a retry follow the failure. And it is
+where a process forked by the task ends: a child that returns from the task (or
+raises out of it) exits at once with ``os._exit``, before it could touch Redis
+or go back to serving jobs as a copy of the worker.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -23,6 +26,7 @@ from typing import Any
 from rqdag.errors import EncodeError
 from rqdag.shared.model.codec import dumps
 from rqdag.shared.model.context import TaskContext
+from rqdag.shared.model.retry import Retry
 from rqdag.shared.model.task import TaskMetrics, TaskResult, TaskStatus
 
 RQDAG_ROOT = str(Path(__file__).resolve().parents[2]) + os.sep  # the rqdag package's folder
@@ -40,6 +44,58 @@ def _is_rqdag_frame(tb: TracebackType) -> bool:
     return str(Path(tb.tb_frame.f_code.co_filename).resolve()).startswith(RQDAG_ROOT)
 
 
+ANY_RETRY = Retry()
+Raised = type[BaseException] | None  # the type of the exception a failed call raised, if any
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """What one call of a task came to: its result, and whether a retry may follow it if it failed."""
+
+    result: TaskResult
+    retryable: bool = True
+
+
+def invoke_attempt(
+    func: Callable[[TaskContext], Any],
+    ctx: TaskContext,
+    *,
+    condition: Callable[[TaskContext], Any] | None = None,
+    worker: str | None = None,
+    definition_hash: str | None = None,
+    retry: Retry = ANY_RETRY,
+) -> Attempt:
+    """Run the condition (if any) and the task; never raises for the task's own errors.
+
+    The result, and whether a retry may follow it: a failure is retryable when
+    ``retry.allows`` the exception it raised (a failure returned as a TaskResult
+    raised none).
+    """
+    started_wall = time.time()
+    started = time.perf_counter()
+    result, raised = _call(func, ctx, condition)
+    return _attempt(_measured(result, ctx, started_wall, started, worker, definition_hash), raised, retry)
+
+
+async def ainvoke_attempt(
+    func: Callable[[TaskContext], Any],
+    ctx: TaskContext,
+    *,
+    condition: Callable[[TaskContext], Any] | None = None,
+    worker: str | None = None,
+    definition_hash: str | None = None,
+    retry: Retry = ANY_RETRY,
+) -> Attempt:
+    """:func:`invoke_attempt` for an ``async def`` task (or condition): awaited, on the caller's loop.
+
+    A cancellation (the task's timeout) propagates: it is not the task's own error.
+    """
+    started_wall = time.time()
+    started = time.perf_counter()
+    result, raised = await _acall(func, ctx, condition)
+    return _attempt(_measured(result, ctx, started_wall, started, worker, definition_hash), raised, retry)
+
+
 def invoke_task(
     func: Callable[[TaskContext], Any],
     ctx: TaskContext,
@@ -48,11 +104,9 @@ def invoke_task(
     worker: str | None = None,
     definition_hash: str | None = None,
 ) -> TaskResult:
-    """Run the condition (if any) and the task; never raises for the task's own errors."""
-    started_wall = time.time()
-    started = time.perf_counter()
-    result = _call(func, ctx, condition)
-    return _measured(result, ctx, started_wall, started, worker, definition_hash)
+    """The result of :func:`invoke_attempt` alone."""
+    attempt = invoke_attempt(func, ctx, condition=condition, worker=worker, definition_hash=definition_hash)
+    return attempt.result
 
 
 async def ainvoke_task(
@@ -63,14 +117,15 @@ async def ainvoke_task(
     worker: str | None = None,
     definition_hash: str | None = None,
 ) -> TaskResult:
-    """:func:`invoke_task` for an ``async def`` task (or condition): awaited, on the caller's loop.
+    """The result of :func:`ainvoke_attempt` alone."""
+    attempt = await ainvoke_attempt(
+        func, ctx, condition=condition, worker=worker, definition_hash=definition_hash
+    )
+    return attempt.result
 
-    A cancellation (the task's timeout) propagates: it is not the task's own error.
-    """
-    started_wall = time.time()
-    started = time.perf_counter()
-    result = await _acall(func, ctx, condition)
-    return _measured(result, ctx, started_wall, started, worker, definition_hash)
+
+def _attempt(result: TaskResult, raised: Raised, retry: Retry) -> Attempt:
+    return Attempt(result, result.status is not TaskStatus.FAILURE or retry.allows(raised))
 
 
 def is_async(func: Callable[..., Any] | None) -> bool:
@@ -105,38 +160,38 @@ def _call(
     func: Callable[[TaskContext], Any],
     ctx: TaskContext,
     condition: Callable[[TaskContext], Any] | None,
-) -> TaskResult:
+) -> tuple[TaskResult, Raised]:
     pid = os.getpid()
     try:
         if condition is not None and not _in_this_process(condition, ctx, pid):
-            return TaskResult.skipped("condition is false")
+            return TaskResult.skipped("condition is false"), None
         value = _in_this_process(func, ctx, pid)
     except SystemExit as exc:
         if threading.current_thread() is threading.main_thread():
             raise  # a worker's cold shutdown (RQ raises SystemExit in its main thread)
-        return TaskResult.failure(f"SystemExit: {exc}", error=user_traceback(exc))
+        return TaskResult.failure(f"SystemExit: {exc}", error=user_traceback(exc)), SystemExit
     except Exception as exc:  # the task boundary: any error becomes a failure result
-        return TaskResult.failure(f"{type(exc).__name__}: {exc}", error=user_traceback(exc))
+        return TaskResult.failure(f"{type(exc).__name__}: {exc}", error=user_traceback(exc)), type(exc)
     if inspect.isawaitable(value):  # an async callable the caller did not know was one
         if inspect.iscoroutine(value):
             value.close()  # never awaited: said here, not as a RuntimeWarning
-        return TaskResult.failure(f"task '{ctx.task}' is async: it must be awaited (ainvoke_task)")
-    return _as_result(value, ctx)
+        return TaskResult.failure(f"task '{ctx.task}' is async: it must be awaited (ainvoke_task)"), None
+    return _as_result(value, ctx), None
 
 
 async def _acall(
     func: Callable[[TaskContext], Any],
     ctx: TaskContext,
     condition: Callable[[TaskContext], Any] | None,
-) -> TaskResult:
+) -> tuple[TaskResult, Raised]:
     pid = os.getpid()
     try:
         if condition is not None and not await _awaited(condition, ctx, pid):
-            return TaskResult.skipped("condition is false")
+            return TaskResult.skipped("condition is false"), None
         value = await _awaited(func, ctx, pid)
     except Exception as exc:  # the task boundary: any error becomes a failure result
-        return TaskResult.failure(f"{type(exc).__name__}: {exc}", error=user_traceback(exc))
-    return _as_result(value, ctx)
+        return TaskResult.failure(f"{type(exc).__name__}: {exc}", error=user_traceback(exc)), type(exc)
+    return _as_result(value, ctx), None
 
 
 async def _awaited(call: Callable[[TaskContext], Any], ctx: TaskContext, pid: int) -> Any:

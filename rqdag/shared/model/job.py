@@ -24,7 +24,10 @@ class TaskJob:
     """One attempt of one task of one run, as its RQ job carries it.
 
     ``retries`` is the task's ``Retry.attempts``: how many runs may follow the
-    first, so a failure of attempt ``n`` is final when ``n > retries``.
+    first; ``failures`` counts the task's failed or lost attempts before this one,
+    so a failure of this attempt is final when ``failures >= retries``, or when its
+    exception is not one of ``retry_on`` (``Retry.on``, as ``"module:Qualname"``;
+    empty: any).
     ``workflow`` and ``dispatched_at`` (wall clock) label and time the attempt in
     metrics; ``traceparent`` is the W3C trace context of the run's span, so the
     attempt's span is its child (see :mod:`rqdag.shared.traces`).
@@ -47,6 +50,8 @@ class TaskJob:
     item: Any = None  # a mapped task's child: its item (``ctx.item``)
     mapped_inputs: tuple[str, ...] = ()  # dependencies that are mapped tasks: a failure's data is an input
     lazy_inputs: tuple[str, ...] = ()  # dependencies read only when the task reads them (a child's source)
+    failures: int = 0
+    retry_on: tuple[str, ...] = ()
 
     @classmethod
     def of_task(
@@ -62,8 +67,10 @@ class TaskJob:
         item: Any = None,
         mapped_inputs: tuple[str, ...] = (),
         lazy_inputs: tuple[str, ...] = (),
+        failures: int = 0,
     ) -> TaskJob:
-        """The job of attempt ``attempt`` (fenced by ``token``) of ``task`` (``item``: a child's;
+        """The job of attempt ``attempt`` (fenced by ``token``) of ``task``, after ``failures``
+        failed or lost attempts (``item``: a child's;
         ``mapped_inputs``: its dependencies that are mapped tasks; ``lazy_inputs``: those read
         only when the task reads them)."""
         func = task.func_path
@@ -89,6 +96,8 @@ class TaskJob:
             item=item,
             mapped_inputs=mapped_inputs,
             lazy_inputs=lazy_inputs,
+            failures=failures,
+            retry_on=task.retry.on_names,
         )
 
     @property
@@ -100,9 +109,6 @@ class TaskJob:
     def from_kwargs(cls, kwargs: Mapping[str, Any]) -> TaskJob:
         """Check and parse the job's kwargs; raises RqdagError naming the bad field."""
         fields = _Fields(kwargs)
-        depends_on = kwargs.get("depends_on") or []
-        if not isinstance(depends_on, list) or not all(isinstance(d, str) for d in depends_on):
-            raise fields.error("depends_on", "a list of task names")
         return cls(
             run_id=fields.text("run_id"),
             task=fields.text("task"),
@@ -110,7 +116,7 @@ class TaskJob:
             attempt=fields.integer("attempt"),
             func=fields.text("func"),
             condition=fields.optional_text("condition"),
-            depends_on=tuple(depends_on),
+            depends_on=fields.names("depends_on"),
             timeout_s=fields.optional_number("timeout_s"),
             retries=fields.integer("retries", default=0),
             at_most_once=fields.flag("at_most_once"),
@@ -121,6 +127,8 @@ class TaskJob:
             item=kwargs.get("item"),
             mapped_inputs=fields.names("mapped_inputs"),
             lazy_inputs=fields.names("lazy_inputs"),
+            failures=fields.integer("failures", default=0),
+            retry_on=fields.names("retry_on", "a list of exception names"),
         )
 
     def to_kwargs(self) -> dict[str, Any]:
@@ -143,6 +151,8 @@ class TaskJob:
             "item": self.item,
             "mapped_inputs": list(self.mapped_inputs),
             "lazy_inputs": list(self.lazy_inputs),
+            "failures": self.failures,
+            "retry_on": list(self.retry_on),
         }
 
 
@@ -165,10 +175,10 @@ class _Fields:
             raise self.error(name, "a non-empty string")
         return value
 
-    def names(self, name: str) -> tuple[str, ...]:
+    def names(self, name: str, expected: str = "a list of task names") -> tuple[str, ...]:
         value = self.kwargs.get(name) or []
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise self.error(name, "a list of task names")
+            raise self.error(name, expected)
         return tuple(value)
 
     def optional_text(self, name: str) -> str | None:

@@ -1,4 +1,4 @@
-"""The run model: results, retry policy and task definitions (TaskStatus is re-exported)."""
+"""The run model: results and task definitions (TaskStatus and Retry are re-exported)."""
 
 from __future__ import annotations
 
@@ -193,10 +193,7 @@ class Task:
             raise WorkflowDefinitionError(
                 f"task '{self.name}': timeout_s must be > 0, got {self.timeout_s!r}"
             )
-        if not isinstance(self.retry, Retry):
-            raise WorkflowDefinitionError(
-                f"task '{self.name}': retry must be a rqdag.Retry, got {self.retry!r}"
-            )
+        self._check_retry()
         for label in ("version", "code_hash"):
             value = getattr(self, label)
             if value is not None and (not isinstance(value, str) or not value.strip()):
@@ -204,6 +201,19 @@ class Task:
                     f"task '{self.name}': {label} must be a non-empty string or None, got {value!r}"
                 )
         check_hold_settings(self)
+
+    def _check_retry(self) -> None:
+        """A Retry, and none that would start an at-most-once task again after any exception."""
+        if not isinstance(self.retry, Retry):
+            raise WorkflowDefinitionError(
+                f"task '{self.name}': retry must be a rqdag.Retry, got {self.retry!r}"
+            )
+        if self.at_most_once and self.retry.attempts and not self.retry.on_names:
+            raise WorkflowDefinitionError(
+                f"task '{self.name}': at_most_once=True with retry=Retry(attempts={self.retry.attempts}) "
+                "would start it again after an attempt that started; list the exceptions that mean "
+                "nothing happened, as in Retry(attempts=3, on=(ConnectionRefusedError,)), or drop the retry"
+            )
 
     @classmethod
     def maker(cls, settings: Mapping[str, Any]) -> Callable[[str, tuple[str, ...]], Task]:

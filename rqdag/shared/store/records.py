@@ -68,6 +68,8 @@ class DispatchEntry:
     last_result: str | None = None
     rq_queue: str | None = None  # the RQ queue its job was routed to (a capability queue)
     waiting: str | None = None  # why no job exists yet: no live worker can run it (see routing)
+    failures: int = 0  # failed or lost attempts of the task before this one (its retry budget used)
+    retry_of: str | None = None  # token of the attempt whose reported failure this one retries
 
     def to_json(self) -> bytes:
         """The stored form (fields that are None are left out)."""
@@ -184,8 +186,11 @@ def parse_dispatch_entry(run_id: str, task: str, raw: bytes | str) -> DispatchEn
     if not isinstance(body, dict):
         raise DecodeError(f"{where} is not a JSON object")
     try:
+        attempt = int(body["attempt"])
+        # an entry written before failures were kept: count every earlier attempt as one
+        failures = int(body["failures"]) if "failures" in body else max(attempt - 1, 0)
         return DispatchEntry(
-            attempt=int(body["attempt"]),
+            attempt=attempt,
             token=str(body["token"]),
             job_id=str(body["job_id"]),
             state=_member(AttemptState, str(body["state"]), f"{where}: field 'state'"),
@@ -198,6 +203,8 @@ def parse_dispatch_entry(run_id: str, task: str, raw: bytes | str) -> DispatchEn
             last_result=body.get("last_result"),
             rq_queue=body.get("rq_queue"),
             waiting=body.get("waiting"),
+            failures=failures,
+            retry_of=_str_or_none(body.get("retry_of")),
         )
     except KeyError as exc:
         raise DecodeError(f"{where}: field {exc.args[0]!r} is missing") from None
@@ -216,6 +223,10 @@ def _member(vocabulary: type[V], value: str, what: str) -> V:
 
 def _float_or_none(value: Any) -> float | None:
     return None if value is None else float(value)
+
+
+def _str_or_none(value: Any) -> str | None:
+    return None if value is None else str(value)
 
 
 def text(value: Any) -> str:

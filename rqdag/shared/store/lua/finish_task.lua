@@ -13,8 +13,11 @@
 -- ARGV[8]  inline        '1' to copy the result into the event too (a small one: the
 --                        coordinator then needs no read of its own); '0' the coordinator
 --                        reads it from the hash
--- Returns: 'ok' when written; 'stale' when the token is no longer current (nothing written
---          but a 'refused' event, so the late answer is logged, unless the run is gone).
+-- Returns: 'ok' when written, or when this same call was written already (sent again after
+--          its answer was lost: the result is in results, or kept in the entry, or the
+--          entry is the retry of this attempt); 'stale' when the token is no longer current
+--          (nothing written but a 'refused' event, so the late answer is logged, unless the
+--          run is gone).
 local results_key = KEYS[1]
 local dispatch_key = KEYS[2]
 local events_key = KEYS[3]
@@ -35,7 +38,23 @@ if raw then
     entry = decoded
   end
 end
+local function written_before()
+  if final == '1' then
+    return redis.call('HGET', results_key, task) == result
+  end
+  if entry == nil then
+    return false
+  end
+  if entry['token'] == token then
+    return entry['state'] == 'retry_wait' and entry['last_result'] == result
+  end
+  return entry['retry_of'] == token
+end
+
 if entry == nil or entry['token'] ~= token or entry['state'] ~= 'running' then
+  if written_before() then
+    return 'ok'
+  end
   -- no events stream: the run expired or was pruned; a new stream would outlive it
   if redis.call('EXISTS', events_key) == 1 then
     redis.call('XADD', events_key, 'MAXLEN', '~', maxlen, '*',

@@ -25,6 +25,7 @@ class StartTask(ScriptWrapper):
         task: str,
         token: str,
         worker: str,
+        claim: str,
         now: float,
         heartbeat_timeout_s: float | None,
         depends_on: Sequence[str],
@@ -32,11 +33,13 @@ class StartTask(ScriptWrapper):
     ) -> Start:
         """Mark the attempt running and read the params and dependencies' results, or say why not.
 
+        ``claim`` is unique to this start: the same call sent again (its answer was lost
+        in an outage) answers as the first did, instead of finding the attempt taken.
         ``now`` is the worker's clock (kept as ``worker_time``); ``heartbeat_timeout_s``
         is this worker's own heartbeat limit (None: the run's limit applies).
         """
         hb_limit: EncodableT = "" if heartbeat_timeout_s is None else heartbeat_timeout_s
-        args: list[EncodableT] = [task, token, worker, now, EVENTS_MAXLEN, hb_limit, *depends_on]
+        args: list[EncodableT] = [task, token, worker, now, EVENTS_MAXLEN, hb_limit, claim, *depends_on]
         reply = self._eval([keys.meta, keys.results, keys.dispatch, keys.events], args, client)
         try:
             outcome = StartOutcome(text(reply[0]))
@@ -70,6 +73,8 @@ class FinishTask(ScriptWrapper):
         """Write ``result`` (the TaskResult JSON) if ``final``, else keep it for the retry.
 
         ``inline`` copies the result into the event too, so the coordinator need not read it.
+        Sent again with the same arguments after a lost answer, it answers WRITTEN when the
+        first call's write is there (the result, the kept retry, or a retry dispatched after it).
         """
         flags = ("1" if final else "0", now, EVENTS_MAXLEN, "1" if inline else "0")
         args: list[EncodableT] = [task, token, result, status, *flags]
