@@ -8,6 +8,10 @@ SIGKILL never leaves half a line and every start that happened is on disk.
 What a task does comes from the run's params (``params["tasks"][name]``): how
 long it sleeps, and whether its first attempt fails (a "flaky" task, which
 exercises retries across coordinator restarts).
+
+While the file named by ``$RQDAG_CHAOS_HOLD`` exists, a task that has its result
+(its ``end`` line written) waits before it returns, so the driver can take Redis
+away just before the finish steps of the tasks it holds.
 """
 
 from __future__ import annotations
@@ -23,6 +27,8 @@ from typing import Any
 from rqdag import Retry, Task, TaskContext, Workflow
 
 LEDGER_ENV = "RQDAG_CHAOS_LEDGER"
+HOLD_ENV = "RQDAG_CHAOS_HOLD"
+HOLD_MAX_S = 15.0  # a hold the driver failed to lift does not hang the run
 FINAL = "final"
 
 
@@ -60,9 +66,19 @@ def work(ctx: TaskContext) -> dict[str, Any]:
     time.sleep(float(spec["sleep_s"]))
     if spec.get("flaky") and ctx.attempt == 1:
         write_ledger(ctx, "end", outcome="error")
+        _held()
         raise FlakyError(f"{ctx.task}: planned failure of the first attempt")
     write_ledger(ctx, "end", outcome="ok")
+    _held()
     return {"task": ctx.task, "attempt": ctx.attempt, "inputs": len(ctx.inputs)}
+
+
+def _held() -> None:
+    """Wait while the driver holds finished tasks back (see the module's docstring)."""
+    path = os.environ.get(HOLD_ENV)
+    deadline = time.monotonic() + HOLD_MAX_S
+    while path and os.path.exists(path) and time.monotonic() < deadline:
+        time.sleep(0.01)
 
 
 @dataclass
@@ -78,6 +94,14 @@ class ChaosDag:
     def deps(self) -> dict[str, tuple[str, ...]]:
         """Task name to its dependencies."""
         return {t.name: tuple(t.depends_on) for t in self.workflow.tasks}
+
+    @property
+    def budgets(self) -> dict[str, int]:
+        """Task name to the most starts its retry budget allows: one for an at-most-once task,
+        else ``1 + max(retry.attempts, 1)`` (a lost attempt is retried at least once)."""
+        return {
+            t.name: 1 if t.at_most_once else 1 + max(t.retry.attempts, 1) for t in self.workflow.tasks
+        }
 
 
 class _Shape:

@@ -1,10 +1,10 @@
 """The processes of a chaos scenario: rqdag workers and coordinators, killed and replaced.
 
 :class:`Cluster` keeps a pool of workers and coordinators at their target size:
-a process the driver SIGKILLs is replaced after the delay the driver gives, and
-one that exits on its own (say, when Redis went away under it) is noted and
-replaced at once. :meth:`Cluster.stop_all` SIGKILLs and reaps whatever is left;
-call it in a ``finally``.
+a process the driver SIGKILLs (or stops with SIGTERM) is replaced after the
+delay the driver gives, and one that exits on its own (say, when Redis went
+away under it) is noted and replaced at once. :meth:`Cluster.stop_all` SIGKILLs
+and reaps whatever is left; call it in a ``finally``.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.chaos.chaos_flow import LEDGER_ENV
+from tests.chaos.chaos_flow import HOLD_ENV, LEDGER_ENV
 from tests.support.processes import kill_all, rqdag_command, rqdag_env, spawn_logged
 
 TASKS_MODULE = "tests.chaos.chaos_flow"
@@ -31,7 +31,8 @@ class Member:
     proc: subprocess.Popen[bytes]
     started: float
     log: Path
-    killed: bool = False  # SIGKILLed by the driver
+    killed: bool = False  # SIGKILLed (or stopped with SIGTERM) by the driver
+    killed_at: float | None = None  # when (wall clock)
     exited: bool = False  # exited on its own (and was replaced)
 
 
@@ -47,6 +48,8 @@ class ClusterSettings:
     coordinators: int = 1
     lease_ttl_s: float = 2.0
     heartbeat_interval_s: float = 0.5
+    shutdown_grace_s: float | None = None  # the workers' --shutdown-grace (None: theirs)
+    hold: Path | None = None  # while it exists, tasks with a result wait before they finish (chaos_flow)
 
 
 @dataclass
@@ -74,7 +77,10 @@ class Cluster:
         name = f"chaos-{role[0]}{self._counter:03d}"
         log_path = self.settings.folder / f"{name}.log"
         args = self._worker_args(name) if role == "worker" else self._coordinator_args()
-        env = rqdag_env(**{LEDGER_ENV: str(self.settings.ledger)})
+        extra = {LEDGER_ENV: str(self.settings.ledger)}
+        if self.settings.hold is not None:
+            extra[HOLD_ENV] = str(self.settings.hold)
+        env = rqdag_env(**extra)
         proc = spawn_logged(rqdag_command(*args), log_path, env=env)
         member = Member(role, name, proc, time.monotonic(), log_path)
         self.members.append(member)
@@ -82,6 +88,7 @@ class Cluster:
 
     def _worker_args(self, name: str) -> list[str]:
         s = self.settings
+        grace = [] if s.shutdown_grace_s is None else ["--shutdown-grace", str(s.shutdown_grace_s)]
         return [
             "worker",
             "--redis",
@@ -92,6 +99,7 @@ class Cluster:
             name,
             "--heartbeat-interval",
             str(s.heartbeat_interval_s),
+            *grace,
             "--log-level",
             "info",
             "--concurrency",
@@ -118,12 +126,19 @@ class Cluster:
 
     def kill(self, member: Member, *, respawn_in: float | None) -> None:
         """SIGKILL ``member``, reap it, and replace it after ``respawn_in`` seconds (None: not)."""
-        member.killed = True
+        member.killed, member.killed_at = True, time.time()
         if member.proc.poll() is None:
             os.kill(member.proc.pid, signal.SIGKILL)
         member.proc.wait()
         if respawn_in is not None:
             self._respawn_at.append((time.monotonic() + respawn_in, member.role))
+
+    def terminate(self, member: Member, *, respawn_in: float) -> None:
+        """SIGTERM ``member`` (a warm shutdown: it exits once its grace is over; :meth:`stop_all`
+        reaps it) and replace it after ``respawn_in`` seconds."""
+        member.killed, member.killed_at = True, time.time()
+        member.proc.send_signal(signal.SIGTERM)
+        self._respawn_at.append((time.monotonic() + respawn_in, member.role))
 
     def tend(self) -> None:
         """Replace processes that are due, and those that exited without being killed."""

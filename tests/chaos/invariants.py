@@ -11,7 +11,15 @@ before it reported), so the checks compare attempts, not counts of lines:
 - every task has a terminal result, and the run finished;
 - no task ran after its recorded success: no start of a later attempt, no other
   start at or after the success's own start, exactly one start of that attempt;
-- no at-most-once task started twice;
+- no at-most-once task started twice, and no task started more often than its
+  retry budget allows (``1 + max(retry.attempts, 1)``: every lost attempt counts,
+  whatever the cause: a worker SIGKILLed, a task handed back on SIGTERM, a
+  coordinator that took the run over in between);
+- an attempt whose finish step met a Redis outage (the ledger's ``end`` in the
+  outage's window: from when the driver held finished tasks back to Redis's
+  return) kept its result: its task never started again and its success is the
+  recorded result, unless its worker was killed before it could write it
+  (within FINISH_GRACE_S of the outage's end);
 - a success in Redis has the ledger start and end of its attempt; no attempt
   started twice; no start carries an attempt number above the recorded one;
 - a skipped task never started, and has a dependency that did not succeed;
@@ -33,8 +41,9 @@ from typing import Any
 from rqdag import TaskResult, TaskStatus
 
 FINISHED = ("succeeded", "failed")
-EXPLAINED_FAILURES = ("lost while the task ran", "FlakyError")
+EXPLAINED_FAILURES = ("lost while the task ran", "FlakyError", "handed the task back")
 RESOLVED_PREFIX = "resolved by"
+FINISH_GRACE_S = 5.0  # a result held through an outage is written this soon after Redis is back
 
 
 @dataclass
@@ -49,6 +58,14 @@ class Observed:
     successes_seen: Mapping[str, TaskResult] = field(default_factory=dict)
     in_doubt_seen: set[str] = field(default_factory=set)
     resolutions: Mapping[str, TaskStatus] = field(default_factory=dict)
+    budgets: Mapping[str, int] = field(default_factory=dict)  # task -> most starts allowed
+    outages: Sequence[tuple[float, float]] = ()  # wall-clock windows whose finish steps met an outage
+    stopped: Mapping[int, float] = field(default_factory=dict)  # worker pid -> when the driver stopped it
+
+    def ended_in(self, start: float, end: float) -> list[Mapping[str, Any]]:
+        """The ledger's 'ok' ends inside ``[start, end]``: attempts whose finish met that outage."""
+        ends = [x for x in self.ledger if x.get("phase") == "end" and x.get("outcome") == "ok"]
+        return [x for x in ends if start <= float(x["at"]) <= end]
 
 
 class Starts:
@@ -73,6 +90,7 @@ def check_run(seen: Observed) -> list[str]:
     out += _check_unknown_tasks(seen, starts)
     for task in seen.deps:
         out += _check_task(seen, starts, task)
+    out += _check_outage_finishes(seen, starts)
     return out
 
 
@@ -99,8 +117,7 @@ def _check_task(seen: Observed, starts: Starts, task: str) -> list[str]:
     attempts = starts.attempts(task)
     out = _check_attempt_numbers(task, attempts, result)
     out += _check_inputs(seen, starts, task)
-    if task in seen.at_most_once and len(attempts) > 1:
-        out.append(f"{task}: at-most-once task started {len(attempts)} times (attempts {attempts})")
+    out += _check_starts(seen, task, attempts)
     if task in seen.in_doubt_seen:
         out += _check_in_doubt(seen, task, result)
     earlier = seen.successes_seen.get(task)
@@ -117,6 +134,39 @@ def _check_task(seen: Observed, starts: Starts, task: str) -> list[str]:
             out.append(f"{task}: failure the chaos does not explain: {result.message!r}")
     elif result.status is TaskStatus.CANCELLED:
         out.append(f"{task}: cancelled, but nobody cancelled the run: {result.message!r}")
+    return out
+
+
+def _check_starts(seen: Observed, task: str, attempts: list[int]) -> list[str]:
+    """At most one start of an at-most-once task; at most its retry budget of any other."""
+    if task in seen.at_most_once:
+        if len(attempts) > 1:
+            return [f"{task}: at-most-once task started {len(attempts)} times (attempts {attempts})"]
+        return []
+    budget = seen.budgets.get(task)
+    if budget is not None and len(attempts) > budget:
+        return [f"{task}: started {len(attempts)} times, over its retry budget of {budget} ({attempts})"]
+    return []
+
+
+def _check_outage_finishes(seen: Observed, starts: Starts) -> list[str]:
+    """Every attempt that ended during an outage (its worker left alive) kept its result."""
+    out = []
+    for start, end in seen.outages:
+        for line in seen.ended_in(start, end):
+            stopped = seen.stopped.get(int(line.get("pid", -1)))
+            if stopped is not None and stopped < end + FINISH_GRACE_S:
+                continue  # its worker was stopped before the result could be written
+            task, attempt = str(line["task"]), int(line["attempt"])
+            where = f"{task}: attempt {attempt} ended during the Redis outage {start:.3f}..{end:.3f}"
+            later = [a for a in starts.attempts(task) if a > attempt]
+            result = seen.results.get(task)
+            if later:
+                out.append(f"{where}, and its task started again (attempts {later})")
+            elif result is None or result.status is not TaskStatus.SUCCESS or _resolved(result):
+                out.append(f"{where}, but its result is not that success: {result!r}")
+            elif result.metrics.attempt != attempt:
+                out.append(f"{where}, but the recorded success is of attempt {result.metrics.attempt}")
     return out
 
 

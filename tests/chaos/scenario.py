@@ -5,16 +5,14 @@ tasks) and the fault plan (how many faults of each kind, at which point of the
 run's progress, with which delays). Process timing still varies between two
 runs of the same seed; the victims are drawn from a seeded stream too.
 
-Faults:
-
-- a worker SIGKILLed (any worker, or one that is running a task), replaced
-  after a random delay; a few more are aimed at workers running an
-  at-most-once task, to make outcomes unknown;
-- a coordinator SIGKILLed (the one holding the run's lease), replaced after a
-  random delay or, sometimes, started before the kill;
-- Redis restarted once, cleanly (SIGTERM, AOF flushed): with ``appendfsync
-  everysec`` a SIGKILL of Redis may lose a second of acknowledged writes, as
-  the README states, so that fault is out of scope here.
+The faults (:mod:`tests.chaos.faults`): workers SIGKILLed (some while they run an
+at-most-once task) or stopped with SIGTERM inside a task, coordinators SIGKILLed,
+Redis restarted once, cleanly (SIGTERM, AOF flushed: with ``appendfsync everysec``
+a SIGKILL of Redis may lose a second of acknowledged writes, as the README states,
+so that fault is out of scope here), and Redis away for longer than the heartbeat
+limit just as tasks come to their finish steps (stopped, and frozen; the tasks that
+get their result meanwhile are held back until Redis is gone). The outages'
+windows are kept: the checks find the attempts that finished inside them.
 
 In-doubt tasks are resolved the way an operator would, with
 :func:`rqdag.shared.resolve.resolve_task`: some as soon as a random delay has
@@ -30,7 +28,7 @@ import json
 import random
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +43,8 @@ from rqdag.shared.store.records import FINISHED_STATUSES, DispatchEntry, text
 from rqdag.shared.store.resolve import resolve_task
 from rqdag.shared.store.runs import RunStore
 from tests.chaos.chaos_flow import ChaosDag, build_chaos_dag
-from tests.chaos.cluster import Cluster, ClusterSettings, Member
+from tests.chaos.cluster import Cluster, ClusterSettings
+from tests.chaos.faults import Faults, Poll, Stats
 from tests.chaos.invariants import Observed
 from tests.chaos.plan import ChaosConfig, Fault, plan_faults
 from tests.support.ledger import read_ledger_noting_problems
@@ -53,20 +52,6 @@ from tests.support.ledger import read_ledger_noting_problems
 POLL_S = 0.1
 SAMPLE_RESULTS_S = 0.25
 RESOLVER = "chaos-driver"
-
-
-@dataclass
-class Stats:
-    """What the driver did, and what it saw."""
-
-    worker_kills: int = 0
-    amo_kills: int = 0
-    coordinator_kills: int = 0
-    redis_restarts: int = 0
-    redis_restart_s: float = 0.0
-    resolved_when_blocked: int = 0
-    elapsed_s: float = 0.0
-    timeline: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -100,6 +85,11 @@ class Outcome:
             "reruns": sum(n - 1 for n in Counter(str(x["task"]) for x in starts).values()),
             "worker_kills": self.stats.worker_kills,
             "amo_kills": self.stats.amo_kills,
+            "worker_terms": self.stats.worker_terms,
+            "outages": [
+                (mode, round(end - start, 2), len(self.observed.ended_in(start, end)))
+                for mode, start, end, _ in self.stats.outages
+            ],
             "coordinator_kills": self.stats.coordinator_kills,
             "redis_restarts": self.stats.redis_restarts,
             "in_doubt": sorted(self.observed.in_doubt_seen),
@@ -107,14 +97,6 @@ class Outcome:
             "resolved_when_blocked": self.stats.resolved_when_blocked,
             "self_exits": self.self_exits,
         }
-
-
-@dataclass
-class _Poll:
-    status: str
-    results: dict[str, TaskResult]
-    dispatch: dict[str, DispatchEntry]
-    lease: str
 
 
 class Scenario:
@@ -139,19 +121,22 @@ class Scenario:
                 url=server.url,
                 folder=folder,
                 ledger=self.ledger,
+                hold=folder / "hold",
                 workers=cfg.workers,
                 worker_concurrency=cfg.worker_concurrency,
                 lease_ttl_s=cfg.lease_ttl_s,
                 heartbeat_interval_s=cfg.heartbeat_interval_s,
+                shutdown_grace_s=cfg.shutdown_grace_s,
             )
         )
         self.client = connect(server.url)
         self.store = RunStore(self.client)
         self.stats = Stats()
+        amo = self.dag.at_most_once
+        self.faults = Faults(cfg, server, self.cluster, self.rng, self.stats, self._note, amo, self.ledger)
         self.successes_seen: dict[str, TaskResult] = {}
         self.in_doubt: dict[str, tuple[str, float, TaskStatus]] = {}  # task -> (mode, due, status)
         self.resolutions: dict[str, TaskStatus] = {}
-        self._amo_running_since: dict[str, tuple[str, float]] = {}
         self._started = 0.0
         self._last_sample = 0.0
         self._fired = 0
@@ -195,7 +180,7 @@ class Scenario:
                 self._note(f"run {poll.status}")
                 return True
             self._watch_in_doubt(poll)
-            self._aim_at_at_most_once(poll)
+            self.faults.aim_at_at_most_once(poll)
             if not self.plan_done and self._fault_due(self.plan[self._fired], poll):
                 self._fired += 1
             if self._stalled(poll):
@@ -209,7 +194,7 @@ class Scenario:
         self._note(f"{self.stop_reason}; faults fired: {self._fired}/{len(self.plan)}")
         return False
 
-    def _stalled(self, poll: _Poll) -> bool:
+    def _stalled(self, poll: Poll) -> bool:
         """True when the run has not moved for ``stall_s`` (no fault stalls it half as long)."""
         now = time.monotonic()
         signature = (
@@ -228,14 +213,14 @@ class Scenario:
         """True once every planned fault has fired."""
         return self._fired >= len(self.plan)
 
-    def _poll(self) -> _Poll | None:
+    def _poll(self) -> Poll | None:
         try:
             meta = self.store.read_meta(self.cfg.run_id)
             state = self.store.read_state(self.cfg.run_id)
             lease = text(self.client.get(RunKeys(self.cfg.run_id).lease) or b"")
         except redis.RedisError:
             return None
-        poll = _Poll(meta.status, state.results, state.dispatch, lease)
+        poll = Poll(meta.status, state.results, state.dispatch, lease)
         now = time.monotonic()
         if now - self._last_sample >= SAMPLE_RESULTS_S:
             self._last_sample = now
@@ -251,7 +236,7 @@ class Scenario:
 
     # ---- in-doubt tasks -------------------------------------------------------------------
 
-    def _watch_in_doubt(self, poll: _Poll) -> None:
+    def _watch_in_doubt(self, poll: Poll) -> None:
         """Plan how each new in-doubt task is resolved; resolve those whose moment came.
 
         A resolution as failure skips the task's dependents at once, which could end
@@ -291,7 +276,7 @@ class Scenario:
 
     # ---- faults ---------------------------------------------------------------------------
 
-    def _fault_due(self, fault: Fault, poll: _Poll) -> bool:
+    def _fault_due(self, fault: Fault, poll: Poll) -> bool:
         """Fire ``fault`` once its moment has come; True when done.
 
         Its moment is its threshold of progress, or sooner when the run is blocked
@@ -306,89 +291,7 @@ class Scenario:
             return False
         if fault.waiting_since is None:
             fault.waiting_since = now
-        waited = now - fault.waiting_since
-        if fault.kind == "redis":
-            return self._restart_redis()
-        if fault.kind == "worker":
-            return self._kill_worker(fault, poll, waited)
-        return self._kill_coordinator(fault, poll, waited)
-
-    def _busy_workers(self, poll: _Poll, tasks: set[str] | None = None) -> list[tuple[Member, str]]:
-        out = []
-        for name, entry in sorted(poll.dispatch.items()):
-            if entry.state != "running" or (tasks is not None and name not in tasks):
-                continue
-            member = self.cluster.by_name(entry.worker or "")
-            if member is not None:
-                out.append((member, name))
-        return out
-
-    def _kill_worker(self, fault: Fault, poll: _Poll, waited: float) -> bool:
-        aim = fault.mode == "busy" and waited < 3.0 and poll.status != "blocked"
-        candidates = self._busy_workers(poll) if aim else []
-        if not candidates:
-            if aim:
-                return False  # wait (a little) for a worker to be inside a task
-            candidates = [(m, "") for m in self.cluster.alive("worker")]
-        if not candidates:
-            return False
-        victim, task = self.rng.choice(candidates)
-        self.cluster.kill(victim, respawn_in=fault.respawn_s)
-        self.stats.worker_kills += 1
-        self._note(f"SIGKILL worker {victim.name} ({fault.mode}{', running ' + task if task else ''})")
-        return True
-
-    def _aim_at_at_most_once(self, poll: _Poll) -> None:
-        """Now and then kill the worker of a running at-most-once task (its outcome becomes unknown)."""
-        if self.stats.amo_kills >= self.cfg.amo_kills:
-            return
-        now = time.monotonic()
-        running = self._busy_workers(poll, set(self.dag.at_most_once))
-        current = {task: member.name for member, task in running}
-        self._amo_running_since = {
-            t: since for t, since in self._amo_running_since.items() if current.get(t) == since[0]
-        }
-        for member, task in running:
-            seen = self._amo_running_since.setdefault(task, (member.name, now + self.rng.uniform(0.05, 0.3)))
-            if now >= seen[1]:
-                self.cluster.kill(member, respawn_in=self.rng.uniform(0.1, 1.0))
-                self.stats.worker_kills += 1
-                self.stats.amo_kills += 1
-                self._note(f"SIGKILL worker {member.name} (running at-most-once {task})")
-                return
-
-    def _kill_coordinator(self, fault: Fault, poll: _Poll, waited: float) -> bool:
-        victim = self._lease_holder(poll.lease)
-        if victim is None:
-            alive = self.cluster.alive("coordinator")
-            if waited < 5.0 or not alive:
-                return False  # wait for a coordinator to hold the lease
-            victim = self.rng.choice(alive)
-        if fault.mode == "overlap":
-            self.cluster.spawn("coordinator")
-        self.cluster.kill(victim, respawn_in=None if fault.mode == "overlap" else fault.respawn_s)
-        self.stats.coordinator_kills += 1
-        holder = "lease holder" if poll.lease else "no lease held"
-        self._note(f"SIGKILL coordinator {victim.name} ({holder}, {fault.mode})")
-        return True
-
-    def _lease_holder(self, lease: str) -> Member | None:
-        """The coordinator whose owner id ("host:pid:suffix|fence") holds the lease."""
-        try:
-            pid = int(lease.rsplit("|", 1)[0].rsplit(":", 2)[1])
-        except (IndexError, ValueError):
-            return None
-        member = self.cluster.by_pid(pid)
-        return member if member is not None and member.role == "coordinator" else None
-
-    def _restart_redis(self) -> bool:
-        started = time.monotonic()
-        self._note("Redis restart (SIGTERM, AOF flushed) begins")
-        self.server.restart()
-        self.stats.redis_restarts += 1
-        self.stats.redis_restart_s = time.monotonic() - started
-        self._note(f"Redis back after {self.stats.redis_restart_s:.2f}s")
-        return True
+        return self.faults.fire(fault, poll, now - fault.waiting_since)
 
     # ---- the end ---------------------------------------------------------------------------
 
@@ -405,6 +308,9 @@ class Scenario:
             successes_seen=self.successes_seen,
             in_doubt_seen=set(self.in_doubt),
             resolutions=self.resolutions,
+            budgets=self.dag.budgets,
+            outages=[(o.start, o.end) for o in self.stats.outages],
+            stopped={m.proc.pid: m.killed_at for m in self.cluster.members if m.killed_at is not None},
         )
         diagnostics = "" if finished else self._diagnose(state.results, state.dispatch, meta.status)
         outcome = Outcome(

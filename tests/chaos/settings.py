@@ -25,9 +25,11 @@ LONG = replace(
     tasks=600,
     at_most_once=8,
     flaky=12,
-    worker_kills=24,
+    worker_kills=20,
     amo_kills=6,
     coordinator_kills=12,
+    worker_terms=4,
+    redis_outages=4,
     deadline_s=300.0,
 )
 MARGIN_S = 60.0  # set-up, final checks and stopping, per round

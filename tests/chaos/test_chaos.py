@@ -1,5 +1,6 @@
 """The chaos test: a 300-task DAG on 3 workers and a coordinator, while the driver SIGKILLs and
-replaces workers and coordinators at random moments and restarts Redis once.
+replaces workers and coordinators at random moments, stops busy workers with SIGTERM, restarts
+Redis once and takes it away twice while tasks finish (stopped, then frozen, in a seeded order).
 
 Replay a seed with ``RQDAG_CHAOS_SEED=N pytest tests/chaos/test_chaos.py`` (add ``--long``
 for a long round); ``pytest tests/chaos --long`` runs several rounds with random seeds.
@@ -39,6 +40,12 @@ def problems_of(cfg: ChaosConfig, outcome: Outcome) -> list[str]:
         out.append(f"only {stats.coordinator_kills} coordinator kills, planned {cfg.coordinator_kills}")
     if stats.redis_restarts != 1:
         out.append(f"{stats.redis_restarts} Redis restarts, expected exactly 1")
+    if stats.worker_terms < cfg.worker_terms:
+        out.append(f"only {stats.worker_terms} worker SIGTERMs, planned {cfg.worker_terms}")
+    if len(stats.outages) != cfg.redis_outages:
+        out.append(f"{len(stats.outages)} Redis outages, planned {cfg.redis_outages}")
+    if stats.outages and not any(o.held for o in stats.outages):
+        out.append("no Redis outage met a finish step: no task had its result when Redis went away")
     return out
 
 

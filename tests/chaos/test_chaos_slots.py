@@ -33,6 +33,8 @@ def test_chaos_on_concurrent_workers(
         worker_kills=max(base.worker_kills // 2, 1),
         amo_kills=max(base.amo_kills // 2, 1),
         coordinator_kills=max(base.coordinator_kills // 2, 1),
+        worker_terms=max(base.worker_terms // 2, 1),
+        redis_outages=max(base.redis_outages // 2, 1),
     )
     server = fresh_redis()
     outcome = Scenario(cfg, server, tmp_path / f"seed-{cfg.seed}").run()

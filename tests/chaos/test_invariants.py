@@ -51,6 +51,8 @@ def clean() -> Observed:
         ledger=ledger,
         run_status="succeeded",
         successes_seen=dict(results),
+        budgets={"a": 2, "b": 2, "m": 1, "c": 2},
+        outages=[(14.03, 14.2)],  # c's body ended in it; its result was written once Redis was back
     )
 
 
@@ -122,6 +124,34 @@ def left_in_doubt(seen: Observed) -> None:
     seen.results = {**seen.results, "m": replace(seen.results["m"], in_doubt=True)}
 
 
+def over_budget(seen: Observed) -> None:
+    """b lost twice more: three starts of a task without retries."""
+    seen.results = {**seen.results, "b": ok(3, 13.0)}
+    seen.successes_seen = {**seen.successes_seen, "b": seen.results["b"]}
+    seen.ledger = [
+        *[x for x in seen.ledger if x["task"] != "b"],
+        line("b", 1, "start", 11.0),
+        line("b", 2, "start", 12.0),
+        *ran("b", 3, 13.0),
+    ]
+
+
+def dropped_in_outage(seen: Observed) -> None:
+    """c ended during the outage, its result was dropped and it ran again."""
+    seen.results = {**seen.results, "c": ok(2, 16.0)}
+    seen.successes_seen = {**seen.successes_seen, "c": seen.results["c"]}
+    seen.ledger = [*seen.ledger, *ran("c", 2, 16.0)]
+
+
+def lost_in_outage(seen: Observed) -> None:
+    """m ended during an outage and became in doubt instead of keeping its success."""
+    seen.outages = [(11.02, 11.2)]
+    doubt = TaskResult(TaskStatus.FAILURE, "resolved by chaos-driver", metrics=TaskMetrics(attempt=1))
+    seen.results = {**seen.results, "m": doubt}
+    seen.successes_seen = {k: v for k, v in seen.successes_seen.items() if k != "m"}
+    seen.in_doubt_seen, seen.resolutions = {"m"}, {"m": TaskStatus.FAILURE}
+
+
 @pytest.mark.parametrize(
     ("breakage", "expected"),
     [
@@ -136,6 +166,9 @@ def left_in_doubt(seen: Observed) -> None:
         (success_changed, "the success seen during the run changed"),
         (unexplained_failure, "failure the chaos does not explain"),
         (left_in_doubt, "still in doubt"),
+        (over_budget, "over its retry budget of 2"),
+        (dropped_in_outage, "ended during the Redis outage 14.030..14.200, and its task started again"),
+        (lost_in_outage, "but its result is not that success"),
     ],
     ids=lambda v: getattr(v, "__name__", None),
 )
@@ -144,6 +177,14 @@ def test_each_broken_invariant_is_named(breakage: Callable[[Observed], None], ex
     breakage(seen)
     problems = check_run(seen)
     assert any(expected in p for p in problems), problems
+
+
+def test_an_attempt_whose_worker_was_stopped_in_the_outage_may_run_again() -> None:
+    seen = clean()
+    dropped_in_outage(seen)
+    seen.ledger = [{**x, "pid": 41} if x["task"] == "c" and x["attempt"] == 1 else x for x in seen.ledger]
+    seen.stopped = {41: 14.5}  # SIGKILLed right after the outage: its result was never written
+    assert check_run(seen) == []
 
 
 def test_the_dag_and_the_fault_plan_follow_the_seed() -> None:
@@ -158,5 +199,6 @@ def test_the_dag_and_the_fault_plan_follow_the_seed() -> None:
     assert plan == plan_faults(random.Random("7:plan"), cfg)
     kinds = [f.kind for f in plan]
     assert kinds.count("worker") == cfg.worker_kills and kinds.count("coordinator") == cfg.coordinator_kills
-    assert kinds.count("redis") == 1
+    assert kinds.count("redis") == 1 and kinds.count("term") == cfg.worker_terms
+    assert sorted(f.mode for f in plan if f.kind == "outage") == ["down", "frozen"]
     assert [f.threshold for f in plan] == sorted(f.threshold for f in plan)
