@@ -23,6 +23,7 @@ from rqdag.shared.store.runs import RunStore
 from tests.integration.slot_flows import asynchronous, four_blocking, hung, in_flight
 from tests.support.processes import Procs
 from tests.support.wait import wait_until
+from tests.support.workers import worker_queue
 
 SLOT_FLOWS = "tests.integration.slot_flows"
 
@@ -76,7 +77,9 @@ def test_four_slots_run_four_blocking_tasks_at_once_and_rq_sees_them(redis_url: 
     wait_until(lambda: _all_beaten(store, run.run_id) == 4, 10, "a heartbeat for each of the four slots")
     workers = Worker.all(connection=client.connection)
     assert len(workers) == 1, "one RQ worker process"
-    assert len(StartedJobRegistry("default", connection=client.connection).get_job_ids()) == 4
+    # the worker listens on its capability queue of "default" (see rqdag.coordinator.routing)
+    started = StartedJobRegistry(worker_queue("default", (SLOT_FLOWS,)), connection=client.connection)
+    assert len(started.get_job_ids()) == 4
     results = run.wait(timeout=30)
     assert {r.status for r in results.values()} == {TaskStatus.SUCCESS}
     lines = [x for x in procs.ledger_lines() if x["run_id"] == run.run_id]
