@@ -154,7 +154,12 @@ def traced_attempt(worker: Callable[[], str]) -> Callable[[Callable[..., str]], 
                 worker=worker(),
                 parent=kwargs.get("traceparent") or None,
             ) as span:
-                outcome = run(**kwargs)
+                try:
+                    outcome = run(**kwargs)
+                except Exception as exc:
+                    # an attempt that did not complete tells RQ so by an exception carrying its outcome
+                    span.set_status(getattr(exc, "outcome", None))
+                    raise
                 span.set_status(outcome)
                 return outcome
 

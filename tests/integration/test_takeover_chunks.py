@@ -99,6 +99,7 @@ class Workers:
                 worker="w",
                 now=time.time(),
                 heartbeat_timeout_s=None,
+                claim=f"claim-{name}",
                 depends_on=["root"],
             )
             assert start.outcome is StartOutcome.OK, (name, start)
