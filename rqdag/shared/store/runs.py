@@ -27,7 +27,15 @@ from rqdag.shared.model.workflow import Workflow
 from rqdag.shared.store import keys
 from rqdag.shared.store.driving import REFUSAL_FIELD
 from rqdag.shared.store.expansions import ExpansionMixin
-from rqdag.shared.store.records import RunMeta, RunState, decode_into, parse_meta, text, unreadable_meta
+from rqdag.shared.store.records import (
+    FINISHED_STATUSES,
+    RunMeta,
+    RunState,
+    decode_into,
+    parse_meta,
+    text,
+    unreadable_meta,
+)
 from rqdag.shared.store.retention import RetentionMixin, retention_meta
 from rqdag.shared.store.scripts import EVENTS_MAXLEN
 
@@ -189,8 +197,19 @@ class RunStore(RetentionMixin, ExpansionMixin):
         return sorted(text(m) for m in self.client.smembers(keys.ACTIVE_RUNS))
 
     def mark_inactive(self, run_id: str) -> None:
-        """Drop a finished run from the coordinators' work list."""
-        self.client.srem(keys.ACTIVE_RUNS, run_id)
+        """Drop a finished run from the coordinators' work list, unless a resume opened it again."""
+        meta_key = keys.RunKeys(run_id).meta
+        with self.client.pipeline(transaction=True) as pipe:
+            try:
+                pipe.watch(meta_key)  # type: ignore[no-untyped-call]
+                status = pipe.hget(meta_key, "status")
+                if status is not None and text(status) not in FINISHED_STATUSES:
+                    return  # resumed meanwhile: its new epoch needs a coordinator
+                pipe.multi()
+                pipe.srem(keys.ACTIVE_RUNS, run_id)
+                pipe.execute()
+            except redis.WatchError:
+                return  # its meta changed meanwhile (a resume): it stays on the list
 
     # ---- changing -----------------------------------------------------------------
 
