@@ -72,7 +72,7 @@ def test_a_failed_task_is_a_failed_rq_job_with_its_message(env: Env) -> None:
 
 def test_a_final_failure_too_and_an_unregistered_function(env: Env) -> None:
     create_run(env.conn, "rg")
-    last = dispatch(env.conn, "rg", "last", path_of("fail"), attempt=3, retries=2)
+    last = dispatch(env.conn, "rg", "last", path_of("fail"), attempt=3, retries=2, failures=2)
     evil = dispatch(env.conn, "rg", "evil", "os:getcwd")
 
     env.run_worker()

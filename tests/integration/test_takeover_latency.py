@@ -18,7 +18,6 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import pytest
 import redis
 from rq import Queue
 
@@ -94,12 +93,6 @@ def take_over_while_pinging(client: redis.Redis, url: str, run_id: str) -> tuple
     return took, report
 
 
-@pytest.mark.xfail(
-    reason="known regression since capability-worker routing (merge ae4de6b): another client's PING p99 "
-    "is 60-110 ms during this takeover (no Redis command over 11 ms in SLOWLOG; the delay is not one "
-    "blocking script); it passed at 490f84c. Open in issue 11, item 9.",
-    strict=False,
-)
 def test_a_takeover_of_200k_tasks_keeps_redis_answering_others(
     fresh_redis: Callable[..., RedisServer],
 ) -> None:
