@@ -21,12 +21,12 @@ from rqdag.shared.model.task import Task, TaskResult, TaskStatus
 from rqdag.shared.model.vocabulary import EventKind
 from rqdag.shared.model.workflow import Workflow, as_workflow
 from rqdag.shared.redis_memory import OUT_OF_MEMORY, is_out_of_memory
-from rqdag.shared.store import keys
 from rqdag.shared.store.keys import RunKeys, check_run_id
 from rqdag.shared.store.records import RunMeta, parse_meta
 from rqdag.shared.store.resume import resume_run
 from rqdag.shared.store.runs import RunStore
 from rqdag.shared.store.signals import signal_task
+from rqdag.shared.store.submissions import announce_run
 
 RUN_EVENT = EventKind.RUN.value.encode()  # the coordinator changed the run's status
 EMPTY_RUN_ID = "run id is empty: give a run id, or none at all for a new unique one"
@@ -67,15 +67,6 @@ def refused_when_full(run_id: str, done: str = "submitted") -> Iterator[None]:
             f"{OUT_OF_MEMORY}: run '{run_id}' was not {done} (nothing was written); free memory"
             f" in Redis or raise its maxmemory, then try again (Redis said: {describe(exc)})"
         ) from None
-
-
-def announce_run(connection: redis.Redis, run_id: str) -> None:
-    """Wake every coordinator service at once for a new (or resumed) run.
-
-    The run itself is already stored: this entry is only a nudge, so a coordinator
-    that misses it still finds the run on its next poll.
-    """
-    connection.xadd(keys.SUBMISSIONS, {"run": run_id}, maxlen=keys.SUBMISSIONS_MAXLEN, approximate=True)
 
 
 def new_run_id(workflow: str) -> str:
@@ -269,5 +260,4 @@ class Client:
         resume_run(
             self._store, run_id, workflow=workflow, keep_changed=keep_changed, params=params, rerun=rerun
         )
-        announce_run(self.connection, run_id)
         return RunHandle(self.connection, run_id)

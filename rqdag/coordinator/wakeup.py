@@ -1,7 +1,7 @@
 """How a coordinator service hears of new runs at once: it blocks on the submissions stream.
 
 ``Client.submit`` and ``Client.resume`` append the run's id to ``rqdag:submissions``
-(:func:`rqdag.client.announce_run`); every service blocks on it between its scans
+(:func:`rqdag.shared.store.submissions.announce_run`); every service blocks on it between its scans
 of the active runs, so all of them wake and race for the new run's lease as they
 would at a poll. An entry is only a nudge: the poll stays, for one that is missed.
 """

@@ -12,11 +12,13 @@ from rqdag import Client, Task, Workflow
 from rqdag.shared.store import keys
 from rqdag.shared.store.runs import RunStore
 from tests.integration.flows import step
+from tests.support.cli import run_cli
 from tests.support.processes import Procs
 from tests.support.wait import wait_until
 
 LONG_POLL_S = "30"
 FAST_S = 3.0  # a run of one quick task, submit to result, on a loaded test machine
+CLI_START_S = 3.0
 
 one_task = Workflow("one-task", [Task("only", step)])
 
@@ -89,3 +91,19 @@ def test_a_run_without_its_nudge_is_still_found_by_the_poll(redis_url: str, proc
     RunStore(client.connection).create_run(one_task, run_id="unannounced")  # no submissions entry
     assert client.run("unannounced").wait(timeout=20)["only"].status == "success"
     assert client.connection.xlen(keys.SUBMISSIONS) == 0
+
+
+def test_a_run_resumed_from_the_cli_wakes_the_coordinator(redis_url: str, procs: Procs) -> None:
+    procs.worker(redis_url)
+    procs.coordinator(redis_url, "--poll-interval", LONG_POLL_S)
+    started(procs, "coordinator")
+    client = Client(redis_url)
+    client.submit(one_task, run_id="again-cli").wait(timeout=20)
+    wait_until(lambda: "run 'again-cli' succeeded" in procs.log("coordinator"), 10, "the first epoch's end")
+    t0 = time.monotonic()
+    resumed = run_cli("resume", "again-cli", "--rerun", "only", "--redis", redis_url)
+    assert resumed.returncode == 0, resumed.stderr
+    results = client.run("again-cli").wait(timeout=20)
+    assert time.monotonic() - t0 < FAST_S + CLI_START_S  # the resume command itself starts a Python
+    assert client.run("again-cli").status().epoch == 2 and results["only"].status == "success"
+    assert [line["run_id"] for line in procs.ledger_lines()] == ["again-cli", "again-cli"]

@@ -17,9 +17,9 @@ from rqdag.shared.model.holds import child_run_id
 from rqdag.shared.model.task import TaskResult, TaskStatus
 from rqdag.shared.model.vocabulary import RunStatus
 from rqdag.shared.model.workflow import Workflow
-from rqdag.shared.store import keys
 from rqdag.shared.store.resume import resume_run
 from rqdag.shared.store.runs import RunStore
+from rqdag.shared.store.submissions import announce_run
 
 
 def start_child(store: RunStore, parent: str, task: str, epoch: int, workflow: Workflow, params: Any) -> str:
@@ -45,12 +45,12 @@ def start_child(store: RunStore, parent: str, task: str, epoch: int, workflow: W
         meta = store.read_meta(child)
         linked = store.read_parent(child)
         older = linked is not None and linked[2] < epoch
-        if meta.finished and meta.status is not RunStatus.SUCCEEDED and older:
-            resume_run(store, child)
-            store.adopt_child(child, epoch)
-        else:
+        if not (meta.finished and meta.status is not RunStatus.SUCCEEDED and older):
             return child
-    store.client.xadd(keys.SUBMISSIONS, {"run": child}, maxlen=keys.SUBMISSIONS_MAXLEN, approximate=True)
+        resume_run(store, child)  # announces the child
+        store.adopt_child(child, epoch)
+        return child
+    announce_run(store.client, child)
     return child
 
 

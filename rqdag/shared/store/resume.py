@@ -23,6 +23,7 @@ from rqdag.shared.store.code import published_code
 from rqdag.shared.store.records import RunMeta
 from rqdag.shared.store.retention import RESUME_MARGIN_S
 from rqdag.shared.store.runs import RunStore
+from rqdag.shared.store.submissions import announce_run
 
 __all__ = ["ResumePlan", "deployed_workflow", "plan_resume", "resume_run"]
 
@@ -70,6 +71,7 @@ def resume_run(
         params=new_params,
         epoch_params=with_next_epoch(meta.epoch_params, meta.epoch, meta.params, new_params),
     )
+    announce_run(store.client, run_id)  # from any caller (client, CLI, dashboard), not at the next poll
     return plan
 
 
