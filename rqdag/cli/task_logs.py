@@ -31,6 +31,27 @@ from rqdag.shared.store.task_logs import follow_task_logs, read_task_logs
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+_LIMIT_OPTIONS = (  # flag, lowest value, default, help
+    (
+        "--task-log-lines",
+        0,
+        DEFAULT_ATTEMPT_LINES,
+        "Lines of each attempt's output (logging, stdout, stderr) kept for 'rqdag logs'; 0: none.",
+    ),
+    (
+        "--task-log-bytes",
+        1,
+        DEFAULT_ATTEMPT_BYTES,
+        "Bytes of each attempt's output kept; past this or --task-log-lines, a 'truncated' mark.",
+    ),
+    (
+        "--run-log-lines",
+        1,
+        DEFAULT_RUN_LINES,
+        "About this many lines kept per run: its oldest are dropped past it.",
+    ),
+)
+
 TRIMMED = "older lines of this run were dropped: it wrote more than its limit of lines per run"
 
 
@@ -48,32 +69,11 @@ def log_limit_options(func: F) -> F:
             raise click.BadParameter(str(exc), param_hint="--task-log-bytes / --run-log-lines") from None
         return func(*args, log_limits=limits, **kwargs)
 
-    options = (
-        click.option(
-            "--task-log-lines",
-            type=click.IntRange(min=0),
-            default=DEFAULT_ATTEMPT_LINES,
-            show_default=True,
-            help="Lines of each attempt's output (logging, stdout, stderr) kept for 'rqdag logs'; 0: none.",
-        ),
-        click.option(
-            "--task-log-bytes",
-            type=click.IntRange(min=1),
-            default=DEFAULT_ATTEMPT_BYTES,
-            show_default=True,
-            help="Bytes of each attempt's output kept; past this or --task-log-lines, a 'truncated' mark.",
-        ),
-        click.option(
-            "--run-log-lines",
-            type=click.IntRange(min=1),
-            default=DEFAULT_RUN_LINES,
-            show_default=True,
-            help="About this many lines kept per run: its oldest are dropped past it.",
-        ),
-    )
     decorated: Callable[..., Any] = wrapper
-    for option in reversed(options):
-        decorated = option(decorated)
+    for flag, low, default, text in reversed(_LIMIT_OPTIONS):
+        decorated = click.option(
+            flag, type=click.IntRange(min=low), default=default, show_default=True, help=text
+        )(decorated)
     return decorated  # type: ignore[return-value]
 
 

@@ -7,6 +7,7 @@ names are those of the CLI's ``--json`` documents (docs/json.md).
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
@@ -125,37 +126,52 @@ def _flag(body: dict[str, Any], name: str) -> bool:
     return value
 
 
-async def post_cancel(request: Request) -> Response:
-    """``POST /api/runs/{run_id}/cancel`` ``{"reason"}``: as ``rqdag cancel``."""
+async def _act(
+    request: Request,
+    action: Callable[..., dict[str, Any]],
+    fields: Callable[[dict[str, Any]], dict[str, Any]],
+    *,
+    on_task: bool = False,
+    audited_here: bool = True,
+) -> Response:
+    """What every action shares: authorize, read the body into ``fields(body)``, then run
+    ``action(store, run_id[, task], who=..., [via=...,] **fields)`` off the event loop.
+
+    ``audited_here``: the action writes its own audit entry and is told the ``via`` that
+    authorized it; otherwise the store call it makes writes the entry itself.
+    """
     board = dashboard(request)
     via = board.auth.authorize(request)
-    body = await _body(request)
-    out = await run_in_threadpool(
-        actions.cancel,
-        board.store,
-        request.path_params["run_id"],
-        who=who(request),
-        via=via,
-        reason=_text(body, "reason"),
-    )
+    kwargs = fields(await _body(request))
+    if audited_here:
+        kwargs["via"] = via
+    target = [request.path_params["run_id"]]
+    if on_task:
+        target.append(request.path_params["task"])
+    out = await run_in_threadpool(action, board.store, *target, who=who(request), **kwargs)
     return JSONResponse(out)
+
+
+def _resume_fields(body: dict[str, Any]) -> dict[str, Any]:
+    return {"plan": _flag(body, "plan"), "keep_changed": _flag(body, "keep_changed")}
+
+
+def _outcome_fields(body: dict[str, Any], default: str | None) -> dict[str, Any]:
+    """A resolve's or a signal's ``status`` (``default`` when not given), ``data`` and ``reason``."""
+    status = _text(body, "status") or default
+    if status not in actions.RESOLVE_STATUSES:
+        raise HttpProblem(400, f"'status' must be {' or '.join(actions.RESOLVE_STATUSES)}, got {status!r}")
+    return {"status": status, "data": body.get("data"), "reason": _text(body, "reason")}
+
+
+async def post_cancel(request: Request) -> Response:
+    """``POST /api/runs/{run_id}/cancel`` ``{"reason"}``: as ``rqdag cancel``."""
+    return await _act(request, actions.cancel, lambda body: {"reason": _text(body, "reason")})
 
 
 async def post_resume(request: Request) -> Response:
     """``POST /api/runs/{run_id}/resume`` ``{"plan", "keep_changed"}``: as ``rqdag resume``."""
-    board = dashboard(request)
-    via = board.auth.authorize(request)
-    body = await _body(request)
-    out = await run_in_threadpool(
-        actions.resume,
-        board.store,
-        request.path_params["run_id"],
-        who=who(request),
-        via=via,
-        plan=_flag(body, "plan"),
-        keep_changed=_flag(body, "keep_changed"),
-    )
-    return JSONResponse(out)
+    return await _act(request, actions.resume, _resume_fields)
 
 
 async def post_rerun(request: Request) -> Response:
@@ -163,20 +179,8 @@ async def post_rerun(request: Request) -> Response:
 
     As ``rqdag resume RUN --rerun TASK``: the task and its downstream run again in a new epoch.
     """
-    board = dashboard(request)
-    via = board.auth.authorize(request)
-    body = await _body(request)
-    out = await run_in_threadpool(
-        actions.resume,
-        board.store,
-        request.path_params["run_id"],
-        who=who(request),
-        via=via,
-        plan=_flag(body, "plan"),
-        keep_changed=_flag(body, "keep_changed"),
-        rerun=[request.path_params["task"]],
-    )
-    return JSONResponse(out)
+    rerun = [request.path_params["task"]]
+    return await _act(request, actions.resume, lambda body: {**_resume_fields(body), "rerun": rerun})
 
 
 async def post_resolve(request: Request) -> Response:
@@ -184,23 +188,9 @@ async def post_resolve(request: Request) -> Response:
 
     As ``rqdag resolve``: ``resolve_task`` writes the audit entry itself.
     """
-    board = dashboard(request)
-    board.auth.authorize(request)
-    body = await _body(request)
-    status = _text(body, "status")
-    if status not in actions.RESOLVE_STATUSES:
-        raise HttpProblem(400, f"'status' must be {' or '.join(actions.RESOLVE_STATUSES)}, got {status!r}")
-    out = await run_in_threadpool(
-        actions.resolve,
-        board.store,
-        request.path_params["run_id"],
-        request.path_params["task"],
-        who=who(request),
-        status=status,
-        data=body.get("data"),
-        reason=_text(body, "reason"),
+    return await _act(
+        request, actions.resolve, lambda body: _outcome_fields(body, None), on_task=True, audited_here=False
     )
-    return JSONResponse(out)
 
 
 async def post_signal(request: Request) -> Response:
@@ -208,23 +198,13 @@ async def post_signal(request: Request) -> Response:
 
     As ``rqdag signal``: ``signal_task`` writes the audit entry itself.
     """
-    board = dashboard(request)
-    board.auth.authorize(request)
-    body = await _body(request)
-    status = _text(body, "status") or "success"
-    if status not in actions.RESOLVE_STATUSES:
-        raise HttpProblem(400, f"'status' must be {' or '.join(actions.RESOLVE_STATUSES)}, got {status!r}")
-    out = await run_in_threadpool(
+    return await _act(
+        request,
         actions.signal,
-        board.store,
-        request.path_params["run_id"],
-        request.path_params["task"],
-        who=who(request),
-        status=status,
-        data=body.get("data"),
-        reason=_text(body, "reason"),
+        lambda body: _outcome_fields(body, "success"),
+        on_task=True,
+        audited_here=False,
     )
-    return JSONResponse(out)
 
 
 ROUTES = [

@@ -45,6 +45,7 @@ def _is_rqdag_frame(tb: TracebackType) -> bool:
 
 
 ANY_RETRY = Retry()
+_SKIPPED = TaskResult.skipped("condition is false")
 Raised = type[BaseException] | None  # the type of the exception a failed call raised, if any
 
 
@@ -71,10 +72,8 @@ def invoke_attempt(
     ``retry.allows`` the exception it raised (a failure returned as a TaskResult
     raised none).
     """
-    started_wall = time.time()
-    started = time.perf_counter()
-    result, raised = _call(func, ctx, condition)
-    return _attempt(_measured(result, ctx, started_wall, started, worker, definition_hash), raised, retry)
+    clock = _Stopwatch(ctx, worker, definition_hash, retry)
+    return clock.attempt(*_call(func, ctx, condition))
 
 
 async def ainvoke_attempt(
@@ -90,10 +89,8 @@ async def ainvoke_attempt(
 
     A cancellation (the task's timeout) propagates: it is not the task's own error.
     """
-    started_wall = time.time()
-    started = time.perf_counter()
-    result, raised = await _acall(func, ctx, condition)
-    return _attempt(_measured(result, ctx, started_wall, started, worker, definition_hash), raised, retry)
+    clock = _Stopwatch(ctx, worker, definition_hash, retry)
+    return clock.attempt(*await _acall(func, ctx, condition))
 
 
 def invoke_task(
@@ -124,10 +121,6 @@ async def ainvoke_task(
     return attempt.result
 
 
-def _attempt(result: TaskResult, raised: Raised, retry: Retry) -> Attempt:
-    return Attempt(result, result.status is not TaskStatus.FAILURE or retry.allows(raised))
-
-
 def is_async(func: Callable[..., Any] | None) -> bool:
     """True for an ``async def`` function (or an object whose ``__call__`` is one)."""
     if func is None:
@@ -137,23 +130,31 @@ def is_async(func: Callable[..., Any] | None) -> bool:
     )
 
 
-def _measured(
-    result: TaskResult,
-    ctx: TaskContext,
-    started_wall: float,
-    started: float,
-    worker: str | None,
-    definition_hash: str | None,
-) -> TaskResult:
-    duration = time.perf_counter() - started
-    metrics = TaskMetrics(
-        started_at=started_wall,
-        finished_at=started_wall + duration,
-        duration_s=duration,
-        attempt=ctx.attempt,
-        worker=worker,
-    )
-    return dataclasses.replace(result, metrics=metrics, definition_hash=definition_hash)
+class _Stopwatch:
+    """Started when a call begins; makes its Attempt, measured, when the call ends."""
+
+    def __init__(
+        self, ctx: TaskContext, worker: str | None, definition_hash: str | None, retry: Retry
+    ) -> None:
+        self.ctx = ctx
+        self.worker = worker
+        self.definition_hash = definition_hash
+        self.retry = retry
+        self.started_wall = time.time()
+        self.started = time.perf_counter()
+
+    def attempt(self, result: TaskResult, raised: Raised) -> Attempt:
+        """``result`` with its metrics, and whether ``retry`` allows a retry after what it ``raised``."""
+        duration = time.perf_counter() - self.started
+        metrics = TaskMetrics(
+            started_at=self.started_wall,
+            finished_at=self.started_wall + duration,
+            duration_s=duration,
+            attempt=self.ctx.attempt,
+            worker=self.worker,
+        )
+        result = dataclasses.replace(result, metrics=metrics, definition_hash=self.definition_hash)
+        return Attempt(result, result.status is not TaskStatus.FAILURE or self.retry.allows(raised))
 
 
 def _call(
@@ -164,14 +165,14 @@ def _call(
     pid = os.getpid()
     try:
         if condition is not None and not _in_this_process(condition, ctx, pid):
-            return TaskResult.skipped("condition is false"), None
+            return _SKIPPED, None
         value = _in_this_process(func, ctx, pid)
     except SystemExit as exc:
         if threading.current_thread() is threading.main_thread():
             raise  # a worker's cold shutdown (RQ raises SystemExit in its main thread)
-        return TaskResult.failure(f"SystemExit: {exc}", error=user_traceback(exc)), SystemExit
+        return _raised(exc, SystemExit)
     except Exception as exc:  # the task boundary: any error becomes a failure result
-        return TaskResult.failure(f"{type(exc).__name__}: {exc}", error=user_traceback(exc)), type(exc)
+        return _raised(exc)
     if inspect.isawaitable(value):  # an async callable the caller did not know was one
         if inspect.iscoroutine(value):
             value.close()  # never awaited: said here, not as a RuntimeWarning
@@ -187,11 +188,18 @@ async def _acall(
     pid = os.getpid()
     try:
         if condition is not None and not await _awaited(condition, ctx, pid):
-            return TaskResult.skipped("condition is false"), None
+            return _SKIPPED, None
         value = await _awaited(func, ctx, pid)
     except Exception as exc:  # the task boundary: any error becomes a failure result
-        return TaskResult.failure(f"{type(exc).__name__}: {exc}", error=user_traceback(exc)), type(exc)
+        return _raised(exc)
     return _as_result(value, ctx), None
+
+
+def _raised(exc: BaseException, kind: type[BaseException] | None = None) -> tuple[TaskResult, Raised]:
+    """The failure of a call that raised ``exc`` (as ``kind``, else its own type), with the user's
+    traceback, and that type."""
+    raised = kind or type(exc)
+    return TaskResult.failure(f"{raised.__name__}: {exc}", error=user_traceback(exc)), raised
 
 
 async def _awaited(call: Callable[[TaskContext], Any], ctx: TaskContext, pid: int) -> Any:

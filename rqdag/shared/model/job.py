@@ -8,7 +8,7 @@ job function parses them back with :meth:`TaskJob.from_kwargs`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -108,101 +108,89 @@ class TaskJob:
     @classmethod
     def from_kwargs(cls, kwargs: Mapping[str, Any]) -> TaskJob:
         """Check and parse the job's kwargs; raises RqdagError naming the bad field."""
-        fields = _Fields(kwargs)
-        return cls(
-            run_id=fields.text("run_id"),
-            task=fields.text("task"),
-            token=fields.text("token"),
-            attempt=fields.integer("attempt"),
-            func=fields.text("func"),
-            condition=fields.optional_text("condition"),
-            depends_on=fields.names("depends_on"),
-            timeout_s=fields.optional_number("timeout_s"),
-            retries=fields.integer("retries", default=0),
-            at_most_once=fields.flag("at_most_once"),
-            definition_hash=fields.optional_text("definition_hash"),
-            workflow=fields.optional_text("workflow"),
-            dispatched_at=fields.optional_number("dispatched_at"),
-            traceparent=fields.optional_text("traceparent"),
-            item=kwargs.get("item"),
-            mapped_inputs=fields.names("mapped_inputs"),
-            lazy_inputs=fields.names("lazy_inputs"),
-            failures=fields.integer("failures", default=0),
-            retry_on=fields.names("retry_on", "a list of exception names"),
-        )
+        return cls(**{name: kind.parse(kwargs, name) for name, kind in _FIELDS})
 
     def to_kwargs(self) -> dict[str, Any]:
         """The JSON kwargs of the RQ job that carries this attempt."""
-        return {
-            "run_id": self.run_id,
-            "task": self.task,
-            "token": self.token,
-            "attempt": self.attempt,
-            "func": self.func,
-            "condition": self.condition,
-            "depends_on": list(self.depends_on),
-            "timeout_s": self.timeout_s,
-            "retries": self.retries,
-            "at_most_once": self.at_most_once,
-            "definition_hash": self.definition_hash,
-            "workflow": self.workflow,
-            "dispatched_at": self.dispatched_at,
-            "traceparent": self.traceparent,
-            "item": self.item,
-            "mapped_inputs": list(self.mapped_inputs),
-            "lazy_inputs": list(self.lazy_inputs),
-            "failures": self.failures,
-            "retry_on": list(self.retry_on),
-        }
+        return {name: kind.dump(getattr(self, name)) for name, kind in _FIELDS}
 
 
-class _Fields:
-    """Typed access to the kwargs of a job, with errors naming the field."""
+def _error(kwargs: Mapping[str, Any], name: str, expected: str) -> RqdagError:
+    where = f"run {kwargs.get('run_id')!r}, task {kwargs.get('task')!r}"
+    return RqdagError(
+        f"malformed rqdag task job ({where}): field {name!r} must be {expected}, got {kwargs.get(name)!r}"
+    )
 
-    def __init__(self, kwargs: Mapping[str, Any]) -> None:
-        self.kwargs = kwargs
 
-    def error(self, name: str, expected: str) -> RqdagError:
-        where = f"run {self.kwargs.get('run_id')!r}, task {self.kwargs.get('task')!r}"
-        return RqdagError(
-            f"malformed rqdag task job ({where}): field {name!r} must be {expected}, "
-            f"got {self.kwargs.get(name)!r}"
-        )
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
-    def text(self, name: str) -> str:
-        value = self.kwargs.get(name)
-        if not isinstance(value, str) or not value:
-            raise self.error(name, "a non-empty string")
-        return value
 
-    def names(self, name: str, expected: str = "a list of task names") -> tuple[str, ...]:
-        value = self.kwargs.get(name) or []
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise self.error(name, expected)
-        return tuple(value)
+def _is_positive_or_none(value: Any) -> bool:
+    return value is None or (isinstance(value, int | float) and not isinstance(value, bool) and value > 0)
 
-    def optional_text(self, name: str) -> str | None:
-        value = self.kwargs.get(name)
-        if value is not None and not isinstance(value, str):
-            raise self.error(name, "a string or null")
-        return value
 
-    def integer(self, name: str, default: int | None = None) -> int:
-        value = self.kwargs.get(name, default)
-        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-            raise self.error(name, "an integer >= 0")
-        return value
+def _is_names_or_blank(value: Any) -> bool:
+    return not value or (isinstance(value, list) and all(isinstance(v, str) for v in value))
 
-    def optional_number(self, name: str) -> float | None:
-        value = self.kwargs.get(name)
-        if value is None:
-            return None
-        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-            raise self.error(name, "a number > 0 or null")
-        return float(value)
 
-    def flag(self, name: str) -> bool:
-        value = self.kwargs.get(name, False)
-        if not isinstance(value, bool):
-            raise self.error(name, "true or false")
-        return value
+def _same(value: Any) -> Any:
+    return value
+
+
+@dataclass(frozen=True)
+class _Kind:
+    """How one field of a job's kwargs is checked (``ok``, else an error saying it must be
+    ``expected``), read (``absent`` when missing, then ``load``) and written (``dump``)."""
+
+    expected: str
+    ok: Callable[[Any], bool]
+    absent: Any = None
+    load: Callable[[Any], Any] = _same
+    dump: Callable[[Any], Any] = _same
+
+    def parse(self, kwargs: Mapping[str, Any], name: str) -> Any:
+        """The field ``name`` of ``kwargs``, checked; raises RqdagError naming the job and field."""
+        value = kwargs.get(name, self.absent)
+        if not self.ok(value):
+            raise _error(kwargs, name, self.expected)
+        return self.load(value)
+
+
+def _names(expected: str) -> _Kind:
+    return _Kind(expected, _is_names_or_blank, load=lambda v: tuple(v or ()), dump=list)
+
+
+_TEXT = _Kind("a non-empty string", lambda v: isinstance(v, str) and bool(v))
+_OPTIONAL_TEXT = _Kind("a string or null", lambda v: v is None or isinstance(v, str))
+_COUNT = _Kind("an integer >= 0", _is_count)
+_COUNT_OR_ZERO = _Kind("an integer >= 0", _is_count, absent=0)
+_OPTIONAL_NUMBER = _Kind(
+    "a number > 0 or null", _is_positive_or_none, load=lambda v: None if v is None else float(v)
+)
+_FLAG = _Kind("true or false", lambda v: isinstance(v, bool), absent=False)
+_ANY = _Kind("anything", lambda v: True)
+_TASK_NAMES = _names("a list of task names")
+
+_FIELDS: tuple[tuple[str, _Kind], ...] = (
+    ("run_id", _TEXT),
+    ("task", _TEXT),
+    ("token", _TEXT),
+    ("attempt", _COUNT),
+    ("func", _TEXT),
+    ("condition", _OPTIONAL_TEXT),
+    ("depends_on", _TASK_NAMES),
+    ("timeout_s", _OPTIONAL_NUMBER),
+    ("retries", _COUNT_OR_ZERO),
+    ("at_most_once", _FLAG),
+    ("definition_hash", _OPTIONAL_TEXT),
+    ("workflow", _OPTIONAL_TEXT),
+    ("dispatched_at", _OPTIONAL_NUMBER),
+    ("traceparent", _OPTIONAL_TEXT),
+    ("item", _ANY),
+    ("mapped_inputs", _TASK_NAMES),
+    ("lazy_inputs", _TASK_NAMES),
+    ("failures", _COUNT_OR_ZERO),
+    ("retry_on", _names("a list of exception names")),
+)
+"""Every field of :class:`TaskJob`, in order, with how its kwarg is checked, read and written."""

@@ -90,26 +90,18 @@ class Workflow:
         ``version``: stands for the function's code in the definition hash (see
         :class:`Task`), for authors who decide themselves when their code changed.
         """
-
-        def register(func: F) -> F:
-            self.add(
-                Task(
-                    name=name or func.__name__,
-                    func=func,
-                    depends_on=depends_on,
-                    retry=retry or Retry(),
-                    timeout_s=timeout_s,
-                    condition=condition,
-                    priority=priority,
-                    continue_on_error=continue_on_error,
-                    queue=queue,
-                    at_most_once=at_most_once,
-                    version=version,
-                )
-            )
-            return func
-
-        return register
+        return self._registering(
+            name,
+            depends_on=depends_on,
+            retry=retry,
+            timeout_s=timeout_s,
+            condition=condition,
+            priority=priority,
+            continue_on_error=continue_on_error,
+            queue=queue,
+            at_most_once=at_most_once,
+            version=version,
+        )
 
     def wait(
         self, name: str, *, depends_on: Sequence[str] = (), timeout_s: float | None = None, priority: int = 0
@@ -153,23 +145,9 @@ class Workflow:
             raise WorkflowDefinitionError(f"subflow: the child must be a rqdag.Workflow, got {child!r}")
         child.validate()
 
-        def register(func: F) -> F:
-            task_name = name or func.__name__
-            first = params_task(task_name)
-            self.add(
-                Task(
-                    first,
-                    func,
-                    depends_on=depends_on,
-                    retry=retry or Retry(),
-                    timeout_s=timeout_s,
-                    queue=queue,
-                )
-            )
-            self.add(Task(task_name, HELD_FUNC, depends_on=[first], kind=TaskKind.SUBFLOW, subflow=child))
-            return func
-
-        return register
+        return self._registering(
+            name, child=child, depends_on=depends_on, retry=retry, timeout_s=timeout_s, queue=queue
+        )
 
     def map(
         self,
@@ -193,25 +171,36 @@ class Workflow:
         ``key(item)``, or the item's index without ``key``. The mapped task's
         data is the list of its children's data, in item order.
         """
+        return self._registering(
+            name,
+            depends_on=depends_on,
+            retry=retry,
+            timeout_s=timeout_s,
+            condition=condition,
+            priority=priority,
+            continue_on_error=continue_on_error,
+            queue=queue,
+            at_most_once=at_most_once,
+            map_over=over,
+            map_key=key,
+            max_items=max_items,
+        )
+
+    def _registering(
+        self, name: str | None, *, retry: Retry | None, child: Workflow | None = None, **settings: Any
+    ) -> Callable[[F], F]:
+        """The decorator every ``@wf.<kind>(...)`` returns: it adds the function as a Task with
+        ``settings`` (and ``retry``, else none), named ``name`` or after the function; with
+        ``child``, as a subflow's params task, followed by the task that runs the child run."""
 
         def register(func: F) -> F:
-            self.add(
-                Task(
-                    name=name or func.__name__,
-                    func=func,
-                    depends_on=depends_on,
-                    retry=retry or Retry(),
-                    timeout_s=timeout_s,
-                    condition=condition,
-                    priority=priority,
-                    continue_on_error=continue_on_error,
-                    queue=queue,
-                    at_most_once=at_most_once,
-                    map_over=over,
-                    map_key=key,
-                    max_items=max_items,
-                )
-            )
+            task_name = name or func.__name__
+            if child is None:
+                self.add(Task(name=task_name, func=func, retry=retry or Retry(), **settings))
+                return func
+            first = params_task(task_name)
+            self.add(Task(name=first, func=func, retry=retry or Retry(), **settings))
+            self.add(Task(task_name, HELD_FUNC, depends_on=[first], kind=TaskKind.SUBFLOW, subflow=child))
             return func
 
         return register

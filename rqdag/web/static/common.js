@@ -24,6 +24,39 @@ const rqdag = (() => {
     return { ok: res.ok, status: res.status, data };
   }
 
+  /* POST an action; resolves to the response's data, or to null when refused (said in a toast). */
+  async function postAction(url, body) {
+    const res = await post(url, body);
+    if (!res.ok) {
+      toast(`Refused (${res.status}): ${res.data.error}`, true);
+      return null;
+    }
+    return res.data;
+  }
+
+  /* A task's outcome form (status, data as JSON, reason): on submit, POST it to urlOf(fields);
+     once accepted, sent(fields) (if given), then the page reloads. The run page's signal form
+     and the task page's resolve form. */
+  function outcomeForm(form, urlOf, sent) {
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const fields = new FormData(form);
+      const body = { status: fields.get("status"), reason: fields.get("reason") || null };
+      const raw = String(fields.get("data") || "").trim();
+      if (raw) {
+        try {
+          body.data = JSON.parse(raw);
+        } catch (err) {
+          toast(`Data is not JSON: ${err.message}`, true);
+          return;
+        }
+      }
+      if (await postAction(urlOf(fields), body) === null) return;
+      if (sent) sent(fields);
+      window.location.reload();
+    });
+  }
+
   const pad = (n, w = 2) => String(n).padStart(w, "0");
 
   function clock(ts) {
@@ -122,6 +155,6 @@ const rqdag = (() => {
 
   document.addEventListener("DOMContentLoaded", () => localizeTimes(document));
 
-  return { post, clock, time, duration, el, badge, setStatusClass, localizeTimes, toast, runUrl, taskUrl,
-    confirmDialog, refreshRows };
+  return { post, postAction, outcomeForm, clock, time, duration, el, badge, setStatusClass, localizeTimes,
+    toast, runUrl, taskUrl, confirmDialog, refreshRows };
 })();

@@ -208,13 +208,9 @@
   }
 
   async function act(path, body, done) {
-    const res = await rqdag.post(`/api/runs/${encodeURIComponent(runId)}/${path}`, body);
-    if (!res.ok) {
-      rqdag.toast(`Refused (${res.status}): ${res.data.error}`, true);
-      return null;
-    }
-    rqdag.toast(done);
-    return res.data;
+    const data = await rqdag.postAction(`/api/runs/${encodeURIComponent(runId)}/${path}`, body);
+    if (data !== null) rqdag.toast(done);
+    return data;
   }
 
   function setupActions() {
