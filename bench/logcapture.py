@@ -15,10 +15,9 @@ from __future__ import annotations
 import dataclasses
 import time
 
-from bench.drive import Timing
 from bench.pools import WorkerPool
-from bench.session import Session, alternate, series_of
-from bench.stats import Row, Series, ratios
+from bench.session import Session, alternated, series_of
+from bench.stats import Row, Series, ratio_row, ratios
 from bench.throughput import rate
 from bench.workloads import wide_workflow
 from rqdag.shared.model.task_logs import LogLimits
@@ -46,26 +45,20 @@ def measure(session: Session, width: int, workers: int) -> list[Row]:
         on_flow = wide_workflow(width, name="bench-capture-on")
         off_flow = _on_queue(wide_workflow(width, name="bench-capture-off"), OFF_QUEUE)
         session.rqdag(_on_queue(wide_workflow(20, name="bench-warmup"), OFF_QUEUE), "warmup")
-        on: list[Timing] = []
-        off: list[Timing] = []
-        alternate(
+        on, off = alternated(
             session.config.reps,
-            lambda: on.append(session.rqdag(on_flow, "capture-on")),
-            lambda: off.append(session.rqdag(off_flow, "capture-off")),
+            lambda: session.rqdag(on_flow, "capture-on"),
+            lambda: session.rqdag(off_flow, "capture-off"),
         )
-    on_rate, off_rate = series_of(on, rate), series_of(off, rate)
-    ratio = ratios(on_rate, off_rate)
-    total = width + 2
-    throughput = Row(
-        section=SECTION,
-        measure=f"wide DAG 1 -> {width:,} -> 1 ({total:,} no-op tasks), capture on, {workers} workers",
-        unit="tasks/s",
-        rqdag=on_rate,
-        reference=off_rate,
-        reference_name="the same with capture off (--task-log-lines 0)",
-        ratio=ratio,
-        target=f">= {TARGET_RATIO:.2f}",
-        met=ratio.median >= TARGET_RATIO and not ratio.bound_hit,
+    off_rate = series_of(off, rate)
+    throughput = ratio_row(
+        SECTION,
+        f"wide DAG 1 -> {width:,} -> 1 ({width + 2:,} no-op tasks), capture on, {workers} workers",
+        "tasks/s",
+        series_of(on, rate),
+        off_rate,
+        "the same with capture off (--task-log-lines 0)",
+        at_least=TARGET_RATIO,
     )
     return [throughput, _alone(session, off_rate, workers)]
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import time
 
 from bench.drive import Timing
-from bench.session import Session, alternate, series_of
-from bench.stats import Row, Series, ratios
+from bench.session import Session, alternated, series_of
+from bench.stats import Row, Series, ratio_row
 from bench.workloads import mapped_workflow, wide_workflow
 from rqdag import TaskResult
 from rqdag.coordinator.state import TaskStateManager
@@ -28,30 +28,23 @@ def measure(session: Session, width: int, workers: int, expand: int) -> list[Row
     """The fan-out row (mapped vs static, alternating in one run) and the expansion row."""
     static = wide_workflow(width)
     mapped = mapped_workflow(width)
-    ours: list[Timing] = []
-    theirs: list[Timing] = []
-    alternate(
+    ours, theirs = alternated(
         session.config.reps,
-        lambda: ours.append(session.rqdag(mapped, "mapped", params={"width": width})),
-        lambda: theirs.append(session.rqdag(static, "wide")),
+        lambda: session.rqdag(mapped, "mapped", params={"width": width}),
+        lambda: session.rqdag(static, "wide"),
     )
 
     def rate(timing: Timing) -> float:
         return (width + 2) / timing.seconds if timing.finished and timing.seconds > 0 else 0.0
 
-    rqdag = series_of(ours, rate)
-    reference = series_of(theirs, rate)
-    ratio = ratios(rqdag, reference)
-    fan = Row(
-        section=SECTION,
-        measure=f"mapped fan-out 1 -> {width:,} children -> 1, {workers} workers",
-        unit="tasks/s",
-        rqdag=rqdag,
-        reference=reference,
-        reference_name=f"static wide DAG 1 -> {width:,} -> 1",
-        ratio=ratio,
-        target=f">= {TARGET_RATIO:.2f}",
-        met=ratio.median >= TARGET_RATIO and not ratio.bound_hit,
+    fan = ratio_row(
+        SECTION,
+        f"mapped fan-out 1 -> {width:,} children -> 1, {workers} workers",
+        "tasks/s",
+        series_of(ours, rate),
+        series_of(theirs, rate),
+        f"static wide DAG 1 -> {width:,} -> 1",
+        at_least=TARGET_RATIO,
     )
     return [fan, expansion_row(session, expand)]
 

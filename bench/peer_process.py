@@ -13,17 +13,15 @@ import signal
 import subprocess
 import time
 from collections.abc import Callable, Sequence
-from types import TracebackType
 
-from bench.config import REPO
-from bench.pools import START_TIMEOUT_S, STOP_GRACE_S, PoolError, child_env
+from bench.pools import START_TIMEOUT_S, STOP_GRACE_S, PoolError, spawn
+from bench.running import Running
 from bench.server import BenchRedis
-from rqdag.local.processes import death_signal_hook
 
 READY_POLL_S = 0.1
 
 
-class PeerWorkers:
+class PeerWorkers(Running):
     """``command`` running in its own process group until stopped; ``ready()`` says it serves."""
 
     def __init__(
@@ -46,17 +44,7 @@ class PeerWorkers:
         """Empty Redis (so that ``ready()`` sees only these workers), spawn the command, wait until ready."""
         self.bench.reset()
         self.log.parent.mkdir(parents=True, exist_ok=True)
-        with self.log.open("ab") as log:
-            self._proc = subprocess.Popen(
-                self.command,
-                cwd=REPO,
-                env={**child_env(), **self.env},
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                preexec_fn=death_signal_hook(),
-            )
+        self._proc = spawn(self.command, self.log, env=self.env, own_group=True)
         try:
             self._wait_ready()
         except BaseException:
@@ -92,18 +80,6 @@ class PeerWorkers:
         """Kill the workers at once and start fresh ones: after a run that hit its bound."""
         self.stop(grace_s=0)
         self.start()
-
-    def __enter__(self) -> PeerWorkers:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 def _signal_group(pgid: int, signum: signal.Signals) -> None:

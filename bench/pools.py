@@ -7,9 +7,8 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from types import TracebackType
 from typing import Literal
 
 from rq import Queue
@@ -17,6 +16,7 @@ from rq.worker import Worker
 
 from bench.config import REPO
 from bench.counting import read_tally_file
+from bench.running import Running
 from bench.server import BenchRedis
 from rqdag.local.processes import death_signal_hook
 
@@ -40,7 +40,25 @@ def child_env() -> dict[str, str]:
     return env
 
 
-class WorkerPool:
+def spawn(
+    command: Sequence[str], log: Path, *, env: Mapping[str, str] | None = None, own_group: bool = False
+) -> subprocess.Popen[bytes]:
+    """``command`` run in the checkout with :func:`child_env` (and ``env``), its output appended
+    to ``log``, killed when the bench dies; ``own_group``: in a process group of its own."""
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            list(command),
+            cwd=REPO,
+            env={**child_env(), **(env or {})},
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=own_group,
+            preexec_fn=death_signal_hook(),
+        )
+
+
+class WorkerPool(Running):
     """``count`` worker processes of one kind on one queue.
 
     rqdag workers are ``python -m rqdag worker --worker-class simple``; raw ones are
@@ -98,17 +116,7 @@ class WorkerPool:
         for i in range(self.count):
             name = f"bench-{tag}-{i}"
             count_file = self.bench.workdir / f"{name}.count"
-            with (self._logs / f"{name}.log").open("ab") as log:
-                proc = subprocess.Popen(
-                    self._command(name, count_file),
-                    cwd=REPO,
-                    env=child_env(),
-                    stdin=subprocess.DEVNULL,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    preexec_fn=death_signal_hook(),
-                )
-            self._procs.append(proc)
+            self._procs.append(spawn(self._command(name, count_file), self._logs / f"{name}.log"))
             self._names.append(name)
             self._count_files.append(count_file)
         self._wait_registered()
@@ -166,15 +174,3 @@ class WorkerPool:
         self._count_files.clear()
         self.bench.reset()  # a killed worker's registration stays behind; it is harmless here
         self.start()
-
-    def __enter__(self) -> WorkerPool:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()

@@ -6,10 +6,10 @@ import shutil
 import subprocess
 import tempfile
 from pathlib import Path
-from types import TracebackType
 
 import redis
 
+from bench.running import Running
 from rqdag.local.redis_server import RedisServer, find_redis_server
 
 # Worker registrations survive a reset, so that idle worker pools stay valid between runs.
@@ -19,7 +19,7 @@ _RESET_BATCH = 2_000
 _NOT_CALLS = frozenset({"info", "config"})  # the bench's own reading of the counters
 
 
-class BenchRedis:
+class BenchRedis(Running):
     """A throwaway ``redis-server`` on a free TCP port of 127.0.0.1, and the bench's clients.
 
     Persistence: append-only file off (``appendonly no``) unless asked; no RDB snapshots.
@@ -43,16 +43,12 @@ class BenchRedis:
             self._client = redis.Redis.from_url(self.url, socket_timeout=60)
         return self._client
 
-    def __enter__(self) -> BenchRedis:
+    def start(self) -> None:
+        """Start the server."""
         self.server.start()
-        return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def stop(self) -> None:
+        """Close the bench's client, stop the server, delete its folder."""
         if self._client is not None:
             self._client.close()
         self.server.stop()

@@ -72,14 +72,19 @@ def paired(
     session: Session, workflow: Workflow, label: str, make: Callable[[str], list[EnqueueData]]
 ) -> tuple[list[Timing], list[Timing]]:
     """The rqdag runs of ``workflow`` and the raw RQ runs of ``make``, alternating."""
-    ours: list[Timing] = []
-    theirs: list[Timing] = []
-    alternate(
-        session.config.reps,
-        lambda: ours.append(session.rqdag(workflow, label)),
-        lambda: theirs.append(session.raw_jobs(make)),
+    return alternated(
+        session.config.reps, lambda: session.rqdag(workflow, label), lambda: session.raw_jobs(make)
     )
-    return ours, theirs
+
+
+def alternated(
+    reps: int, first: Callable[[], Timing], second: Callable[[], Timing]
+) -> tuple[list[Timing], list[Timing]]:
+    """The timings of ``first`` and of ``second``, ``reps`` runs each, alternating (see :func:`alternate`)."""
+    firsts: list[Timing] = []
+    seconds: list[Timing] = []
+    alternate(reps, lambda: firsts.append(first()), lambda: seconds.append(second()))
+    return firsts, seconds
 
 
 def series_of(timings: list[Timing], metric: Callable[[Timing], float]) -> Series:

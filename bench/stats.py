@@ -141,6 +141,43 @@ class Row:
         }
 
 
+def ratio_row(
+    section: str,
+    measure: str,
+    unit: str,
+    rqdag: Series,
+    reference: Series,
+    reference_name: str,
+    *,
+    at_least: float | None = None,
+    at_most: float | None = None,
+    digits: int = 2,
+    note: str = "",
+) -> Row:
+    """A row judged by the median of the paired ratios rqdag / reference: met when it is
+    ``at_least`` (or ``at_most``) the target, shown with ``digits`` decimals, and no
+    repetition hit its bound."""
+    ratio = ratios(rqdag, reference)
+    if at_least is not None:
+        target, passes = f">= {at_least:.{digits}f}", ratio.median >= at_least
+    elif at_most is not None:
+        target, passes = f"<= {at_most:.{digits}f}", ratio.median <= at_most
+    else:
+        raise ValueError("a ratio row needs at_least or at_most")
+    return Row(
+        section=section,
+        measure=measure,
+        unit=unit,
+        rqdag=rqdag,
+        reference=reference,
+        reference_name=reference_name,
+        ratio=ratio,
+        target=target,
+        met=passes and not ratio.bound_hit,
+        note=note,
+    )
+
+
 @dataclass
 class SectionResult:
     """The rows of one section, or why it was skipped."""

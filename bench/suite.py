@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import Protocol
 
 from bench import (
     chain,
@@ -42,6 +43,12 @@ TITLES = {
 }
 
 
+class AddRows(Protocol):
+    """Adds a section's rows (and notes) to the results, each row said on the progress line."""
+
+    def __call__(self, key: str, rows: list[Row], notes: Sequence[str] = ()) -> None: ...
+
+
 class Progress:
     """One line on stderr per step, with the time since the start."""
 
@@ -57,8 +64,9 @@ def run_suite(config: Config, bench: BenchRedis, progress: Callable[[str], None]
     results = {key: SectionResult(key, TITLES[key]) for key in TITLES if key in config.sections}
     session = Session(config, bench)
 
-    def add(key: str, rows: list[Row]) -> None:
+    def add(key: str, rows: list[Row], notes: Sequence[str] = ()) -> None:
         results[key].rows.extend(rows)
+        results[key].notes.extend(notes)
         for row in rows:
             ours = row.rqdag.format() if row.rqdag else "-"
             theirs = row.reference.format() if row.reference else row.reference_name
@@ -70,8 +78,7 @@ def run_suite(config: Config, bench: BenchRedis, progress: Callable[[str], None]
     try:
         if "resume" in results:
             progress("4. resume (no workers)")
-            add("resume", resume.measure(session))
-            results["resume"].notes.extend(resume.NOTES)
+            add("resume", resume.measure(session), resume.NOTES)
         _with_base_pools(session, results, add, progress)
         if "overhead" in results:
             progress(f"5. overhead ({config.workers} counted workers each side)")
@@ -98,7 +105,7 @@ def run_suite(config: Config, bench: BenchRedis, progress: Callable[[str], None]
 def _with_base_pools(
     session: Session,
     results: dict[str, SectionResult],
-    add: Callable[[str, list[Row]], None],
+    add: AddRows,
     progress: Callable[[str], None],
 ) -> None:
     """Sections 1-3 and 7-11 at the base worker count, on one pair of pools."""
@@ -127,20 +134,16 @@ def _with_base_pools(
             add("fanin", [row] if wide is None else [row, fanin.rate_row(row, wide, config.fanin)])
         if "memory" in results:
             progress(f"7. memory per finished run, {config.memory_runs} runs")
-            add("memory", memory.measure(session, config.memory_runs))
-            results["memory"].notes.extend(memory.NOTES)
+            add("memory", memory.measure(session, config.memory_runs), memory.NOTES)
         if "manyruns" in results:
             progress(f"8. many concurrent runs: {', '.join(f'{n:,}' for n in config.many_runs)}")
-            add("manyruns", manyruns.measure(session, config.many_runs))
-            results["manyruns"].notes.extend(manyruns.NOTES)
+            add("manyruns", manyruns.measure(session, config.many_runs), manyruns.NOTES)
         if "submit" in results:
             progress(f"9. submit latency, {config.submit_runs} one-task runs each way")
-            add("submit", submit.measure(session, config.submit_runs))
-            results["submit"].notes.extend(submit.NOTES)
+            add("submit", submit.measure(session, config.submit_runs), submit.NOTES)
         if "logs" in results:
             progress(f"10. log capture on (the base pool) and off ({count} more workers)")
             add("logs", logcapture.measure(session, config.logs_width, count))
         if "map" in results:
             progress(f"12. map: 1 -> {config.map_width:,} children -> 1; expanding {config.map_expand:,}")
-            add("map", mapped.measure(session, config.map_width, count, config.map_expand))
-            results["map"].notes.extend(mapped.NOTES)
+            add("map", mapped.measure(session, config.map_width, count, config.map_expand), mapped.NOTES)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from bench.drive import Timing
 from bench.session import Session, paired, series_of
-from bench.stats import Row, Series, ratios
+from bench.stats import Row, Series, ratio_row
 from bench.workloads import raw_independent, wide_workflow
 
 SECTION = "1. Throughput"
@@ -22,18 +22,14 @@ def measure(session: Session, width: int, workers: int) -> Row:
     total = width + 2
     ours, theirs = paired(session, workflow, "wide", lambda tag: raw_independent(total, tag))
     rqdag = series_of(ours, rate)
-    raw = series_of(theirs, rate)
-    ratio = ratios(rqdag, raw)
     cpu_us = Series.of([t.cpu_s / t.done * 1e6 for t in ours if t.done])
-    return Row(
-        section=SECTION,
-        measure=f"wide DAG 1 -> {width:,} -> 1 ({total:,} no-op tasks), {workers} workers",
-        unit="tasks/s",
-        rqdag=rqdag,
-        reference=raw,
-        reference_name=f"raw RQ, {total:,} independent jobs",
-        ratio=ratio,
-        target=f">= {TARGET_RATIO:.2f}",
-        met=ratio.median >= TARGET_RATIO and not ratio.bound_hit,
+    return ratio_row(
+        SECTION,
+        f"wide DAG 1 -> {width:,} -> 1 ({total:,} no-op tasks), {workers} workers",
+        "tasks/s",
+        rqdag,
+        series_of(theirs, rate),
+        f"raw RQ, {total:,} independent jobs",
+        at_least=TARGET_RATIO,
         note=f"in-process coordinator CPU: {cpu_us.format()} us/task",
     )
