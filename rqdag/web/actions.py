@@ -82,9 +82,7 @@ def resolve(
     store: RunStore, run_id: str, task: str, *, who: str, status: str, data: Any, reason: str | None
 ) -> dict[str, Any]:
     """Record what really happened to ``task``; the audit entry is ``resolve_task``'s own."""
-    if status not in RESOLVE_STATUSES:
-        raise RqdagError(f"'status' must be one of {', '.join(RESOLVE_STATUSES)}, not {status!r}")
-    result = resolve_task(store, run_id, task, status=TaskStatus(status), data=data, reason=reason, who=who)
+    result = resolve_task(store, run_id, task, status=_outcome(status), data=data, reason=reason, who=who)
     return {"run_id": run_id, "task": task, "who": who, "result": result.to_dict()}
 
 
@@ -92,7 +90,12 @@ def signal(
     store: RunStore, run_id: str, task: str, *, who: str, status: str, data: Any, reason: str | None
 ) -> dict[str, Any]:
     """Send a signal to the wait ``task``; the audit entry is ``signal_task``'s own."""
+    sent = signal_task(store, run_id, task, status=_outcome(status), data=data, reason=reason, who=who)
+    return {"run_id": run_id, "task": task, "signal": sent}
+
+
+def _outcome(status: str) -> TaskStatus:
+    """The status a resolve or a signal gives a task: success or failure."""
     if status not in RESOLVE_STATUSES:
         raise RqdagError(f"'status' must be one of {', '.join(RESOLVE_STATUSES)}, not {status!r}")
-    sent = signal_task(store, run_id, task, status=TaskStatus(status), data=data, reason=reason, who=who)
-    return {"run_id": run_id, "task": task, "signal": sent}
+    return TaskStatus(status)

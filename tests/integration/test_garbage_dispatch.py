@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from rqdag import TaskStatus
+from rqdag import TaskStatus, Workflow
 from rqdag.client import Client, RunHandle
 from rqdag.shared.store.keys import RunKeys
 from rqdag.shared.store.runs import RunStore
@@ -44,17 +44,26 @@ def _wait_reported(procs: Procs, run: RunHandle, task: str) -> None:
     wait_until(lambda: _reported(procs, run.run_id, task), REPORTED_WITHIN_S, "the garbage reported")
 
 
+def _spoiled_while_running(
+    redis_url: str, procs: Procs, flow: Workflow, gate: Path, run_id: str
+) -> tuple[Client, RunHandle]:
+    """A run of ``flow`` whose task ``held`` has started (and waits for ``gate``) when its
+    dispatch entry is overwritten with garbage, once the coordinator has reported it."""
+    procs.worker(redis_url, tasks="tests.integration.gated")
+    procs.coordinator(redis_url)
+    client = Client(redis_url)
+    run = client.submit(flow, params={"gate": str(gate)}, run_id=run_id)
+    wait_until(lambda: _started(procs, "held"), 20, "held to start")
+    _spoil(client, run, "held")
+    _wait_reported(procs, run, "held")
+    return client, run
+
+
 def test_garbage_over_a_running_attempt_is_reported_and_the_task_runs_again(
     redis_url: str, procs: Procs, tmp_path: Path
 ) -> None:
     gate = tmp_path / "gate"
-    procs.worker(redis_url, tasks="tests.integration.gated")
-    procs.coordinator(redis_url)
-    client = Client(redis_url)
-    run = client.submit(held_once, params={"gate": str(gate)}, run_id="garbage-running")
-    wait_until(lambda: _started(procs, "held"), 20, "held to start")
-    _spoil(client, run, "held")
-    _wait_reported(procs, run, "held")
+    _, run = _spoiled_while_running(redis_url, procs, held_once, gate, "garbage-running")
     assert "may have started" in procs.log("coordinator")
     gate.touch()
     results = run.wait(timeout=30)
@@ -69,13 +78,7 @@ def test_garbage_over_a_running_at_most_once_attempt_blocks_the_run_and_never_re
     redis_url: str, procs: Procs, tmp_path: Path
 ) -> None:
     gate = tmp_path / "gate"
-    procs.worker(redis_url, tasks="tests.integration.gated")
-    procs.coordinator(redis_url)
-    client = Client(redis_url)
-    run = client.submit(held_at_most_once, params={"gate": str(gate)}, run_id="garbage-at-most-once")
-    wait_until(lambda: _started(procs, "held"), 20, "held to start")
-    _spoil(client, run, "held")
-    _wait_reported(procs, run, "held")
+    client, run = _spoiled_while_running(redis_url, procs, held_at_most_once, gate, "garbage-at-most-once")
     wait_until(lambda: run.status().status == "blocked", 10, "the run to block on the in-doubt task")
     held = run.snapshot()["held"]
     assert held.status is TaskStatus.FAILURE and held.in_doubt

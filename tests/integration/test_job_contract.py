@@ -10,7 +10,7 @@ from rq import Queue
 from rq.job import Job
 from rq.serializers import JSONSerializer
 
-from rqdag import Retry, Task, Workflow
+from rqdag import Task, Workflow
 from rqdag.client import Client
 from rqdag.coordinator.dispatch import DispatchRequest
 from rqdag.coordinator.lease import Lease
@@ -22,23 +22,12 @@ from rqdag.shared.store.runs import RunStore
 from rqdag.shared.store.scripts import Scripts
 from tests.support.workers import register_stand_in
 from tests.unit.tasks_for_tests import path_of
-from tests.unit.test_job_contract import TRACEPARENT, WORKFLOW, expected_fields
+from tests.unit.test_job_contract import TRACEPARENT, WORKFLOW, expected_fields, full_task
 
 flow = Workflow("contract")
 flow.add(Task("extract", path_of("answer")))
 flow.add(Task("clean", path_of("answer")))
-flow.add(
-    Task(
-        "load",
-        path_of("add_inputs"),
-        depends_on=["extract", "clean"],
-        retry=Retry(attempts=3, delay_s=1.0, on=(ConnectionRefusedError,)),
-        timeout_s=2.5,
-        condition=path_of("always_true"),
-        at_most_once=True,
-        queue="contract",
-    )
-)
+flow.add(full_task("add_inputs"))
 
 
 def test_the_job_the_dispatcher_enqueues_is_what_the_worker_parses(redis_conn: redis.Redis) -> None:

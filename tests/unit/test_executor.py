@@ -527,7 +527,9 @@ def test_inprocess_dispatcher_runs_an_attempt_and_reports_it_with_its_token() ->
     dispatcher.close()
 
 
-def test_inprocess_dispatcher_abandon_sets_the_attempts_cancelled_event() -> None:
+def _running_until_cancelled(*token: str) -> tuple[InProcessDispatcher, threading.Event]:
+    """An in-process dispatcher whose attempt of ``a`` has started and runs until it is cancelled;
+    the event is set when the attempt saw its cancel."""
     started = threading.Event()
     saw_cancel = threading.Event()
 
@@ -537,8 +539,13 @@ def test_inprocess_dispatcher_abandon_sets_the_attempts_cancelled_event() -> Non
             saw_cancel.set()
 
     dispatcher = InProcessDispatcher({"a": (func, None)}, None)
-    dispatcher.submit([request("a", "tok-1")])
+    dispatcher.submit([request("a", *token)])
     assert started.wait(2.0)
+    return dispatcher, saw_cancel
+
+
+def test_inprocess_dispatcher_abandon_sets_the_attempts_cancelled_event() -> None:
+    dispatcher, saw_cancel = _running_until_cancelled("tok-1")
     dispatcher.abandon("a", "other-token")
     assert not saw_cancel.is_set()
     dispatcher.abandon("a", "tok-1")
@@ -547,17 +554,7 @@ def test_inprocess_dispatcher_abandon_sets_the_attempts_cancelled_event() -> Non
 
 
 def test_inprocess_dispatcher_close_signals_running_attempts() -> None:
-    started = threading.Event()
-    saw_cancel = threading.Event()
-
-    def func(ctx: TaskContext) -> None:
-        started.set()
-        if ctx.cancelled.wait(2.0):
-            saw_cancel.set()
-
-    dispatcher = InProcessDispatcher({"a": (func, None)}, None)
-    dispatcher.submit([request("a")])
-    assert started.wait(2.0)
+    dispatcher, saw_cancel = _running_until_cancelled()
     dispatcher.close()
     assert saw_cancel.wait(2.0)
 

@@ -27,11 +27,12 @@ def job_data(request: DispatchRequest) -> Any:
     return rq_job_data(request, workflow=WORKFLOW, traceparent=TRACEPARENT, dispatched_at=DISPATCHED_AT)
 
 
-def full_task() -> Task:
-    """A task with every field the job carries set away from its default."""
+def full_task(func: str = "answer") -> Task:
+    """A task ``load`` running ``func`` (of tests.unit.tasks_for_tests), with every field the job
+    carries set away from its default."""
     return Task(
         "load",
-        path_of("answer"),
+        path_of(func),
         depends_on=["extract", "clean"],
         retry=Retry(attempts=3, delay_s=1.0, on=(ConnectionRefusedError,)),
         timeout_s=2.5,

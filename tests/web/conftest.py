@@ -15,18 +15,26 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpx
 import pytest
 import redis
 from starlette.applications import Starlette
 
 from rqdag.client import Client, RunHandle
 from rqdag.shared.model.workflow import Workflow
+from rqdag.web.app import create_app
 from rqdag.web.server import DashboardServer
 from tests.support.processes import Procs
 from tests.support.redis import free_port, private_redis
 
 TOKEN = "test-dashboard-token-0123456789"
 TASKS = "tests.web.flows"
+WHO = "dashboard@127.0.0.1"  # the actor an action from the tests' client records
+
+
+def bearer(token: str = TOKEN) -> dict[str, str]:
+    """The header an API caller sends."""
+    return {"Authorization": f"Bearer {token}"}
 
 
 @contextmanager
@@ -96,3 +104,13 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         finally:
             procs.stop_all()
             client.connection.close()
+
+
+@pytest.fixture(scope="module")
+def api(cluster: Cluster) -> Iterator[httpx.Client]:
+    """A client of the dashboard with a token, served by uvicorn."""
+    with (
+        serve(create_app(cluster.url, token=TOKEN)) as base,
+        httpx.Client(base_url=base, timeout=30) as client,
+    ):
+        yield client

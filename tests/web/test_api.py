@@ -24,10 +24,8 @@ from rqdag.shared.store.runs import RunStore
 from rqdag.web.app import create_app
 from rqdag.web.auth import NEEDS_TOKEN, READ_ONLY, SESSION_COOKIE
 from tests.support.wait import wait_until
-from tests.web.conftest import TOKEN, Cluster, serve
+from tests.web.conftest import TOKEN, WHO, Cluster, bearer, serve
 from tests.web.flows import nightly, payments
-
-WHO = "dashboard@127.0.0.1"
 
 
 def cli_json(url: str, *args: str) -> Any:
@@ -35,16 +33,6 @@ def cli_json(url: str, *args: str) -> Any:
     result = CliRunner().invoke(main, [*args, "--redis", url, "--json"], catch_exceptions=False)
     assert result.exit_code in (0, 1), result.output
     return json.loads(result.output)
-
-
-@pytest.fixture(scope="module")
-def api(cluster: Cluster) -> Iterator[httpx.Client]:
-    """A client of the dashboard with a token, served by uvicorn."""
-    with (
-        serve(create_app(cluster.url, token=TOKEN)) as base,
-        httpx.Client(base_url=base, timeout=30) as client,
-    ):
-        yield client
 
 
 @pytest.fixture(scope="module")
@@ -69,11 +57,6 @@ def cli_jsonl(url: str, *args: str) -> list[Any]:
     result = CliRunner().invoke(main, [*args, "--redis", url, "--json"], catch_exceptions=False)
     assert result.exit_code == 0, result.output
     return [json.loads(line) for line in result.output.splitlines() if line.strip()]
-
-
-def bearer(token: str = TOKEN) -> dict[str, str]:
-    """The header an API caller sends."""
-    return {"Authorization": f"Bearer {token}"}
 
 
 def test_runs_list_has_the_fields_of_rqdag_runs_json(

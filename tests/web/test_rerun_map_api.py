@@ -4,27 +4,15 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator
 
 import httpx
-import pytest
 
 from rqdag.shared.store.resolve import read_audit
 from rqdag.shared.store.runs import RunStore
 from rqdag.web.app import create_app
-from tests.web.conftest import TOKEN, Cluster, serve
+from tests.web.conftest import TOKEN, WHO, Cluster, bearer, serve
 from tests.web.flows import mapped, nightly
-from tests.web.test_api import WHO, bearer, cli_json
-
-
-@pytest.fixture(scope="module")
-def api(cluster: Cluster) -> Iterator[httpx.Client]:
-    """A client of the dashboard with a token, served by uvicorn."""
-    with (
-        serve(create_app(cluster.url, token=TOKEN)) as base,
-        httpx.Client(base_url=base, timeout=30) as client,
-    ):
-        yield client
+from tests.web.test_api import cli_json
 
 
 def finished_at(api: httpx.Client, run_id: str) -> dict[str, float]:

@@ -2,19 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import httpx
-import pytest
 
 from rqdag import Task, Workflow
 from rqdag.shared.store.resolve import read_audit
 from rqdag.shared.store.runs import RunStore
-from rqdag.web.app import create_app
 from tests.support.wait import wait_until
-from tests.web.conftest import TOKEN, Cluster, serve
-
-WHO = "dashboard@127.0.0.1"
+from tests.web.conftest import WHO, Cluster, bearer
 
 
 def approval_flow() -> Workflow:
@@ -22,19 +16,6 @@ def approval_flow() -> Workflow:
     wf.wait("approval")
     wf.add(Task("ship", "tests.web.flows:step", depends_on=["approval"]))
     return wf
-
-
-@pytest.fixture(scope="module")
-def api(cluster: Cluster) -> Iterator[httpx.Client]:
-    with (
-        serve(create_app(cluster.url, token=TOKEN)) as base,
-        httpx.Client(base_url=base, timeout=30) as client,
-    ):
-        yield client
-
-
-def bearer() -> dict[str, str]:
-    return {"Authorization": f"Bearer {TOKEN}"}
 
 
 def test_a_pending_wait_is_signalled_from_the_run_page(api: httpx.Client, cluster: Cluster) -> None:
