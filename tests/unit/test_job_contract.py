@@ -119,3 +119,37 @@ def test_a_job_of_a_function_without_an_import_path_is_refused_before_it_is_sent
     request = DispatchRequest("run-1", Task("inline", local), 1, "1-x", inputs={}, params={})
     with pytest.raises(RqdagError, match=r"task 'inline'.*cannot be imported by path"):
         rq_job_data(request)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "expected"),
+    [
+        ("token", None, "a non-empty string"),
+        ("func", "", "a non-empty string"),
+        ("attempt", "1", "an integer >= 0"),
+        ("retries", None, "an integer >= 0"),
+        ("failures", -1, "an integer >= 0"),
+        ("condition", 3, "a string or null"),
+        ("depends_on", "a", "a list of task names"),
+        ("lazy_inputs", [1], "a list of task names"),
+        ("retry_on", ["m:E", 2], "a list of exception names"),
+        ("timeout_s", 0, "a number > 0 or null"),
+        ("dispatched_at", True, "a number > 0 or null"),
+        ("at_most_once", "yes", "true or false"),
+    ],
+)
+def test_a_malformed_field_is_refused_in_the_words_of_its_kind(field: str, value: Any, expected: str) -> None:
+    kwargs = TaskJob(run_id="r", task="t", token="k", attempt=1, func="m:f").to_kwargs()
+    kwargs[field] = value
+    with pytest.raises(RqdagError) as info:
+        TaskJob.from_kwargs(kwargs)
+    assert str(info.value) == (
+        f"malformed rqdag task job (run 'r', task 't'): field '{field}' must be {expected}, got {value!r}"
+    )
+
+
+def test_missing_fields_read_as_their_defaults_and_an_empty_list_as_none() -> None:
+    kwargs = {"run_id": "r", "task": "t", "token": "k", "attempt": 0, "func": "m:f", "depends_on": ""}
+    assert TaskJob.from_kwargs(kwargs) == TaskJob(run_id="r", task="t", token="k", attempt=0, func="m:f")
+    with pytest.raises(RqdagError, match="field 'attempt' must be an integer >= 0, got None"):
+        TaskJob.from_kwargs({k: v for k, v in kwargs.items() if k != "attempt"})
