@@ -79,6 +79,10 @@ payments.task(name="load_invoices")(step)
 payments.task(name="charge_cards", depends_on=["load_invoices"], at_most_once=True)(step)
 payments.task(name="send_receipts", depends_on=["charge_cards"])(step)
 
+approval = Workflow("approve")  # a wait for a person's signal, then a step
+approval.wait("approval")
+approval.add(Task("ship", "tests.web.flows:step", depends_on=["approval"]))
+
 
 def partitions(ctx: TaskContext) -> list[str]:
     """``params['count']`` partition names (3 unless told): the list a mapped task runs over."""

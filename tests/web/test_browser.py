@@ -34,8 +34,8 @@ from rqdag.shared.store.resolve import read_audit
 from rqdag.shared.store.runs import RunStore
 from rqdag.web.app import create_app
 from tests.support.redis import skip_or_fail
-from tests.web.conftest import TOKEN, Cluster, serve
-from tests.web.flows import mapped, nightly, payments
+from tests.web.conftest import TOKEN, WHO, Cluster, serve
+from tests.web.flows import approval, mapped, nightly, payments
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
@@ -319,6 +319,68 @@ def test_the_task_page_reruns_a_task_and_its_downstream(browser: Any, site: str,
     assert handle.status().epoch == 2 and handle.status().status == "succeeded"
     entry = read_audit(RunStore(cluster.connection), "payments-0502")[-1]
     assert entry["kind"] == "resumed" and entry["via"] == "session" and entry["rerun"] == ["send_receipts"]
+    assert page_errors(browser) == []
+
+
+def toast_text(browser: Any) -> str:
+    """What the page's toast says now ('' when it is hidden)."""
+    text: str = browser.execute_script(
+        "const t = document.getElementById('toast'); return t && !t.hidden ? t.textContent : ''"
+    )
+    return text
+
+
+def reloaded(browser: Any) -> bool:
+    """True once the page was loaded again since :func:`fill_outcome` submitted its form."""
+    return bool(browser.execute_script("return window.submittedHere === undefined"))
+
+
+def fill_outcome(browser: Any, form_id: str, status: str, data: str, reason: str) -> None:
+    """Fill a task's outcome form (the signal or the resolve form) and submit it."""
+    browser.execute_script("window.submittedHere = true")
+    form = browser.find_element(By.ID, form_id)
+    Select(form.find_element(By.NAME, "status")).select_by_value(status)
+    for name, value in (("data", data), ("reason", reason)):
+        field = form.find_element(By.NAME, name)
+        field.clear()
+        field.send_keys(value)
+    form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+
+
+def test_the_run_page_signals_a_pending_wait(browser: Any, site: str, cluster: Cluster) -> None:
+    handle = cluster.submit(approval, "approve-0504")
+    browser.delete_all_cookies()
+    sign_in(browser, site, "/runs/approve-0504")
+    fill_outcome(browser, "signal-form", "success", "{not json", "")
+    wait_for(browser, lambda: toast_text(browser).startswith("Data is not JSON"), "the bad JSON refused")
+    assert not reloaded(browser)
+    assert not handle.status().finished and "approval" not in handle.snapshot()
+    fill_outcome(browser, "signal-form", "success", '{"by": "ops"}', "approved in the meeting")
+    results = handle.wait(timeout=30)
+    assert results["approval"].data == {"by": "ops"} and handle.status().status == "succeeded"
+    [entry] = [e for e in read_audit(RunStore(cluster.connection), "approve-0504") if e["kind"] == "signal"]
+    assert entry["who"] == WHO and entry["reason"] == "approved in the meeting"
+    wait_for(browser, lambda: reloaded(browser), "the page to reload")
+    assert page_errors(browser) == []
+
+
+def test_the_task_page_resolves_a_failed_task_with_its_data(
+    browser: Any, site: str, cluster: Cluster
+) -> None:
+    handle = cluster.submit(payments, "payments-0505", fail=["send_receipts"])
+    handle.wait(timeout=30)
+    assert handle.snapshot()["send_receipts"].status.value == "failure"
+    browser.delete_all_cookies()
+    sign_in(browser, site, "/runs/payments-0505/tasks/send_receipts")
+    fill_outcome(browser, "resolve-form", "success", '{"sent": true}', "sent by hand")
+    store = RunStore(cluster.connection)
+    wait_for(browser, lambda: read_audit(store, "payments-0505", "send_receipts"), "the resolution")
+    [entry] = read_audit(store, "payments-0505", "send_receipts")
+    assert entry["kind"] == "resolve" and entry["status"] == "success" and entry["reason"] == "sent by hand"
+    assert entry["who"] == WHO and entry["previous"]["status"] == "failure"
+    resolved = handle.snapshot()["send_receipts"]
+    assert resolved.status.value == "success" and resolved.data == {"sent": True}
+    wait_for(browser, lambda: reloaded(browser), "the page to reload")
     assert page_errors(browser) == []
 
 

@@ -4,22 +4,15 @@ from __future__ import annotations
 
 import httpx
 
-from rqdag import Task, Workflow
 from rqdag.shared.store.resolve import read_audit
 from rqdag.shared.store.runs import RunStore
 from tests.support.wait import wait_until
 from tests.web.conftest import WHO, Cluster, bearer
-
-
-def approval_flow() -> Workflow:
-    wf = Workflow("approve")
-    wf.wait("approval")
-    wf.add(Task("ship", "tests.web.flows:step", depends_on=["approval"]))
-    return wf
+from tests.web.flows import approval
 
 
 def test_a_pending_wait_is_signalled_from_the_run_page(api: httpx.Client, cluster: Cluster) -> None:
-    handle = cluster.submit(approval_flow(), "api-wait")
+    handle = cluster.submit(approval, "api-wait")
     doc = api.get("/api/runs/api-wait").json()
     assert doc["waits"] == ["approval"]
     page = api.get("/runs/api-wait", headers=bearer())
