@@ -34,7 +34,8 @@ from bench.stats import Row, Series, judge, ratios
 from bench.workloads import task_name, wide_workflow
 from rqdag.coordinator.lease import DEFAULT_LEASE_TTL_S
 from rqdag.shared.model.codec import encode_result
-from rqdag.shared.model.task import TaskMetrics, TaskResult, TaskStatus
+from rqdag.shared.model.result import TaskMetrics, TaskResult
+from rqdag.shared.model.vocabulary import TaskStatus
 from rqdag.shared.store.keys import RunKeys, capability_queue
 from rqdag.shared.store.runs import RunStore
 from rqdag.shared.store.workers import WorkerInfo, WorkerRegistration, profile_of

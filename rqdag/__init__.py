@@ -5,8 +5,10 @@ from rqdag.errors import RqdagError
 from rqdag.runner import RqdagWarning, TaskRunner, TaskRunnerBuilder
 from rqdag.shared.model.context import TaskContext
 from rqdag.shared.model.graph import to_dot, to_mermaid
+from rqdag.shared.model.result import TaskMetrics, TaskResult
 from rqdag.shared.model.snapshot import load_snapshot, save_snapshot
-from rqdag.shared.model.task import Retry, Task, TaskMetrics, TaskResult, TaskStatus
+from rqdag.shared.model.task import Retry, Task
+from rqdag.shared.model.vocabulary import TaskStatus
 from rqdag.shared.model.workflow import Workflow
 
 __all__ = [

@@ -17,8 +17,9 @@ from rqdag.shared.episodes import describe
 from rqdag.shared.model.codec import encode_result, normalize_snapshot
 from rqdag.shared.model.limits import MAX_RESULT_BYTES
 from rqdag.shared.model.params import check_params
-from rqdag.shared.model.task import Task, TaskResult, TaskStatus
-from rqdag.shared.model.vocabulary import EventKind
+from rqdag.shared.model.result import TaskResult
+from rqdag.shared.model.task import Task
+from rqdag.shared.model.vocabulary import EventKind, TaskStatus
 from rqdag.shared.model.workflow import Workflow, as_workflow
 from rqdag.shared.redis_memory import OUT_OF_MEMORY, is_out_of_memory
 from rqdag.shared.store.keys import RunKeys, check_run_id

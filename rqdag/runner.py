@@ -22,8 +22,9 @@ from rqdag.shared.model.duration import parse_duration
 from rqdag.shared.model.graph import topological_order
 from rqdag.shared.model.importing import resolve_path
 from rqdag.shared.model.params import check_params
-from rqdag.shared.model.task import Task, TaskResult, TaskStatus
-from rqdag.shared.model.vocabulary import TaskKind
+from rqdag.shared.model.result import TaskResult
+from rqdag.shared.model.task import Task
+from rqdag.shared.model.vocabulary import TaskKind, TaskStatus
 from rqdag.shared.model.workflow import Workflow, as_workflow
 from rqdag.shared.store.retention import DEFAULT_RETENTION_S
 

@@ -35,7 +35,8 @@ from rqdag.cli.stores import data_dir_option, reading_client, undriven_note
 from rqdag.cli.targets import load_target
 from rqdag.shared.model.codec import snapshot_to_document
 from rqdag.shared.model.graph import to_dot, to_mermaid, topological_order
-from rqdag.shared.model.task import Task, TaskResult
+from rqdag.shared.model.result import TaskResult
+from rqdag.shared.model.task import Task
 from rqdag.shared.store.driving import Driver, read_driver
 from rqdag.shared.store.keys import RUNS, RunKeys
 from rqdag.shared.store.records import RunMeta, RunState

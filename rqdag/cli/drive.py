@@ -49,7 +49,8 @@ from rqdag.shared.model.codec import snapshot_to_document
 from rqdag.shared.model.definition import encode_definition
 from rqdag.shared.model.graph import topological_order
 from rqdag.shared.model.params import check_params
-from rqdag.shared.model.task import Task, TaskResult
+from rqdag.shared.model.result import TaskResult
+from rqdag.shared.model.task import Task
 from rqdag.shared.store.retention import DEFAULT_RETENTION_S
 from rqdag.shared.store.runs import RunStore
 

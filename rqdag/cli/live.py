@@ -28,7 +28,7 @@ from rqdag.cli.output import (
     status_counts,
     styled,
 )
-from rqdag.shared.model.task import TaskResult
+from rqdag.shared.model.result import TaskResult
 from rqdag.shared.model.vocabulary import AttemptState, RunStatus
 from rqdag.shared.store.driving import Driver, read_driver
 from rqdag.shared.store.keys import RunKeys

@@ -19,8 +19,9 @@ from rich.table import Table
 from rich.text import Text
 
 from rqdag.shared.model.mapping import parent_of
-from rqdag.shared.model.task import Task, TaskResult, TaskStatus
-from rqdag.shared.model.vocabulary import AttemptState, RunStatus
+from rqdag.shared.model.result import TaskResult
+from rqdag.shared.model.task import Task
+from rqdag.shared.model.vocabulary import AttemptState, RunStatus, TaskStatus
 from rqdag.shared.store.records import DispatchEntry
 
 TERMINAL = tuple(s.value for s in TaskStatus)  # success, failure, skipped, cancelled

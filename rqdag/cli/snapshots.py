@@ -33,8 +33,8 @@ from rqdag.errors import SnapshotError
 from rqdag.shared.model.codec import loads, snapshot_from_document, snapshot_from_json, snapshot_to_document
 from rqdag.shared.model.definition import decode_definition, encode_definition
 from rqdag.shared.model.limits import MAX_RESULT_BYTES
+from rqdag.shared.model.result import TaskResult
 from rqdag.shared.model.snapshot import write_atomically
-from rqdag.shared.model.task import TaskResult
 from rqdag.shared.store.runs import RunStore
 
 DATA_SHOWN = 40  # characters of data in the human diff

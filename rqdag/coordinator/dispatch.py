@@ -8,7 +8,8 @@ from enum import StrEnum
 from typing import Any, Protocol
 
 from rqdag.shared.model.mapping import Expansion
-from rqdag.shared.model.task import Task, TaskResult
+from rqdag.shared.model.result import TaskResult
+from rqdag.shared.model.task import Task
 from rqdag.shared.model.workflow import Workflow
 
 

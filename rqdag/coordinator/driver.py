@@ -21,8 +21,8 @@ from rqdag.coordinator.rq_dispatcher import RQDispatcher
 from rqdag.coordinator.state import TaskStateManager
 from rqdag.errors import DecodeError, LeaseLostError
 from rqdag.shared import metrics, traces
-from rqdag.shared.model.task import TaskResult, TaskStatus
-from rqdag.shared.model.vocabulary import FINISHED_RUN_STATUSES, RunEventKind, RunStatus
+from rqdag.shared.model.result import TaskResult
+from rqdag.shared.model.vocabulary import FINISHED_RUN_STATUSES, RunEventKind, RunStatus, TaskStatus
 from rqdag.shared.store.keys import RunKeys
 from rqdag.shared.store.records import RunState
 from rqdag.shared.store.retention import DEFAULT_RETENTION_S

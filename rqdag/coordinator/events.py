@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rqdag.errors import RqdagError
-from rqdag.shared.model.task import TaskResult
+from rqdag.shared.model.result import TaskResult
 from rqdag.shared.model.vocabulary import RunEventKind
 
 log = logging.getLogger("rqdag.events")

@@ -13,8 +13,8 @@ from rqdag.coordinator.phases import Dispatch, Outcome
 from rqdag.coordinator.state import TaskStateManager
 from rqdag.errors import RqdagError
 from rqdag.shared.model.holds import is_held, params_task
-from rqdag.shared.model.task import TaskMetrics, TaskResult, TaskStatus
-from rqdag.shared.model.vocabulary import RunEventKind, TaskKind
+from rqdag.shared.model.result import TaskMetrics, TaskResult
+from rqdag.shared.model.vocabulary import RunEventKind, TaskKind, TaskStatus
 
 MAX_IDLE_WAIT_S = 1.0
 MAX_BATCH = 500

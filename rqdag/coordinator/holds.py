@@ -14,7 +14,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from rqdag.shared.model.task import Task, TaskMetrics, TaskResult
+from rqdag.shared.model.result import TaskMetrics, TaskResult
+from rqdag.shared.model.task import Task
 from rqdag.shared.model.vocabulary import TaskKind
 
 

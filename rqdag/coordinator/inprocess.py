@@ -18,7 +18,7 @@ from rqdag.shared import aio, traces
 from rqdag.shared.model.context import TaskContext, idempotency_key
 from rqdag.shared.model.invoke import Attempt, ainvoke_attempt, invoke_attempt, is_async
 from rqdag.shared.model.mapping import Expansion, parent_of
-from rqdag.shared.model.task import TaskResult
+from rqdag.shared.model.result import TaskResult
 
 TaskFunctions = Mapping[str, tuple[Callable[..., Any], Callable[..., Any] | None]]
 

@@ -24,8 +24,9 @@ from rqdag.coordinator.phases import STORED_SUCCESS, Phase
 from rqdag.errors import ImportPathError
 from rqdag.shared.model.importing import resolve_path
 from rqdag.shared.model.mapping import Expansion, KeyFunction, aggregate, expand, parent_of
-from rqdag.shared.model.task import TaskResult, TaskStatus
+from rqdag.shared.model.result import TaskResult
 from rqdag.shared.model.task_table import TaskTable
+from rqdag.shared.model.vocabulary import TaskStatus
 
 
 class MapStateMixin:

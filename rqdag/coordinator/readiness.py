@@ -9,8 +9,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 from rqdag.coordinator.phases import Phase
-from rqdag.shared.model.task import TaskResult, TaskStatus
+from rqdag.shared.model.result import TaskResult
 from rqdag.shared.model.task_table import TaskTable
+from rqdag.shared.model.vocabulary import TaskStatus
 
 VERBS = {TaskStatus.FAILURE: "failed", TaskStatus.SKIPPED: "was skipped"}
 

@@ -8,7 +8,7 @@ from rqdag.coordinator.phases import Phase
 from rqdag.coordinator.state import TaskStateManager
 from rqdag.errors import DecodeError
 from rqdag.shared.model.codec import decode_result
-from rqdag.shared.model.task import TaskResult
+from rqdag.shared.model.result import TaskResult
 from rqdag.shared.model.vocabulary import AttemptState
 from rqdag.shared.store.records import RunState
 

@@ -24,7 +24,7 @@ from rqdag.shared.model.codec import decode_result, encode_result
 from rqdag.shared.model.holds import params_task
 from rqdag.shared.model.job import RUN_TASK, TaskJob
 from rqdag.shared.model.mapping import Expansion
-from rqdag.shared.model.task import TaskResult
+from rqdag.shared.model.result import TaskResult
 from rqdag.shared.model.vocabulary import AttemptState, EventKind
 from rqdag.shared.model.workflow import Workflow
 from rqdag.shared.store.children import cancel_child, child_outcome, start_child

@@ -18,8 +18,10 @@ from rqdag.coordinator.phases import Dispatch, Outcome, Phase
 from rqdag.coordinator.readiness import count_unresolved, skip_result, unfinished_dependents
 from rqdag.shared.model.graph import validate_graph
 from rqdag.shared.model.holds import is_held
-from rqdag.shared.model.task import Task, TaskMetrics, TaskResult, TaskStatus
+from rqdag.shared.model.result import TaskMetrics, TaskResult
+from rqdag.shared.model.task import Task
 from rqdag.shared.model.task_table import TaskTable
+from rqdag.shared.model.vocabulary import TaskStatus
 
 
 class TaskStateManager(MapStateMixin):

@@ -15,7 +15,7 @@ from rqdag.coordinator.dispatch import Completion, CompletionKind
 from rqdag.coordinator.lease import Lease
 from rqdag.coordinator.reconcile import lost_result
 from rqdag.errors import DecodeError, LeaseLostError
-from rqdag.shared.model.task import TaskResult
+from rqdag.shared.model.result import TaskResult
 from rqdag.shared.model.vocabulary import AttemptState, EventKind
 from rqdag.shared.store.keys import RunKeys
 from rqdag.shared.store.records import DispatchEntry, parse_dispatch_entry, text

@@ -29,7 +29,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from rqdag.errors import RqdagError
-from rqdag.shared.model.task import TaskResult
+from rqdag.shared.model.result import TaskResult
 
 MISSING = "serving metrics (--metrics-port) needs prometheus_client: pip install 'rqdag[metrics]'"
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600)

@@ -12,7 +12,8 @@ from typing import Any
 
 from rqdag.cli.output import children_by_parent, children_line
 from rqdag.shared.model.mapping import parent_of
-from rqdag.shared.model.task import Task, TaskResult
+from rqdag.shared.model.result import TaskResult
+from rqdag.shared.model.task import Task
 from rqdag.shared.store.records import DispatchEntry
 
 PENDING = "pending"

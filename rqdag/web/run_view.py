@@ -19,7 +19,8 @@ from rqdag.cli.live import estimate_eta
 from rqdag.cli.output import TERMINAL, status_counts
 from rqdag.shared.model.codec import loads, snapshot_to_document
 from rqdag.shared.model.graph import topological_order
-from rqdag.shared.model.task import Task, TaskResult
+from rqdag.shared.model.result import TaskResult
+from rqdag.shared.model.task import Task
 from rqdag.shared.model.vocabulary import TaskKind
 from rqdag.shared.store.keys import RunKeys
 from rqdag.shared.store.records import DispatchEntry, RunMeta, RunState, text

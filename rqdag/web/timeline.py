@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from rqdag.shared.model.task import TaskResult
+from rqdag.shared.model.result import TaskResult
 from rqdag.shared.model.vocabulary import AttemptState, AuditKind, EventKind
 from rqdag.shared.store.keys import RunKeys
 from rqdag.shared.store.records import DispatchEntry, text

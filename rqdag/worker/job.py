@@ -36,8 +36,9 @@ from rqdag.shared import aio, metrics, traces
 from rqdag.shared.model.context import TaskContext, idempotency_key
 from rqdag.shared.model.invoke import Attempt, ainvoke_attempt, invoke_attempt, is_async
 from rqdag.shared.model.job import TaskJob
+from rqdag.shared.model.result import TaskMetrics, TaskResult
 from rqdag.shared.model.retry import Retry
-from rqdag.shared.model.task import TaskMetrics, TaskResult, TaskStatus
+from rqdag.shared.model.vocabulary import TaskStatus
 from rqdag.shared.store.keys import RunKeys
 from rqdag.shared.store.scripts import FinishOutcome, Start, StartOutcome
 from rqdag.worker import rq_outcome

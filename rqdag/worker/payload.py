@@ -11,7 +11,8 @@ from typing import Any
 from rqdag.errors import DecodeError, EncodeError
 from rqdag.shared.model.codec import decode_result, encode_result, loads
 from rqdag.shared.model.job import TaskJob
-from rqdag.shared.model.task import TaskResult, TaskStatus
+from rqdag.shared.model.result import TaskResult
+from rqdag.shared.model.vocabulary import TaskStatus
 from rqdag.shared.store.keys import RunKeys
 from rqdag.worker.environment import WorkerEnvironment
 from rqdag.worker.inputs import ABSENT, eager_dependencies

@@ -16,7 +16,8 @@ from __future__ import annotations
 import logging
 
 from rqdag.shared.model.job import TaskJob
-from rqdag.shared.model.task import TaskResult, TaskStatus
+from rqdag.shared.model.result import TaskResult
+from rqdag.shared.model.vocabulary import TaskStatus
 from rqdag.shared.store.scripts import Start, StartOutcome
 
 REFUSED = "refused"

@@ -19,7 +19,8 @@ import redis
 
 from rqdag.client import Client
 from rqdag.shared.model.mapping import parent_of
-from rqdag.shared.model.task import TaskResult, TaskStatus
+from rqdag.shared.model.result import TaskResult
+from rqdag.shared.model.vocabulary import TaskStatus
 from rqdag.shared.store.runs import RunStore
 from tests.chaos.cluster import Cluster, ClusterSettings
 from tests.chaos.map_chaos_flow import MODULE, mapped_chaos

@@ -24,8 +24,8 @@ import redis
 
 from rqdag.client import Client
 from rqdag.errors import RqdagError
-from rqdag.shared.model.task import TaskResult, TaskStatus
-from rqdag.shared.model.vocabulary import AuditKind
+from rqdag.shared.model.result import TaskResult
+from rqdag.shared.model.vocabulary import AuditKind, TaskStatus
 from rqdag.shared.store.resolve import read_audit
 from rqdag.shared.store.runs import RunStore
 from tests.chaos.cluster import Cluster, ClusterSettings, Member

@@ -17,7 +17,7 @@ import redis
 
 from rqdag.client import Client
 from rqdag.coordinator.lease import Lease
-from rqdag.shared.model.task import TaskResult
+from rqdag.shared.model.result import TaskResult
 from rqdag.shared.store.scripts import Scripts
 from tests.integration.flows import faulty
 from tests.support import REPO

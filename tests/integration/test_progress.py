@@ -9,7 +9,7 @@ from rqdag import TaskResult, TaskStatus
 from rqdag.client import Client
 from rqdag.coordinator.progress import STORED_SUCCESS, read_progress
 from rqdag.shared.model.codec import encode_result
-from rqdag.shared.model.task import TaskMetrics
+from rqdag.shared.model.result import TaskMetrics
 from rqdag.shared.store.keys import RunKeys
 from rqdag.worker.job import INLINE_RESULT_BYTES
 from tests.integration.flows import fifty, sized

@@ -24,7 +24,7 @@ from rq import Queue
 from rqdag import Task, TaskResult, TaskStatus, Workflow
 from rqdag.coordinator.driver import RunDriver
 from rqdag.local.redis_server import RedisServer
-from rqdag.shared.model.task import TaskMetrics
+from rqdag.shared.model.result import TaskMetrics
 from rqdag.shared.store.runs import RunStore
 from tests.support import REPO
 from tests.support.processes import FLOWS, rqdag_env

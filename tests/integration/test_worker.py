@@ -13,7 +13,8 @@ from collections.abc import Iterable, Mapping
 import pytest
 
 from rqdag.shared.model.codec import decode_result
-from rqdag.shared.model.task import TaskResult, TaskStatus
+from rqdag.shared.model.result import TaskResult
+from rqdag.shared.model.vocabulary import TaskStatus
 from rqdag.shared.store.keys import RunKeys
 from tests.support.runs import create_run, dispatch, store_result
 from tests.support.workers import Env, path_of

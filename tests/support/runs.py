@@ -20,7 +20,7 @@ from rq.serializers import JSONSerializer
 from rqdag.client import RunHandle
 from rqdag.shared.model.codec import encode_result
 from rqdag.shared.model.job import RUN_TASK, TaskJob
-from rqdag.shared.model.task import TaskResult
+from rqdag.shared.model.result import TaskResult
 from rqdag.shared.store.keys import RunKeys, job_id
 from tests.support.wait import wait_until
 from tests.support.workers import worker_queue

@@ -22,7 +22,7 @@ from rq.serializers import JSONSerializer
 
 from rqdag.shared.model.codec import decode_result
 from rqdag.shared.model.job import TaskJob
-from rqdag.shared.model.task import TaskResult
+from rqdag.shared.model.result import TaskResult
 from rqdag.shared.store.keys import RunKeys, capability_queue, job_id
 from rqdag.shared.store.workers import WorkerInfo, WorkerRegistration, profile_of
 from rqdag.worker.registry import build_registry

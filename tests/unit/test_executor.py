@@ -15,7 +15,9 @@ from rqdag.coordinator.inprocess import InProcessDispatcher
 from rqdag.coordinator.state import TaskStateManager
 from rqdag.errors import RqdagError
 from rqdag.shared.model.context import TaskContext
-from rqdag.shared.model.task import Retry, Task, TaskResult, TaskStatus
+from rqdag.shared.model.result import TaskResult
+from rqdag.shared.model.task import Retry, Task
+from rqdag.shared.model.vocabulary import TaskStatus
 
 
 def noop(ctx: TaskContext) -> None:

@@ -13,8 +13,9 @@ from rqdag.cli.task_commands import audit_sentence
 from rqdag.coordinator.state import TaskStateManager
 from rqdag.shared.model.context import TaskContext
 from rqdag.shared.model.invoke import invoke_task
-from rqdag.shared.model.task import Task, TaskResult, TaskStatus
-from rqdag.shared.model.vocabulary import AuditKind
+from rqdag.shared.model.result import TaskResult
+from rqdag.shared.model.task import Task
+from rqdag.shared.model.vocabulary import AuditKind, TaskStatus
 from rqdag.shared.store import keys
 from rqdag.shared.store.keys import RunKeys
 from tests.support import REPO

@@ -19,7 +19,9 @@ from hypothesis import strategies as st
 
 from rqdag.coordinator.state import TaskStateManager
 from rqdag.shared.model.mapping import parent_of
-from rqdag.shared.model.task import Task, TaskResult, TaskStatus
+from rqdag.shared.model.result import TaskResult
+from rqdag.shared.model.task import Task
+from rqdag.shared.model.vocabulary import TaskStatus
 
 PROPERTY_SETTINGS = settings(max_examples=100, deadline=None, database=None)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import prometheus_client
 
 from rqdag.shared import metrics
-from rqdag.shared.model.task import TaskResult
+from rqdag.shared.model.result import TaskResult
 
 
 def test_every_call_is_a_no_op_until_metrics_are_served() -> None:

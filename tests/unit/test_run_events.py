@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from rqdag import TaskRunnerBuilder, TaskStatus
 from rqdag.coordinator.events import EventBus
-from rqdag.shared.model.task import TaskResult
+from rqdag.shared.model.result import TaskResult
 from tests.event_trace import RECOVERABLE_KINDS, Trace
 from tests.integration.flows import recoverable
 from tests.unit.test_executor import make, task

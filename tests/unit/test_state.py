@@ -11,7 +11,9 @@ import pytest
 from rqdag.coordinator.phases import Dispatch, Outcome, Phase
 from rqdag.coordinator.state import TaskStateManager
 from rqdag.errors import WorkflowDefinitionError
-from rqdag.shared.model.task import Retry, Task, TaskMetrics, TaskResult, TaskStatus
+from rqdag.shared.model.result import TaskMetrics, TaskResult
+from rqdag.shared.model.task import Retry, Task
+from rqdag.shared.model.vocabulary import TaskStatus
 
 
 def noop(ctx: object) -> None:

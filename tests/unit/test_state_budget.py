@@ -8,7 +8,8 @@ import pytest
 from rqdag.coordinator.phases import Dispatch, Outcome
 from rqdag.coordinator.reconcile import restore_in_flight
 from rqdag.coordinator.state import TaskStateManager
-from rqdag.shared.model.task import Retry, Task, TaskResult
+from rqdag.shared.model.result import TaskResult
+from rqdag.shared.model.task import Retry, Task
 from rqdag.shared.model.vocabulary import AttemptState
 from rqdag.shared.store.records import DispatchEntry, RunState, parse_dispatch_entry
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from rqdag.coordinator.phases import Outcome, Phase
 from rqdag.coordinator.state import TaskStateManager
-from rqdag.shared.model.task import Retry, Task, TaskResult, TaskStatus
+from rqdag.shared.model.result import TaskResult
+from rqdag.shared.model.task import Retry, Task
+from rqdag.shared.model.vocabulary import TaskStatus
 
 
 def noop(ctx: object) -> None:

@@ -15,7 +15,9 @@ from hypothesis import strategies as st
 from rqdag.coordinator.phases import Dispatch, Phase
 from rqdag.coordinator.state import TaskStateManager
 from rqdag.shared.model.definition import decode_table, encode_definition
-from rqdag.shared.model.task import Retry, Task, TaskResult, TaskStatus
+from rqdag.shared.model.result import TaskResult
+from rqdag.shared.model.task import Retry, Task
+from rqdag.shared.model.vocabulary import TaskStatus
 from rqdag.shared.model.workflow import Workflow
 
 STATUSES = [TaskStatus.SUCCESS, TaskStatus.FAILURE, TaskStatus.SKIPPED, TaskStatus.CANCELLED]

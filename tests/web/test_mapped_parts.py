@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from rqdag.shared.model.task import Task, TaskResult
+from rqdag.shared.model.result import TaskResult
+from rqdag.shared.model.task import Task
 from rqdag.shared.model.vocabulary import AttemptState
 from rqdag.shared.store.records import DispatchEntry
 from rqdag.web.layout import layout

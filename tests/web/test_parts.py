@@ -6,7 +6,8 @@ import itertools
 
 from starlette.requests import Request
 
-from rqdag.shared.model.task import TaskMetrics, TaskResult, TaskStatus
+from rqdag.shared.model.result import TaskMetrics, TaskResult
+from rqdag.shared.model.vocabulary import TaskStatus
 from rqdag.web.auth import SESSION_COOKIE, SESSION_TTL_S, Auth, same_origin
 from rqdag.web.formatting import script_json
 from rqdag.web.layout import NODE_H, NODE_W, layers_of, layout

@@ -8,7 +8,7 @@ from typing import Any
 import orjson
 
 from rqdag.errors import DecodeError, EncodeError, SnapshotError
-from rqdag.shared.model.task import TaskResult
+from rqdag.shared.model.result import TaskResult
 
 SNAPSHOT_VERSION = 1
 

@@ -7,7 +7,9 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Protocol, TypeVar
 
 from rqdag.errors import WorkflowDefinitionError
-from rqdag.shared.model.task import Task, TaskResult, TaskStatus
+from rqdag.shared.model.result import TaskResult
+from rqdag.shared.model.task import Task
+from rqdag.shared.model.vocabulary import TaskStatus
 
 K = TypeVar("K")
 K_contra = TypeVar("K_contra", contravariant=True)

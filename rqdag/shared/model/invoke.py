@@ -26,8 +26,9 @@ from typing import Any
 from rqdag.errors import EncodeError
 from rqdag.shared.model.codec import dumps
 from rqdag.shared.model.context import TaskContext
+from rqdag.shared.model.result import TaskMetrics, TaskResult
 from rqdag.shared.model.retry import Retry
-from rqdag.shared.model.task import TaskMetrics, TaskResult, TaskStatus
+from rqdag.shared.model.vocabulary import TaskStatus
 
 RQDAG_ROOT = str(Path(__file__).resolve().parents[2]) + os.sep  # the rqdag package's folder
 

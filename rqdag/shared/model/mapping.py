@@ -13,7 +13,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
-from rqdag.shared.model.task import DEFAULT_MAX_ITEMS, Task, TaskResult, TaskStatus
+from rqdag.shared.model.result import TaskResult
+from rqdag.shared.model.task import DEFAULT_MAX_ITEMS, Task
+from rqdag.shared.model.vocabulary import TaskStatus
 
 KeyFunction = Callable[[Any], Any]
 MAX_KEY_CHARS = 200

@@ -14,7 +14,9 @@ from typing import Any
 
 from rqdag.shared.model.code import compare_code, python_tag
 from rqdag.shared.model.mapping import child_maker, parent_of
-from rqdag.shared.model.task import Task, TaskResult, TaskStatus
+from rqdag.shared.model.result import TaskResult
+from rqdag.shared.model.task import Task
+from rqdag.shared.model.vocabulary import TaskStatus
 from rqdag.shared.model.workflow import Workflow
 
 CHANGE_KINDS = ("code", "settings", "dependencies", "definition")  # "definition": the parts are unknown

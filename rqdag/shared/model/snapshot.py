@@ -8,7 +8,7 @@ from pathlib import Path
 
 from rqdag.errors import SnapshotError
 from rqdag.shared.model.codec import snapshot_from_json, snapshot_to_json
-from rqdag.shared.model.task import TaskResult
+from rqdag.shared.model.result import TaskResult
 
 
 def save_snapshot(snapshot: Mapping[str, TaskResult], path: str | os.PathLike[str]) -> Path:

@@ -14,8 +14,8 @@ from typing import Any
 
 from rqdag.errors import RqdagError, RunExistsError
 from rqdag.shared.model.holds import child_run_id
-from rqdag.shared.model.task import TaskResult, TaskStatus
-from rqdag.shared.model.vocabulary import RunStatus
+from rqdag.shared.model.result import TaskResult
+from rqdag.shared.model.vocabulary import RunStatus, TaskStatus
 from rqdag.shared.model.workflow import Workflow
 from rqdag.shared.store.resume import resume_run
 from rqdag.shared.store.runs import RunStore

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 from rqdag.errors import DecodeError
 from rqdag.shared.model.codec import decode_result, dumps, loads
 from rqdag.shared.model.epochs import parse_epoch_params
-from rqdag.shared.model.task import TaskResult
+from rqdag.shared.model.result import TaskResult
 from rqdag.shared.model.vocabulary import FINISHED_RUN_STATUSES, AttemptState, RunStatus
 
 FINISHED_STATUSES = FINISHED_RUN_STATUSES

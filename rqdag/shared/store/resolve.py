@@ -9,8 +9,8 @@ from typing import Any
 
 from rqdag.errors import RqdagError
 from rqdag.shared.model.codec import loads
-from rqdag.shared.model.task import TaskMetrics, TaskResult, TaskStatus
-from rqdag.shared.model.vocabulary import AuditKind
+from rqdag.shared.model.result import TaskMetrics, TaskResult
+from rqdag.shared.model.vocabulary import AuditKind, TaskStatus
 from rqdag.shared.store import keys
 from rqdag.shared.store.records import text
 from rqdag.shared.store.runs import RunStore

@@ -20,9 +20,9 @@ from rqdag.errors import DecodeError, LeaseLostError, RunExistsError, RunNotFoun
 from rqdag.shared.model.codec import dumps, encode_result
 from rqdag.shared.model.definition import decode_definition, decode_table, encode_definition
 from rqdag.shared.model.mapping import parent_of
-from rqdag.shared.model.task import TaskResult, TaskStatus
+from rqdag.shared.model.result import TaskResult
 from rqdag.shared.model.task_table import TaskTable
-from rqdag.shared.model.vocabulary import AuditKind, EventKind, RunStatus
+from rqdag.shared.model.vocabulary import AuditKind, EventKind, RunStatus, TaskStatus
 from rqdag.shared.model.workflow import Workflow
 from rqdag.shared.store import keys
 from rqdag.shared.store.driving import REFUSAL_FIELD

@@ -14,8 +14,8 @@ from typing import Any
 
 from rqdag.errors import DecodeError, RqdagError
 from rqdag.shared.model.codec import loads
-from rqdag.shared.model.task import TaskResult, TaskStatus
-from rqdag.shared.model.vocabulary import TaskKind
+from rqdag.shared.model.result import TaskResult
+from rqdag.shared.model.vocabulary import TaskKind, TaskStatus
 from rqdag.shared.store import keys
 from rqdag.shared.store.resolve import operator_name
 from rqdag.shared.store.runs import RunStore
