@@ -16,15 +16,8 @@ from rqdag.cli.snapshots import export_text
 from rqdag.errors import RqdagError
 from rqdag.shared.model.duration import format_duration_spec, parse_duration
 from rqdag.shared.model.snapshot import write_atomically
-from rqdag.shared.store.retention import (
-    DEFAULT_RETENTION_S,
-    EXPIRING_STATUSES,
-    PRUNABLE_STATUSES,
-    PruneCandidate,
-    PruneCriteria,
-    PruneReport,
-    prune_runs,
-)
+from rqdag.shared.store.prune import PRUNABLE_STATUSES, PruneCandidate, PruneCriteria, PruneReport, prune_runs
+from rqdag.shared.store.retention import DEFAULT_RETENTION_S, EXPIRING_STATUSES
 from rqdag.shared.store.runs import RunStore
 
 F = TypeVar("F", bound=Callable[..., Any])

@@ -14,7 +14,7 @@ from click.testing import CliRunner, Result
 from rqdag import Task, TaskResult, Workflow, load_snapshot
 from rqdag.cli import main
 from rqdag.shared.store.keys import ACTIVE_RUNS, RUNS, RunKeys
-from rqdag.shared.store.retention import PruneCriteria, prune_runs
+from rqdag.shared.store.prune import PruneCriteria, prune_runs
 from rqdag.shared.store.runs import RunStore
 from tests.integration.flows import step
 

@@ -9,6 +9,7 @@ the expiry again. The run indexes never keep an expired run for long: a
 coordinator sweeps ids whose time has passed (and whose keys are gone) out of
 every index once a minute, in bounded batches, and ``rqdag runs`` and ``prune``
 drop any id whose meta hash has gone. ``error`` runs are left for an operator.
+``prune`` itself (reading the index, the criteria, the batches) is in :mod:`.prune`.
 """
 
 from __future__ import annotations
@@ -16,8 +17,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import redis
@@ -31,8 +31,6 @@ log = logging.getLogger("rqdag.retention")
 
 DEFAULT_RETENTION_S = 7 * 86400.0
 EXPIRING_STATUSES = ("succeeded", "failed", "cancelled")
-PRUNABLE_STATUSES = (*EXPIRING_STATUSES, "error")  # error: only when asked for by name
-PRUNE_BATCH = 200  # runs read, exported and deleted per round trip
 SWEEP_BATCH = 500
 SWEEP_INTERVAL_S = 60.0
 RESUME_MARGIN_S = 1.0  # a run that expires sooner than this is not resumed: it may vanish midway
@@ -45,7 +43,7 @@ def retention_meta(workflow: Workflow) -> dict[str | bytes, str | bytes | int | 
 
 def retention_of(stored: Any, default_s: float) -> float:
     """Seconds a finished run is kept: its stored ``retention_s``, else ``default_s``."""
-    value = _number(stored)
+    value = stored_number(stored)
     return default_s if value is None or value < 0 else value
 
 
@@ -61,12 +59,12 @@ class RetentionMixin:
         """
         rk = keys.RunKeys(run_id)
         status, finished_at, stored = self.client.hmget(rk.meta, ["status", "finished_at", "retention_s"])
-        if _text(status) not in EXPIRING_STATUSES:
+        if stored_text(status) not in EXPIRING_STATUSES:
             return None
         seconds = retention_of(stored, default_s)
         if seconds <= 0:
             return None
-        at = (_number(finished_at) or time.time()) + seconds
+        at = (stored_number(finished_at) or time.time()) + seconds
         with self.client.pipeline(transaction=True) as pipe:
             for key in rk.retained():
                 pipe.pexpireat(key, int(at * 1000))
@@ -102,7 +100,7 @@ class RetentionMixin:
         forgotten: its entry moves to the time Redis gives, or leaves the index.
         """
         now = time.time() if now is None else now
-        due = [_text(m) for m in self.client.zrangebyscore(keys.EXPIRING_RUNS, "-inf", now, 0, limit)]
+        due = [stored_text(m) for m in self.client.zrangebyscore(keys.EXPIRING_RUNS, "-inf", now, 0, limit)]
         if not due:
             return 0
         with self.client.pipeline(transaction=False) as pipe:
@@ -155,148 +153,15 @@ class ExpirySweeper:
         return swept
 
 
-@dataclass(frozen=True)
-class PruneCriteria:
-    """Which finished runs ``prune`` deletes: older than an age, of some statuses, of a workflow."""
-
-    older_than_s: float
-    statuses: tuple[str, ...] = EXPIRING_STATUSES
-    workflow: str | None = None
-
-
-@dataclass(frozen=True)
-class PruneCandidate:
-    """A finished run that matches the criteria."""
-
-    run_id: str
-    workflow: str
-    status: str
-    created_at: float | None
-    finished_at: float
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON form (see docs/json.md)."""
-        return dict(self.__dict__)
-
-
-@dataclass
-class PruneReport:
-    """What a prune deleted (or, dry, would delete), and what changed under it."""
-
-    pruned: list[PruneCandidate] = field(default_factory=list)
-    changed: list[str] = field(default_factory=list)  # matched, then resumed or finished again
-    forgotten: int = 0  # ids whose keys were gone already, dropped from the indexes
-
-
-BeforeDelete = Callable[[Sequence[PruneCandidate]], None]
-
-
-def prune_runs(
-    store: RetentionMixin,
-    criteria: PruneCriteria,
-    *,
-    now: float | None = None,
-    dry_run: bool = False,
-    before_delete: BeforeDelete | None = None,
-    batch: int = PRUNE_BATCH,
-) -> PruneReport:
-    """Delete finished runs that match ``criteria``, a batch at a time.
-
-    ``before_delete`` gets each batch first (an export); if it raises, that batch
-    is not deleted. With ``dry_run`` nothing is written at all. A run that is
-    pending, running or blocked is never deleted, even if it changes meanwhile.
-    """
-    now = time.time() if now is None else now
-    cutoff = now - criteria.older_than_s
-    report = PruneReport()
-    if not dry_run:
-        while (swept := store.sweep_expired(now)) > 0:
-            report.forgotten += swept
-    for candidates, stale in _matching_pages(store.client, criteria, cutoff, batch):
-        if dry_run:
-            report.pruned.extend(candidates)
-            continue
-        store.forget_runs(stale)
-        report.forgotten += len(stale)
-        if not candidates:
-            continue
-        if before_delete is not None:
-            before_delete(candidates)
-        deleted = set(store.prune_batch([c.run_id for c in candidates], cutoff, criteria.statuses))
-        report.pruned.extend(c for c in candidates if c.run_id in deleted)
-        report.changed.extend(c.run_id for c in candidates if c.run_id not in deleted)
-    return report
-
-
-def _matching_pages(
-    client: redis.Redis, criteria: PruneCriteria, cutoff: float, batch: int
-) -> Iterator[tuple[list[PruneCandidate], list[str]]]:
-    """Per page of the runs index: the runs that match, and ids whose meta is gone."""
-    for page in _index_pages(client, cutoff, batch):
-        with client.pipeline(transaction=False) as pipe:
-            for run_id in page:
-                pipe.hmget(keys.RunKeys(run_id).meta, ["workflow", "status", "created_at", "finished_at"])
-            rows = pipe.execute()
-        matching: list[PruneCandidate] = []
-        stale: list[str] = []
-        for run_id, (workflow, status, created, finished) in zip(page, rows, strict=True):
-            if status is None and workflow is None and created is None:
-                stale.append(run_id)
-                continue
-            candidate = _candidate(run_id, workflow, status, created, finished)
-            if candidate is not None and _matches(candidate, criteria, cutoff):
-                matching.append(candidate)
-        yield matching, stale
-
-
-def _candidate(run_id: str, workflow: Any, status: Any, created: Any, finished: Any) -> PruneCandidate | None:
-    finished_at = _number(finished)
-    if finished_at is None:
-        return None
-    return PruneCandidate(run_id, _text(workflow), _text(status), _number(created), finished_at)
-
-
-def _matches(candidate: PruneCandidate, criteria: PruneCriteria, cutoff: float) -> bool:
-    return (
-        candidate.status in criteria.statuses
-        and candidate.finished_at <= cutoff
-        and (criteria.workflow is None or candidate.workflow == criteria.workflow)
-    )
-
-
-def _index_pages(client: redis.Redis, max_score: float, batch: int) -> Iterator[list[str]]:
-    """Run ids of the runs index created at or before ``max_score``, oldest first, ``batch`` at a time.
-
-    The cursor is a score (and the ids seen at it), so deleting runs while
-    reading skips none. A run finishes after it is created: none created after
-    the cutoff can have finished before it.
-    """
-    low: float | str = "-inf"
-    seen: set[str] = set()
-    while True:
-        count = batch + len(seen)
-        rows: list[tuple[bytes, float]] = client.zrangebyscore(  # type: ignore[assignment]
-            keys.RUNS, low, max_score, start=0, num=count, withscores=True
-        )
-        fresh = [(_text(m), float(s)) for m, s in rows if not (s == low and _text(m) in seen)]
-        if not fresh:
-            return
-        yield [m for m, _ in fresh]
-        top = fresh[-1][1]
-        if top != low:
-            low, seen = top, set()
-        seen.update(m for m, s in fresh if s == top)
-        if len(rows) < count:
-            return
-
-
-def _number(value: Any) -> float | None:
+def stored_number(value: Any) -> float | None:
+    """A stored number (bytes, text or None) as a finite float; None when it is empty or no number."""
     try:
-        number = float(_text(value)) if value not in (None, b"", "") else None
+        number = float(stored_text(value)) if value not in (None, b"", "") else None
     except ValueError:
         return None
     return number if number is not None and math.isfinite(number) else None
 
 
-def _text(value: Any) -> str:
+def stored_text(value: Any) -> str:
+    """A Redis reply as text ('' for None)."""
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value or "")
