@@ -2,6 +2,11 @@
 
 Phases of a task: WAITING (dependencies not resolved), READY, RUNNING, RETRY_WAIT,
 DONE (a terminal TaskResult). Only DONE tasks appear in the snapshot.
+
+Here: its columns, an attempt's way from ready through running to its result,
+and the cascade a result sets off. Its set-up from a snapshot is in
+:mod:`.state_load`, its queries in :mod:`.state_queries`, a cancel and an
+operator's resolution in :mod:`.state_overrides`, mapped tasks in :mod:`.map_state`.
 """
 
 from __future__ import annotations
@@ -9,22 +14,24 @@ from __future__ import annotations
 import heapq
 import threading
 import uuid
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from typing import Any
 
 from rqdag.coordinator.map_state import MapStateMixin
 from rqdag.coordinator.phases import Dispatch, Outcome, Phase
-from rqdag.coordinator.readiness import count_unresolved, skip_result, unfinished_dependents
+from rqdag.coordinator.readiness import skip_result, unfinished_dependents
+from rqdag.coordinator.state_load import StateLoadMixin
+from rqdag.coordinator.state_overrides import StateOverridesMixin
+from rqdag.coordinator.state_queries import StateQueriesMixin
 from rqdag.shared.model.graph import validate_graph
 from rqdag.shared.model.holds import is_held
-from rqdag.shared.model.result import TaskMetrics, TaskResult
+from rqdag.shared.model.result import TaskResult
 from rqdag.shared.model.task import Task
 from rqdag.shared.model.task_table import TaskTable
 from rqdag.shared.model.vocabulary import TaskStatus
 
 
-class TaskStateManager(MapStateMixin):
+class TaskStateManager(StateLoadMixin, StateQueriesMixin, StateOverridesMixin, MapStateMixin):
     """Results, dependency counts, ready queue by priority, retries and skip cascade.
 
     Tasks are kept by index in a :class:`TaskTable` (names, dependency indexes),
@@ -73,143 +80,7 @@ class TaskStateManager(MapStateMixin):
             self._load(snapshot, keep_all)
         self._prime()
 
-    # ---- set-up -------------------------------------------------------------
-
-    def hydrate(self, snapshot: Mapping[str, TaskResult], *, keep_all: bool = False) -> list[str]:
-        """Load results before the run starts; returns the snapshot's unknown task names.
-
-        ``success`` entries become done and satisfied. With ``keep_all`` (a
-        coordinator restarting inside the same epoch) every terminal result is
-        kept; otherwise failure, cancelled and skipped are evaluated again.
-        """
-        with self._lock:
-            if self._token or self._results:
-                raise RuntimeError("hydrate() must be called before the run starts")
-            unknown = self._load(snapshot, keep_all)
-            self._prime()
-            return unknown
-
-    def _load(self, snapshot: Mapping[str, TaskResult], keep_all: bool) -> list[str]:
-        index = self._index
-        phase = self._phase
-        attempt = self._attempt
-        unknown: list[str] = []
-        for name, result in snapshot.items():
-            i = index.get(name)
-            if i is None:
-                if not self._hold(name, result, keep_all):
-                    unknown.append(name)
-            elif keep_all or result.status is TaskStatus.SUCCESS:
-                self._results[name] = result
-                if result.in_doubt:
-                    self._in_doubt.add(name)
-                phase[i] = Phase.DONE
-                attempt[i] = result.metrics.attempt
-        self._unfinished = len(phase) - len(self._results)
-        return unknown
-
-    def _prime(self) -> None:
-        self._ready.clear()
-        self._dependents = None
-        phase = self._phase
-        in_doubt = [self._index[name] for name in self._in_doubt]
-        resolved = count_unresolved(phase, self._deps, self._remaining, in_doubt)
-        # Many tasks may be ready at once (a resumed run): queue them all, then heapify once.
-        ready = self._ready
-        mapped = self._table.mapped
-        if not mapped and all(r.status is TaskStatus.SUCCESS for r in self._results.values()):
-            ready.extend([self._mark_ready(i) for i in resolved])  # none is skipped, none expands
-        else:
-            for i in resolved:
-                skip = skip_result(self._table, self._results, i)
-                if skip is None and i in mapped:
-                    skip = self._begin_map(i)  # its result when it has one at once
-                if skip is None:
-                    if i not in mapped:
-                        ready.append(self._mark_ready(i))
-                elif self._phase[i] is not Phase.DONE:
-                    self._finish(i, skip)
-        heapq.heapify(ready)
-
-    # ---- queries ------------------------------------------------------------
-
-    def snapshot(self) -> dict[str, TaskResult]:
-        """A copy of the terminal results so far: the run's snapshot (with children not expanded yet)."""
-        with self._lock:
-            return {**self._held, **self._results} if self._held else dict(self._results)
-
-    def task(self, name: str) -> Task:
-        """The definition of ``name`` (KeyError: no such task)."""
-        return self._table.task(self._index[name])
-
-    def result(self, name: str) -> TaskResult | None:
-        """The terminal result of ``name``, if it has one."""
-        with self._lock:
-            return self._results.get(name)
-
-    def phase(self, name: str) -> Phase:
-        """The phase of ``name``."""
-        with self._lock:
-            return self._phase[self._index[name]]
-
-    def attempt(self, name: str) -> int:
-        """The number of the latest attempt of ``name`` (0 before the first)."""
-        with self._lock:
-            return self._attempt[self._index[name]]
-
-    def is_finished(self) -> bool:
-        """True when every task has a terminal result and none waits for an operator."""
-        with self._lock:
-            return self._unfinished == 0 and not self._in_doubt
-
-    @property
-    def running_count(self) -> int:
-        """How many tasks are in flight."""
-        with self._lock:
-            return len(self._token)
-
-    def running(self) -> list[tuple[str, str]]:
-        """``(name, token)`` of every task in flight."""
-        with self._lock:
-            return sorted((self._names[i], token) for i, token in self._token.items())
-
-    def next_wakeup(self) -> float | None:
-        """The earliest moment a retry becomes due or a running task times out."""
-        with self._lock:
-            times = [self._retries[0][0]] if self._retries else []
-            times += self._deadline.values()
-            return min(times) if times else None
-
-    def inputs_for(self, name: str) -> dict[str, Any]:
-        """Dependency name to its ``data``, for the dependencies that succeeded."""
-        with self._lock:
-            return self._inputs(self._index[name])
-
-    def _inputs(self, i: int) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        names = self._names
-        mapped = self._table.mapped
-        for d in self._deps[i]:
-            dep = names[d]
-            result = self._results.get(dep)
-            if result is None:
-                continue
-            if result.status is TaskStatus.SUCCESS or (result.status is TaskStatus.FAILURE and d in mapped):
-                out[dep] = result.data  # a failed mapped task passes on its successful children's data
-        return out
-
-    def take_newly_done(self) -> list[tuple[str, TaskResult]]:
-        """Results that became terminal since the last call, in order."""
-        with self._lock:
-            names, self._newly_done = self._newly_done, []
-            return [(n, self._results[n]) for n in names]
-
     # ---- transitions --------------------------------------------------------
-
-    def has_ready(self) -> bool:
-        """True when a task waits in the ready queue."""
-        with self._lock:
-            return bool(self._ready)
 
     def take_ready(self, now: float, limit: int) -> list[Dispatch]:
         """Start up to ``limit`` ready tasks, highest priority first."""
@@ -323,35 +194,6 @@ class TaskStateManager(MapStateMixin):
             self._finish(i, result)
             return Outcome.DONE
 
-    def resolve(self, name: str, result: TaskResult) -> bool:
-        """An operator recorded what really happened to a task: replace its result.
-
-        An in-doubt task's dependents then go on (or are skipped). Returns False
-        when ``name`` has no result to replace.
-        """
-        with self._lock:
-            previous = self._results.get(name)
-            if previous is None:
-                return False
-            self._results[name] = result
-            self._newly_done.append(name)
-            if name in self._in_doubt and not result.in_doubt:
-                self._in_doubt.discard(name)
-                work: list[tuple[int, TaskResult]] = []
-                i = self._index[name]
-                if i >= self._table.base:
-                    self._child_done(i, work)
-                self._release_dependents(i, work)
-                for child, skip in work:
-                    self._finish(child, skip)
-            return True
-
-    def is_blocked(self) -> bool:
-        """True when nothing can move until an operator resolves an in-doubt task."""
-        with self._lock:
-            idle = not (self._token or self._ready or self._retries)
-            return idle and bool(self._in_doubt)
-
     def hand_back(self, name: str, token: str, result: TaskResult, now: float) -> Outcome:
         """A running attempt given up without a result (its worker stopped, or all died).
 
@@ -368,50 +210,6 @@ class TaskStateManager(MapStateMixin):
                 return False
             self._push_ready(i)
             return True
-
-    def expired(self, now: float) -> list[tuple[str, str]]:
-        """``(name, token)`` of running tasks whose timeout has passed."""
-        with self._lock:
-            return sorted(
-                (self._names[i], self._token[i]) for i, deadline in self._deadline.items() if deadline <= now
-            )
-
-    def _cancelled(self, i: int, message: str, unstarted: bool) -> TaskResult:
-        """The cancelled result of task ``i``: when it was cancelled, and the attempts that started."""
-        running = i in self._token and not unstarted
-        attempts = self._attempt[i] - (1 if i in self._token and unstarted else 0)
-        if running:
-            return replace(
-                TaskResult.cancelled(f"{message} while running"), metrics=TaskMetrics(attempt=attempts)
-            )
-        if attempts:
-            result = TaskResult.cancelled(f"{message} while waiting to retry")
-            return replace(result, metrics=TaskMetrics(attempt=attempts))
-        return TaskResult.cancelled(f"cancelled before it started: {message}")  # no attempt to count
-
-    def cancel_all(self, message: str, unstarted: Collection[str] = ()) -> list[tuple[str, str]]:
-        """Cancel every task without a result; returns the running ones as (name, token).
-
-        ``unstarted``: tasks in flight whose attempt no worker has started (still
-        queued); that attempt is not counted.
-        """
-        with self._lock:
-            was_running = self.running()
-            names = self._names
-            for i, phase in enumerate(self._phase):
-                if phase is Phase.DONE:
-                    continue
-                result = self._cancelled(i, message, names[i] in unstarted)
-                self._results[names[i]] = result
-                self._phase[i] = Phase.DONE
-                self._newly_done.append(names[i])
-            self._token.clear()
-            self._deadline.clear()
-            self._ready.clear()
-            self._retries.clear()
-            self._in_doubt.clear()  # the results keep their flag; the run may end
-            self._unfinished = 0
-            return was_running
 
     # ---- internals ----------------------------------------------------------
 
