@@ -19,7 +19,7 @@ from bench.drive import run_rqdag
 from bench.session import Session
 from bench.stats import Row, Series, ratios
 from bench.workloads import wide_workflow
-from rqdag.coordinator.rq_dispatcher import RQ_RESULT_TTL_S
+from rqdag.coordinator.rq_jobs import RQ_RESULT_TTL_S
 from rqdag.shared.store import keys
 from rqdag.shared.store.runs import RunStore
 

@@ -28,7 +28,7 @@ from bench.stats import Row, Series, ratios
 from bench.tasks import noop
 from bench.workloads import RAW_FUNC
 from rqdag import Task, Workflow
-from rqdag.coordinator.rq_dispatcher import RQ_FAILURE_TTL_S, RQ_RESULT_TTL_S
+from rqdag.coordinator.rq_jobs import RQ_FAILURE_TTL_S, RQ_RESULT_TTL_S
 
 SECTION = "9. Submit latency"
 TARGET_P50_MS = 10.0

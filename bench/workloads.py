@@ -7,7 +7,7 @@ from rq.queue import EnqueueData
 
 from bench.tasks import items, noop
 from rqdag import Task, Workflow
-from rqdag.coordinator.rq_dispatcher import RQ_FAILURE_TTL_S, RQ_RESULT_TTL_S
+from rqdag.coordinator.rq_jobs import RQ_FAILURE_TTL_S, RQ_RESULT_TTL_S
 
 RAW_FUNC = "bench.tasks.raw_noop"
 

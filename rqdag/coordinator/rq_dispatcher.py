@@ -1,8 +1,13 @@
-"""RQDispatcher: attempts become RQ jobs; completions come back through the run's event stream."""
+"""RQDispatcher: attempts become RQ jobs; completions come back through the run's event stream.
+
+Here: sending (routed, fenced by the lease, one MULTI/EXEC per batch), collecting
+and the results the coordinator decides. The job itself is built in
+:mod:`.rq_jobs`, the event stream read in :mod:`.rq_events`, waits, sleeps and
+subflows are in :mod:`.rq_holds`, lost attempts are found by :mod:`.watchdog`.
+"""
 
 from __future__ import annotations
 
-import logging
 import time
 from collections import defaultdict
 from collections.abc import Collection, Mapping, Sequence
@@ -14,38 +19,26 @@ from rq import Queue
 from rq.queue import EnqueueData
 from rq.serializers import JSONSerializer
 
-from rqdag.coordinator.dispatch import Completion, CompletionKind, DispatchRequest
+from rqdag.coordinator.dispatch import Completion, DispatchRequest
 from rqdag.coordinator.lease import Lease
-from rqdag.coordinator.routing import HELD_RECHECK_S, Router
+from rqdag.coordinator.routing import Router
+from rqdag.coordinator.rq_events import RQEventsMixin
+from rqdag.coordinator.rq_holds import RQHoldsMixin
+from rqdag.coordinator.rq_jobs import rq_job_data
 from rqdag.coordinator.watchdog import Watchdog
 from rqdag.errors import DecodeError, LeaseLostError
 from rqdag.shared import metrics
-from rqdag.shared.model.codec import decode_result, encode_result
-from rqdag.shared.model.holds import params_task
-from rqdag.shared.model.job import RUN_TASK, TaskJob
+from rqdag.shared.model.codec import encode_result
 from rqdag.shared.model.mapping import Expansion
 from rqdag.shared.model.result import TaskResult
-from rqdag.shared.model.vocabulary import AttemptState, EventKind
-from rqdag.shared.model.workflow import Workflow
-from rqdag.shared.store.children import cancel_child, child_outcome, start_child
-from rqdag.shared.store.keys import RunKeys, job_id
-from rqdag.shared.store.records import DispatchEntry, parse_dispatch_entry, text
+from rqdag.shared.model.vocabulary import AttemptState
+from rqdag.shared.store.keys import RunKeys
+from rqdag.shared.store.records import DispatchEntry, parse_dispatch_entry
 from rqdag.shared.store.runs import RunStore
 from rqdag.shared.store.scripts import DecidedResult, Scripts
-from rqdag.shared.store.signals import signal_epoch, signal_result
-
-log = logging.getLogger("rqdag.coordinator")
-
-RQ_RESULT_TTL_S = 60
-RQ_FAILURE_TTL_S = 7 * 24 * 3600
-READ_COUNT = 10_000
-BLOCK_SLICE_S = 0.5
-LINGER_S = 0.01
-LINGER_MIN_IN_FLIGHT = 64
-LINGER_BATCH = 32
 
 
-class RQDispatcher:
+class RQDispatcher(RQEventsMixin, RQHoldsMixin):
     """Dispatches attempts as RQ jobs under the run's lease, in one MULTI/EXEC per batch."""
 
     def __init__(
@@ -155,30 +148,6 @@ class RQDispatcher:
 
     # ---- completions -----------------------------------------------------------------
 
-    def wait(self, timeout: float, *, in_flight: int = 0) -> None:
-        """Block on the event stream until something arrives, wake(), or timeout.
-
-        With many attempts in flight the workers have queued work to go on with,
-        so a completion or two that arrive alone wait LINGER_S for the next ones:
-        a batch costs the coordinator one read and one step instead of one each.
-        """
-        if self._router.held:  # a capable worker may register any moment
-            timeout = min(timeout, HELD_RECHECK_S)
-        deadline = time.monotonic() + max(timeout, 0.0)
-        while not self._pending and not self._woken:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return
-            self._read(block_s=min(remaining, BLOCK_SLICE_S))
-        if not self._woken and in_flight >= LINGER_MIN_IN_FLIGHT and len(self._pending) < LINGER_BATCH:
-            time.sleep(LINGER_S)
-            self._read(block_s=None)
-        self._woken = False
-
-    def wake(self) -> None:
-        """Make wait() return within one blocking slice (safe from a signal handler)."""
-        self._woken = True
-
     def collect(self) -> list[Completion]:
         """Completions that arrived; also renews the lease and notes a cancel request."""
         self._lease.renew_if_due()
@@ -186,189 +155,15 @@ class RQDispatcher:
             self._read(block_s=None)
         events, self._pending = self._pending, []
         self._note_signals(events)
-        finished: list[str] = []
-        retried: list[str] = []
-        resolved: list[str] = []
-        handed: list[Completion] = []
-        inline: list[Completion] = []
-        tokens: dict[str, str] = {}
-        for _, fields in events:
-            kind = text(fields.get(b"kind", b""))
-            task = text(fields.get(b"task", b""))
-            if kind == EventKind.RESOLVED:
-                resolved.append(task)
-            elif kind == EventKind.STARTED:
-                self._watchdog.started(task, text(fields.get(b"token", b"")))
-            elif kind == EventKind.HANDBACK:
-                self._watchdog.forget(task)
-                worker = text(fields.get(b"worker", b"?"))
-                result = TaskResult.failure(f"worker {worker} shut down and handed the task back")
-                token = text(fields.get(b"token", b""))
-                handed.append(Completion(task, token, result, CompletionKind.HANDED_BACK))
-            elif kind in (EventKind.FINISHED, EventKind.RETRY):
-                self._watchdog.forget(task)
-                token = text(fields.get(b"token", b""))
-                raw = fields.get(b"result")
-                if raw is not None:  # a small result travels in its event: nothing to read
-                    what = "results" if kind == EventKind.FINISHED else "dispatch last_result"
-                    inline.append(
-                        self._completion(task, token, raw, f"{what} of '{task}' (in its event)", kind)
-                    )
-                    continue
-                (finished if kind == EventKind.FINISHED else retried).append(task)
-                tokens[task] = token
-            elif kind == EventKind.REFUSED:
-                log.warning(
-                    "run '%s': late result of task '%s' (token %s) refused",
-                    self._lease.run_id,
-                    task,
-                    text(fields.get(b"token", b"")),
-                )
+        arrived = self._sort(events)
         self._check_cancel()
         self._send_held()
-        lost = self._watchdog.check() + handed
+        lost = self._watchdog.check() + arrived.handed
         metrics.attempts_ended_here(self._workflow, [(c.task, c.kind) for c in lost])
         lost += self._signals()
-        if not finished and not retried and not resolved:
-            return inline + lost
-        return inline + self._load_completions(finished, retried, resolved, tokens) + lost
-
-    def _completion(self, task: str, token: str, raw: bytes | str, what: str, kind: str) -> Completion:
-        """The completion of a ``finished`` or ``retry`` event whose result is ``raw``.
-
-        A failure the worker wrote as final (``finished``) is final: only the worker saw
-        its exception, and whether the task's ``Retry(on=...)`` lists it.
-        """
-        result = self._decode(raw, f"run '{self._lease.run_id}': {what}")
-        if kind == EventKind.FINISHED:  # written by its worker: record() has nothing to write for it
-            self._from_workers.add(task)
-        return Completion(task, token, result, retryable=kind == EventKind.RETRY)
-
-    def _read(self, block_s: float | None) -> None:
-        block = None if block_s is None else max(int(block_s * 1000), 1)
-        started = time.monotonic()
-        reply: Any = self._client.xread({self._keys.events: self._last_id}, count=READ_COUNT, block=block)
-        self._watchdog.note_call(time.monotonic() - started, block_s or 0.0)  # slow: Redis was away
-        for _stream, entries in reply or []:
-            for event_id, fields in entries:
-                self._last_id = event_id
-                self._pending.append((event_id, fields))
-
-    def _news(self, token: str) -> set[str]:
-        """The kinds of the events about attempt ``token`` read but not applied yet (read now)."""
-        self._read(block_s=None)
-        wanted = token.encode()
-        return {text(f.get(b"kind", b"")) for _, f in self._pending if f.get(b"token") == wanted}
-
-    def _check_cancel(self) -> None:
-        now = time.monotonic()
-        if now < self._next_cancel_check:
-            return
-        self._next_cancel_check = now + 0.5
-        if self.cancel_reason is None:
-            reason = self._client.hget(self._keys.meta, "cancel")
-            if reason:
-                self.cancel_reason = text(reason)
-
-    def _load_completions(
-        self, finished: list[str], retried: list[str], resolved: list[str], tokens: Mapping[str, str]
-    ) -> list[Completion]:
-        with self._client.pipeline(transaction=False) as pipe:
-            pipe.hmget(self._keys.results, finished or ["\x00"])
-            pipe.hmget(self._keys.dispatch, retried or ["\x00"])
-            pipe.hmget(self._keys.results, resolved or ["\x00"])
-            final_raw, retry_raw, resolved_raw = pipe.execute()
-        out: list[Completion] = []
-        run = self._lease.run_id
-        for name, raw in zip(resolved, resolved_raw, strict=False):
-            if raw is not None:
-                result = self._decode(raw, f"run '{run}': results field '{name}'")
-                out.append(Completion(name, "", result, CompletionKind.RESOLVED))
-        for name, raw in zip(finished, final_raw, strict=False):
-            if raw is not None:
-                out.append(
-                    self._completion(name, tokens[name], raw, f"results field '{name}'", EventKind.FINISHED)
-                )
-        for name, raw in zip(retried, retry_raw, strict=False):
-            if raw is None:
-                continue
-            try:
-                entry = parse_dispatch_entry(run, name, raw)
-            except DecodeError as exc:
-                self.problems.append(str(exc))
-                log.error("%s", exc)
-                continue
-            if entry.token != tokens[name] or entry.last_result is None:
-                continue
-            result = self._decode(entry.last_result, f"run '{run}': dispatch '{name}' last_result")
-            out.append(Completion(name, entry.token, result))
-        return out
-
-    def _decode(self, raw: bytes | str, what: str) -> TaskResult:
-        try:
-            return decode_result(raw, what=what)
-        except DecodeError as exc:
-            self.problems.append(str(exc))
-            log.error("%s", exc)
-            return TaskResult.failure(f"stored result is unreadable: {exc}")
-
-    # ---- waits and sleeps -----------------------------------------------------------
-
-    def hold(self, task: str, seconds: float) -> float:
-        """Start the timer of a wait or sleep in Redis, fenced, or read back the one stored."""
-        left = self._scripts.hold_timer(
-            self._keys, lease=self._lease.value, field=f"{self._epoch}:{task}", seconds=seconds
-        )
-        if left is None:
-            raise LeaseLostError(
-                f"run '{self._lease.run_id}': lease lost while starting the timer of '{task}'"
-            )
-        return left
-
-    def start_child(self, task: str, workflow: Workflow, params: Any) -> None:
-        """Start the child run ``RUN.task`` once (see :mod:`rqdag.shared.store.children`), with
-        the data of its params task as stored (``params`` when none is)."""
-        self._lease.renew_if_due()
-        run = self._lease.run_id
-        stored = self._store.read_result_json(run, params_task(task))  # a restarted state has no data
-        if stored is not None:
-            params = self._decode(stored, f"run '{run}': results field '{params_task(task)}'").data
-        start_child(self._store, run, task, self._epoch, workflow, params)
-
-    def child_outcome(self, task: str) -> TaskResult | None:
-        """The child run's outcome, or None while it runs."""
-        return child_outcome(self._store, self._lease.run_id, task)
-
-    def cancel_child(self, task: str, reason: str) -> None:
-        """Ask the child run to stop."""
-        cancel_child(self._store, self._lease.run_id, task, reason)
-
-    def _note_signals(self, events: list[tuple[bytes, dict[bytes, bytes]]]) -> None:
-        """The tasks of the ``signal`` and ``child`` events among ``events``, for :meth:`_signals`."""
-        for _, fields in events:
-            kind = text(fields.get(b"kind", b""))
-            if kind == EventKind.SIGNAL and self._signalled is not None:  # None: all are read anyway
-                self._signalled.append(text(fields.get(b"task", b"")))
-            elif kind == EventKind.CHILD:
-                self._children.append(text(fields.get(b"task", b"")))
-
-    def _signals(self) -> list[Completion]:
-        """Signals that arrived, as completions; the first call takes every stored one (a
-        signal sent before this coordinator started, or before its wait was reached)."""
-        run = self._lease.run_id
-        ended, self._children = self._children, []
-        out = [Completion(task, "", TaskResult.success(), CompletionKind.CHILD_ENDED) for task in ended]
-        tasks, self._signalled = self._signalled, []
-        stored = self._store.read_signals(run, tasks)
-        for task, raw in stored.items():
-            try:
-                if signal_epoch(raw, run, task) < self._epoch:
-                    continue
-                out.append(Completion(task, "", signal_result(raw, run, task), CompletionKind.SIGNALLED))
-            except DecodeError as exc:
-                self.problems.append(str(exc))
-                log.error("%s", exc)
-        return out
+        if not arrived.finished and not arrived.retried and not arrived.resolved:
+            return arrived.inline + lost
+        return arrived.inline + self._load_completions(arrived) + lost
 
     # ---- coordinator-decided results ------------------------------------------------
 
@@ -425,35 +220,3 @@ class RQDispatcher:
 
     def close(self) -> None:
         """Nothing to release: the client belongs to the caller."""
-
-
-def rq_job_data(
-    request: DispatchRequest,
-    *,
-    workflow: str | None = None,
-    traceparent: str | None = None,
-    dispatched_at: float | None = None,
-) -> EnqueueData:
-    """The RQ job of one attempt: :data:`RUN_TASK` with the :class:`TaskJob` as its JSON kwargs."""
-    job = TaskJob.of_task(
-        request.run_id,
-        request.task,
-        attempt=request.attempt,
-        token=request.token,
-        failures=request.failures,
-        workflow=workflow,
-        dispatched_at=dispatched_at,
-        traceparent=traceparent,
-        item=request.item,
-        mapped_inputs=request.mapped_inputs,
-        lazy_inputs=request.lazy_inputs,
-    )
-    return Queue.prepare_data(
-        RUN_TASK,
-        kwargs=job.to_kwargs(),
-        job_id=job_id(job.run_id, job.task, job.attempt),
-        timeout=-1,
-        result_ttl=RQ_RESULT_TTL_S,
-        failure_ttl=RQ_FAILURE_TTL_S,
-        description=job.description,
-    )

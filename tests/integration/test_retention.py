@@ -13,7 +13,7 @@ from rqdag import Task, TaskRunnerBuilder, TaskStatus, Workflow
 from rqdag.cli import main
 from rqdag.client import Client
 from rqdag.coordinator.driver import RunDriver
-from rqdag.coordinator.rq_dispatcher import RQ_FAILURE_TTL_S, RQ_RESULT_TTL_S
+from rqdag.coordinator.rq_jobs import RQ_FAILURE_TTL_S, RQ_RESULT_TTL_S
 from rqdag.errors import RqdagError
 from rqdag.shared.store.keys import ACTIVE_RUNS, EXPIRING_RUNS, RUNS, RunKeys, job_id
 from rqdag.shared.store.resume import resume_run

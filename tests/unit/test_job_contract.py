@@ -10,7 +10,7 @@ from rq.serializers import JSONSerializer
 
 from rqdag import Retry, Task
 from rqdag.coordinator.dispatch import DispatchRequest
-from rqdag.coordinator.rq_dispatcher import rq_job_data
+from rqdag.coordinator.rq_jobs import rq_job_data
 from rqdag.errors import RqdagError
 from rqdag.shared.model.job import RUN_TASK, TaskJob
 from rqdag.shared.store.keys import job_id
