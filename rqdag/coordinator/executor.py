@@ -1,4 +1,7 @@
-"""WorkflowExecutor: the loop that drives a run, one ``step(now)`` at a time."""
+"""WorkflowExecutor: the loop that drives a run, one ``step(now)`` at a time.
+
+Its waits, sleeps and subflows (tasks no dispatcher runs) are in :mod:`.executor_holds`.
+"""
 
 from __future__ import annotations
 
@@ -8,21 +11,19 @@ from typing import Any
 
 from rqdag.coordinator.dispatch import CompletionKind, Dispatcher, DispatchRequest
 from rqdag.coordinator.events import EventBus, RunEvent
+from rqdag.coordinator.executor_holds import HeldTasksMixin
 from rqdag.coordinator.holds import Holds
-from rqdag.coordinator.phases import Dispatch, Outcome
+from rqdag.coordinator.phases import Outcome
 from rqdag.coordinator.state import TaskStateManager
-from rqdag.errors import RqdagError
-from rqdag.shared.model.holds import is_held, params_task
 from rqdag.shared.model.result import TaskMetrics, TaskResult
-from rqdag.shared.model.vocabulary import RunEventKind, TaskKind, TaskStatus
+from rqdag.shared.model.vocabulary import RunEventKind, TaskStatus
 
 MAX_IDLE_WAIT_S = 1.0
 MAX_BATCH = 500
-CHILD_CHECK_S = 2.0  # how often a held subflow checks its child run (its end also comes as an event)
 FIRST_BATCH = 50  # the first dispatch is small: workers get going while the next batch is built
 
 
-class WorkflowExecutor:
+class WorkflowExecutor(HeldTasksMixin):
     """Asks the state manager what is ready, dispatches it, applies completions.
 
     Handles the concurrency limit, per-task timeouts, retries, the run's deadline
@@ -175,53 +176,8 @@ class WorkflowExecutor:
         """Attempts in flight that a dispatcher runs (a held wait or sleep takes no slot)."""
         return self._state.running_count - len(self._holds)
 
-    def _hold(self, batch: list[Dispatch], now: float) -> list[Dispatch]:
-        """Keep the waits and sleeps of ``batch`` (their timers started); returns the rest."""
-        rest = []
-        for d in batch:
-            task = d.task
-            if not is_held(task):
-                rest.append(d)
-                continue
-            if task.kind is TaskKind.SUBFLOW:
-                self._start_child(d, now)
-                continue
-            seconds = task.seconds if task.seconds is not None else task.timeout_s
-            left = None if seconds is None else self._dispatcher.hold(task.name, seconds)
-            early = self._holds.start(task, d.token, left, now)
-            self._events.emit(RunEvent(RunEventKind.TASK_START, self._run_id, task.name, d.attempt))
-            if early is not None:
-                self._end_hold(task.name, (d.token, early), now)
-        return rest
-
-    def _start_child(self, d: Dispatch, now: float) -> None:
-        task = d.task
-        assert task.subflow is not None
-        self._events.emit(RunEvent(RunEventKind.TASK_START, self._run_id, task.name, d.attempt))
-        self._holds.start(task, d.token, CHILD_CHECK_S, now)
-        try:
-            self._dispatcher.start_child(task.name, task.subflow, d.inputs.get(params_task(task.name)))
-        except RqdagError as exc:  # bad params: the subflow fails, the run goes on
-            self._end_hold(task.name, self._holds.end(task.name, TaskResult.failure(str(exc))), now)
-            return
-        self._check_child(task.name, now)
-
-    def _check_child(self, name: str, now: float) -> None:
-        if self._holds.token(name) is None:
-            return
-        outcome = self._dispatcher.child_outcome(name)
-        if outcome is not None:
-            self._end_hold(name, self._holds.end(name, outcome), now)
-
-    def _end_hold(self, name: str, ended: tuple[str, TaskResult] | None, now: float) -> None:
-        if ended is not None:
-            self._state.complete(name, ended[0], ended[1], now, retryable=False)
-
     def _expire(self, now: float) -> None:
-        for name in self._holds.checks(now, CHILD_CHECK_S):
-            self._check_child(name, now)
-        for name, token, result in self._holds.due(now):
-            self._state.complete(name, token, result, now, retryable=False)
+        self._expire_holds(now)
         for name, token in self._state.expired(now):
             self._dispatcher.abandon(name, token)
             timeout = self._state.task(name).timeout_s or 0.0
