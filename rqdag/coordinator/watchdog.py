@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Collection, Mapping
-from typing import Any, NamedTuple
+from typing import Any
 
 import redis
 from rq.job import Job
@@ -14,9 +14,10 @@ from rq.job import Job
 from rqdag.coordinator.dispatch import Completion, CompletionKind
 from rqdag.coordinator.lease import Lease
 from rqdag.coordinator.reconcile import lost_result
+from rqdag.coordinator.unreadable import Known, UnreadableEntries, known_of
 from rqdag.errors import DecodeError, LeaseLostError
 from rqdag.shared.model.result import TaskResult
-from rqdag.shared.model.vocabulary import AttemptState, EventKind
+from rqdag.shared.model.vocabulary import AttemptState
 from rqdag.shared.store.keys import RunKeys
 from rqdag.shared.store.records import DispatchEntry, parse_dispatch_entry, text
 from rqdag.shared.store.scripts import Scripts, VoidOutcome
@@ -26,19 +27,6 @@ log = logging.getLogger("rqdag.coordinator")
 MAX_CHECK_INTERVAL_S = 5.0  # a worker with a shorter limit of its own is noticed this soon
 STRANDED_GRACE_S = 2.0  # a job routed this recently waits for its workers' registration to settle
 STALL_S = 1.0  # a call to Redis this much slower than it should be: Redis was unreachable meanwhile
-
-
-class Known(NamedTuple):
-    """What the watchdog keeps of an attempt in flight (little: a run may have many)."""
-
-    token: str
-    attempt: int
-    started: bool  # its entry was seen past 'queued'
-
-
-def _kept(entry: DispatchEntry) -> Known:
-    """The part of a readable dispatch entry kept in case it turns to garbage."""
-    return Known(entry.token, entry.attempt, entry.state is not AttemptState.QUEUED)
 
 
 class Watchdog:
@@ -51,13 +39,8 @@ class Watchdog:
       list, or marked started) for longer than the limit: the worker died
       before rqdag's start step. It never started, so it is voided and sent
       again without counting a failure, even for an at-most-once task (``unstarted``);
-    - unreadable (garbage over its entry): no worker can start, beat or finish
-      the attempt any more (each script refuses such an entry), so it is set
-      aside at once, named in an error line. It is sent again if it never
-      started (``unstarted``); if it may have started it is ``lost``, so an
-      at-most-once task is never run again. What the entry said is known from
-      its last readable form (kept from dispatch, the checks and ``started``
-      events) and from the events not yet applied (``news``).
+    - unreadable (garbage over its entry): set aside at once, named in an error
+      line (:mod:`rqdag.coordinator.unreadable`).
 
     Voiding is fenced by the lease and by the attempt's state, so a worker that
     is merely slow finds its attempt void and runs nothing.
@@ -95,16 +78,14 @@ class Watchdog:
         self._listened = listened
         self._next_check = 0.0
         self._taken_since: dict[str, float] = {}  # token -> when its job was first seen taken, unstarted
-        self._news = news
         self._known: dict[str, Known] = {}  # of each attempt in flight, from its last readable entry
-        # task -> the garbage already dealt with (None: reported at load, whatever it was)
-        self._garbage: dict[str, bytes | str | None] = dict.fromkeys(reported)
+        self._unreadable = UnreadableEntries(news, reported)
         self._reachable_since: float | None = None  # Redis TIME from which silence counts
         self._stalled = False  # a call was slow: Redis was away; the next check starts a grace
 
     def dispatched(self, entries: Mapping[str, DispatchEntry]) -> None:
         """Attempts just sent: their entries as written."""
-        self._known.update((name, _kept(entry)) for name, entry in entries.items())
+        self._known.update((name, known_of(entry)) for name, entry in entries.items())
 
     def started(self, task: str, token: str) -> None:
         """A worker started the attempt ``token`` (its ``started`` event)."""
@@ -165,7 +146,7 @@ class Watchdog:
             and server_now - max(entry.heartbeat_at, since) > (entry.heartbeat_timeout or self._timeout)
         ]
         out += self._vanished(entries)
-        out += self._set_aside(unreadable)
+        out += self._unreadable.set_aside(unreadable, self._known)
         out += self._stranded(entries)
         return [c for c in out if c is not None]
 
@@ -180,47 +161,8 @@ class Watchdog:
             except DecodeError as exc:
                 unreadable[name] = (raw, str(exc))
         kept = {n: self._known[n] for n in unreadable if n in self._known}
-        self._known = {**kept, **{n: _kept(e) for n, e in found.items()}}
-        self._garbage = {n: g for n, g in self._garbage.items() if n in unreadable}
+        self._known = {**kept, **{n: known_of(e) for n, e in found.items()}}
         return found, unreadable
-
-    def _set_aside(self, unreadable: Mapping[str, tuple[bytes | str, str]]) -> list[Completion | None]:
-        """Garbage not seen before: reported once; the attempt it hides is voided."""
-        out: list[Completion | None] = []
-        for name, (raw, problem) in unreadable.items():
-            if name in self._garbage and self._garbage[name] in (None, raw):
-                continue
-            seen = self._known.get(name)
-            if seen is None:
-                self._garbage[name] = raw
-                log.error(
-                    "%s; no attempt of task '%s' is in flight here: the entry is left as it is", problem, name
-                )
-                continue
-            news = self._news(seen.token)
-            if any(kind != EventKind.STARTED for kind in news):
-                continue  # its worker answered before the garbage came: that answer settles it
-            self._garbage[name] = raw
-            del self._known[name]
-            started = seen.started or EventKind.STARTED in news
-            out.append(self._unreadable(name, seen, problem, started=started))
-        return out
-
-    def _unreadable(self, name: str, entry: Known, problem: str, *, started: bool) -> Completion:
-        attempt = f"attempt {entry.attempt} of task '{name}'"
-        if not started:
-            log.error("%s; %s never started: it is sent again", problem, attempt)
-            result = TaskResult.failure(
-                f"{attempt} was set aside unstarted: its dispatch entry is unreadable"
-            )
-            return Completion(name, entry.token, result, CompletionKind.UNSTARTED)
-        log.error(
-            "%s; %s may have started: it counts as lost (an at-most-once task is not run again)",
-            problem,
-            attempt,
-        )
-        result = TaskResult.failure(f"{attempt} lost: its dispatch entry became unreadable ({problem})")
-        return Completion(name, entry.token, result, CompletionKind.LOST)
 
     def _vanished(self, entries: dict[str, DispatchEntry]) -> list[Completion | None]:
         """Queued attempts whose job a worker took but never started, for longer than the limit.
