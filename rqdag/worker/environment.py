@@ -22,6 +22,7 @@ from rqdag.shared.model.task_logs import LogLimits
 from rqdag.shared.store.code import publish_code
 from rqdag.shared.store.scripts import Scripts
 from rqdag.worker.capture import LogShipper
+from rqdag.worker.combine import SlotSteps
 from rqdag.worker.context import ContextHolder, load_context
 from rqdag.worker.heartbeat import HeartbeatRound
 from rqdag.worker.registry import TaskRegistry, build_registry
@@ -110,6 +111,7 @@ class WorkerEnvironment:
     current: CurrentAttempt = field(default_factory=CurrentAttempt)
     ticker: Ticker = field(default_factory=Ticker)
     beats: HeartbeatRound | None = None  # a concurrent worker's: all slots beat in one round trip
+    steps: SlotSteps | None = None  # a concurrent worker's: slots' starts and finishes combined
     # set when the worker is asked to stop: a start step that cannot reach Redis is given up
     stopping: threading.Event = field(default_factory=threading.Event)
 
@@ -121,9 +123,10 @@ def build_environment(
     and publish the code identity of every function this worker may run (for resumes)."""
     scripts = Scripts.register(connection)
     ticker = Ticker()
-    beats = None
+    beats, steps = None, None
     if settings.concurrency > 1:
         beats = HeartbeatRound(scripts, connection, settings.heartbeat_interval, ticker)
+        steps = SlotSteps(scripts, connection)
     environment = WorkerEnvironment(
         registry=build_registry(settings.tasks),
         context=load_context(settings.context),
@@ -137,6 +140,7 @@ def build_environment(
         slots=settings.concurrency,
         ticker=ticker,
         beats=beats,
+        steps=steps,
     )
     publish_code(connection, environment.registry.functions)
     return environment

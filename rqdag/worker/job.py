@@ -98,17 +98,21 @@ def _start(env: WorkerEnvironment, spec: TaskJob, keys: RunKeys) -> Start:
     """The start step, sent until Redis answers; ``claim`` tells a replay of it from another start."""
     claim = uuid.uuid4().hex
     now = time.time()
+    call = env.scripts.start_task.request(
+        keys,
+        task=spec.task,
+        token=spec.token,
+        worker=env.worker_name,
+        claim=claim,
+        now=now,
+        heartbeat_timeout_s=env.heartbeat_timeout_s,
+        depends_on=eager_dependencies(spec),
+    )
+    steps = env.steps
     return until_answered(
-        lambda: env.scripts.start_task(
-            keys,
-            task=spec.task,
-            token=spec.token,
-            worker=env.worker_name,
-            claim=claim,
-            now=now,
-            heartbeat_timeout_s=env.heartbeat_timeout_s,
-            depends_on=eager_dependencies(spec),
-        ),
+        (lambda: steps.starts.call(call))
+        if steps is not None
+        else lambda: env.scripts.start_task.parse(env.scripts.start_task.send(call)),
         what=f"run {spec.run_id!r}, task {spec.task!r}, attempt {spec.attempt}: start",
         extra=_extra(spec),
         give_up=env.stopping.is_set,  # nothing is held yet: a stopping worker need not wait
@@ -239,18 +243,21 @@ def _finish(
 ) -> str:
     """Write the result (sent until Redis writes or refuses it); the attempt's outcome word."""
     final = final or result.status is not TaskStatus.FAILURE or spec.failures >= spec.retries
-    now = time.time()
+    call = env.scripts.finish_task.request(
+        keys,
+        task=spec.task,
+        token=spec.token,
+        result=encoded,
+        status=result.status.value,
+        final=final,
+        now=time.time(),
+        inline=len(encoded) <= INLINE_RESULT_BYTES,
+    )
+    steps = env.steps
     outcome = until_answered(
-        lambda: env.scripts.finish_task(
-            keys,
-            task=spec.task,
-            token=spec.token,
-            result=encoded,
-            status=result.status.value,
-            final=final,
-            now=now,
-            inline=len(encoded) <= INLINE_RESULT_BYTES,
-        ),
+        (lambda: steps.finishes.call(call))
+        if steps is not None
+        else lambda: env.scripts.finish_task.parse(env.scripts.finish_task.send(call)),
         what=f"run {spec.run_id!r}, task {spec.task!r}, attempt {spec.attempt}: finish",
         extra=_extra(spec),
     )

@@ -49,6 +49,7 @@ from rqdag.worker.environment import (
 )
 from rqdag.worker.job import run_task
 from rqdag.worker.rq_outcome import AttemptNotCompleted
+from rqdag.worker.rq_success import LeanSuccess
 from rqdag.worker.rqmemory import RidesOutFullRedis
 
 log = logging.getLogger("rqdag.worker")
@@ -110,7 +111,7 @@ class TaskJob(Job):
             ) from exc.__cause__
 
 
-class RqdagWorkerMixin(RidesOutFullRedis):
+class RqdagWorkerMixin(LeanSuccess, RidesOutFullRedis):
     """What rqdag adds to an RQ worker class: its job class, timeouts off, the environment,
     a cheaper heartbeat, a loop that waits out a full Redis, its entry in the worker registry."""
 

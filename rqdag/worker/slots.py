@@ -9,8 +9,9 @@ process's one event loop (:mod:`rqdag.shared.aio`), cancelled at its timeout.
 A plain task past its timeout is failed and frees its slot at once, with
 ``ctx.cancelled`` set.
 
-The main thread only dequeues: it waits for a free slot, then takes the next
-job. SIGTERM stops the dequeueing; every slot running then gets the grace
+The main thread only dequeues: it waits for a free slot, then takes as many
+jobs as slots are free in one batch (:mod:`.intake`), and hands them out one by
+one, with no Redis work in between. SIGTERM stops the dequeueing; every slot running then gets the grace
 period, and what is still running after it is handed back (see
 :meth:`~rqdag.worker.rq_classes.RqdagWorkerMixin.request_stop`).
 """
@@ -20,16 +21,19 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import redis
 from rq.exceptions import StopRequested
+from rq.executions import Execution
 from rq.job import Job
 from rq.queue import Queue
 from rq.worker import WorkerStatus
 
 from rqdag.shared import metrics
+from rqdag.worker.intake import Taken, give_back, take_batch
 from rqdag.worker.rq_classes import SimpleTaskWorker
 
 log = logging.getLogger("rqdag.worker")
@@ -45,6 +49,9 @@ class ConcurrentTaskWorker(SimpleTaskWorker):
     _lock: threading.Lock
     _in_flight = 0
     _waiting = False  # the main thread is blocked waiting (a slot, a job): a stop may interrupt it
+    _taken: deque[Taken]  # jobs of the last batch not handed to a slot yet
+    _prepared: dict[str, Execution]  # job id -> the execution its batch recorded
+    _started: set[str]  # ids of jobs their batch started in RQ's view (status, registry)
 
     @property
     def slots(self) -> int:
@@ -56,6 +63,7 @@ class ConcurrentTaskWorker(SimpleTaskWorker):
             self._pool = ThreadPoolExecutor(self.slots, thread_name_prefix="rqdag-slot")
             self._free = threading.Semaphore(self.slots)
             self._lock = threading.Lock()
+            self._taken, self._prepared, self._started = deque(), {}, set()
         return self._pool, self._free
 
     def dequeue_job_and_maintain_ttl(
@@ -65,6 +73,9 @@ class ConcurrentTaskWorker(SimpleTaskWorker):
         once no slot runs a job (a running one may still enqueue more)."""
         _, free = self._slots()
         self._wait(free)
+        batch = self._next_of_batch()
+        if batch is not None:
+            return batch
         while True:
             self._waiting = True
             try:
@@ -79,6 +90,39 @@ class ConcurrentTaskWorker(SimpleTaskWorker):
                     free.release()
                 return found
             self._wait_for_one()
+
+    def _next_of_batch(self) -> tuple[Job, Queue] | None:
+        """A job of the current batch, or of a new one taken for every free slot (None: none waits).
+
+        Only a worker on one queue takes batches: RQ moves a job into the
+        intermediate list (and out of it at the start) only then.
+        """
+        if not self._taken and len(self._ordered_queues) == 1:
+            try:
+                self._taken.extend(take_batch(self, self._ordered_queues[0], self.slots - self._in_flight))
+            except redis.ResponseError as exc:
+                self._refused(exc)  # a full Redis: RQ's own dequeue below waits it out
+        if not self._taken:
+            return None
+        taken = self._taken.popleft()
+        if taken.execution is not None:
+            self._prepared[taken.job.id] = taken.execution
+            with self._lock:
+                self._started.add(taken.job.id)
+        return taken.job, taken.queue
+
+    def prepare_job_execution(self, job: Job, remove_from_intermediate_queue: bool = False) -> None:
+        """RQ's bookkeeping before a job runs, unless its batch did it already."""
+        if job.id not in self._started:
+            super().prepare_job_execution(job, remove_from_intermediate_queue)
+            return
+        with self._lock:
+            self._started.discard(job.id)
+
+    def check_for_suspension(self, burst: bool) -> None:
+        """RQ's check before each dequeue, skipped while a batch taken before it is handed out."""
+        if not self._slots() or not self._taken:
+            super().check_for_suspension(burst)
 
     def _wait(self, free: threading.Semaphore) -> None:
         self._waiting = True
@@ -101,7 +145,9 @@ class ConcurrentTaskWorker(SimpleTaskWorker):
     def execute_job(self, job: Job, queue: Queue) -> None:
         """Hand the job to a free slot (taken by the dequeue) and return to dequeueing."""
         pool, _ = self._slots()
-        execution = self.prepare_execution(job)  # RQ's execution record, and the worker's busy state
+        execution = self._prepared.pop(job.id, None)
+        if execution is None:
+            execution = self.prepare_execution(job)  # RQ's execution record, and the worker's busy state
         with self._lock:
             self._in_flight += 1
         pool.submit(self._perform_in_slot, job, queue, execution)
@@ -146,8 +192,17 @@ class ConcurrentTaskWorker(SimpleTaskWorker):
             log.warning("worker %s: cold shutdown with %d task(s) running", self.name, self._in_flight)
             os._exit(0)
 
+    def _give_back(self) -> None:
+        taken = list(self._taken)
+        self._taken.clear()
+        try:
+            give_back(self, taken)
+        except redis.RedisError as exc:  # left in the intermediate list, where the watchdog finds them
+            log.warning("worker %s: %d taken job(s) not put back: %s", self.name, len(taken), exc)
+
     def teardown(self) -> None:
         """Wait for every slot to finish (the grace timer bounds it), then unregister."""
         if self._pool is not None:
+            self._give_back()
             self._pool.shutdown(wait=True)
         super().teardown()  # type: ignore[no-untyped-call]

@@ -9,7 +9,7 @@ import redis
 from redis.typing import EncodableT
 
 from rqdag.shared.store.keys import RunKeys
-from rqdag.shared.store.scripts.base import EVENTS_MAXLEN, ScriptWrapper, text
+from rqdag.shared.store.scripts.base import EVENTS_MAXLEN, ScriptCall, ScriptWrapper, text
 from rqdag.shared.store.scripts.outcomes import Beat, FinishOutcome, Start, StartOutcome
 
 
@@ -38,12 +38,44 @@ class StartTask(ScriptWrapper):
         ``now`` is the worker's clock (kept as ``worker_time``); ``heartbeat_timeout_s``
         is this worker's own heartbeat limit (None: the run's limit applies).
         """
+        call = self.request(
+            keys,
+            task=task,
+            token=token,
+            worker=worker,
+            claim=claim,
+            now=now,
+            heartbeat_timeout_s=heartbeat_timeout_s,
+            depends_on=depends_on,
+        )
+        return self.parse(self._eval(*call, client))
+
+    @staticmethod
+    def request(
+        keys: RunKeys,
+        *,
+        task: str,
+        token: str,
+        worker: str,
+        claim: str,
+        now: float,
+        heartbeat_timeout_s: float | None,
+        depends_on: Sequence[str],
+    ) -> ScriptCall:
+        """One call's KEYS and ARGV (the parameters of :meth:`__call__`), for :meth:`many`."""
         hb_limit: EncodableT = "" if heartbeat_timeout_s is None else heartbeat_timeout_s
         args: list[EncodableT] = [task, token, worker, now, EVENTS_MAXLEN, hb_limit, claim, *depends_on]
-        reply = self._eval([keys.meta, keys.results, keys.dispatch, keys.events], args, client)
+        return [keys.meta, keys.results, keys.dispatch, keys.events], args
+
+    def many(self, calls: Sequence[ScriptCall], client: redis.Redis) -> list[Start | Exception]:
+        """Several starts (each fenced by its own token) in one round trip: each one's answer or error."""
+        return [r if isinstance(r, Exception) else self.parse(r) for r in self._eval_many(calls, client)]
+
+    def parse(self, reply: Any) -> Start:
+        """The typed answer of one call."""
         try:
             outcome = StartOutcome(text(reply[0]))
-        except ValueError:
+        except (ValueError, TypeError, IndexError):
             raise self._unexpected(reply) from None
         if outcome is StartOutcome.OK:
             return Start(outcome, reply[1], tuple(reply[2:]))
@@ -76,9 +108,34 @@ class FinishTask(ScriptWrapper):
         Sent again with the same arguments after a lost answer, it answers WRITTEN when the
         first call's write is there (the result, the kept retry, or a retry dispatched after it).
         """
+        call = self.request(
+            keys, task=task, token=token, result=result, status=status, final=final, now=now, inline=inline
+        )
+        return self.parse(self._eval(*call, client))
+
+    @staticmethod
+    def request(
+        keys: RunKeys,
+        *,
+        task: str,
+        token: str,
+        result: bytes,
+        status: str,
+        final: bool,
+        now: float,
+        inline: bool,
+    ) -> ScriptCall:
+        """One call's KEYS and ARGV (the parameters of :meth:`__call__`), for :meth:`many`."""
         flags = ("1" if final else "0", now, EVENTS_MAXLEN, "1" if inline else "0")
         args: list[EncodableT] = [task, token, result, status, *flags]
-        reply = self._eval([keys.results, keys.dispatch, keys.events], args, client)
+        return [keys.results, keys.dispatch, keys.events], args
+
+    def many(self, calls: Sequence[ScriptCall], client: redis.Redis) -> list[FinishOutcome | Exception]:
+        """Several finishes (each fenced by its own token) in one round trip: each one's answer or error."""
+        return [r if isinstance(r, Exception) else self.parse(r) for r in self._eval_many(calls, client)]
+
+    def parse(self, reply: Any) -> FinishOutcome:
+        """The typed answer of one call."""
         try:
             return FinishOutcome(text(reply))
         except ValueError:

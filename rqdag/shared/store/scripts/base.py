@@ -10,12 +10,15 @@ from typing import Any, ClassVar, Self
 import redis
 from redis.client import Pipeline
 from redis.commands.core import Script
+from redis.exceptions import NoScriptError
 from redis.typing import EncodableT
 
 from rqdag.errors import RqdagError
 
 # Events streams are trimmed to about this many entries (MAXLEN ~).
 EVENTS_MAXLEN = 10_000
+
+ScriptCall = tuple[Sequence[str], Sequence[EncodableT]]  # one call's KEYS and ARGV
 
 
 @cache
@@ -49,6 +52,34 @@ class ScriptWrapper:
         if isinstance(client, Pipeline):  # its reply would come at execute(), untyped
             raise TypeError(f"the {self.name} script answers at once: call it outside a pipeline")
         return self._script(keys, args, client)
+
+    def send(self, call: ScriptCall, client: redis.Redis | None = None) -> Any:
+        """One call built by a wrapper's ``request``; its raw reply (the wrapper's ``parse`` types it)."""
+        return self._eval(call[0], call[1], client)
+
+    def _eval_many(self, calls: Sequence[ScriptCall], client: redis.Redis) -> list[Any]:
+        """Every call as its own EVALSHA, all in one round trip; each call's reply, or its error.
+
+        Each call is the script run once, as atomic and fenced as alone. Sent by
+        SHA without redis-py's check-before-every-pipeline round trip; calls that
+        found the script missing (a flushed or restarted Redis) are sent again once
+        it is loaded.
+        """
+        replies: list[Any] = [None] * len(calls)
+        todo = list(range(len(calls)))
+        for _ in range(2):
+            with client.pipeline(transaction=False) as pipe:
+                for i in todo:
+                    keys, args = calls[i]
+                    pipe.evalsha(self._script.sha, len(keys), *keys, *args)
+                answers = pipe.execute(raise_on_error=False)
+            for i, answer in zip(todo, answers, strict=True):
+                replies[i] = answer
+            todo = [i for i in todo if isinstance(replies[i], NoScriptError)]
+            if not todo:
+                break
+            self._script.sha = client.script_load(self._script.script)
+        return replies
 
     def _unexpected(self, reply: Any) -> RqdagError:
         return RqdagError(f"unexpected answer {reply!r} from the {self.name} script")
