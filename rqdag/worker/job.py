@@ -8,8 +8,7 @@
    without running anything;
 2. look the job's function (and condition) up in the worker's registry: a path
    that is not registered is never imported, it ends in a final failure;
-3. call the task through :func:`rqdag.shared.model.invoke.invoke_attempt` (or
-   its async twin), under its ``timeout_s``;
+3. call the task under its ``timeout_s`` (:mod:`.calling`);
 4. cap the result's size, then **finish** (one script): the result is written
    when it is final, kept in the dispatch entry when a retry follows, and refused
    when the token is no longer current.
@@ -23,27 +22,24 @@ its exception is not one its ``Retry(on=...)`` lists.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from rqdag.errors import DecodeError, TaskNotAllowedError, WorkflowDefinitionError
-from rqdag.shared import aio, metrics, traces
+from rqdag.shared import metrics, traces
 from rqdag.shared.model.context import TaskContext, idempotency_key
-from rqdag.shared.model.invoke import Attempt, ainvoke_attempt, invoke_attempt, is_async
 from rqdag.shared.model.job import TaskJob
-from rqdag.shared.model.result import TaskMetrics, TaskResult
+from rqdag.shared.model.result import TaskResult
 from rqdag.shared.model.retry import Retry
 from rqdag.shared.model.vocabulary import TaskStatus
 from rqdag.shared.store.keys import RunKeys
 from rqdag.shared.store.scripts import FinishOutcome, Start, StartOutcome
 from rqdag.worker import rq_outcome
-from rqdag.worker.context import ContextHolder
-from rqdag.worker.deadline import call_with_deadline
+from rqdag.worker.calling import call_task, own_failure
 from rqdag.worker.environment import WorkerEnvironment, current_environment
 from rqdag.worker.heartbeat import Heartbeat
 from rqdag.worker.inputs import eager_dependencies, with_lazy
@@ -51,8 +47,6 @@ from rqdag.worker.payload import decode_inputs, decode_params, encode_capped, re
 from rqdag.worker.retrying import until_answered
 
 log = logging.getLogger("rqdag.worker")
-
-TaskFunction = Callable[[TaskContext], Any]
 
 # Results up to this size also travel in their 'finished' event, so the coordinator
 # applies a batch of completions without reading the results hash.
@@ -133,13 +127,13 @@ def _attempt(
         retry = Retry(on=spec.retry_on)
     except (TaskNotAllowedError, WorkflowDefinitionError) as exc:
         log.error("run %r, task %r: %s", spec.run_id, spec.task, exc)
-        return _own_failure(env, spec, str(exc)), True
+        return own_failure(env, spec, str(exc)), True
     try:
         params = decode_params(spec, raw_params)
         inputs = with_lazy(spec, decode_inputs(spec, raw_deps), lambda dep: read_input(env, spec, dep))
     except DecodeError as exc:
         log.error("%s", exc)
-        return _own_failure(env, spec, str(exc)), True
+        return own_failure(env, spec, str(exc)), True
     ctx = TaskContext(
         run_id=spec.run_id,
         task=spec.task,
@@ -152,90 +146,8 @@ def _attempt(
         cancelled=cancelled,
     )
     with env.logs.capture(spec.run_id, spec.task, spec.attempt):
-        attempt = _call(env, spec, func, condition, ctx, retry)
+        attempt = call_task(env, spec, func, condition, ctx, retry)
     return attempt.result, not attempt.retryable
-
-
-def _call(
-    env: WorkerEnvironment,
-    spec: TaskJob,
-    func: TaskFunction,
-    condition: TaskFunction | None,
-    ctx: TaskContext,
-    retry: Retry,
-) -> Attempt:
-    started = time.time()
-    with_context = _WithContext(func, env.context)
-    with_condition = _WithContext(condition, env.context) if condition is not None else None
-    if is_async(func) or is_async(condition):
-        attempt = _await_on_loop(env, spec, with_context, with_condition, ctx, retry)
-    else:
-
-        def invoke() -> Attempt:
-            return invoke_attempt(
-                with_context,
-                ctx,
-                condition=with_condition,
-                worker=env.worker_name,
-                definition_hash=spec.definition_hash,
-                retry=retry,
-            )
-
-        attempt = call_with_deadline(invoke, spec.timeout_s, ctx.cancelled.set, abandon=env.slots > 1)[1]
-    if attempt is None:
-        log.warning("run %r, task %r: timed out after %gs", spec.run_id, spec.task, spec.timeout_s or 0)
-        result = TaskResult(
-            TaskStatus.FAILURE,
-            message=f"timed out after {spec.timeout_s or 0:g}s",
-            metrics=_metrics(env, spec, started),
-            definition_hash=spec.definition_hash,
-        )
-        return Attempt(result, retry.allows(TimeoutError))  # a time-out counts as a TimeoutError
-    return attempt
-
-
-def _await_on_loop(
-    env: WorkerEnvironment,
-    spec: TaskJob,
-    func: TaskFunction,
-    condition: TaskFunction | None,
-    ctx: TaskContext,
-    retry: Retry,
-) -> Attempt | None:
-    """An ``async def`` task awaited on the process's event loop; None when cancelled at its timeout."""
-
-    async def attempt() -> Attempt | None:
-        call = ainvoke_attempt(
-            func,
-            ctx,
-            condition=condition,
-            worker=env.worker_name,
-            definition_hash=spec.definition_hash,
-            retry=retry,
-        )
-        try:
-            return await asyncio.wait_for(call, spec.timeout_s)
-        except TimeoutError:
-            ctx.cancelled.set()
-            return None
-
-    return aio.submit(attempt()).result()
-
-
-class _WithContext:
-    """A task function (or condition) that first gives ``ctx`` the worker's context object.
-
-    The context is built inside the task boundary, so a failing ``--context``
-    factory becomes the task's failure like any error of user code.
-    """
-
-    def __init__(self, target: TaskFunction, holder: ContextHolder) -> None:
-        self.target = target
-        self.holder = holder
-
-    def __call__(self, ctx: TaskContext) -> Any:
-        ctx.context = self.holder.get()
-        return self.target(ctx)
 
 
 def _finish(
@@ -272,27 +184,6 @@ def _finish(
         )
         return "refused"
     return result.status.value
-
-
-def _own_failure(env: WorkerEnvironment, spec: TaskJob, message: str) -> TaskResult:
-    """A failure the worker decided without calling the task."""
-    return TaskResult(
-        TaskStatus.FAILURE,
-        message=message,
-        metrics=_metrics(env, spec, time.time()),
-        definition_hash=spec.definition_hash,
-    )
-
-
-def _metrics(env: WorkerEnvironment, spec: TaskJob, started: float) -> TaskMetrics:
-    finished = time.time()
-    return TaskMetrics(
-        started_at=started,
-        finished_at=finished,
-        duration_s=finished - started,
-        attempt=spec.attempt,
-        worker=env.worker_name,
-    )
 
 
 def _log_not_started(spec: TaskJob, start: Start) -> None:

@@ -13,7 +13,10 @@ They are real RQ workers (``rq info`` lists them) with rqdag's defaults:
   cancellation) is failed through RQ's failure path once rqdag has recorded it
   (see :mod:`rqdag.worker.rq_outcome`), logged in one line, not as a traceback;
 - RQ's job timeout is off (rqdag enforces ``timeout_s`` inside the job), while
-  the forking worker keeps the periodic alarm with which it watches its horse.
+  the forking worker keeps the periodic alarm with which it watches its horse
+  (:mod:`.rq_timeouts`);
+- a successful rqdag job's bookkeeping in RQ is one transaction (:mod:`.rq_success`);
+- a warm stop gives each running task a grace period, then hands it back (:mod:`.grace`).
 
 Building and starting one is :mod:`rqdag.worker.start`.
 """
@@ -21,9 +24,7 @@ Building and starting one is :mod:`rqdag.worker.start`.
 from __future__ import annotations
 
 import logging
-import os
 import pickle
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -32,14 +33,12 @@ from typing import Any
 import redis
 from rq.exceptions import DeserializationError
 from rq.job import Job
-from rq.timeouts import HorseMonitorTimeoutException, JobTimeoutException, UnixSignalDeathPenalty
 from rq.worker import SimpleWorker, SpawnWorker, Worker
 
 from rqdag.errors import RqdagError, TaskNotAllowedError
 from rqdag.shared import metrics
 from rqdag.shared.model.job import RUN_TASK
 from rqdag.shared.model.job import TaskJob as TaskJobSpec
-from rqdag.shared.store.keys import RunKeys
 from rqdag.shared.store.workers import CurrentTask, WorkerRegistration
 from rqdag.worker.environment import (
     WorkerEnvironment,
@@ -47,37 +46,14 @@ from rqdag.worker.environment import (
     bound_environment,
     build_environment,
 )
+from rqdag.worker.grace import arm_hand_back
 from rqdag.worker.job import run_task
 from rqdag.worker.rq_outcome import AttemptNotCompleted
 from rqdag.worker.rq_success import LeanSuccess
+from rqdag.worker.rq_timeouts import TaskJobTimeoutOff
 from rqdag.worker.rqmemory import RidesOutFullRedis
 
 log = logging.getLogger("rqdag.worker")
-
-
-class TaskJobTimeoutOff(UnixSignalDeathPenalty):
-    """RQ's death penalty with the job (and callback) timeout turned off.
-
-    rqdag enforces each task's ``timeout_s`` inside the job. The forking
-    worker's monitor uses this same class with HorseMonitorTimeoutException to
-    wake up and keep RQ's heartbeats while its horse runs: that alarm stays on.
-    """
-
-    def __init__(
-        self, timeout: Any, exception: type[BaseException] = JobTimeoutException, **kwargs: Any
-    ) -> None:
-        super().__init__(timeout, exception, **kwargs)  # type: ignore[no-untyped-call]
-        self.for_horse_monitor = issubclass(exception, HorseMonitorTimeoutException)
-
-    def setup_death_penalty(self) -> None:
-        """Arm the alarm only for the horse monitor."""
-        if self.for_horse_monitor:
-            super().setup_death_penalty()  # type: ignore[no-untyped-call]
-
-    def cancel_death_penalty(self) -> None:
-        """Disarm the alarm only for the horse monitor."""
-        if self.for_horse_monitor:
-            super().cancel_death_penalty()  # type: ignore[no-untyped-call]
 
 
 class TaskJob(Job):
@@ -225,42 +201,11 @@ class RqdagWorkerMixin(LeanSuccess, RidesOutFullRedis):
 
     def request_stop(self, signum: Any, frame: Any) -> None:
         """Warm shutdown: each running task has ``shutdown_grace_s`` to finish, then it is handed back."""
-        self.rqdag_environment().stopping.set()
-        attempts = self.rqdag_environment().current.all()
-        if attempts and self.rqdag_settings is not None:
-            grace = self.rqdag_settings.shutdown_grace_s
-            for run_id, task, _ in attempts:
-                log.warning(
-                    "worker %s stopping: run %r, task %r has %gs to finish before it is handed back",
-                    self.name,
-                    run_id,
-                    task,
-                    grace,
-                )
-            timer = threading.Timer(grace, self._hand_back, args=(attempts,))
-            timer.daemon = True
-            timer.start()
-        super().request_stop(signum, frame)  # type: ignore[no-untyped-call]
-
-    def _hand_back(self, attempts: list[tuple[str, str, str]]) -> None:
         env = self.rqdag_environment()
-        running = set(env.current.all())
-        late = [attempt for attempt in attempts if attempt in running]
-        if not late:
-            return  # they all finished in time
-        for run_id, task, token in late:
-            try:
-                handed = env.scripts.hand_back(RunKeys(run_id), task=task, token=token)
-            except redis.RedisError as exc:
-                log.error(
-                    "run %r, task %r: could not hand back (%s); its heartbeat will lapse", run_id, task, exc
-                )
-                handed = False
-            if handed:
-                log.warning(
-                    "run %r, task %r: not finished within the grace period: handed back", run_id, task
-                )
-        os._exit(0)  # the tasks are abandoned in mid-call: nothing of this process may go on
+        env.stopping.set()
+        if self.rqdag_settings is not None:
+            arm_hand_back(env, self.name, self.rqdag_settings.shutdown_grace_s)
+        super().request_stop(signum, frame)  # type: ignore[no-untyped-call]
 
 
 def _current_task(job: Job) -> CurrentTask | None:

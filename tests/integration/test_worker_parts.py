@@ -19,7 +19,7 @@ from rqdag.worker import build_registry
 from rqdag.worker.context import ContextHolder, load_context
 from rqdag.worker.deadline import call_with_deadline
 from rqdag.worker.environment import WorkerSettings
-from rqdag.worker.rq_classes import TaskJobTimeoutOff
+from rqdag.worker.rq_timeouts import TaskJobTimeoutOff
 from rqdag.worker.rqheartbeat import MIN_HEARTBEAT_INTERVAL_S
 from rqdag.worker.start import create_worker
 from tests.support.workers import TASKS
