@@ -56,3 +56,10 @@ in_flight = Workflow("in_flight")
 for _i in range(3):
     in_flight.task(name=f"b{_i}")(slow)
 in_flight.task(name="m", at_most_once=True)(slow)
+
+# a batch in flight on one worker of 8 slots: six at-least-once tasks, two at-most-once
+batch_in_flight = Workflow("batch_in_flight")
+for _i in range(6):
+    batch_in_flight.task(name=f"b{_i}")(slow)
+for _i in range(2):
+    batch_in_flight.task(name=f"m{_i}", at_most_once=True)(slow)
