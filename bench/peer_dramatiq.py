@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import dramatiq
 from dramatiq.brokers.redis import RedisBroker
@@ -66,6 +67,24 @@ def measure(bench: BenchRedis, config: Config, progress: Callable[[str], None]) 
     finally:
         broker.client.connection_pool.disconnect()
     return rows
+
+
+@contextmanager
+def group_runs(
+    bench: BenchRedis, config: Config, processes: int, threads: int
+) -> Iterator[Callable[[int], Timing]]:
+    """Dramatiq workers (``processes`` x ``threads``, warmed up) and a function that times one group.
+
+    Section 11 alternates these runs with rqdag's, for its ratio to Dramatiq in one run.
+    """
+    broker = make_broker(bench.url)
+    runs = _Runs(bench, broker, bound_s(config))
+    try:
+        with _workers(bench, processes, threads):
+            runs.warm_up()
+            yield runs.group
+    finally:
+        broker.client.connection_pool.disconnect()
 
 
 def _pipeline_row(runs: _Runs, config: Config, workers: PeerWorkers, shape: str) -> Row:
