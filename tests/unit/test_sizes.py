@@ -17,9 +17,6 @@ PACKAGE = Path(rqdag.__file__).parent
 MAX_MODULE_LINES = 300  # a module has fewer lines than this
 MAX_FUNCTION_LINES = 50  # a function body has fewer lines than this
 
-# Over the module limit today, and split on branch 'lean' (the lead removes this set when it merges).
-SPLIT_ON_BRANCH_LEAN = frozenset({"worker/job.py", "worker/rq_classes.py"})
-
 
 def module_lines(source: str) -> int:
     """The number of lines of a module."""
@@ -55,7 +52,7 @@ def test_every_module_is_under_the_line_limit() -> None:
     found = [
         f"rqdag/{name}: {module_lines(source)} lines"
         for name, source in modules()
-        if module_lines(source) >= MAX_MODULE_LINES and name not in SPLIT_ON_BRANCH_LEAN
+        if module_lines(source) >= MAX_MODULE_LINES
     ]
     assert found == [], f"modules of {MAX_MODULE_LINES} lines or more (split them by job):\n" + "\n".join(
         found
@@ -65,13 +62,6 @@ def test_every_module_is_under_the_line_limit() -> None:
 def test_every_function_body_is_under_the_line_limit() -> None:
     found = [line for name, source in modules() for line in long_functions(source, f"rqdag/{name}")]
     assert found == [], f"function bodies of {MAX_FUNCTION_LINES} lines or more:\n" + "\n".join(found)
-
-
-def test_the_exceptions_are_still_needed() -> None:
-    # An exception left behind after its module was split would let the module grow back.
-    sizes = {name: module_lines(source) for name, source in modules()}
-    still_over = {name for name in SPLIT_ON_BRANCH_LEAN if sizes.get(name, 0) >= MAX_MODULE_LINES}
-    assert still_over == SPLIT_ON_BRANCH_LEAN
 
 
 def test_the_check_counts_a_body_without_its_docstring() -> None:
