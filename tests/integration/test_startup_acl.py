@@ -84,17 +84,19 @@ def test_submit_checks_its_own_needs_only(fresh_redis: Callable[..., RedisServer
         assert not admin.exists("rqdag:run:{no}:meta"), "a refused submit wrote nothing"
 
 
+@pytest.mark.parametrize("slots", ["1", "4"], ids=["simple-worker", "concurrent-worker"])
 def test_users_granted_exactly_each_role_s_list_run_workflows(
-    fresh_redis: Callable[..., RedisServer], procs: Procs
+    fresh_redis: Callable[..., RedisServer], procs: Procs, slots: str
 ) -> None:
-    """The lists are complete: users with nothing more than their role's list drive real runs."""
+    """The lists are complete: users with nothing more than their role's list drive real runs
+    (a concurrent worker's batches included)."""
     server = fresh_redis()
     # CONFIG GET is the coordinator's own business: it logs when it may not check persistence
     coordinator = _user(server, "coord", [*acl_rules(coordinator_needs()), "+config|get"])
     worker = _user(server, "work", acl_rules(worker_needs("w1")))
     submitter = _user(server, "sub", acl_rules(submit_needs(wait=True)))
     procs.coordinator(coordinator)
-    procs.worker(worker, "--name", "w1")
+    procs.worker(worker, "--name", "w1", "--concurrency", slots)
     for target, code in (("short", 0), ("recoverable", 1)):
         module = "startup_flows" if target == "short" else "flows"
         args = ("submit", f"tests.integration.{module}:{target}", "--redis", submitter, "--wait")
