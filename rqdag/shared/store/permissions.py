@@ -181,6 +181,15 @@ def coordinator_needs(queue: str = "default") -> tuple[Need, ...]:
     )
 
 
+def _dequeue(served: Sequence[Queue]) -> tuple[Need, ...]:
+    """RQ's blocking take, and a concurrent worker's batch takes and give-backs (when it stops)."""
+    return (
+        *(_q("BLMOVE", q.key, q.intermediate_queue_key, "LEFT", "RIGHT", "1") for q in served),
+        *(_q("LMOVE", q.key, q.intermediate_queue_key, "LEFT", "RIGHT") for q in served),
+        *(_q("LPUSH", q.key, "v") for q in served),
+    )
+
+
 def worker_needs(name: str, queues: Sequence[str] = ("default",)) -> tuple[Need, ...]:
     """What ``rqdag worker --name NAME --queues ...`` sends: rqdag's scripts and RQ's worker loop."""
     run = RunKeys(_CHECK)
@@ -200,10 +209,7 @@ def worker_needs(name: str, queues: Sequence[str] = ("default",)) -> tuple[Need,
         *_run_keys(run),
         *_task_logs(run),
         *_registry(name),
-        *(_q("BLMOVE", q.key, q.intermediate_queue_key, "LEFT", "RIGHT", "1") for q in served),
-        # a concurrent worker's batch: its takes, and what it gives back when it stops
-        *(_q("LMOVE", q.key, q.intermediate_queue_key, "LEFT", "RIGHT") for q in served),
-        _q("LPUSH", rq_queue.key, "v"),
+        *_dequeue(served),
         _q("LRANGE", rq_queue.key, "0", "0"),
         _q("LREM", rq_queue.intermediate_queue_key, "0", "v"),
         _q("EXISTS", WORKERS_SUSPENDED),
