@@ -15,21 +15,25 @@ runs at once should not drive them more slowly.
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
 import threading
 import time
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 from types import TracebackType
+
+from rq.queue import EnqueueData
 
 from bench.config import REPO
 from bench.drive import BenchError
 from bench.pools import child_env
 from bench.session import Session
 from bench.stats import Row, Series, ratios
-from bench.workloads import chain_workflow
+from bench.workloads import chain_workflow, raw_chain
 from rqdag.local.processes import death_signal_hook
 from rqdag.shared.model.workflow import Workflow
 from rqdag.shared.store import keys
@@ -63,11 +67,23 @@ class Round:
     threads: int
     connections: int
     errors: int
+    tasks: int = 0
+    cpu_s: float = 0.0
 
     @property
     def rate(self) -> float:
         """Runs ended per second."""
         return self.runs / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def task_rate(self) -> float:
+        """Tasks ended per second."""
+        return self.tasks / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def cpu_per_task_us(self) -> float:
+        """The coordinator's CPU time (user + system) per task, in microseconds."""
+        return self.cpu_s / self.tasks * 1e6 if self.tasks else 0.0
 
 
 class CoordinatorProcess:
@@ -122,6 +138,11 @@ class CoordinatorProcess:
         except subprocess.TimeoutExpired:
             self._proc.kill()
             self._proc.wait()
+
+    def cpu_s(self) -> float:
+        """The coordinator's CPU time so far (user + system, from ``/proc/PID/stat``)."""
+        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def tail(self) -> str:
         """The end of the coordinator's log."""
@@ -188,6 +209,7 @@ def one_round(session: Session, coordinator: CoordinatorProcess, count: int) -> 
     since = coordinator.log_size()
     conn = session.bench.client
     bound = session.config.run_bound_s
+    cpu0 = coordinator.cpu_s()
     with PeakSampler(session, coordinator.pid) as peaks:
         t0 = time.perf_counter()
         for i, run_id in enumerate(ids):
@@ -195,6 +217,7 @@ def one_round(session: Session, coordinator: CoordinatorProcess, count: int) -> 
         while conn.scard(keys.ACTIVE_RUNS) and time.perf_counter() - t0 < bound:
             time.sleep(POLL_S)
         seconds = time.perf_counter() - t0
+    cpu_s = coordinator.cpu_s() - cpu0
     finished = seconds < bound
     store = RunStore(conn)
     failed = [r for r in ids if store.read_meta(r).status != "succeeded"] if finished else []
@@ -207,20 +230,64 @@ def one_round(session: Session, coordinator: CoordinatorProcess, count: int) -> 
         threads=peaks.threads,
         connections=peaks.clients - coordinator.baseline_clients,
         errors=coordinator.errors(since),
+        tasks=sum(1 + i % MAX_TASKS for i in range(count)),
+        cpu_s=cpu_s,
     )
+
+
+def raw_jobs(count: int, tag: str) -> list[EnqueueData]:
+    """The same jobs as ``count`` runs, as raw RQ chains (``depends_on``)."""
+    return [d for i in range(count) for d in raw_chain(1 + i % MAX_TASKS, f"{tag}_{i}")]
 
 
 def measure(session: Session, counts: tuple[int, ...]) -> list[Row]:
     """Per N of ``counts``: ``reps`` rounds of N runs on a coordinator with ``--max-runs N``."""
     rounds: dict[int, list[Round]] = {}
+    raw: dict[int, list[float]] = {}
     for count in counts:
+        tasks = sum(1 + i % MAX_TASKS for i in range(count))
+        rounds[count], raw[count] = [], []
         with CoordinatorProcess(session, count) as coordinator:
-            rounds[count] = [one_round(session, coordinator, count) for _ in range(session.config.reps)]
+            for _ in range(session.config.reps):  # rqdag and raw RQ alternate, on the same workers
+                rounds[count].append(one_round(session, coordinator, count))
+                timing = session.raw_jobs(partial(raw_jobs, count))
+                raw[count].append(tasks / timing.seconds if timing.finished else 0.0)
     smallest = min(counts)
     rows: list[Row] = []
     for count in counts:
         rows += rows_of(count, rounds[count], rounds[smallest] if count != smallest else None)
+        rows += raw_rows(count, rounds[count], raw[count])
     return rows
+
+
+def raw_rows(count: int, rounds: list[Round], raw: list[float]) -> list[Row]:
+    """Tasks/s against raw RQ's for the same jobs (measured in the same run), and CPU per task."""
+    rate = _series(rounds, "task_rate")
+    reference = Series.of(raw, any(r == 0.0 for r in raw))
+    ratio = ratios(rate, reference)
+    return [
+        Row(
+            SECTION,
+            f"{count:,} runs: tasks/s against raw RQ's for the same jobs",
+            "tasks/s",
+            rate,
+            reference,
+            "raw RQ, the same chains",
+            ratio=ratio,
+            target=f">= {TARGET_RATIO:.2f}",
+            met=ratio.median >= TARGET_RATIO and not ratio.bound_hit,
+        ),
+        Row(
+            SECTION,
+            f"{count:,} runs: coordinator CPU per task",
+            "us",
+            _series(rounds, "cpu_per_task_us"),
+            None,
+            "-",
+            target="<= 100",
+            met=max(_series(rounds, "cpu_per_task_us").values) <= 100,
+        ),
+    ]
 
 
 def _series(rounds: list[Round], value: str) -> Series:

@@ -77,6 +77,9 @@ class RunDriver:
         self._workflow = ""
         self._span = traces.Span()
         self.state: TaskStateManager | None = None
+        self.outcome: RunStatus | None = None
+        self._leased = False
+        self._stepped: tuple[WorkflowExecutor, RQDispatcher] | None = None
 
     def drive(self) -> RunStatus | None:
         """Drive the run; returns its final status, or None if another coordinator has it."""
@@ -102,6 +105,10 @@ class RunDriver:
         executor, dispatcher = started
         if not executor.loop(stop=self._stop.is_set, observe=self._note_blocked):
             return None  # asked to stop: the run goes on elsewhere, so it has no workflow_end here
+        return self._finish(executor, dispatcher)
+
+    def _finish(self, executor: WorkflowExecutor, dispatcher: RQDispatcher) -> RunStatus:
+        """The run's tasks all ended: write its status, let it expire, announce its end."""
         assert self.state is not None
         status = run_status(self.state.snapshot(), cancelled=dispatcher.cancel_reason is not None)
         self._set_status(status)
@@ -112,6 +119,60 @@ class RunDriver:
             self._store.note_child_ended(parent[0], parent[1])
         executor.end(self._final_results())
         return status
+
+    # ---- stepped: many runs multiplexed in one thread (see .multiplex) ----------------
+
+    def open(self) -> bool:
+        """Take the lease, load the run and take its first step; True when it goes on stepwise.
+
+        False when it ended here (:attr:`outcome` says how) or another coordinator
+        holds it (:attr:`outcome` None). Then, or after :meth:`advance` returned
+        True, call :meth:`close`.
+        """
+        if not self.lease.acquire():
+            return False
+        self._leased = True
+        with gc_paused():
+            started = self._start()
+        if isinstance(started, RunStatus):
+            self.outcome = started
+            return False
+        self._stepped = started
+        started[1].multiplexed = True
+        return True
+
+    @property
+    def dispatcher(self) -> RQDispatcher:
+        """The open run's dispatcher (its event stream, last id and next check)."""
+        assert self._stepped is not None, "open() the run first"
+        return self._stepped[1]
+
+    def advance(self, now: float) -> bool:
+        """One step of an open run; True when it finished (its status in :attr:`outcome`)."""
+        assert self._stepped is not None, "open() the run first"
+        executor, dispatcher = self._stepped
+        if not executor.step(now):
+            self._note_blocked()
+            return False
+        dispatcher.close()
+        self.outcome = self._finish(executor, dispatcher)
+        return True
+
+    def next_due(self, now: float) -> float:
+        """When the open run needs its next step though no event comes (monotonic time)."""
+        assert self._stepped is not None, "open() the run first"
+        executor, dispatcher = self._stepped
+        due = executor.next_due(now)
+        return min(dispatcher.next_check, float("inf") if due is None else due)
+
+    def close(self) -> None:
+        """Hand the lease back (fenced: a no-op when it was lost) and end the run's span."""
+        if self._stepped is not None and self.outcome is None:
+            self._stepped[1].close()
+        if self._leased:
+            self.lease.release()
+            metrics.run_released(self.run_id)
+        self._span.end(None if self.outcome is None else self.outcome.value)
 
     def _start(self) -> RunStatus | tuple[WorkflowExecutor, RQDispatcher]:
         """Load the run and take its first step (its first dispatch), or say why it ends here."""

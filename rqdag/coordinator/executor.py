@@ -167,6 +167,16 @@ class WorkflowExecutor(HeldTasksMixin):
             return MAX_IDLE_WAIT_S
         return max(0.0, min(min(wake_at) - now, MAX_IDLE_WAIT_S))
 
+    def next_due(self, now: float) -> float | None:
+        """When the next step is due though nothing arrives: ``now`` if there is more to
+        dispatch, else the next timer (a retry, a time-out, the deadline); None: no timer."""
+        if self._state.has_ready() and (
+            self._concurrency is None or self._state.running_count < self._concurrency
+        ):
+            return now
+        wake_at = [t for t in (self._state.next_wakeup(), self._deadline) if t is not None]
+        return min(wake_at) if wake_at else None
+
     def _announce_retry(self, outcome: Outcome, name: str, result: TaskResult) -> None:
         if outcome is Outcome.RETRY:
             attempt = self._state.attempt(name)

@@ -95,6 +95,14 @@ class Lease:
             raise LeaseLostError(f"run '{self.run_id}': lease lost by {self.owner} (fence {self.fence})")
         self._renewed_at = now
 
+    def due(self, now: float) -> bool:
+        """True when a third of the TTL has passed since the last renewal."""
+        return now - self._renewed_at >= self.ttl_s / 3
+
+    def renewed(self, now: float) -> None:
+        """A batch (:func:`renew_leases`) renewed this lease at ``now``."""
+        self._renewed_at = now
+
     @contextmanager
     def kept_alive(self) -> Iterator[None]:
         """Renew the lease from a helper thread while the body runs.
@@ -133,3 +141,29 @@ class Lease:
             self._scripts.release_lease(self._keys, lease=self.value)
         except redis.RedisError as exc:
             log.warning("run '%s': could not release lease: %s", self.run_id, exc)
+
+
+def renew_leases(client: redis.Redis, scripts: Scripts, leases: list[Lease], now: float) -> list[Lease]:
+    """Renew the leases that are due in one pipeline; returns those that were lost.
+
+    A lease whose renewal failed with an error (Redis full, busy) is left due:
+    the next batch tries it again, and a run whose lease ran out meanwhile is lost.
+    """
+    due = [lease for lease in leases if lease.due(now)]
+    if not due:
+        return []
+    with client.pipeline(transaction=False) as pipe:
+        for lease in due:
+            scripts.renew_lease.queue(
+                pipe, RunKeys(lease.run_id), lease=lease.value, ttl_ms=int(lease.ttl_s * 1000)
+            )
+        replies = pipe.execute(raise_on_error=False)
+    lost = []
+    for lease, reply in zip(due, replies, strict=True):
+        if isinstance(reply, Exception):
+            log.warning("run '%s': could not renew the lease: %s", lease.run_id, reply)
+        elif reply:
+            lease.renewed(now)
+        else:
+            lost.append(lease)
+    return lost

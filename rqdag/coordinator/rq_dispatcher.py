@@ -86,6 +86,8 @@ class RQDispatcher(RQEventsMixin, RQHoldsMixin):
         self._children: list[str] = []  # subflows whose child run's end was announced
         self.cancel_reason: str | None = None
         self.problems: list[str] = []
+        # set by a multiplexing loop: it reads the events stream and the cancel field for many runs
+        self.multiplexed = False
 
     # ---- dispatch ------------------------------------------------------------------
 
@@ -151,7 +153,7 @@ class RQDispatcher(RQEventsMixin, RQHoldsMixin):
     def collect(self) -> list[Completion]:
         """Completions that arrived; also renews the lease and notes a cancel request."""
         self._lease.renew_if_due()
-        if not self._pending:  # wait() has just read what there was
+        if not self._pending and not self.multiplexed:  # wait() has just read what there was
             self._read(block_s=None)
         events, self._pending = self._pending, []
         self._note_signals(events)
@@ -166,6 +168,32 @@ class RQDispatcher(RQEventsMixin, RQHoldsMixin):
         return arrived.inline + self._load_completions(arrived) + lost
 
     # ---- coordinator-decided results ------------------------------------------------
+
+    @property
+    def events_key(self) -> str:
+        """The run's events stream, read by a multiplexing loop with :attr:`last_event_id`."""
+        return self._keys.events
+
+    @property
+    def last_event_id(self) -> bytes:
+        """The id of the last event read from the stream (the next read starts after it)."""
+        return self._last_id
+
+    @property
+    def next_check(self) -> float:
+        """When the watchdog next wants a step (monotonic time)."""
+        return self._watchdog.next_check
+
+    def feed(self, entries: Sequence[tuple[bytes, dict[bytes, bytes]]]) -> None:
+        """Events a multiplexing loop read from this run's stream, in order."""
+        for event_id, fields in entries:
+            self._last_id = event_id
+            self._pending.append((event_id, fields))
+
+    def note_cancel(self, reason: str) -> None:
+        """A multiplexing loop read a cancel request from the run's meta."""
+        if self.cancel_reason is None and reason:
+            self.cancel_reason = reason
 
     def abandon(self, task: str, token: str) -> None:
         """Nothing to send (recording the task's result voids the attempt's token); a held one is dropped."""

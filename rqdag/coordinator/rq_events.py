@@ -63,6 +63,7 @@ class RQEventsMixin:
     _from_workers: set[str]
     _woken: bool
     _next_cancel_check: float
+    multiplexed: bool  # a multiplexing loop reads the stream and the cancel field for many runs
     cancel_reason: str | None
     problems: list[str]
 
@@ -156,7 +157,7 @@ class RQEventsMixin:
 
     def _check_cancel(self) -> None:
         now = time.monotonic()
-        if now < self._next_cancel_check:
+        if self.multiplexed or now < self._next_cancel_check:
             return
         self._next_cancel_check = now + 0.5
         if self.cancel_reason is None:

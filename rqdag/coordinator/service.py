@@ -1,4 +1,4 @@
-"""CoordinatorService: drives every active run it can lease, each in its own thread."""
+"""CoordinatorService: drives every active run it can lease, many runs per thread (see .multiplex)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import redis
 
 from rqdag.coordinator.driver import RunDriver
 from rqdag.coordinator.lease import DEFAULT_LEASE_TTL_S
+from rqdag.coordinator.multiplex import DriverLoop, LoopHooks
 from rqdag.coordinator.progress import is_busy
 from rqdag.coordinator.wakeup import WAKE_SLICE_S, SubmissionWatch
 from rqdag.shared import metrics
@@ -33,15 +34,24 @@ MAX_BACKOFF_S = 60.0
 # A full Redis refuses a restarted driver's first write (its lease) at once, so trying
 # often costs little, and a run goes on within seconds of memory being freed.
 OUT_OF_MEMORY_MAX_BACKOFF_S = 5.0
-# Connections held at once: a driver's own (blocked on its run's events between steps)
-# and, while its run loads, its lease keeper's; the poll loop's, and one to spare.
-CONNECTIONS_PER_RUN = 2
-SERVICE_CONNECTIONS = 2
+# Connections held at once: a loop's own (blocked on its runs' events between steps) and,
+# while a run loads in it, two lease keepers' (the loading run's, the other runs'); the poll
+# loop's, the submissions watch's, and two to spare.
+CONNECTIONS_PER_LOOP = 3
+SERVICE_CONNECTIONS = 4
+RUNS_PER_LOOP = 500
+MIN_LOOPS = 2
+MAX_LOOPS = 8
+
+
+def loop_count(max_runs: int) -> int:
+    """How many driver loops (threads) a service driving ``max_runs`` at once runs."""
+    return max(MIN_LOOPS, min(MAX_LOOPS, -(-max_runs // RUNS_PER_LOOP)))
 
 
 def pool_size(max_runs: int) -> int:
     """The connection pool a service driving ``max_runs`` at once needs so no thread waits."""
-    return CONNECTIONS_PER_RUN * max_runs + SERVICE_CONNECTIONS
+    return CONNECTIONS_PER_LOOP * loop_count(max_runs) + SERVICE_CONNECTIONS
 
 
 def coordinator_id() -> str:
@@ -56,7 +66,8 @@ class CoordinatorService:
     lease, and a run whose coordinator died is taken over once the lease expires
     (at once when that coordinator shut down cleanly). Give it a client whose
     pool holds :func:`pool_size` connections (``connect(url, pool_size=...,
-    blocking=True)``): every driver is a thread that shares it.
+    blocking=True)``): its :func:`loop_count` driver loops share it, each a
+    thread that steps many runs (:class:`.multiplex.DriverLoop`).
     """
 
     def __init__(
@@ -81,7 +92,13 @@ class CoordinatorService:
         self._retention_s = retention_s
         self._sweeper = ExpirySweeper(self._store)
         self._stop = threading.Event()
-        self._threads: dict[str, threading.Thread] = {}
+        hooks = LoopHooks(ended=self._ended, failed=self._run_failed, redis_failed=self._redis_failed)
+        self._loops = [
+            DriverLoop(client, self._scripts, self.owner, hooks, self._stop)
+            for _ in range(loop_count(max_runs))
+        ]
+        self._held: dict[str, DriverLoop] = {}  # run id -> the loop driving it
+        self._held_lock = threading.Lock()
         # run id -> (failures in a row, monotonic time before which it is not retried)
         self._backoff: dict[str, tuple[int, float]] = {}
         # fed by the poll loop and by every driver: one line per outage, not one per retry
@@ -105,6 +122,8 @@ class CoordinatorService:
         log.info("coordinator %s started", self.owner)
         check_redis_durability(self._client)
         submissions = SubmissionWatch(self._client)
+        for loop in self._loops:
+            loop.thread.start()
         try:
             while not self._stop.is_set():
                 try:
@@ -118,8 +137,9 @@ class CoordinatorService:
                 self._refusing.over()
                 self._await_work(submissions)
         finally:
-            for thread in list(self._threads.values()):
-                thread.join(timeout=30)
+            self._stop.set()
+            for loop in self._loops:
+                loop.thread.join(timeout=30)
             log.info("coordinator %s stopped", self.owner)
 
     def _await_work(self, submissions: SubmissionWatch) -> None:
@@ -138,14 +158,13 @@ class CoordinatorService:
                 return
 
     def step(self) -> list[str]:
-        """Start a driver for every active run whose lease is free; returns their ids."""
-        self._threads = {r: t for r, t in self._threads.items() if t.is_alive()}
+        """Hand every active run whose lease is free to a driver loop; returns their ids."""
+        with self._held_lock:
+            held = set(self._held)
         now = time.monotonic()
         self._sweeper.maybe_sweep(now)
         candidates = [
-            r
-            for r in self._store.active_runs()
-            if r not in self._threads and self._backoff.get(r, (0, 0.0))[1] <= now
+            r for r in self._store.active_runs() if r not in held and self._backoff.get(r, (0, 0.0))[1] <= now
         ]
         if not candidates:
             return []
@@ -157,19 +176,19 @@ class CoordinatorService:
         mine = f"{self.owner}|"
         for run_id, lease in zip(candidates, leases, strict=True):
             # A lease of ours with no driver left (it stopped on a Redis error) is taken back at once.
-            held = lease is not None and not text(lease).startswith(mine)
-            if held or len(self._threads) >= self._max_runs:
+            elsewhere = lease is not None and not text(lease).startswith(mine)
+            if elsewhere or len(held) >= self._max_runs:
                 continue
-            thread = threading.Thread(
-                target=self._drive, args=(run_id,), name=f"rqdag-run-{run_id}", daemon=True
-            )
-            self._threads[run_id] = thread
-            thread.start()
+            loop = min(self._loops, key=DriverLoop.count)
+            with self._held_lock:
+                self._held[run_id] = loop
+            held.add(run_id)
+            loop.hand(self._driver(run_id))
             started.append(run_id)
         return started
 
-    def _drive(self, run_id: str) -> None:
-        driver = RunDriver(
+    def _driver(self, run_id: str) -> RunDriver:
+        return RunDriver(
             self._client,
             run_id,
             self.owner,
@@ -179,38 +198,49 @@ class CoordinatorService:
             retention_s=self._retention_s,
             on_started=self._out_of_memory.over,
         )
-        try:
-            status = driver.drive()
-        except (redis.ConnectionError, redis.TimeoutError) as exc:
+
+    def _ended(self, driver: RunDriver) -> None:
+        """A loop let a run go: it ended, another coordinator has it, or this one stops."""
+        with self._held_lock:
+            self._held.pop(driver.run_id, None)
+        self._backoff.pop(driver.run_id, None)
+        if driver.outcome is not None:
+            log.info("run '%s' %s", driver.run_id, driver.outcome)
+
+    def _run_failed(self, run_id: str, exc: Exception) -> None:
+        """A run's step raised: back off from it, and say why once per episode or per run."""
+        with self._held_lock:
+            self._held.pop(run_id, None)
+        self._classify(run_id, exc)
+
+    def _classify(self, run_id: str, exc: Exception) -> None:
+        if isinstance(exc, redis.ConnectionError | redis.TimeoutError):
             delay = self._fail(run_id)
             self._redis_failed(exc)  # the outage is logged once for all runs, not once per run
             log.debug("run '%s': driver stopped (%s); picked up again in %.0fs", run_id, describe(exc), delay)
-            return
-        except redis.RedisError as exc:
-            if is_out_of_memory(exc):  # logged once for all runs, like an outage
-                delay = self._fail(run_id, cap_s=OUT_OF_MEMORY_MAX_BACKOFF_S)
-                self._redis_failed(exc)
-                log.debug("run '%s': driver stopped (%s); picked up again in %.0fs", run_id, exc, delay)
-                return
+        elif isinstance(exc, redis.RedisError):
+            self._redis_error(run_id, exc)
+        else:  # one broken run must not take the service down, nor spin
             delay = self._fail(run_id)
-            if is_busy(exc):  # a long script runs: it passes, like an outage (logged once for all runs)
-                self._redis_failed(exc)
-                log.debug("run '%s': Redis busy (%s); picked up again in %.0fs", run_id, describe(exc), delay)
-                return
-            if is_refusal(exc):  # no retry fixes it: say why, on the run where status shows it
-                reason = explain_refusal(self._client, exc, coordinator_needs(), role="a coordinator")
-                self._store.note_refusal(run_id, f"coordinator {self.owner} cannot drive it: {reason}")
-                log.error("run '%s': %s; tried again in %.0fs", run_id, reason, delay)
-                return
-            log.warning("run '%s': Redis error (%s); picked up again in %.0fs", run_id, exc, delay)
+            log.error("run '%s': coordinator error; picked up again in %.0fs", run_id, delay, exc_info=exc)
+
+    def _redis_error(self, run_id: str, exc: redis.RedisError) -> None:
+        if is_out_of_memory(exc):  # logged once for all runs, like an outage
+            delay = self._fail(run_id, cap_s=OUT_OF_MEMORY_MAX_BACKOFF_S)
+            self._redis_failed(exc)
+            log.debug("run '%s': driver stopped (%s); picked up again in %.0fs", run_id, exc, delay)
             return
-        except Exception:  # one broken run must not take the service down, nor spin
-            delay = self._fail(run_id)
-            log.exception("run '%s': coordinator error; picked up again in %.0fs", run_id, delay)
+        delay = self._fail(run_id)
+        if is_busy(exc):  # a long script runs: it passes, like an outage (logged once for all runs)
+            self._redis_failed(exc)
+            log.debug("run '%s': Redis busy (%s); picked up again in %.0fs", run_id, describe(exc), delay)
             return
-        self._backoff.pop(run_id, None)
-        if status is not None:
-            log.info("run '%s' %s", run_id, status)
+        if is_refusal(exc):  # no retry fixes it: say why, on the run where status shows it
+            reason = explain_refusal(self._client, exc, coordinator_needs(), role="a coordinator")
+            self._store.note_refusal(run_id, f"coordinator {self.owner} cannot drive it: {reason}")
+            log.error("run '%s': %s; tried again in %.0fs", run_id, reason, delay)
+            return
+        log.warning("run '%s': Redis error (%s); picked up again in %.0fs", run_id, exc, delay)
 
     def _redis_failed(self, exc: redis.RedisError) -> None:
         """Log a Redis failure once per episode: unreachable, full, or refusing commands (BUSY...)."""

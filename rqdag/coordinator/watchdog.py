@@ -122,6 +122,11 @@ class Watchdog:
             return server_now
         return server_now - uptime
 
+    @property
+    def next_check(self) -> float:
+        """When :meth:`check` next looks (monotonic time)."""
+        return self._next_check
+
     def check(self) -> list[Completion]:
         """Lost attempts, voided; checked every quarter of the shortest limit in play."""
         now = time.monotonic()

@@ -114,6 +114,12 @@ def served_queue(rq_queue: str) -> str:
     return head if sep else rq_queue
 
 
+def coordinator_wake(owner: str) -> str:
+    """Stream a coordinator appends to when it hands a run to one of its loops: it wakes them
+    from their blocking read (a few entries, expiring soon after the coordinator stops)."""
+    return f"{PREFIX}:coordinator:{owner}:wake"
+
+
 def job_id(run_id: str, task: str, attempt: int) -> str:
     """The RQ job id of one attempt: readable, unique, and within ``[A-Za-z0-9_-]+``."""
     digest = hashlib.sha1(f"{run_id}\x00{task}".encode(), usedforsecurity=False).hexdigest()[:12]

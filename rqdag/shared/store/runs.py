@@ -124,6 +124,14 @@ class RunStore(RunReadsMixin, OperatorWritesMixin, RetentionMixin, ExpansionMixi
 
     # ---- changing -----------------------------------------------------------------
 
+    def wake_coordinator(self, owner: str, run_id: str, *, maxlen: int = 16, ttl_ms: int = 60_000) -> None:
+        """Wake the loops of coordinator ``owner`` from their blocking read: it handed them ``run_id``."""
+        wake = keys.coordinator_wake(owner)
+        with self.client.pipeline(transaction=False) as pipe:
+            pipe.xadd(wake, {"run": run_id}, maxlen=maxlen, approximate=False)
+            pipe.pexpire(wake, ttl_ms)
+            pipe.execute()
+
     def request_cancel(self, run_id: str, reason: str = "cancelled by request") -> None:
         """Ask the run's coordinator to cancel it."""
         meta = self.read_meta(run_id)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import redis
+from redis.client import Pipeline
 
 from rqdag.shared.store.keys import RunKeys
 from rqdag.shared.store.scripts.base import ScriptWrapper
@@ -30,6 +31,10 @@ class RenewLease(ScriptWrapper):
     def __call__(self, keys: RunKeys, *, lease: str, ttl_ms: int, client: redis.Redis | None = None) -> bool:
         """True when renewed, False when the lease (value ``"owner|fence"``) is lost."""
         return bool(self._eval([keys.lease], [lease, ttl_ms], client))
+
+    def queue(self, pipe: Pipeline, keys: RunKeys, *, lease: str, ttl_ms: int) -> None:
+        """Queue the renewal on ``pipe``: its reply at ``execute()`` is 1 (renewed) or 0 (lost)."""
+        self._script([keys.lease], [lease, ttl_ms], pipe)
 
 
 class ReleaseLease(ScriptWrapper):
