@@ -1,16 +1,18 @@
 """Section 8, many runs at once: N small runs on one ``rqdag coordinator --max-runs N``.
 
-N runs of 1 to 5 no-op tasks (a chain; run i has ``1 + i % 5`` tasks) are
-submitted at once to a real coordinator service in its own process, on the base
-rqdag worker pool. A repetition is timed from before the first ``submit`` until
-no run is left in the active-runs index (polled every 20 ms), then every run
-must have succeeded. Meanwhile a sampler reads the coordinator's thread count
+N runs of 5 no-op tasks each (a chain) are submitted at once to a real
+coordinator service in its own process, on the base rqdag worker pool. A
+repetition is timed from before the first ``submit`` until no run is left in
+the active-runs index (polled every 20 ms), then every run must have
+succeeded. Meanwhile a sampler reads the coordinator's thread count
 (``/proc/PID/status``) and Redis's client count (``CLIENT LIST``) every 100 ms;
 the coordinator's connections are that count minus the clients connected before
 it started (the workers, the bench). Errors are the coordinator's log lines at
 ERROR level or about an exhausted connection pool ("Too many connections").
 The largest N's rate is set against the smallest N's: a coordinator given more
-runs at once should not drive them more slowly.
+runs at once should not drive them more slowly; and each N's tasks/s against raw
+RQ's for the same 5N jobs (chains with ``depends_on``) on the same workers, with
+the coordinator's CPU time (user + system, ``/proc/PID/stat``) per task.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ from rqdag.shared.store import keys
 from rqdag.shared.store.runs import RunStore
 
 SECTION = "8. Many concurrent runs"
-MAX_TASKS = 5
+TASKS_PER_RUN = 5
 TARGET_RATIO = 0.90
 POLL_S = 0.02
 SAMPLE_S = 0.1
@@ -48,7 +50,7 @@ START_TIMEOUT_S = 60.0
 STOP_GRACE_S = 30.0
 POOL_ERRORS = ("Too many connections", "No connection available")
 NOTES = [
-    f"run i is a chain of 1 + i % {MAX_TASKS} no-op tasks; all N are submitted at once to one "
+    f"each run is a chain of {TASKS_PER_RUN} no-op tasks; all N are submitted at once to one "
     "`rqdag coordinator --max-runs N` process (its own process, DEBUG logs) on the base rqdag "
     "worker pool",
     "timed from before the first submit until the coordinator has ended every run; peaks are "
@@ -196,15 +198,15 @@ def process_threads(status: Path) -> int:
     return 0
 
 
-def workflows() -> list[Workflow]:
-    """The five shapes: chains of 1 to MAX_TASKS no-op tasks."""
-    return [chain_workflow(k, name=f"bench-many-{k}") for k in range(1, MAX_TASKS + 1)]
+def workflow() -> Workflow:
+    """Every run's shape: a chain of TASKS_PER_RUN no-op tasks."""
+    return chain_workflow(TASKS_PER_RUN, name=f"bench-many-{TASKS_PER_RUN}")
 
 
 def one_round(session: Session, coordinator: CoordinatorProcess, count: int) -> Round:
     """Submit ``count`` runs at once and wait until the coordinator has ended them all."""
     session.bench.reset()
-    shapes = workflows()
+    shape = workflow()
     ids = [session.next_id(f"many{count}") for _ in range(count)]
     since = coordinator.log_size()
     conn = session.bench.client
@@ -212,8 +214,8 @@ def one_round(session: Session, coordinator: CoordinatorProcess, count: int) -> 
     cpu0 = coordinator.cpu_s()
     with PeakSampler(session, coordinator.pid) as peaks:
         t0 = time.perf_counter()
-        for i, run_id in enumerate(ids):
-            session.client.submit(shapes[i % MAX_TASKS], run_id=run_id)
+        for run_id in ids:
+            session.client.submit(shape, run_id=run_id)
         while conn.scard(keys.ACTIVE_RUNS) and time.perf_counter() - t0 < bound:
             time.sleep(POLL_S)
         seconds = time.perf_counter() - t0
@@ -230,14 +232,14 @@ def one_round(session: Session, coordinator: CoordinatorProcess, count: int) -> 
         threads=peaks.threads,
         connections=peaks.clients - coordinator.baseline_clients,
         errors=coordinator.errors(since),
-        tasks=sum(1 + i % MAX_TASKS for i in range(count)),
+        tasks=count * TASKS_PER_RUN,
         cpu_s=cpu_s,
     )
 
 
 def raw_jobs(count: int, tag: str) -> list[EnqueueData]:
     """The same jobs as ``count`` runs, as raw RQ chains (``depends_on``)."""
-    return [d for i in range(count) for d in raw_chain(1 + i % MAX_TASKS, f"{tag}_{i}")]
+    return [d for i in range(count) for d in raw_chain(TASKS_PER_RUN, f"{tag}_{i}")]
 
 
 def measure(session: Session, counts: tuple[int, ...]) -> list[Row]:
@@ -245,7 +247,7 @@ def measure(session: Session, counts: tuple[int, ...]) -> list[Row]:
     rounds: dict[int, list[Round]] = {}
     raw: dict[int, list[float]] = {}
     for count in counts:
-        tasks = sum(1 + i % MAX_TASKS for i in range(count))
+        tasks = count * TASKS_PER_RUN
         rounds[count], raw[count] = [], []
         with CoordinatorProcess(session, count) as coordinator:
             for _ in range(session.config.reps):  # rqdag and raw RQ alternate, on the same workers
@@ -297,7 +299,9 @@ def _series(rounds: list[Round], value: str) -> Series:
 def rows_of(count: int, rounds: list[Round], base: list[Round] | None) -> list[Row]:
     """The rows of one N: rate (against the smallest N's), wall time, peaks, errors."""
     rate = _series(rounds, "rate")
-    rate_row = Row(SECTION, f"{count:,} runs of 1-{MAX_TASKS} no-op tasks at once", "runs/s", rate, None, "-")
+    rate_row = Row(
+        SECTION, f"{count:,} runs of {TASKS_PER_RUN} no-op tasks at once", "runs/s", rate, None, "-"
+    )
     if base is not None:
         reference = _series(base, "rate")
         ratio = ratios(rate, reference)

@@ -159,22 +159,16 @@ class WorkflowExecutor(HeldTasksMixin):
     def idle_wait(self, now: float) -> float:
         """How long the loop may block before the next timed event (a timeout, a retry, a
         wait's deadline or a sleep's end, the run's deadline)."""
-        if self._state.has_ready() and (self._concurrency is None or self._running() < self._concurrency):
-            return 0.0  # more to dispatch: the next step goes on with it
-        times = (self._state.next_wakeup(), self._holds.next_wakeup(), self._deadline)
-        wake_at = [t for t in times if t is not None]
-        if not wake_at:
-            return MAX_IDLE_WAIT_S
-        return max(0.0, min(min(wake_at) - now, MAX_IDLE_WAIT_S))
+        due = self.next_due(now)
+        return MAX_IDLE_WAIT_S if due is None else max(0.0, min(due - now, MAX_IDLE_WAIT_S))
 
     def next_due(self, now: float) -> float | None:
         """When the next step is due though nothing arrives: ``now`` if there is more to
-        dispatch, else the next timer (a retry, a time-out, the deadline); None: no timer."""
-        if self._state.has_ready() and (
-            self._concurrency is None or self._state.running_count < self._concurrency
-        ):
-            return now
-        wake_at = [t for t in (self._state.next_wakeup(), self._deadline) if t is not None]
+        dispatch, else the next timer (see :meth:`idle_wait`); None: no timer."""
+        if self._state.has_ready() and (self._concurrency is None or self._running() < self._concurrency):
+            return now  # more to dispatch: the next step goes on with it
+        times = (self._state.next_wakeup(), self._holds.next_wakeup(), self._deadline)
+        wake_at = [t for t in times if t is not None]
         return min(wake_at) if wake_at else None
 
     def _announce_retry(self, outcome: Outcome, name: str, result: TaskResult) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import time
 from collections.abc import Iterator
@@ -19,6 +20,7 @@ from rqdag.shared.store.scripts import LeaseRefusal, Scripts
 log = logging.getLogger("rqdag.coordinator")
 
 DEFAULT_LEASE_TTL_S = 10.0
+KEEPER_CHUNK = 1_000  # renewals sent in one pipeline
 
 
 class Lease:
@@ -44,6 +46,8 @@ class Lease:
         self.ttl_s = ttl_s
         self.fence = 0
         self._renewed_at = 0.0
+        self.kept = False  # a LeaseKeeper renews it: renew_if_due only reports a loss it found
+        self.lost = False
 
     @property
     def value(self) -> str:
@@ -62,7 +66,7 @@ class Lease:
             raise RunNotFoundError(f"no run '{self.run_id}'")
         if fence is LeaseRefusal.HELD_ELSEWHERE:
             return False
-        taken, self.fence = fence != self.fence, fence
+        taken, self.fence, self.lost = fence != self.fence, fence, False
         self._renewed_at = time.monotonic()
         if taken:
             self._announce(RunStore(self._client).note_driver(self.run_id, self.owner))
@@ -87,8 +91,10 @@ class Lease:
 
     def renew_if_due(self, now: float | None = None) -> None:
         """Renew when a third of the TTL has passed; raises LeaseLostError if lost."""
+        if self.lost:
+            raise LeaseLostError(f"run '{self.run_id}': lease lost by {self.owner} (fence {self.fence})")
         now = time.monotonic() if now is None else now
-        if now - self._renewed_at < self.ttl_s / 3:
+        if self.kept or now - self._renewed_at < self.ttl_s / 3:
             return
         renewed = self._scripts.renew_lease(self._keys, lease=self.value, ttl_ms=int(self.ttl_s * 1000))
         if not renewed:
@@ -111,6 +117,10 @@ class Lease:
         tasks takes longer than the TTL). Raises LeaseLostError after the body
         when the lease was lost meanwhile.
         """
+        if self.kept:  # its keeper renews it whatever the body does
+            yield
+            self.renew_if_due()
+            return
         stop = threading.Event()
         lost: list[LeaseLostError] = []
 
@@ -167,3 +177,62 @@ def renew_leases(client: redis.Redis, scripts: Scripts, leases: list[Lease], now
         else:
             lost.append(lease)
     return lost
+
+
+class LeaseKeeper:
+    """One thread that renews every lease a coordinator's loops hold, however busy they are.
+
+    A loop stepping thousands of runs cannot promise to come back within a third
+    of the TTL; this thread does nothing else, so a live coordinator never lets a
+    lease run out. A lease it finds lost is marked (:attr:`Lease.lost`: the run's
+    next step raises LeaseLostError) and put on its holder's ``lost`` queue. A
+    lease not acquired yet (fence 0) waits until it is.
+    """
+
+    def __init__(self, client: redis.Redis, scripts: Scripts, ttl_s: float, stop: threading.Event) -> None:
+        self._client = client
+        self._scripts = scripts
+        self._period_s = ttl_s / 6  # a lease is renewed between a third and a half of its TTL
+        self._stop = stop
+        self._held: dict[Lease, queue.SimpleQueue[Lease]] = {}
+        self._lock = threading.Lock()
+        self.renewals = 0
+        self.thread = threading.Thread(target=self._serve, name="rqdag-lease-keeper", daemon=True)
+
+    def hold(self, lease: Lease, lost: queue.SimpleQueue[Lease]) -> None:
+        """Renew ``lease`` from now on (once acquired); a loss goes on ``lost``."""
+        lease.kept = True
+        with self._lock:
+            self._held[lease] = lost
+
+    def drop(self, lease: Lease) -> None:
+        """Stop renewing ``lease`` (its run ended or was let go)."""
+        with self._lock:
+            self._held.pop(lease, None)
+
+    def __len__(self) -> int:
+        return len(self._held)
+
+    def _serve(self) -> None:
+        while not self._stop.wait(self._period_s):
+            try:
+                self.renew_due(time.monotonic())
+            except redis.RedisError as exc:  # the leases stay due: tried again at the next tick
+                log.warning("could not renew the leases: %s", exc)
+
+    def renew_due(self, now: float) -> list[Lease]:
+        """Renew every held lease that is due, in pipelines; returns those found lost."""
+        with self._lock:
+            due = [(lease, sink) for lease, sink in self._held.items() if lease.fence and lease.due(now)]
+        found: list[Lease] = []
+        for start in range(0, len(due), KEEPER_CHUNK):
+            chunk = due[start : start + KEEPER_CHUNK]
+            sinks = {id(lease): sink for lease, sink in chunk}
+            leases = [lease for lease, _ in chunk]
+            lost = renew_leases(self._client, self._scripts, leases, time.monotonic())
+            self.renewals += len(leases) - len(lost)
+            for lease in lost:
+                lease.lost = True
+                sinks[id(lease)].put(lease)
+            found += lost
+        return found

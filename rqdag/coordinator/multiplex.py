@@ -1,14 +1,16 @@
 """DriverLoop: one thread steps many runs, reading all their event streams in one XREAD.
 
 A coordinator service runs a few loops instead of a thread per run. A loop
-holds open :class:`RunDriver` objects (each under its own lease) and, in turn:
-admits the runs handed to it (lease, load, first dispatch), reads every run's
+holds open :class:`RunDriver` objects (each under its own lease, renewed by the
+service's :class:`LeaseKeeper` thread however long a round of steps takes) and,
+in turn: admits the runs handed to it (load, first dispatch), reads every run's
 events stream at once (``XREAD BLOCK ... STREAMS e1 e2 ... id1 id2 ...``, plus
-the coordinator's wake stream so a new run is admitted at once), renews the due
-leases in one pipeline, reads the runs' cancel fields in one pipeline, and
-steps each run that heard something or whose timer (retry, time-out, deadline,
-watchdog check) is due. On Redis Cluster the streams of one read must share a
-hash slot: a loop would group its runs by slot and read each group (not done:
+the coordinator's wake stream so a new run is admitted at once), and steps each
+run that heard something or whose timer (retry, time-out, sleep, deadline,
+watchdog check) is due. A cancel request is heard as an event of the run's
+stream; the runs' cancel fields are also read every CANCEL_POLL_S, for one
+written without its event. On Redis Cluster the streams of one read must share
+a hash slot: a loop would group its runs by slot and read each group (not done:
 rqdag's keys do not share hash tags today).
 """
 
@@ -18,26 +20,27 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 import redis
 
 from rqdag.coordinator.driver import RunDriver
-from rqdag.coordinator.lease import Lease, renew_leases
+from rqdag.coordinator.lease import Lease, LeaseKeeper
+from rqdag.coordinator.watchdog import STALL_S
 from rqdag.errors import LeaseLostError
+from rqdag.shared.model.vocabulary import EventKind
 from rqdag.shared.store.keys import RunKeys, coordinator_wake
 from rqdag.shared.store.records import text
 from rqdag.shared.store.runs import RunStore
-from rqdag.shared.store.scripts import Scripts
 
 log = logging.getLogger("rqdag.coordinator")
 
 BLOCK_S = 0.5
 READ_COUNT = 1_000  # per stream and read
-CANCEL_CHECK_S = 0.5
+CANCEL_POLL_S = 10.0
+CANCEL_EVENT = EventKind.CANCEL.value.encode()
 ADMIT_BATCH = 50  # runs opened between two reads: the runs already open are stepped meanwhile
 NEVER = float("inf")
 
@@ -56,21 +59,27 @@ class DriverLoop:
     """One thread driving many runs of one coordinator (see the module docstring)."""
 
     def __init__(
-        self, client: redis.Redis, scripts: Scripts, owner: str, hooks: LoopHooks, stop: threading.Event
+        self,
+        client: redis.Redis,
+        owner: str,
+        hooks: LoopHooks,
+        stop: threading.Event,
+        keeper: LeaseKeeper,
     ) -> None:
         self._client = client
-        self._scripts = scripts
         self._hooks = hooks
         self._stop = stop
+        self._keeper = keeper
         self._store = RunStore(client)
         self._owner = owner
         self._wake_key = coordinator_wake(owner)
         self._wake_id = b"0-0"
         self._inbox: queue.SimpleQueue[RunDriver] = queue.SimpleQueue()
+        self._lost: queue.SimpleQueue[Lease] = queue.SimpleQueue()
         self._runs: dict[str, RunDriver] = {}
         self._due: dict[str, float] = {}
         self._by_key: dict[str, str] = {}  # events stream -> run id
-        self._next_cancel_check = 0.0
+        self._next_cancel_poll = time.monotonic() + CANCEL_POLL_S
         self.thread = threading.Thread(target=self._serve, name=f"rqdag-loop-{id(self):x}", daemon=True)
 
     def hand(self, driver: RunDriver) -> None:
@@ -95,7 +104,7 @@ class DriverLoop:
     # ---- admission ---------------------------------------------------------------
 
     def _admit(self) -> None:
-        """Open up to ADMIT_BATCH runs handed over, renewing the others' leases between."""
+        """Open up to ADMIT_BATCH runs handed over (their lease kept from the moment it is taken)."""
         for _ in range(ADMIT_BATCH):
             try:
                 driver = self._inbox.get_nowait()
@@ -104,9 +113,9 @@ class DriverLoop:
             if self._stop.is_set():
                 self._end(driver)
                 continue
+            self._keeper.hold(driver.lease, self._lost)
             try:
-                with self._others_kept_alive():
-                    opened = driver.open()
+                opened = driver.open()
             except Exception as exc:
                 self._fail(driver, exc)
                 continue
@@ -115,39 +124,7 @@ class DriverLoop:
                 continue
             self._runs[driver.run_id] = driver
             self._by_key[driver.dispatcher.events_key] = driver.run_id
-            now = time.monotonic()
-            self._due[driver.run_id] = driver.next_due(now)
-            self._drop_lost(renew_leases(self._client, self._scripts, self._leases(), now))
-
-    def _leases(self) -> list[Lease]:
-        return [d.lease for d in self._runs.values()]
-
-    @contextmanager
-    def _others_kept_alive(self) -> Iterator[None]:
-        """Renew the leases of the loop's runs from a helper thread while a run loads."""
-        if not self._runs:
-            yield
-            return
-        leases = self._leases()
-        ttl = min(lease.ttl_s for lease in leases)
-        done = threading.Event()
-        lost: list[Lease] = []
-
-        def keep() -> None:
-            while not done.wait(ttl / 3):
-                try:
-                    lost.extend(renew_leases(self._client, self._scripts, leases, time.monotonic()))
-                except redis.RedisError as exc:
-                    log.warning("could not renew leases while a run loads: %s", exc)
-
-        keeper = threading.Thread(target=keep, name="rqdag-lease-keeper", daemon=True)
-        keeper.start()
-        try:
-            yield
-        finally:
-            done.set()
-            keeper.join()
-            self._drop_lost(lost)
+            self._due[driver.run_id] = driver.next_due(time.monotonic())
 
     # ---- the shared reads --------------------------------------------------------
 
@@ -161,6 +138,11 @@ class DriverLoop:
         block_s = min(soonest - now, BLOCK_S)
         block = None if block_s <= 0.0005 or not self._inbox.empty() else int(block_s * 1000)
         reply: Any = self._client.xread(streams, count=READ_COUNT, block=block)
+        took = time.monotonic() - now
+        if block is not None and took > block / 1000 + STALL_S:  # Redis was away: no worker is to blame
+            for driver in self._runs.values():
+                driver.dispatcher.note_call(took, block / 1000)
+        cancelled = []
         for stream, entries in reply or []:
             key = text(stream)
             if key == self._wake_key:
@@ -170,30 +152,36 @@ class DriverLoop:
             if run_id is not None:
                 self._runs[run_id].dispatcher.feed(entries)
                 self._due[run_id] = 0.0
+                if any(fields.get(b"kind") == CANCEL_EVENT for _, fields in entries):
+                    cancelled.append(run_id)
+        if cancelled:
+            self._read_cancels(cancelled)
 
     def _housekeep(self, now: float) -> None:
-        """Renew the due leases and read the cancel requests, each in one pipeline."""
-        lost = renew_leases(self._client, self._scripts, self._leases(), now)
-        self._drop_lost(lost)
-        if now < self._next_cancel_check or not self._runs:
-            return
-        self._next_cancel_check = now + CANCEL_CHECK_S
-        ids = list(self._runs)
+        """Let go of the runs whose lease was lost; read every cancel field now and then."""
+        while not self._lost.empty():
+            self._drop_lost(self._lost.get_nowait())
+        if now >= self._next_cancel_poll:
+            self._next_cancel_poll = now + CANCEL_POLL_S
+            self._read_cancels(list(self._runs))
+
+    def _read_cancels(self, ids: Iterable[str]) -> None:
+        """Read the cancel field of the runs ``ids`` in one pipeline; note the requests."""
+        ids = list(ids)
         with self._client.pipeline(transaction=False) as pipe:
             for run_id in ids:
                 pipe.hget(RunKeys(run_id).meta, "cancel")
             reasons = pipe.execute()
         for run_id, reason in zip(ids, reasons, strict=True):
-            if reason:
-                self._runs[run_id].dispatcher.note_cancel(text(reason))
+            driver = self._runs.get(run_id)
+            if reason and driver is not None:
+                driver.dispatcher.note_cancel(text(reason))
                 self._due[run_id] = 0.0
 
     # ---- stepping ----------------------------------------------------------------
 
     def _step_due(self, now: float) -> None:
-        for n, run_id in enumerate([r for r, due in self._due.items() if due <= now]):
-            if n and n % ADMIT_BATCH == 0:  # a long round of steps must not let the others' leases run out
-                self._renew_between()
+        for run_id in [r for r, due in self._due.items() if due <= now]:
             driver = self._runs.get(run_id)
             if driver is None:  # its lease was lost just now
                 continue
@@ -212,24 +200,15 @@ class DriverLoop:
             else:
                 self._due[run_id] = driver.next_due(time.monotonic())
 
-    def _renew_between(self) -> None:
-        try:
-            self._drop_lost(renew_leases(self._client, self._scripts, self._leases(), time.monotonic()))
-        except redis.RedisError as exc:  # tried again at the next read
-            self._hooks.redis_failed(exc)
-
-    def _drop_lost(self, lost: list[Lease]) -> None:
-        for lease in lost:
-            driver = self._runs.get(lease.run_id)
-            if driver is None:
-                continue
-            log.warning(
-                "run '%s': lease lost by %s; another coordinator goes on with the run",
-                lease.run_id,
-                lease.owner,
-            )
-            self._forget(lease.run_id)
-            self._end(driver)
+    def _drop_lost(self, lease: Lease) -> None:
+        driver = self._runs.get(lease.run_id)
+        if driver is None or driver.lease is not lease:
+            return
+        log.warning(
+            "run '%s': lease lost by %s; another coordinator goes on with the run", lease.run_id, lease.owner
+        )
+        self._forget(lease.run_id)
+        self._end(driver)
 
     def _forget(self, run_id: str) -> None:
         driver = self._runs.pop(run_id, None)
@@ -238,10 +217,12 @@ class DriverLoop:
         self._due.pop(run_id, None)
 
     def _end(self, driver: RunDriver) -> None:
+        self._keeper.drop(driver.lease)
         driver.close()
         self._hooks.ended(driver)
 
     def _fail(self, driver: RunDriver, exc: Exception) -> None:
+        self._keeper.drop(driver.lease)
         try:
             driver.close()
         finally:

@@ -181,8 +181,13 @@ class RQDispatcher(RQEventsMixin, RQHoldsMixin):
 
     @property
     def next_check(self) -> float:
-        """When the watchdog next wants a step (monotonic time)."""
-        return self._watchdog.next_check
+        """When the watchdog, or a held attempt's routing, next wants a step (monotonic time)."""
+        held = time.monotonic() + HELD_RECHECK_S if self._router.held else float("inf")
+        return min(self._watchdog.next_check, held)
+
+    def note_call(self, took_s: float, expected_s: float) -> None:
+        """A multiplexing loop's read of the stream took ``took_s`` where ``expected_s`` was due."""
+        self._watchdog.note_call(took_s, expected_s)
 
     def feed(self, entries: Sequence[tuple[bytes, dict[bytes, bytes]]]) -> None:
         """Events a multiplexing loop read from this run's stream, in order."""

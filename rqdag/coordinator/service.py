@@ -12,13 +12,15 @@ import uuid
 import redis
 
 from rqdag.coordinator.driver import RunDriver
-from rqdag.coordinator.lease import DEFAULT_LEASE_TTL_S
+from rqdag.coordinator.durability import check_redis_durability
+from rqdag.coordinator.lease import DEFAULT_LEASE_TTL_S, LeaseKeeper
 from rqdag.coordinator.multiplex import DriverLoop, LoopHooks
 from rqdag.coordinator.progress import is_busy
 from rqdag.coordinator.wakeup import WAKE_SLICE_S, SubmissionWatch
 from rqdag.shared import metrics
 from rqdag.shared.episodes import Episode, describe
 from rqdag.shared.redis_memory import is_out_of_memory, memory_episode
+from rqdag.shared.store import keys
 from rqdag.shared.store.acl import explain_refusal
 from rqdag.shared.store.driving import is_refusal
 from rqdag.shared.store.keys import RunKeys
@@ -34,10 +36,10 @@ MAX_BACKOFF_S = 60.0
 # A full Redis refuses a restarted driver's first write (its lease) at once, so trying
 # often costs little, and a run goes on within seconds of memory being freed.
 OUT_OF_MEMORY_MAX_BACKOFF_S = 5.0
-# Connections held at once: a loop's own (blocked on its runs' events between steps) and,
-# while a run loads in it, two lease keepers' (the loading run's, the other runs'); the poll
-# loop's, the submissions watch's, and two to spare.
-CONNECTIONS_PER_LOOP = 3
+# Connections held at once: a loop's own (blocked on its runs' events between steps, its
+# steps' writes in turn); the service's scans, its submissions watch, the lease keeper's,
+# and one to spare.
+CONNECTIONS_PER_LOOP = 1
 SERVICE_CONNECTIONS = 4
 RUNS_PER_LOOP = 500
 MIN_LOOPS = 2
@@ -93,10 +95,9 @@ class CoordinatorService:
         self._sweeper = ExpirySweeper(self._store)
         self._stop = threading.Event()
         hooks = LoopHooks(ended=self._ended, failed=self._run_failed, redis_failed=self._redis_failed)
-        self._loops = [
-            DriverLoop(client, self._scripts, self.owner, hooks, self._stop)
-            for _ in range(loop_count(max_runs))
-        ]
+        self.keeper = LeaseKeeper(client, self._scripts, lease_ttl_s, self._stop)
+        loops = loop_count(max_runs)
+        self._loops = [DriverLoop(client, self.owner, hooks, self._stop, self.keeper) for _ in range(loops)]
         self._held: dict[str, DriverLoop] = {}  # run id -> the loop driving it
         self._held_lock = threading.Lock()
         # run id -> (failures in a row, monotonic time before which it is not retried)
@@ -122,6 +123,7 @@ class CoordinatorService:
         log.info("coordinator %s started", self.owner)
         check_redis_durability(self._client)
         submissions = SubmissionWatch(self._client)
+        self.keeper.thread.start()
         for loop in self._loops:
             loop.thread.start()
         try:
@@ -140,6 +142,7 @@ class CoordinatorService:
             self._stop.set()
             for loop in self._loops:
                 loop.thread.join(timeout=30)
+            self.keeper.thread.join(timeout=30)
             log.info("coordinator %s stopped", self.owner)
 
     def _await_work(self, submissions: SubmissionWatch) -> None:
@@ -168,16 +171,12 @@ class CoordinatorService:
         ]
         if not candidates:
             return []
-        with self._client.pipeline(transaction=False) as pipe:
-            for run_id in candidates:
-                pipe.get(RunKeys(run_id).lease)
-            leases = pipe.execute()
         started = []
         mine = f"{self.owner}|"
-        for run_id, lease in zip(candidates, leases, strict=True):
+        for run_id, lease, active in self._leases_of(candidates):
             # A lease of ours with no driver left (it stopped on a Redis error) is taken back at once.
             elsewhere = lease is not None and not text(lease).startswith(mine)
-            if elsewhere or len(held) >= self._max_runs:
+            if elsewhere or not active or len(held) >= self._max_runs:
                 continue
             loop = min(self._loops, key=DriverLoop.count)
             with self._held_lock:
@@ -186,6 +185,17 @@ class CoordinatorService:
             loop.hand(self._driver(run_id))
             started.append(run_id)
         return started
+
+    def _leases_of(self, runs: list[str]) -> list[tuple[str, bytes | None, bool]]:
+        """Each run's lease, then whether it is still active: a run whose driver ended it
+        (marked inactive, then its lease handed back) between the scan and this read is
+        not taken up again."""
+        with self._client.pipeline(transaction=False) as pipe:
+            for run_id in runs:
+                pipe.get(RunKeys(run_id).lease)
+                pipe.sismember(keys.ACTIVE_RUNS, run_id)
+            replies = pipe.execute()
+        return [(r, replies[2 * i], bool(replies[2 * i + 1])) for i, r in enumerate(runs)]
 
     def _driver(self, run_id: str) -> RunDriver:
         return RunDriver(
@@ -266,35 +276,3 @@ def error_code(exc: redis.RedisError) -> str:
     if type(exc) is redis.ResponseError and words and words[0].isupper():
         return words[0]
     return type(exc).__name__
-
-
-def check_redis_durability(client: redis.Redis) -> list[str]:
-    """Warn (and return the warnings) when this Redis can lose runs."""
-    try:
-        config: dict[str, str] = {
-            text(k): text(v)
-            for k, v in {
-                **client.config_get("appendonly"),
-                **client.config_get("save"),
-                **client.config_get("maxmemory-policy"),
-            }.items()
-        }
-    except redis.ResponseError as exc:  # CONFIG is often disabled on managed Redis
-        log.info("cannot read the Redis configuration (%s); check persistence yourself", exc)
-        return []
-    warnings = []
-    if config.get("appendonly") != "yes" and not config.get("save"):
-        warnings.append(
-            "Redis persistence is off (appendonly no, no save points): a Redis restart loses every run"
-        )
-    elif config.get("appendonly") != "yes":
-        warnings.append(
-            "Redis has no append-only file (only RDB snapshots): a crash loses what changed since"
-            " the last snapshot"
-        )
-    policy = config.get("maxmemory-policy", "noeviction")
-    if policy != "noeviction":
-        warnings.append(f"Redis eviction policy is {policy}: evicted keys would lose runs; use noeviction")
-    for warning in warnings:
-        log.warning("%s", warning)
-    return warnings

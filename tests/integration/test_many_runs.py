@@ -9,6 +9,7 @@ coordinator killed while multiplexing leaves every run to the next one.
 
 from __future__ import annotations
 
+import re
 import signal
 import threading
 import time
@@ -166,3 +167,32 @@ def test_a_second_coordinator_takes_over_every_run_of_one_killed_while_multiplex
     wait_until(lambda: not store.active_runs(), 120, f"{TAKEN_OVER} runs to end", 0.2)
     _check_all_succeeded_once(procs, store, ids)
     assert "took it over from" in procs.log("second")
+
+
+@pytest.mark.timeout(400)
+def test_a_coordinator_busy_with_2000_runs_renews_every_lease_and_a_watcher_takes_none(
+    redis_url: str, redis_conn: redis.Redis, procs: Procs
+) -> None:
+    # A 2 s lease: a loop that renewed only between its steps would let some run out while
+    # it loads, dispatches and finishes 2,000 runs; the watcher polls every 0.2 s for one.
+    busy = procs.coordinator(redis_url, "--max-runs", str(RUNS), "--lease-ttl", "2", name="busy")
+    wait_until(lambda: " started" in procs.log("busy"), 30, "the busy coordinator to start")
+    ids = [f"kept-{i}" for i in range(RUNS)]
+    queue = Queue(register_stand_in(redis_conn, (FLOWS,)), connection=redis_conn)
+    store = _submit_all(redis_url, ids)
+    wait_until(lambda: queue.count == RUNS, 180, f"all {RUNS} runs dispatched by the busy coordinator")
+    procs.coordinator(
+        redis_url, "--max-runs", str(RUNS), "--lease-ttl", "2", "--poll-interval", "0.2", name="watcher"
+    )
+    wait_until(lambda: " started" in procs.log("watcher"), 30, "the watcher to start")
+    procs.worker(redis_url, name="w1")
+    procs.worker(redis_url, name="w2")
+    wait_until(lambda: not store.active_runs(), 240, f"{RUNS} runs to end", 0.2)
+    _check_all_succeeded_once(procs, store, ids)
+    assert busy.poll() is None, "the busy coordinator is still up"
+    busy_log, watcher_log = procs.log("busy"), procs.log("watcher")
+    assert len(re.findall(r"run 'kept-\d+' succeeded", busy_log)) == RUNS, "the busy one ended them all"
+    for name, log in (("busy", busy_log), ("watcher", watcher_log)):
+        assert log.count("took it over from") == 0, f"{name}: runs taken over from a live coordinator"
+        assert log.count("lease lost") == 0, f"{name}: leases lost"
+        assert log.count("drives it") == (RUNS if name == "busy" else 0), f"{name}: runs driven"

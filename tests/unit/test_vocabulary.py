@@ -58,8 +58,14 @@ SCRIPT_REPLIES = {"ok", "stale", "gone", "done", "cancelled"}
 OTHER_LITERALS = {"", "0", "1", "|", "{}", "^(.*)|(%d+)$", "table"}  # flags, the lease's form, type()
 NOT_VOCABULARY = REDIS_WORDS | FIELD_NAMES | SCRIPT_REPLIES | OTHER_LITERALS
 
-# Written from Python, not by a script: rqdag.shared.store.resolve and .resume.
-KINDS_WRITTEN_IN_PYTHON = {EventKind.RESOLVED, EventKind.RESUME, EventKind.SIGNAL, EventKind.CHILD}
+# Written from Python, not by a script: rqdag.shared.store.resolve, .resume and .runs.
+KINDS_WRITTEN_IN_PYTHON = {
+    EventKind.RESOLVED,
+    EventKind.RESUME,
+    EventKind.SIGNAL,
+    EventKind.CHILD,
+    EventKind.CANCEL,
+}
 
 
 @dataclass(frozen=True)

@@ -73,6 +73,7 @@ class EventKind(StrEnum):
     RESUME = "resume"  # ``rqdag resume`` started a new epoch; carries ``epoch``
     SIGNAL = "signal"  # a signal for a wait task arrived (``rqdag signal``); carries ``task``
     CHILD = "child"  # a child run of a subflow task ended (its driver wrote it); carries ``task``
+    CANCEL = "cancel"  # an operator asked for the run to be cancelled (request_cancel)
 
 
 class AuditKind(StrEnum):

@@ -135,8 +135,12 @@ class RunStore(RunReadsMixin, OperatorWritesMixin, RetentionMixin, ExpansionMixi
     def request_cancel(self, run_id: str, reason: str = "cancelled by request") -> None:
         """Ask the run's coordinator to cancel it."""
         meta = self.read_meta(run_id)
-        if not meta.finished:
-            self.client.hset(keys.RunKeys(run_id).meta, "cancel", reason or "cancelled")
+        if not meta.finished:  # the event wakes a coordinator that multiplexes the run's stream
+            rk = keys.RunKeys(run_id)
+            with self.client.pipeline(transaction=True) as pipe:
+                pipe.hset(rk.meta, "cancel", reason or "cancelled")
+                pipe.xadd(rk.events, {"kind": EventKind.CANCEL}, maxlen=EVENTS_MAXLEN)
+                pipe.execute()
 
     def delete_run(self, run_id: str) -> None:
         """Remove every key of the run."""
