@@ -37,8 +37,8 @@ MAX_BACKOFF_S = 60.0
 # often costs little, and a run goes on within seconds of memory being freed.
 OUT_OF_MEMORY_MAX_BACKOFF_S = 5.0
 # Connections held at once: a loop's own (blocked on its runs' events between steps, its
-# steps' writes in turn); the service's scans, its submissions watch, the lease keeper's,
-# and one to spare.
+# steps' writes in turn); the main thread's (its scans, its submissions watch), the lease
+# keeper's, and two to spare.
 CONNECTIONS_PER_LOOP = 1
 SERVICE_CONNECTIONS = 4
 RUNS_PER_LOOP = 500
