@@ -48,6 +48,7 @@ class Lease:
         self._renewed_at = 0.0
         self.kept = False  # a LeaseKeeper renews it: renew_if_due only reports a loss it found
         self.lost = False
+        self._writes = threading.Lock()  # held while the run writes under WATCH of the lease key
 
     @property
     def value(self) -> str:
@@ -108,6 +109,13 @@ class Lease:
     def renewed(self, now: float) -> None:
         """A batch (:func:`renew_leases`) renewed this lease at ``now``."""
         self._renewed_at = now
+
+    @contextmanager
+    def writing(self) -> Iterator[None]:
+        """Hold off a :class:`LeaseKeeper`'s renewal while the body writes under ``WATCH`` of
+        the lease key: a renewal touches the key, which would abort the write's EXEC."""
+        with self._writes:
+            yield
 
     @contextmanager
     def kept_alive(self) -> Iterator[None]:
@@ -226,13 +234,22 @@ class LeaseKeeper:
             due = [(lease, sink) for lease, sink in self._held.items() if lease.fence and lease.due(now)]
         found: list[Lease] = []
         for start in range(0, len(due), KEEPER_CHUNK):
-            chunk = due[start : start + KEEPER_CHUNK]
-            sinks = {id(lease): sink for lease, sink in chunk}
-            leases = [lease for lease, _ in chunk]
-            lost = renew_leases(self._client, self._scripts, leases, time.monotonic())
-            self.renewals += len(leases) - len(lost)
-            for lease in lost:
-                lease.lost = True
-                sinks[id(lease)].put(lease)
-            found += lost
+            found += self._renew(due[start : start + KEEPER_CHUNK])
         return found
+
+    def _renew(self, chunk: list[tuple[Lease, queue.SimpleQueue[Lease]]]) -> list[Lease]:
+        """Renew the leases of ``chunk`` whose run is not writing under WATCH (the others
+        stay due: the next tick renews them)."""
+        free = [(lease, sink) for lease, sink in chunk if lease._writes.acquire(blocking=False)]
+        try:
+            leases = [lease for lease, _ in free]
+            lost = renew_leases(self._client, self._scripts, leases, time.monotonic())
+        finally:
+            for lease, _ in free:
+                lease._writes.release()
+        self.renewals += len(leases) - len(lost)
+        sinks = {id(lease): sink for lease, sink in free}
+        for lease in lost:
+            lease.lost = True
+            sinks[id(lease)].put(lease)
+        return lost

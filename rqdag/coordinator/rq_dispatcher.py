@@ -132,7 +132,8 @@ class RQDispatcher(RQEventsMixin, RQHoldsMixin):
                 self._queue(queue_name).enqueue_many(datas, pipeline=pipe)
 
         entries = {name: entry.to_json() for name, entry in sent.items()}
-        self._store.dispatch(self._lease.run_id, self._lease.value, entries, enqueue)
+        with self._lease.writing():  # fenced by WATCH of the lease key
+            self._store.dispatch(self._lease.run_id, self._lease.value, entries, enqueue)
         self._watchdog.dispatched(sent)
 
     def _send_held(self) -> None:
@@ -240,7 +241,8 @@ class RQDispatcher(RQEventsMixin, RQHoldsMixin):
     def record_expansion(self, mapped: str, expansion: Expansion) -> None:
         """Store the children of ``mapped`` under the lease, before any of them is dispatched."""
         self._lease.renew_if_due()
-        self._store.write_expansion(self._lease.run_id, self._lease.value, mapped, expansion)
+        with self._lease.writing():  # fenced by WATCH of the lease key
+            self._store.write_expansion(self._lease.run_id, self._lease.value, mapped, expansion)
 
     def fetch_results(self, names: Sequence[str]) -> dict[str, TaskResult]:
         """The stored results of ``names`` (children loaded by status only), read in chunks."""
