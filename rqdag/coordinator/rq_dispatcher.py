@@ -21,7 +21,7 @@ from rq.serializers import JSONSerializer
 
 from rqdag.coordinator.dispatch import Completion, DispatchRequest
 from rqdag.coordinator.lease import Lease
-from rqdag.coordinator.routing import Router
+from rqdag.coordinator.routing import HELD_RECHECK_S, Router
 from rqdag.coordinator.rq_events import RQEventsMixin
 from rqdag.coordinator.rq_holds import RQHoldsMixin
 from rqdag.coordinator.rq_jobs import rq_job_data
