@@ -13,6 +13,7 @@ import redis
 
 from rqdag.coordinator.events import EventBus
 from rqdag.coordinator.executor import WorkflowExecutor
+from rqdag.coordinator.fleet import FleetReader
 from rqdag.coordinator.lease import DEFAULT_LEASE_TTL_S, Lease
 from rqdag.coordinator.map_load import load_expansions
 from rqdag.coordinator.progress import read_progress
@@ -28,6 +29,7 @@ from rqdag.shared.store.records import RunState
 from rqdag.shared.store.retention import DEFAULT_RETENTION_S
 from rqdag.shared.store.runs import RunStore
 from rqdag.shared.store.scripts import Scripts
+from rqdag.shared.store.workers import read_fleet
 
 log = logging.getLogger("rqdag.coordinator")
 
@@ -55,6 +57,7 @@ class RunDriver:
         requeue_running: bool = False,
         retention_s: float = DEFAULT_RETENTION_S,
         on_started: Callable[[], object] | None = None,
+        fleet: FleetReader = read_fleet,
     ) -> None:
         """``requeue_running``: the caller knows every worker of the run died (the
         embedded default after a crash): running attempts are handed back at once.
@@ -74,6 +77,7 @@ class RunDriver:
         self._blocked = False
         self._retention_s = retention_s
         self._on_started = on_started
+        self._fleet = fleet
         self._workflow = ""
         self._span = traces.Span()
         self.state: TaskStateManager | None = None
@@ -202,6 +206,7 @@ class RunDriver:
             workflow=meta.workflow,
             traceparent=self._span.traceparent,
             epoch=meta.epoch,
+            fleet=self._fleet,
         )
         remaining = None if meta.deadline_at is None else meta.deadline_at - time.time()
         executor = WorkflowExecutor(

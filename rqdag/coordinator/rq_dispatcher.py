@@ -20,6 +20,7 @@ from rq.queue import EnqueueData
 from rq.serializers import JSONSerializer
 
 from rqdag.coordinator.dispatch import Completion, DispatchRequest
+from rqdag.coordinator.fleet import FleetReader
 from rqdag.coordinator.lease import Lease
 from rqdag.coordinator.routing import HELD_RECHECK_S, Router
 from rqdag.coordinator.rq_events import RQEventsMixin
@@ -36,6 +37,7 @@ from rqdag.shared.store.keys import RunKeys
 from rqdag.shared.store.records import DispatchEntry, parse_dispatch_entry
 from rqdag.shared.store.runs import RunStore
 from rqdag.shared.store.scripts import DecidedResult, Scripts
+from rqdag.shared.store.workers import read_fleet
 
 
 class RQDispatcher(RQEventsMixin, RQHoldsMixin):
@@ -53,10 +55,12 @@ class RQDispatcher(RQEventsMixin, RQHoldsMixin):
         workflow: str = "",
         traceparent: str | None = None,
         epoch: int = 1,
+        fleet: FleetReader = read_fleet,
     ) -> None:
         """``reported``: tasks whose unreadable dispatch entry the run's load reported already;
         ``workflow`` and ``traceparent`` (the run span's) go into every job, for metrics and traces;
-        ``epoch``: the run's epoch (its waits take the signals sent in it, its timers are its own)."""
+        ``epoch``: the run's epoch (its waits take the signals sent in it, its timers are its own);
+        ``fleet`` reads the live workers (a coordinator's runs share one: :class:`.fleet.SharedFleet`)."""
         self._workflow = workflow
         self._traceparent = traceparent
         self._client = client
@@ -69,7 +73,7 @@ class RQDispatcher(RQEventsMixin, RQHoldsMixin):
         self._from_workers: set[str] = set()
         self._queues: dict[str, Queue] = {}
         self._woken = False
-        self._router = Router(client, lease.run_id)
+        self._router = Router(client, lease.run_id, read=fleet)
         self._watchdog = Watchdog(
             client,
             scripts,

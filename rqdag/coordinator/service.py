@@ -13,6 +13,7 @@ import redis
 
 from rqdag.coordinator.driver import RunDriver
 from rqdag.coordinator.durability import check_redis_durability
+from rqdag.coordinator.fleet import SharedFleet
 from rqdag.coordinator.lease import DEFAULT_LEASE_TTL_S, LeaseKeeper
 from rqdag.coordinator.multiplex import DriverLoop, LoopHooks
 from rqdag.coordinator.progress import is_busy
@@ -93,6 +94,7 @@ class CoordinatorService:
         self._lease_ttl_s = lease_ttl_s
         self._retention_s = retention_s
         self._sweeper = ExpirySweeper(self._store)
+        self._fleet = SharedFleet()  # one read of the worker registry for all the runs' routers
         self._stop = threading.Event()
         hooks = LoopHooks(ended=self._ended, failed=self._run_failed, redis_failed=self._redis_failed)
         self.keeper = LeaseKeeper(client, self._scripts, lease_ttl_s, self._stop)
@@ -207,6 +209,7 @@ class CoordinatorService:
             stop=self._stop,
             retention_s=self._retention_s,
             on_started=self._out_of_memory.over,
+            fleet=self._fleet,
         )
 
     def _ended(self, driver: RunDriver) -> None:
