@@ -109,6 +109,7 @@ def coordinator(
         lease_ttl_s=lease_ttl,
         poll_s=poll_interval,
         retention_s=retention_s,
+        keeper_client=open_client(redis_url, pool_size=1, blocking=True).connection,
     )
 
     def stop(signum: int, frame: FrameType | None) -> None:

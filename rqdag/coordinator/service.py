@@ -37,11 +37,12 @@ MAX_BACKOFF_S = 60.0
 # A full Redis refuses a restarted driver's first write (its lease) at once, so trying
 # often costs little, and a run goes on within seconds of memory being freed.
 OUT_OF_MEMORY_MAX_BACKOFF_S = 5.0
-# Connections held at once: a loop's own (blocked on its runs' events between steps, its
-# steps' writes in turn); the main thread's (its scans, its submissions watch), the lease
-# keeper's, and two to spare.
-CONNECTIONS_PER_LOOP = 1
-SERVICE_CONNECTIONS = 4
+# Connections held at once from the shared pool: two a loop (its reads and steps' writes;
+# a dispatch's WATCHed transaction holds one while RQ may take another), the main thread's
+# (its scans, its submissions watch) and two to spare. The lease keeper has a client of
+# its own (keeper_client), so no wait for the pool can hold a renewal up.
+CONNECTIONS_PER_LOOP = 2
+SERVICE_CONNECTIONS = 3
 RUNS_PER_LOOP = 500
 MIN_LOOPS = 2
 MAX_LOOPS = 8
@@ -70,7 +71,9 @@ class CoordinatorService:
     (at once when that coordinator shut down cleanly). Give it a client whose
     pool holds :func:`pool_size` connections (``connect(url, pool_size=...,
     blocking=True)``): its :func:`loop_count` driver loops share it, each a
-    thread that steps many runs (:class:`.multiplex.DriverLoop`).
+    thread that steps many runs (:class:`.multiplex.DriverLoop`); and a
+    ``keeper_client`` of one connection for the lease keeper (without one it
+    shares ``client``'s pool).
     """
 
     def __init__(
@@ -82,6 +85,7 @@ class CoordinatorService:
         poll_s: float = 1.0,
         lease_ttl_s: float = DEFAULT_LEASE_TTL_S,
         retention_s: float = DEFAULT_RETENTION_S,
+        keeper_client: redis.Redis | None = None,
     ) -> None:
         """``retention_s``: how long finished runs stay in Redis unless their workflow
         says otherwise (0: forever)."""
@@ -97,7 +101,8 @@ class CoordinatorService:
         self._fleet = SharedFleet()  # one read of the worker registry for all the runs' routers
         self._stop = threading.Event()
         hooks = LoopHooks(ended=self._ended, failed=self._run_failed, redis_failed=self._redis_failed)
-        self.keeper = LeaseKeeper(client, self._scripts, lease_ttl_s, self._stop)
+        keeper = keeper_client or client
+        self.keeper = LeaseKeeper(keeper, Scripts.register(keeper), lease_ttl_s, self._stop)
         loops = loop_count(max_runs)
         self._loops = [DriverLoop(client, self.owner, hooks, self._stop, self.keeper) for _ in range(loops)]
         self._held: dict[str, DriverLoop] = {}  # run id -> the loop driving it
