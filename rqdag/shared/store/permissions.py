@@ -33,6 +33,7 @@ from rqdag.shared.store.keys import (
     SUBMISSIONS_MAXLEN,
     WORKERS,
     RunKeys,
+    coordinator_wake,
     profile_key,
     worker_key,
 )
@@ -135,6 +136,17 @@ def _registry(name: str) -> tuple[Need, ...]:
     )
 
 
+def _loops() -> tuple[Need, ...]:
+    """A coordinator's driver loops: their wake stream, and whether a run handed to one is active."""
+    wake = coordinator_wake(_CHECK)
+    return (
+        _d("SISMEMBER", ACTIVE_RUNS, _CHECK),
+        _d("XADD", wake, "MAXLEN", "16", "*", "run", _CHECK),
+        _d("PEXPIRE", wake, "60000"),
+        _d("XREAD", "COUNT", "1", "STREAMS", wake, "0"),
+    )
+
+
 def coordinator_needs(queue: str = "default") -> tuple[Need, ...]:
     """What ``rqdag coordinator`` sends (``queue``: one its tasks go to)."""
     run = RunKeys(_CHECK)
@@ -170,6 +182,7 @@ def coordinator_needs(queue: str = "default") -> tuple[Need, ...]:
         _d("XRANGE", run.events, "-", "+", "COUNT", "1"),
         *_retention(run),
         *_holds(run),
+        *_loops(),
         _d("ZRANGE", WORKERS, "0", "-1"),  # the worker registry, for routing
         _d("HGETALL", worker_key(_CHECK)),
         _d("MGET", profile_key(_CHECK)),
