@@ -82,6 +82,7 @@ class RunDriver:
         self._span = traces.Span()
         self.state: TaskStateManager | None = None
         self.outcome: RunStatus | None = None
+        self.found_ended = False
         self._leased = False
         self._stepped: tuple[WorkflowExecutor, RQDispatcher] | None = None
 
@@ -186,6 +187,7 @@ class RunDriver:
             if meta.finished:
                 self._store.expire_finished_run(self.run_id, self._retention_s)  # if a crash skipped it
                 self._store.mark_inactive(self.run_id)
+                self.found_ended = True  # another coordinator ended it before this one got the lease
                 return meta.status
             with self.lease.kept_alive():
                 state, run_state = self._load()

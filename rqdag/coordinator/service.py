@@ -222,7 +222,9 @@ class CoordinatorService:
         with self._held_lock:
             self._held.pop(driver.run_id, None)
         self._backoff.pop(driver.run_id, None)
-        if driver.outcome is not None:
+        if driver.found_ended:
+            log.debug("run '%s' had already ended (%s)", driver.run_id, driver.outcome)
+        elif driver.outcome is not None:
             log.info("run '%s' %s", driver.run_id, driver.outcome)
 
     def _run_failed(self, run_id: str, exc: Exception) -> None:
