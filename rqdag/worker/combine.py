@@ -20,7 +20,7 @@ from typing import Generic, TypeVar
 
 import redis
 
-from rqdag.shared.store.scripts import FinishOutcome, Scripts, Start
+from rqdag.shared.store.scripts import FinishJob, FinishOutcome, RqWorker, Scripts, Start
 from rqdag.shared.store.scripts.base import ScriptCall
 
 Call = TypeVar("Call")
@@ -96,13 +96,17 @@ class Combiner(Generic[Call, Answer]):
 
 
 class SlotSteps:
-    """A concurrent worker's start and finish steps, each kind combined when slots meet."""
+    """A concurrent worker's start and finish steps, each kind combined when slots meet.
 
-    def __init__(self, scripts: Scripts, connection: redis.Redis) -> None:
-        """The combiners of ``scripts.start_task`` and ``scripts.finish_task`` on ``connection``."""
+    The finishes that meet are one run of ``finish_jobs`` (each call fenced by its
+    own token, RQ's success bookkeeping of each job riding along).
+    """
+
+    def __init__(self, scripts: Scripts, connection: redis.Redis, worker: RqWorker) -> None:
+        """The combiners of ``scripts.start_task`` and ``scripts.finish_jobs`` on ``connection``."""
         self.starts: Combiner[ScriptCall, Start] = Combiner(
             lambda calls: scripts.start_task.many(calls, connection)
         )
-        self.finishes: Combiner[ScriptCall, FinishOutcome] = Combiner(
-            lambda calls: scripts.finish_task.many(calls, connection)
+        self.finishes: Combiner[FinishJob, FinishOutcome] = Combiner(
+            lambda calls: scripts.finish_jobs.batch(calls, worker, connection)
         )

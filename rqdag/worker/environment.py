@@ -26,6 +26,7 @@ from rqdag.worker.combine import SlotSteps
 from rqdag.worker.context import ContextHolder, load_context
 from rqdag.worker.heartbeat import HeartbeatRound
 from rqdag.worker.registry import TaskRegistry, build_registry
+from rqdag.worker.rq_finish import rq_worker
 from rqdag.worker.ticker import Ticker
 
 DEFAULT_HEARTBEAT_INTERVAL = 5.0
@@ -126,7 +127,7 @@ def build_environment(
     beats, steps = None, None
     if settings.concurrency > 1:
         beats = HeartbeatRound(scripts, connection, settings.heartbeat_interval, ticker)
-        steps = SlotSteps(scripts, connection)
+        steps = SlotSteps(scripts, connection, rq_worker(worker_name))
     environment = WorkerEnvironment(
         registry=build_registry(settings.tasks),
         context=load_context(settings.context),

@@ -38,8 +38,9 @@ from rqdag.shared.model.retry import Retry
 from rqdag.shared.model.vocabulary import TaskStatus
 from rqdag.shared.store.keys import RunKeys
 from rqdag.shared.store.scripts import FinishOutcome, Start, StartOutcome
-from rqdag.worker import rq_outcome
+from rqdag.worker import rq_finish, rq_outcome
 from rqdag.worker.calling import call_task, own_failure
+from rqdag.worker.combine import SlotSteps
 from rqdag.worker.environment import WorkerEnvironment, current_environment
 from rqdag.worker.heartbeat import Heartbeat
 from rqdag.worker.inputs import eager_dependencies, with_lazy
@@ -155,24 +156,25 @@ def _finish(
 ) -> str:
     """Write the result (sent until Redis writes or refuses it); the attempt's outcome word."""
     final = final or result.status is not TaskStatus.FAILURE or spec.failures >= spec.retries
-    call = env.scripts.finish_task.request(
-        keys,
-        task=spec.task,
-        token=spec.token,
-        result=encoded,
-        status=result.status.value,
-        final=final,
-        now=time.time(),
-        inline=len(encoded) <= INLINE_RESULT_BYTES,
-    )
     steps = env.steps
-    outcome = until_answered(
-        (lambda: steps.finishes.call(call))
-        if steps is not None
-        else lambda: env.scripts.finish_task.parse(env.scripts.finish_task.send(call)),
-        what=f"run {spec.run_id!r}, task {spec.task!r}, attempt {spec.attempt}: finish",
-        extra=_extra(spec),
-    )
+    if steps is not None:
+        outcome = _finish_in_slot(env, steps, spec, keys, result, encoded, final)
+    else:
+        call = env.scripts.finish_task.request(
+            keys,
+            task=spec.task,
+            token=spec.token,
+            result=encoded,
+            status=result.status.value,
+            final=final,
+            now=time.time(),
+            inline=len(encoded) <= INLINE_RESULT_BYTES,
+        )
+        outcome = until_answered(
+            lambda: env.scripts.finish_task.parse(env.scripts.finish_task.send(call)),
+            what=f"run {spec.run_id!r}, task {spec.task!r}, attempt {spec.attempt}: finish",
+            extra=_extra(spec),
+        )
     metrics.task_finished(spec.workflow, spec.task, result, refused=outcome is not FinishOutcome.WRITTEN)
     if outcome is not FinishOutcome.WRITTEN:
         log.warning(
@@ -184,6 +186,40 @@ def _finish(
         )
         return "refused"
     return result.status.value
+
+
+def _finish_in_slot(
+    env: WorkerEnvironment,
+    steps: SlotSteps,
+    spec: TaskJob,
+    keys: RunKeys,
+    result: TaskResult,
+    encoded: bytes,
+    final: bool,
+) -> FinishOutcome:
+    """A slot's finish, combined with the slots' that meet it, RQ's success bookkeeping riding
+    along when the job completes (the job function then returns the status word to RQ)."""
+    pending = rq_finish.pending_success()
+    completes = pending is not None and rq_outcome.completes(result)
+    call = env.scripts.finish_jobs.request(
+        keys,
+        task=spec.task,
+        token=spec.token,
+        result=encoded,
+        status=result.status.value,
+        final=final,
+        now=time.time(),
+        inline=len(encoded) <= INLINE_RESULT_BYTES,
+        rq=pending.part(result.status.value) if pending is not None and completes else None,
+    )
+    outcome = until_answered(
+        lambda: steps.finishes.call(call),
+        what=f"run {spec.run_id!r}, task {spec.task!r}, attempt {spec.attempt}: finish",
+        extra=_extra(spec),
+    )
+    if pending is not None and call.with_rq and outcome is FinishOutcome.WRITTEN:
+        pending.recorded = True
+    return outcome
 
 
 def _log_not_started(spec: TaskJob, start: Start) -> None:

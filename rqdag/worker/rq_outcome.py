@@ -57,6 +57,11 @@ def after_finish(spec: TaskJob, outcome: str, result: TaskResult) -> str:
     return outcome
 
 
+def completes(result: TaskResult) -> bool:
+    """Whether RQ records the job of an attempt with this result (once written) as finished."""
+    return result.status is not TaskStatus.FAILURE and result.status is not TaskStatus.CANCELLED
+
+
 def not_started(spec: TaskJob, start: Start) -> str:
     """The outcome of an attempt that was not started; a cancelled run's is a cancelled job for RQ."""
     if start.outcome is StartOutcome.CANCELLED:

@@ -22,19 +22,12 @@ from rq.results import Result
 from rq.utils import now, utcformat
 from rq.worker.base import BaseWorker
 
-from rqdag.shared.model.job import RUN_TASK
+from rqdag.worker import rq_finish
 
 
 def _is_plain(job: Job, return_value: Any) -> bool:
     """An rqdag job with nothing RQ must do beyond its writes (what the lean path assumes)."""
-    return (
-        isinstance(return_value, str)
-        and job.func_name == RUN_TASK
-        and job.success_callback is None
-        and not job.repeats_left
-        and not job.has_rate_limit
-        and not job.webhooks
-    )
+    return isinstance(return_value, str) and rq_finish.plain_job(job)
 
 
 def _record_success(job: Job, execution: Execution, result_ttl: int, worker: str, pipe: Pipeline) -> None:
@@ -66,7 +59,16 @@ class LeanSuccess(BaseWorker):
     """A worker whose rqdag jobs are marked finished in one MULTI/EXEC."""
 
     def _finalize_success(self, job: Job, queue: Queue, execution: Execution, return_value: Any) -> None:
-        """RQ's success path, with its writes in one transaction for a plain rqdag job."""
+        """RQ's success path, with its writes in one transaction for a plain rqdag job (none when
+        its finish step wrote them already, see :mod:`.rq_finish`)."""
+        pending = rq_finish.recorded(job)
+        if pending is not None:
+            job.ended_at = pending.ended_at
+            job._result = return_value
+            job._status = JobStatus.FINISHED
+            self.executions.pop(execution.id, None)
+            self.log.info("Worker %s: %s: Job OK (%s)", self.name, job.origin, job.id)
+            return
         if not _is_plain(job, return_value):
             super()._finalize_success(job, queue, execution, return_value)
             return

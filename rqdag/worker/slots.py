@@ -35,6 +35,7 @@ from rq.worker import WorkerStatus
 from rqdag.shared import metrics
 from rqdag.worker.intake import Taken, give_back, take_batch
 from rqdag.worker.rq_classes import SimpleTaskWorker
+from rqdag.worker.rq_finish import awaiting_success
 
 log = logging.getLogger("rqdag.worker")
 
@@ -156,7 +157,8 @@ class ConcurrentTaskWorker(SimpleTaskWorker):
         _, free = self._slots()
         metrics.slot_busy(1)
         try:
-            self.perform_job(job, queue, execution)
+            with awaiting_success(self, job, queue, execution):
+                self.perform_job(job, queue, execution)
         except redis.ResponseError as exc:
             self._refused(exc)
         except Exception:  # a slot must outlive any one job

@@ -1,8 +1,11 @@
-"""Start and finish steps sent in batches (one pipeline, one script run per attempt; real Redis).
+"""Start and finish steps sent in batches (real Redis; real workers for RQ's view).
 
 A batch is as fenced as its calls alone: a stale token in it is refused in its
 own answer while the other calls land, and the group commit of a concurrent
 worker's slots sends calls that meet in one round trip, each answered its own.
+A batch of finishes is one script run (``finish_jobs``) that also writes RQ's
+success bookkeeping of each job written, and of no other: RQ's registries,
+job statuses, results and the worker's counters stay truthful, once each.
 """
 
 from __future__ import annotations
@@ -10,13 +13,28 @@ from __future__ import annotations
 import threading
 
 import redis
+from rq import Queue, Worker
+from rq.job import Job, JobStatus
+from rq.registry import FinishedJobRegistry, StartedJobRegistry
+from rq.serializers import JSONSerializer
+from rq.utils import now as rq_now
 
+from rqdag import TaskStatus
+from rqdag.client import Client
+from rqdag.shared.model.job import RUN_TASK
 from rqdag.shared.model.vocabulary import AttemptState
 from rqdag.shared.store.keys import RunKeys
 from rqdag.shared.store.records import DispatchEntry, parse_dispatch_entry
-from rqdag.shared.store.scripts import FinishOutcome, Scripts, Start, StartOutcome
+from rqdag.shared.store.scripts import FinishJob, FinishOutcome, Scripts, Start, StartOutcome
 from rqdag.shared.store.scripts.base import ScriptCall
 from rqdag.worker.combine import Combiner, SlotSteps
+from rqdag.worker.environment import WorkerSettings
+from rqdag.worker.intake import Taken, take_batch
+from rqdag.worker.rq_finish import PendingSuccess, rq_worker
+from rqdag.worker.start import create_worker
+from tests.integration.slot_flows import four_blocking
+from tests.support.processes import Procs
+from tests.support.workers import worker_queue
 
 RUN = "batched"
 KEYS = RunKeys(RUN)
@@ -95,7 +113,7 @@ def test_a_batch_reloads_the_script_after_redis_lost_it(redis_conn: redis.Redis)
 
 def test_slots_that_meet_share_a_round_trip_and_each_gets_its_own_answer(redis_conn: redis.Redis) -> None:
     scripts = _setup(redis_conn)
-    steps = SlotSteps(scripts, redis_conn)
+    steps = SlotSteps(scripts, redis_conn, rq_worker("w"))
     tokens = {"a": "tok-a", "b": "old-b", "c": "tok-c"}
     answers: dict[str, StartOutcome] = {}
     gate = threading.Barrier(len(TASKS))
@@ -135,3 +153,92 @@ def test_a_failed_round_trip_reaches_every_call_of_its_batch_and_the_next_batch_
     except ValueError as exc:
         assert "bad -1" in str(exc)
     assert sent == [[0], [5], [-1]]
+
+
+def _taken_jobs(conn: redis.Redis) -> tuple[Queue, list[Taken]]:
+    """Jobs of a, b and c taken by a real concurrent worker: started in RQ's registries."""
+    settings = WorkerSettings(tasks=("tests.integration.slot_flows",), concurrency=4)
+    worker = create_worker(conn, settings, worker_class="concurrent", name="batcher")
+    queue = Queue(worker.queue_names()[0], connection=conn, serializer=JSONSerializer)
+    for task in TASKS:
+        queue.enqueue(RUN_TASK, kwargs={"task": task}, job_id=f"job-{task}")
+    taken = take_batch(worker, queue, len(TASKS))
+    for item in taken:
+        item.job.started_at = rq_now()
+    return queue, taken
+
+
+def _finish_jobs_calls(
+    scripts: Scripts, queue: Queue, taken: list[Taken], tokens: dict[str, str]
+) -> list[FinishJob]:
+    calls = []
+    for task, item in zip(TASKS, taken, strict=True):
+        assert item.execution is not None
+        pending = PendingSuccess(item.job, queue, item.execution, 60)
+        result = f'{{"status": "success", "data": "{task}"}}'.encode()
+        calls.append(
+            scripts.finish_jobs.request(
+                KEYS,
+                task=task,
+                token=tokens[task],
+                result=result,
+                status="success",
+                final=True,
+                now=2.0,
+                inline=True,
+                rq=pending.part("success"),
+            )
+        )
+    return calls
+
+
+def test_a_finish_batch_writes_rq_s_success_per_job_and_refuses_a_stale_token_alone(
+    redis_conn: redis.Redis,
+) -> None:
+    scripts = _setup(redis_conn)
+    scripts.start_task.many([_start_call(scripts, t, f"tok-{t}") for t in TASKS], redis_conn)
+    queue, taken = _taken_jobs(redis_conn)
+    calls = _finish_jobs_calls(scripts, queue, taken, {"a": "tok-a", "b": "old-b", "c": "tok-c"})
+    worker = rq_worker("batcher")
+    redis_conn.script_flush()  # a restarted Redis: the batch loads the script again
+    expected = [FinishOutcome.WRITTEN, FinishOutcome.STALE, FinishOutcome.WRITTEN]
+    assert scripts.finish_jobs(calls, worker=worker) == expected
+    assert sorted(redis_conn.hkeys(KEYS.results)) == [b"a", b"c"]
+    assert _state(redis_conn, "b") == "running", "the late answer changed nothing of b's attempt"
+    assert sorted(FinishedJobRegistry(queue=queue).get_job_ids()) == ["job-a", "job-c"]
+    assert StartedJobRegistry(queue=queue).get_job_ids() == ["job-b"], "b is still RQ's to end"
+    statuses = [Job.fetch(f"job-{t}", connection=redis_conn).get_status() for t in TASKS]
+    assert statuses == [JobStatus.FINISHED, JobStatus.STARTED, JobStatus.FINISHED]
+    done = Job.fetch("job-a", connection=redis_conn, serializer=JSONSerializer)
+    latest = done.latest_result()
+    assert latest is not None and latest.return_value == "success" and latest.worker_name == "batcher"
+    assert done.ended_at is not None and done.started_at is not None and 0 < redis_conn.ttl(done.key) <= 60
+    worker_hash = redis_conn.hgetall(worker.worker_key)
+    assert int(worker_hash[b"successful_job_count"]) == 2
+    members = {m.decode() for m in redis_conn.smembers(worker.worker_executions_key)}
+    assert all(m.startswith("job-b:") for m in members) and len(members) == 1
+
+    assert scripts.finish_jobs(calls, worker=worker) == expected, "sent again: the same answers"
+    assert int(redis_conn.hget(worker.worker_key, "successful_job_count") or 0) == 2, "counted once"
+    assert len(done.results()) == 1, "one result in RQ's stream"
+
+
+def test_a_concurrent_worker_s_finishes_leave_rq_truthful(redis_url: str, procs: Procs) -> None:
+    procs.worker(redis_url, "--concurrency", "4", name="slots4", tasks="tests.integration.slot_flows")
+    procs.coordinator(redis_url)
+    client = Client(redis_url)
+    run = client.submit(four_blocking, params={"block_s": 0.2}, run_id="finish-batches")
+    results = run.wait(timeout=30)
+    assert {r.status for r in results.values()} == {TaskStatus.SUCCESS}
+    conn = client.connection
+    rq_queue = worker_queue("default", ("tests.integration.slot_flows",))
+    finished = FinishedJobRegistry(rq_queue, connection=conn).get_job_ids()
+    assert len(finished) == len(results)
+    assert StartedJobRegistry(rq_queue, connection=conn).get_job_ids() == []
+    for job in Job.fetch_many(finished, connection=conn, serializer=JSONSerializer):
+        assert job is not None and job.get_status() == JobStatus.FINISHED
+        latest = job.latest_result()
+        assert latest is not None and latest.return_value == "success"
+    [rq_worker_] = Worker.all(connection=conn)
+    assert rq_worker_.successful_job_count == len(results)
+    assert conn.scard(rq_worker_.executions_key) == 0

@@ -24,9 +24,12 @@ from rqdag.shared.store.scripts import (
     EVENTS_MAXLEN,
     Beat,
     DecidedResult,
+    FinishJobs,
     FinishOutcome,
     LeaseRefusal,
     PruneOutcome,
+    RqSuccess,
+    RqWorker,
     Scripts,
     ScriptWrapper,
     Start,
@@ -34,6 +37,7 @@ from rqdag.shared.store.scripts import (
     VoidOutcome,
     script_source,
 )
+from rqdag.shared.store.scripts.jobs import CALL_ARGS, CALL_KEYS
 
 LUA_DIR = resources.files("rqdag.shared.store").joinpath("lua")
 SCRIPT_NAMES = sorted(p.name.removesuffix(".lua") for p in LUA_DIR.iterdir() if p.name.endswith(".lua"))
@@ -82,6 +86,9 @@ SAMPLES: dict[str, dict[str, Any]] = {
     },
     "hold_timer": {"lease": LEASE, "field": "1:cool_down", "seconds": 3600.0},
 }
+
+# Scripts of a batch of calls (their own test below): shared KEYS and ARGV, then a stride per call.
+BATCHED = {"finish_jobs"}
 
 # A reply each script can give, for the calls that only look at what is sent.
 SOME_REPLY: dict[str, Any] = {
@@ -154,7 +161,7 @@ def test_every_lua_script_has_one_wrapper_and_every_wrapper_a_script() -> None:
     assert sorted(f.name for f in fields(Scripts)) == SCRIPT_NAMES
     for name, wrapper in WRAPPERS.items():
         assert wrapper.name == name
-    assert set(SAMPLES) == set(SCRIPT_NAMES) == set(SOME_REPLY)
+    assert set(SAMPLES) | BATCHED == set(SCRIPT_NAMES) == set(SOME_REPLY) | BATCHED
 
 
 @pytest.mark.parametrize("name", SCRIPT_NAMES)
@@ -171,7 +178,7 @@ def test_a_script_names_each_key_and_argument_once_at_its_top_and_then_uses_the_
         assert head.variadic_from == len(head.argv) + 1
 
 
-@pytest.mark.parametrize("name", SCRIPT_NAMES)
+@pytest.mark.parametrize("name", [n for n in SCRIPT_NAMES if n not in BATCHED])
 def test_a_wrapper_sends_the_keys_and_arguments_in_the_order_its_script_names_them(name: str) -> None:
     head = header(name)
     script = Recording(SOME_REPLY[name])
@@ -277,3 +284,75 @@ def test_a_wrapper_refuses_a_pipeline_whose_reply_it_could_not_read() -> None:
     pipe = redis.Redis().pipeline()  # never connects: nothing is sent
     with pytest.raises(TypeError, match="hand_back script answers at once"):
         call("hand_back", Recording(1), task="t1", token="1-abc", client=pipe)
+
+
+RQ_PART = RqSuccess(
+    job_key="rq:job:j1",
+    job_results_key="rq:results:j1",
+    finished_key="rq:finished:q",
+    started_key="rq:wip:q",
+    execution_key="rq:execution:j1:e1",
+    job_executions_key="rq:executions:j1",
+    dependents_key="rq:job:j1:dependents",
+    dependencies_key="rq:job::j1:dependencies",
+    job_id="j1",
+    execution_id="e1",
+    execution_member="j1:e1",
+    started_at="2026-12-02T04:00:00.000000Z",
+    ended_at="2026-12-02T04:00:01.000000Z",
+    working_time=1.0,
+    return_value="InN1Y2Nlc3Mi",
+    execution_started_at=1700000000.0,
+    execution_ended_at=1700000001.0,
+    result_ttl=60,
+    finished_score=1700000061.0,
+)
+
+
+def _positions(source: str, table: str, base: str) -> dict[str, int]:
+    """Local name -> i of each ``local a, b = table[base + i], ...`` line of a batch script."""
+    out: dict[str, int] = {}
+    pattern = rf"^\s*local ([\w, ]+) = ({table}\[{base} \+ \d+\](?:, {table}\[{base} \+ \d+\])*)$"
+    for m in re.finditer(pattern, source, re.M):
+        names = [n.strip() for n in m.group(1).split(",")]
+        places = [int(i) for i in re.findall(rf"{table}\[{base} \+ (\d+)\]", m.group(2))]
+        out |= dict(zip(names, places, strict=True))
+    return out
+
+
+def test_the_batch_script_reads_each_call_in_the_order_and_stride_its_wrapper_sends() -> None:
+    source = script_source("finish_jobs")
+    strides = {n: int(v) for n, v in re.findall(r"^local (CALL_KEYS|CALL_ARGS) = (\d+)$", source, re.M)}
+    assert strides == {"CALL_KEYS": CALL_KEYS, "CALL_ARGS": CALL_ARGS}
+    run_keys = ["results_key", "dispatch_key", "events_key"]
+    rq_keys = [f.name for f in fields(RqSuccess) if f.name.endswith("_key")]
+    assert _positions(source, "keys", "k") == {n: i for i, n in enumerate(run_keys + rq_keys, 1)}
+    run_args = ["task", "token", "result", "status", "final", "now", "inline"]
+    rq_args = [f.name for f in fields(RqSuccess) if not f.name.endswith("_key")]
+    expected = {n: i for i, n in enumerate(run_args, 1)} | {n: i for i, n in enumerate(rq_args, 9)}
+    assert _positions(source, "args", "a") == expected
+    assert "args[a + 8] == '1'" in source  # the rq flag
+    assert len(run_keys + rq_keys) == CALL_KEYS and len(run_args) + 1 + len(rq_args) == CALL_ARGS
+
+
+def test_the_batch_wrapper_sends_shared_then_per_call_keys_and_arguments() -> None:
+    worker = RqWorker("rq:worker:w", "rq:worker:w:executions", "w", "finished", "1")
+    params: dict[str, Any] = {"token": "1-abc", "result": b"{}", "status": "success", "now": 2.5}
+    calls = [
+        FinishJobs.request(KEYS, task="t1", final=True, inline=False, rq=RQ_PART, **params),
+        FinishJobs.request(RunKeys("r2"), task="t2", final=False, inline=True, rq=None, **params),
+    ]
+    script = Recording([b"ok", b"stale"])
+    answers = FinishJobs(script)(calls, worker=worker)  # type: ignore[arg-type]
+    assert answers == [FinishOutcome.WRITTEN, FinishOutcome.STALE]
+    [(keys, args)] = script.calls
+    assert keys[:2] == ["rq:worker:w", "rq:worker:w:executions"]
+    assert args[:4] == [EVENTS_MAXLEN, "w", "finished", "1"]
+    first, second = keys[2 : 2 + CALL_KEYS], keys[2 + CALL_KEYS :]
+    assert first == [KEYS.results, KEYS.dispatch, KEYS.events, *RQ_PART.keys()]
+    assert second[:3] == [RunKeys("r2").results, RunKeys("r2").dispatch, RunKeys("r2").events]
+    one, two = args[4 : 4 + CALL_ARGS], args[4 + CALL_ARGS :]
+    assert one == ["t1", "1-abc", b"{}", "success", "1", 2.5, "0", "1", *RQ_PART.args()]
+    assert two[:8] == ["t2", "1-abc", b"{}", "success", "0", 2.5, "1", "0"] and len(two) == CALL_ARGS
+    with pytest.raises(RqdagError, match="unexpected answer"):
+        FinishJobs(Recording([b"ok"]))(calls, worker=worker)  # type: ignore[arg-type]

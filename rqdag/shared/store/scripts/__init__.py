@@ -15,6 +15,7 @@ import redis
 
 from rqdag.shared.store.scripts.attempt import FinishTask, HandBack, Heartbeat, StartTask
 from rqdag.shared.store.scripts.base import EVENTS_MAXLEN, ScriptWrapper, script_source
+from rqdag.shared.store.scripts.jobs import FinishJob, FinishJobs, RqSuccess, RqWorker
 from rqdag.shared.store.scripts.lease import AcquireLease, ReleaseLease, RenewLease
 from rqdag.shared.store.scripts.logs import AppendLogs
 from rqdag.shared.store.scripts.outcomes import (
@@ -34,9 +35,13 @@ __all__ = [
     "EVENTS_MAXLEN",
     "Beat",
     "DecidedResult",
+    "FinishJob",
+    "FinishJobs",
     "FinishOutcome",
     "LeaseRefusal",
     "PruneOutcome",
+    "RqSuccess",
+    "RqWorker",
     "ScriptWrapper",
     "Scripts",
     "Start",
@@ -58,6 +63,7 @@ class Scripts:
     void_attempt: VoidAttempt
     start_task: StartTask
     finish_task: FinishTask
+    finish_jobs: FinishJobs
     heartbeat: Heartbeat
     hand_back: HandBack
     prune_run: PruneRun
@@ -76,6 +82,7 @@ class Scripts:
             void_attempt=VoidAttempt.register(client),
             start_task=StartTask.register(client),
             finish_task=FinishTask.register(client),
+            finish_jobs=FinishJobs.register(client),
             heartbeat=Heartbeat.register(client),
             hand_back=HandBack.register(client),
             prune_run=PruneRun.register(client),
