@@ -5,12 +5,12 @@ intermediate list), then fetches it (``HGETALL``) and records its execution (a
 MULTI/EXEC): with the worker's own bookkeeping, about eight round trips on the
 main thread for each job, and with tens of slots waiting on the GIL each round
 trip costs more. Here one pipeline moves up to ``count`` ids, one fetches their
-jobs and one MULTI/EXEC does for all of them what RQ does for one before it
-runs it: its execution record (the StartedJobRegistry entry ``rq info`` reads,
+jobs and one script run (``start_jobs``) does for all of them what RQ does for
+one before it runs it: its execution record (the StartedJobRegistry entry ``rq info`` reads,
 the worker's execution index), the job's ``started`` status and heartbeat, its
 removal from the intermediate list, and the worker's busy state.
 
-A job is never lost in between: until that transaction it sits in the queue's
+A job is never lost in between: until that script run it sits in the queue's
 intermediate list (where RQ's cleanup and rqdag's watchdog look for a job a
 worker took and died with), and after it in the StartedJobRegistry with a
 heartbeat that lapses when the worker is gone, as any job RQ started. Either
@@ -23,14 +23,18 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from uuid import uuid4
 
 import redis
-from rq.executions import Execution
+from rq.executions import Execution, ExecutionRegistry
 from rq.job import Job, JobStatus
 from rq.queue import Queue
-from rq.utils import as_text, now
+from rq.utils import as_text, current_timestamp, now, utcformat
 from rq.worker import WorkerStatus
 from rq.worker.base import BaseWorker
+
+from rqdag.shared.store.scripts import RqStart, Scripts
+from rqdag.worker.rq_finish import rq_worker
 
 log = logging.getLogger("rqdag.worker")
 
@@ -90,29 +94,65 @@ def _fetch(worker: BaseWorker, queue: Queue, ids: list[str]) -> list[Job]:
 
 
 def _record_executions(worker: BaseWorker, queue: Queue, jobs: list[Job]) -> dict[str, Execution]:
-    """RQ's ``prepare_execution`` and ``prepare_job_execution`` for every job, in one MULTI/EXEC
-    (nothing if Redis refuses it)."""
+    """RQ's ``prepare_execution`` and ``prepare_job_execution`` for every job, in one script run
+    (``start_jobs``; nothing if Redis refuses it)."""
+    stamp = now()
+    base = current_timestamp()
     executions: dict[str, Execution] = {}
+    starts: list[RqStart] = []
+    for job in jobs:
+        ttl = worker.get_heartbeat_ttl(job)
+        execution = Execution(uuid4().hex, job.id, connection=worker.connection, worker_name=worker.name)
+        execution.created_at = execution.last_heartbeat = stamp
+        execution._job = job
+        executions[job.id] = execution
+        starts.append(_rq_start(job, execution, ttl, base))
+    text = utcformat(stamp)
     try:
-        with worker.connection.pipeline() as pipe:
-            ttls = []
-            for job in jobs:
-                ttl = worker.get_heartbeat_ttl(job)
-                ttls.append(ttl)
-                executions[job.id] = Execution.create(job, ttl, pipeline=pipe, worker_name=worker.name)
-                job.heartbeat(now(), ttl, pipeline=pipe)
-                job.prepare_for_execution(worker.name, pipeline=pipe)
-                pipe.persist(job.key)
-                pipe.lrem(queue.intermediate_queue_key, 1, job.id)
-            worker.set_state(WorkerStatus.BUSY, pipeline=pipe)
-            worker.heartbeat(max(ttls), pipeline=pipe)
-            pipe.execute()
+        _scripts(worker).start_jobs(
+            starts,
+            worker=rq_worker(worker.name),
+            intermediate_key=queue.intermediate_queue_key,
+            started_key=queue.started_job_registry.key,
+            now=stamp.timestamp(),
+            now_text=text,
+            worker_ttl=max(s.ttl for s in starts),
+        )
     except redis.ResponseError as exc:  # a full Redis: each job's own preparation tries again
         log.debug("worker %s: executions not recorded in a batch (%s)", worker.name, exc)
         return {}
+    for job in jobs:  # what RQ's own preparation sets on the objects
+        job.worker_name, job.last_heartbeat, job.started_at = worker.name, stamp, stamp
+        job._status = JobStatus.STARTED
+    worker._state = WorkerStatus.BUSY
+    worker.last_heartbeat = stamp
     for execution in executions.values():
         worker.executions[execution.id] = execution
     return executions
+
+
+def _rq_start(job: Job, execution: Execution, ttl: int, base: int) -> RqStart:
+    """RQ's start of one job, as ``start_jobs`` takes it (RQ's registries score by its clock)."""
+    return RqStart(
+        job_key=job.key,
+        execution_key=execution.key,
+        job_executions_key=ExecutionRegistry(job_id=job.id, connection=job.connection).key,
+        job_id=job.id,
+        execution_id=execution.id,
+        execution_member=execution.composite_key,
+        ttl=ttl,
+        started_score=base + ttl,
+        executions_score=base + ttl + 60,
+    )
+
+
+def _scripts(worker: BaseWorker) -> Scripts:
+    """The scripts of an rqdag worker's environment."""
+    environment = getattr(worker, "rqdag_environment", None)
+    if environment is None:
+        raise TypeError(f"worker {worker.name}: not an rqdag worker")
+    scripts: Scripts = environment().scripts
+    return scripts
 
 
 def give_back(worker: BaseWorker, taken: list[Taken]) -> None:

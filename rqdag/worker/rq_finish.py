@@ -24,7 +24,7 @@ from rq.queue import Queue
 from rq.registry import FinishedJobRegistry, StartedJobRegistry
 from rq.results import Result
 from rq.utils import current_timestamp, now, utcformat
-from rq.worker.base import BaseWorker
+from rq.worker.base import BaseWorker, WorkerStatus
 
 from rqdag.shared.model.job import RUN_TASK
 from rqdag.shared.store.scripts import RqSuccess, RqWorker
@@ -40,6 +40,8 @@ def rq_worker(name: str) -> RqWorker:
         worker=name,
         rq_finished=JobStatus.FINISHED.value,
         rq_successful=str(Result.Type.SUCCESSFUL.value),
+        rq_started=JobStatus.STARTED.value,
+        rq_busy=WorkerStatus.BUSY.value,
     )
 
 

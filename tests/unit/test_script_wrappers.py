@@ -28,16 +28,18 @@ from rqdag.shared.store.scripts import (
     FinishOutcome,
     LeaseRefusal,
     PruneOutcome,
+    RqStart,
     RqSuccess,
     RqWorker,
     Scripts,
     ScriptWrapper,
     Start,
+    StartJobs,
     StartOutcome,
     VoidOutcome,
     script_source,
 )
-from rqdag.shared.store.scripts.jobs import CALL_ARGS, CALL_KEYS
+from rqdag.shared.store.scripts.jobs import CALL_ARGS, CALL_KEYS, START_ARGS, START_KEYS
 
 LUA_DIR = resources.files("rqdag.shared.store").joinpath("lua")
 SCRIPT_NAMES = sorted(p.name.removesuffix(".lua") for p in LUA_DIR.iterdir() if p.name.endswith(".lua"))
@@ -88,7 +90,7 @@ SAMPLES: dict[str, dict[str, Any]] = {
 }
 
 # Scripts of a batch of calls (their own test below): shared KEYS and ARGV, then a stride per call.
-BATCHED = {"finish_jobs"}
+BATCHED = {"finish_jobs", "start_jobs"}
 
 # A reply each script can give, for the calls that only look at what is sent.
 SOME_REPLY: dict[str, Any] = {
@@ -336,7 +338,7 @@ def test_the_batch_script_reads_each_call_in_the_order_and_stride_its_wrapper_se
 
 
 def test_the_batch_wrapper_sends_shared_then_per_call_keys_and_arguments() -> None:
-    worker = RqWorker("rq:worker:w", "rq:worker:w:executions", "w", "finished", "1")
+    worker = RqWorker("rq:worker:w", "rq:worker:w:executions", "w", "finished", "1", "started", "busy")
     params: dict[str, Any] = {"token": "1-abc", "result": b"{}", "status": "success", "now": 2.5}
     calls = [
         FinishJobs.request(KEYS, task="t1", final=True, inline=False, rq=RQ_PART, **params),
@@ -356,3 +358,26 @@ def test_the_batch_wrapper_sends_shared_then_per_call_keys_and_arguments() -> No
     assert two[:8] == ["t2", "1-abc", b"{}", "success", "0", 2.5, "1", "0"] and len(two) == CALL_ARGS
     with pytest.raises(RqdagError, match="unexpected answer"):
         FinishJobs(Recording([b"ok"]))(calls, worker=worker)  # type: ignore[arg-type]
+
+
+def test_the_rq_start_batch_reads_each_job_in_the_order_and_stride_its_wrapper_sends() -> None:
+    source = script_source("start_jobs")
+    strides = {n: int(v) for n, v in re.findall(r"^local (CALL_KEYS|CALL_ARGS) = (\d+)$", source, re.M)}
+    assert strides == {"CALL_KEYS": START_KEYS, "CALL_ARGS": START_ARGS}
+    names = [f.name for f in fields(RqStart)]
+    key_names, arg_names = (
+        [n for n in names if n.endswith("_key")],
+        [n for n in names if not n.endswith("_key")],
+    )
+    assert _positions(source, "keys", "k") == {n: i for i, n in enumerate(key_names, 1)}
+    assert _positions(source, "args", "a") == {n: i for i, n in enumerate(arg_names, 1)}
+    worker = RqWorker("rq:worker:w", "rq:worker:w:executions", "w", "finished", "1", "started", "busy")
+    one = RqStart("rq:job:j1", "rq:execution:j1:e1", "rq:executions:j1", "j1", "e1", "j1:e1", 420, 10.0, 70.0)
+    script = Recording(1)
+    started = StartJobs(script)(  # type: ignore[arg-type]
+        [one], worker=worker, intermediate_key="i", started_key="s", now=1.5, now_text="t", worker_ttl=420
+    )
+    assert started == 1
+    [(keys, args)] = script.calls
+    assert keys == ["rq:worker:w", "rq:worker:w:executions", "i", "s", *(getattr(one, n) for n in key_names)]
+    assert args == ["w", "1.5", "t", "busy", "started", 420, "j1", "e1", "j1:e1", 420, "10.0", "70.0"]

@@ -49,7 +49,8 @@ START = r"(?<![\w'\"\].])"  # an expression starts here, not inside a longer one
 
 REDIS_WORDS = {"GET", "SET", "DEL", "EXISTS", "PEXPIRE", "TIME", "HGET", "HSET", "HDEL", "HGETALL"}
 REDIS_WORDS |= {"HINCRBY", "XADD", "XREVRANGE", "MAXLEN", "PX", "COUNT", "~", "*", "+", "-"}
-REDIS_WORDS |= {"HMGET", "UNLINK", "PTTL", "EXPIRE", "HINCRBYFLOAT", "ZADD", "ZREM", "SREM"}
+REDIS_WORDS |= {"HMGET", "UNLINK", "PTTL", "EXPIRE", "HINCRBYFLOAT", "ZADD", "ZREM", "SREM", "SADD"}
+REDIS_WORDS |= {"PERSIST", "LREM"}
 FIELD_NAMES = {"fence", "cancel", "params", "status", "updated_at", "finished_at", "kind", "task"}
 FIELD_NAMES |= {"token", "worker", "state", "result", "last_result", "started_at", "heartbeat_at"}
 FIELD_NAMES |= {"worker_time", "heartbeat_timeout", '"in_doubt"', "claim", "retry_of"}
@@ -58,6 +59,7 @@ FIELD_NAMES |= {"attempt", "at", "stream", "level", "logger", "message"}  # a li
 # RQ's words for their values come from RQ's API, as arguments
 FIELD_NAMES |= {"ended_at", "last_heartbeat", "type", "worker_name", "return_value", "execution_id"}
 FIELD_NAMES |= {"execution_started_at", "execution_ended_at", "successful_job_count", "total_working_time"}
+FIELD_NAMES |= {"id", "job_id", "created_at"}  # start_jobs: an execution record
 SCRIPT_REPLIES = {"ok", "stale", "gone", "done", "cancelled"}
 OTHER_LITERALS = {"", "0", "1", "|", "{}", "^(.*)|(%d+)$", "table"}  # flags, the lease's form, type()
 NOT_VOCABULARY = REDIS_WORDS | FIELD_NAMES | SCRIPT_REPLIES | OTHER_LITERALS

@@ -15,7 +15,7 @@ import redis
 
 from rqdag.shared.store.scripts.attempt import FinishTask, HandBack, Heartbeat, StartTask
 from rqdag.shared.store.scripts.base import EVENTS_MAXLEN, ScriptWrapper, script_source
-from rqdag.shared.store.scripts.jobs import FinishJob, FinishJobs, RqSuccess, RqWorker
+from rqdag.shared.store.scripts.jobs import FinishJob, FinishJobs, RqStart, RqSuccess, RqWorker, StartJobs
 from rqdag.shared.store.scripts.lease import AcquireLease, ReleaseLease, RenewLease
 from rqdag.shared.store.scripts.logs import AppendLogs
 from rqdag.shared.store.scripts.outcomes import (
@@ -40,11 +40,13 @@ __all__ = [
     "FinishOutcome",
     "LeaseRefusal",
     "PruneOutcome",
+    "RqStart",
     "RqSuccess",
     "RqWorker",
     "ScriptWrapper",
     "Scripts",
     "Start",
+    "StartJobs",
     "StartOutcome",
     "VoidOutcome",
     "script_source",
@@ -64,6 +66,7 @@ class Scripts:
     start_task: StartTask
     finish_task: FinishTask
     finish_jobs: FinishJobs
+    start_jobs: StartJobs
     heartbeat: Heartbeat
     hand_back: HandBack
     prune_run: PruneRun
@@ -83,6 +86,7 @@ class Scripts:
             start_task=StartTask.register(client),
             finish_task=FinishTask.register(client),
             finish_jobs=FinishJobs.register(client),
+            start_jobs=StartJobs.register(client),
             heartbeat=Heartbeat.register(client),
             hand_back=HandBack.register(client),
             prune_run=PruneRun.register(client),

@@ -1,4 +1,5 @@
-"""A concurrent worker's batch script: its slots' finishes, with RQ's success bookkeeping of each job."""
+"""A concurrent worker's batch scripts: RQ's start of the jobs it takes, and its slots' finishes
+with RQ's success bookkeeping of each job."""
 
 from __future__ import annotations
 
@@ -23,6 +24,23 @@ class RqWorker:
     worker: str  # the worker's name
     rq_finished: str  # RQ's JobStatus of a finished job
     rq_successful: str  # RQ's Result.Type of a successful result
+    rq_started: str  # RQ's JobStatus of a started job
+    rq_busy: str  # RQ's WorkerStatus of a busy worker
+
+
+@dataclass(frozen=True)
+class RqStart:
+    """RQ's start of one job taken (what RQ writes before it runs it), as keys and values."""
+
+    job_key: str
+    execution_key: str
+    job_executions_key: str
+    job_id: str
+    execution_id: str
+    execution_member: str  # the execution's member in the started registry
+    ttl: int  # the job's heartbeat TTL, seconds
+    started_score: float  # its score in the started registry
+    executions_score: float  # its score in the job's executions registry
 
 
 @dataclass(frozen=True)
@@ -151,3 +169,38 @@ class FinishJobs(ScriptWrapper):
         if len(outcomes) != count:
             raise self._unexpected(reply)
         return outcomes
+
+
+START_KEYS = 3
+START_ARGS = 6
+
+
+class StartJobs(ScriptWrapper):
+    """``start_jobs.lua``: RQ's start of a batch of jobs taken from one queue, in one script run."""
+
+    name = "start_jobs"
+
+    def __call__(
+        self,
+        starts: Sequence[RqStart],
+        *,
+        worker: RqWorker,
+        intermediate_key: str,
+        started_key: str,
+        now: float,
+        now_text: str,
+        worker_ttl: int,
+        client: redis.Redis | None = None,
+    ) -> int:
+        """How many jobs were started (``now``: unix seconds; ``now_text``: RQ's text of it)."""
+        keys = [worker.worker_key, worker.worker_executions_key, intermediate_key, started_key]
+        args: list[EncodableT] = [worker.worker, repr(now), now_text, worker.rq_busy, worker.rq_started]
+        args.append(worker_ttl)
+        for start in starts:
+            keys += [start.job_key, start.execution_key, start.job_executions_key]
+            args += [start.job_id, start.execution_id, start.execution_member, start.ttl]
+            args += [repr(start.started_score), repr(start.executions_score)]
+        reply = self._eval(keys, args, client)
+        if not isinstance(reply, int):
+            raise self._unexpected(reply)
+        return reply
