@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -40,6 +41,7 @@ from rqdag.worker.rq_finish import awaiting_success
 log = logging.getLogger("rqdag.worker")
 
 SLOT_WAIT_S = 0.5  # how often a main thread waiting for a free slot looks up (signals, maintenance)
+SUSPENSION_CHECK_S = 0.5  # ``rq suspend`` stops a concurrent worker's dequeueing within this long
 
 
 class ConcurrentTaskWorker(SimpleTaskWorker):
@@ -49,6 +51,7 @@ class ConcurrentTaskWorker(SimpleTaskWorker):
     _free: threading.Semaphore | None = None
     _lock: threading.Lock
     _in_flight = 0
+    _suspension_checked_at = float("-inf")
     _waiting = False  # the main thread is blocked waiting (a slot, a job): a stop may interrupt it
     _taken: deque[Taken]  # jobs of the last batch not handed to a slot yet
     _prepared: dict[str, Execution]  # job id -> the execution its batch recorded
@@ -121,9 +124,14 @@ class ConcurrentTaskWorker(SimpleTaskWorker):
             self._started.discard(job.id)
 
     def check_for_suspension(self, burst: bool) -> None:
-        """RQ's check before each dequeue, skipped while a batch taken before it is handed out."""
-        if not self._slots() or not self._taken:
-            super().check_for_suspension(burst)
+        """RQ's check for ``rq suspend`` before a dequeue (a round trip), at most every
+        SUSPENSION_CHECK_S, and skipped while a batch taken before it is handed out."""
+        self._slots()
+        checked = time.monotonic()
+        if self._taken or checked - self._suspension_checked_at < SUSPENSION_CHECK_S:
+            return
+        self._suspension_checked_at = checked
+        super().check_for_suspension(burst)
 
     def _wait(self, free: threading.Semaphore) -> None:
         self._waiting = True

@@ -1,7 +1,9 @@
 """One thread per worker process for the periodic calls of running jobs (heartbeats).
 
 Starting and joining a thread per job cost about a millisecond a job; a ticker
-that jobs register with costs nothing when idle. A forked work horse gets a
+that jobs register with costs nothing when idle, and a registration wakes its
+thread only when it falls due before the thread would wake anyway (a slot's
+job registering and cancelling its heartbeats costs no thread switch). A forked work horse gets a
 fresh ticker of its own (threads do not survive a fork).
 """
 
@@ -37,6 +39,7 @@ class Ticker:
         self._entries: dict[int, _Entry] = {}
         self._handles = itertools.count(1)
         self._thread: threading.Thread | None = None
+        self._waiting_until = 0.0  # when the thread wakes next by itself (0: it is not waiting)
 
     def every(self, interval: float, call: Callable[[], object]) -> int:
         """Call ``call()`` every ``interval`` seconds from now on; returns a handle for cancel()."""
@@ -47,8 +50,10 @@ class Ticker:
                 self._thread = threading.Thread(target=self._run, name="rqdag-ticker", daemon=True)
                 self._thread.start()
             handle = next(self._handles)
-            self._entries[handle] = _Entry(time.monotonic() + interval, interval, call)
-            self._cond.notify()
+            due = time.monotonic() + interval
+            self._entries[handle] = _Entry(due, interval, call)
+            if due < self._waiting_until or not self._waiting_until:
+                self._cond.notify()  # due before the thread would wake: wake it (else it need not)
             return handle
 
     def cancel(self, handle: int) -> None:
@@ -65,7 +70,9 @@ class Ticker:
                     entry.due = now + entry.interval
                 if not due:
                     upcoming = min((e.due for e in self._entries.values()), default=None)
+                    self._waiting_until = float("inf") if upcoming is None else upcoming
                     self._cond.wait(None if upcoming is None else max(upcoming - now, 0.001))
+                    self._waiting_until = 0.0
                     continue
             for entry in due:
                 try:
