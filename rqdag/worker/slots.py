@@ -23,7 +23,6 @@ import os
 import threading
 import time
 from collections import deque
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import redis
@@ -37,6 +36,7 @@ from rqdag.shared import metrics
 from rqdag.worker.intake import Taken, give_back, take_batch
 from rqdag.worker.rq_classes import SimpleTaskWorker
 from rqdag.worker.rq_finish import awaiting_success
+from rqdag.worker.slot_threads import SlotThreads
 
 log = logging.getLogger("rqdag.worker")
 
@@ -47,7 +47,7 @@ SUSPENSION_CHECK_S = 0.5  # ``rq suspend`` stops a concurrent worker's dequeuein
 class ConcurrentTaskWorker(SimpleTaskWorker):
     """rqdag's concurrent worker: ``rqdag_settings.concurrency`` jobs at once in one process."""
 
-    _pool: ThreadPoolExecutor | None = None
+    _pool: SlotThreads | None = None
     _free: threading.Semaphore | None = None
     _lock: threading.Lock
     _in_flight = 0
@@ -62,9 +62,9 @@ class ConcurrentTaskWorker(SimpleTaskWorker):
         """How many jobs this worker runs at once."""
         return self.rqdag_settings.concurrency if self.rqdag_settings is not None else 1
 
-    def _slots(self) -> tuple[ThreadPoolExecutor, threading.Semaphore]:
+    def _slots(self) -> tuple[SlotThreads, threading.Semaphore]:
         if self._pool is None or self._free is None:
-            self._pool = ThreadPoolExecutor(self.slots, thread_name_prefix="rqdag-slot")
+            self._pool = SlotThreads(self.slots, "rqdag-slot")
             self._free = threading.Semaphore(self.slots)
             self._lock = threading.Lock()
             self._taken, self._prepared, self._started = deque(), {}, set()
@@ -214,5 +214,5 @@ class ConcurrentTaskWorker(SimpleTaskWorker):
         """Wait for every slot to finish (the grace timer bounds it), then unregister."""
         if self._pool is not None:
             self._give_back()
-            self._pool.shutdown(wait=True)
+            self._pool.shutdown()
         super().teardown()  # type: ignore[no-untyped-call]
