@@ -69,6 +69,21 @@ def plain_job(job: Job) -> bool:
     )
 
 
+_ENCODED: dict[tuple[object, str], str] = {}
+
+
+def _encoded(job: Job, return_value: str) -> str:
+    """RQ's encoded form of a return value (the job's serializer, base64), kept per word: a
+    job function returns one of a few status words."""
+    key = (job.serializer, return_value)
+    encoded = _ENCODED.get(key)
+    if encoded is None:
+        encoded = b64encode(job.serializer.dumps(return_value)).decode()
+        if len(_ENCODED) < 64:
+            _ENCODED[key] = encoded
+    return encoded
+
+
 def _readable_and_plain(job: Job) -> bool:
     """:func:`plain_job`, and False for a job whose data does not read (RQ's own path fails it)."""
     try:
@@ -111,7 +126,7 @@ class PendingSuccess:
             started_at=utcformat(started),
             ended_at=utcformat(ended),
             working_time=(ended - started).total_seconds(),
-            return_value=b64encode(job.serializer.dumps(return_value)).decode(),
+            return_value=_encoded(job, return_value),
             execution_started_at=execution.created_at.timestamp(),
             execution_ended_at=ended.timestamp(),
             result_ttl=self.result_ttl,
