@@ -4,11 +4,12 @@ RQ takes one job per round trip (``BLMOVE`` from the queue into its
 intermediate list), then fetches it (``HGETALL``) and records its execution (a
 MULTI/EXEC): with the worker's own bookkeeping, about eight round trips on the
 main thread for each job, and with tens of slots waiting on the GIL each round
-trip costs more. Here one pipeline moves up to ``count`` ids, one fetches their
-jobs and one script run (``start_jobs``) does for all of them what RQ does for
-one before it runs it: its execution record (the StartedJobRegistry entry ``rq info`` reads,
-the worker's execution index), the job's ``started`` status and heartbeat, its
-removal from the intermediate list, and the worker's busy state.
+trip costs more. Here one script run (``take_jobs``) moves up to ``count`` ids,
+one pipeline fetches their jobs and one script run (``start_jobs``) does for
+all of them what RQ does for one before it runs it: its execution record (the
+StartedJobRegistry entry ``rq info`` reads, the worker's execution index), the
+job's ``started`` status and heartbeat, its removal from the intermediate list,
+and the worker's busy state.
 
 A job is never lost in between: until that script run it sits in the queue's
 intermediate list (where RQ's cleanup and rqdag's watchdog look for a job a
@@ -29,7 +30,7 @@ import redis
 from rq.executions import Execution, ExecutionRegistry
 from rq.job import Job, JobStatus
 from rq.queue import Queue
-from rq.utils import as_text, current_timestamp, now, utcformat
+from rq.utils import current_timestamp, now, utcformat
 from rq.worker import WorkerStatus
 from rq.worker.base import BaseWorker
 
@@ -51,7 +52,7 @@ class Taken:
 
 def take_batch(worker: BaseWorker, queue: Queue, count: int) -> list[Taken]:
     """Up to ``count`` jobs from ``queue`` (without blocking), their executions recorded."""
-    ids = _move_ids(worker.connection, queue, count)
+    ids = _move_ids(worker, queue, count)
     if not ids:
         return []
     jobs = _fetch(worker, queue, ids)
@@ -59,13 +60,12 @@ def take_batch(worker: BaseWorker, queue: Queue, count: int) -> list[Taken]:
     return [Taken(job, queue, executions.get(job.id)) for job in jobs]
 
 
-def _move_ids(connection: redis.Redis, queue: Queue, count: int) -> list[str]:
-    """Move up to ``count`` ids into the queue's intermediate list, as RQ's own dequeue does."""
-    with connection.pipeline(transaction=False) as pipe:
-        for _ in range(count):
-            pipe.lmove(queue.key, queue.intermediate_queue_key)
-        replies = pipe.execute()
-    return [as_text(reply) for reply in replies if reply is not None]
+def _move_ids(worker: BaseWorker, queue: Queue, count: int) -> list[str]:
+    """Move up to ``count`` ids into the queue's intermediate list, as RQ's own dequeue does
+    (``take_jobs``: one script run)."""
+    return _scripts(worker).take_jobs(
+        queue_key=queue.key, intermediate_key=queue.intermediate_queue_key, count=count
+    )
 
 
 def _fetch(worker: BaseWorker, queue: Queue, ids: list[str]) -> list[Job]:

@@ -36,6 +36,7 @@ from rqdag.shared.store.scripts import (
     Start,
     StartJobs,
     StartOutcome,
+    TakeJobs,
     VoidOutcome,
     script_source,
 )
@@ -89,8 +90,8 @@ SAMPLES: dict[str, dict[str, Any]] = {
     "hold_timer": {"lease": LEASE, "field": "1:cool_down", "seconds": 3600.0},
 }
 
-# Scripts of a batch of calls (their own test below): shared KEYS and ARGV, then a stride per call.
-BATCHED = {"finish_jobs", "start_jobs"}
+# Scripts of a batch of calls or on RQ's keys (their own tests below).
+BATCHED = {"finish_jobs", "start_jobs", "take_jobs"}
 
 # A reply each script can give, for the calls that only look at what is sent.
 SOME_REPLY: dict[str, Any] = {
@@ -352,7 +353,8 @@ def test_the_batch_wrapper_sends_shared_then_per_call_keys_and_arguments() -> No
     assert args[:4] == [EVENTS_MAXLEN, "w", "finished", "1"]
     first, second = keys[2 : 2 + CALL_KEYS], keys[2 + CALL_KEYS :]
     assert first == [KEYS.results, KEYS.dispatch, KEYS.events, *RQ_PART.keys()]
-    assert second[:3] == [RunKeys("r2").results, RunKeys("r2").dispatch, RunKeys("r2").events]
+    r2 = RunKeys("r2")
+    assert second == [r2.results, r2.dispatch, r2.events, *[r2.results] * 8], "keys the user may touch"
     one, two = args[4 : 4 + CALL_ARGS], args[4 + CALL_ARGS :]
     assert one == ["t1", "1-abc", b"{}", "success", "1", 2.5, "0", "1", *RQ_PART.args()]
     assert two[:8] == ["t2", "1-abc", b"{}", "success", "0", 2.5, "1", "0"] and len(two) == CALL_ARGS
@@ -381,3 +383,14 @@ def test_the_rq_start_batch_reads_each_job_in_the_order_and_stride_its_wrapper_s
     [(keys, args)] = script.calls
     assert keys == ["rq:worker:w", "rq:worker:w:executions", "i", "s", *(getattr(one, n) for n in key_names)]
     assert args == ["w", "1.5", "t", "busy", "started", 420, "j1", "e1", "j1:e1", 420, "10.0", "70.0"]
+
+
+def test_the_take_script_moves_from_the_queue_to_its_intermediate_list_and_answers_the_ids() -> None:
+    head = header("take_jobs")
+    assert head.keys == ["queue_key", "intermediate_key"] and head.argv == ["count"]
+    script = Recording([b"j1", b"j2"])
+    taken = TakeJobs(script)(queue_key="rq:queue:q", intermediate_key="rq:queue:q:intermediate", count=8)  # type: ignore[arg-type]
+    assert taken == ["j1", "j2"]
+    assert script.calls == [(["rq:queue:q", "rq:queue:q:intermediate"], [8])]
+    with pytest.raises(RqdagError, match="unexpected answer"):
+        TakeJobs(Recording(0))(queue_key="a", intermediate_key="b", count=1)  # type: ignore[arg-type]

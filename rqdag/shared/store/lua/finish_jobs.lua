@@ -14,7 +14,8 @@
 -- arguments from argument 5 + CALL_ARGS * c on, in this order:
 --   keys: results_key, dispatch_key, events_key (the run's, as in finish_task), then RQ's
 --         job_key, job_results_key, finished_key, started_key, execution_key,
---         job_executions_key, dependents_key, dependencies_key (unused when rq is '0')
+--         job_executions_key, dependents_key, dependencies_key (unused when rq is '0':
+--         the run's results key stands in for each)
 --   args: task, token, result, status, final, now, inline (as in finish_task), rq ('1': do
 --         RQ's success bookkeeping when written now), job_id, execution_id, execution_member
 --         (its member in the started registry), started_at, ended_at (RQ's text form),

@@ -15,7 +15,15 @@ import redis
 
 from rqdag.shared.store.scripts.attempt import FinishTask, HandBack, Heartbeat, StartTask
 from rqdag.shared.store.scripts.base import EVENTS_MAXLEN, ScriptWrapper, script_source
-from rqdag.shared.store.scripts.jobs import FinishJob, FinishJobs, RqStart, RqSuccess, RqWorker, StartJobs
+from rqdag.shared.store.scripts.jobs import (
+    FinishJob,
+    FinishJobs,
+    RqStart,
+    RqSuccess,
+    RqWorker,
+    StartJobs,
+    TakeJobs,
+)
 from rqdag.shared.store.scripts.lease import AcquireLease, ReleaseLease, RenewLease
 from rqdag.shared.store.scripts.logs import AppendLogs
 from rqdag.shared.store.scripts.outcomes import (
@@ -48,6 +56,7 @@ __all__ = [
     "Start",
     "StartJobs",
     "StartOutcome",
+    "TakeJobs",
     "VoidOutcome",
     "script_source",
 ]
@@ -67,6 +76,7 @@ class Scripts:
     finish_task: FinishTask
     finish_jobs: FinishJobs
     start_jobs: StartJobs
+    take_jobs: TakeJobs
     heartbeat: Heartbeat
     hand_back: HandBack
     prune_run: PruneRun
@@ -87,6 +97,7 @@ class Scripts:
             finish_task=FinishTask.register(client),
             finish_jobs=FinishJobs.register(client),
             start_jobs=StartJobs.register(client),
+            take_jobs=TakeJobs.register(client),
             heartbeat=Heartbeat.register(client),
             hand_back=HandBack.register(client),
             prune_run=PruneRun.register(client),

@@ -108,7 +108,7 @@ class FinishJob:
 
 CALL_KEYS = 11
 CALL_ARGS = 19
-_NO_RQ_KEYS = [""] * 8
+_RQ_KEYS = 8
 _NO_RQ_ARGS: list[EncodableT] = [""] * 11
 
 
@@ -141,8 +141,9 @@ class FinishJobs(ScriptWrapper):
         flags = ("1" if final else "0", now, "1" if inline else "0", "1" if rq is not None else "0")
         run_args: list[EncodableT] = [task, token, result, status, *flags]
         run_keys = [keys.results, keys.dispatch, keys.events]
-        if rq is None:
-            return FinishJob(run_keys + _NO_RQ_KEYS, run_args + _NO_RQ_ARGS, False)
+        if rq is None:  # the run's own key stands in for RQ's: any key a script names must be one the
+            # Redis user may touch (an ACL refuses the whole call otherwise)
+            return FinishJob(run_keys + [keys.results] * _RQ_KEYS, run_args + _NO_RQ_ARGS, False)
         return FinishJob(run_keys + rq.keys(), run_args + rq.args(), True)
 
     def batch(
@@ -204,3 +205,18 @@ class StartJobs(ScriptWrapper):
         if not isinstance(reply, int):
             raise self._unexpected(reply)
         return reply
+
+
+class TakeJobs(ScriptWrapper):
+    """``take_jobs.lua``: up to ``count`` job ids moved into a queue's intermediate list at once."""
+
+    name = "take_jobs"
+
+    def __call__(
+        self, *, queue_key: str, intermediate_key: str, count: int, client: redis.Redis | None = None
+    ) -> list[str]:
+        """The ids taken, in the queue's order (none when it is empty)."""
+        reply = self._eval([queue_key, intermediate_key], [count], client)
+        if not isinstance(reply, list):
+            raise self._unexpected(reply)
+        return [text(job_id) for job_id in reply]
