@@ -15,7 +15,7 @@ import threading
 import redis
 from rq import Queue, Worker
 from rq.job import Job, JobStatus
-from rq.registry import FinishedJobRegistry, StartedJobRegistry
+from rq.registry import FailedJobRegistry, FinishedJobRegistry, StartedJobRegistry
 from rq.serializers import JSONSerializer
 from rq.utils import now as rq_now
 
@@ -23,7 +23,7 @@ from rqdag import TaskStatus
 from rqdag.client import Client
 from rqdag.shared.model.job import RUN_TASK
 from rqdag.shared.model.vocabulary import AttemptState
-from rqdag.shared.store.keys import RunKeys
+from rqdag.shared.store.keys import RunKeys, job_id
 from rqdag.shared.store.records import DispatchEntry, parse_dispatch_entry
 from rqdag.shared.store.scripts import FinishJob, FinishOutcome, Scripts, Start, StartOutcome
 from rqdag.shared.store.scripts.base import ScriptCall
@@ -32,6 +32,7 @@ from rqdag.worker.environment import WorkerSettings
 from rqdag.worker.intake import Taken, take_batch
 from rqdag.worker.rq_finish import PendingSuccess, rq_worker
 from rqdag.worker.start import create_worker
+from tests.integration.flows import recoverable
 from tests.integration.slot_flows import four_blocking
 from tests.support.processes import Procs
 from tests.support.workers import worker_queue
@@ -242,3 +243,23 @@ def test_a_concurrent_worker_s_finishes_leave_rq_truthful(redis_url: str, procs:
     [rq_worker_] = Worker.all(connection=conn)
     assert rq_worker_.successful_job_count == len(results)
     assert conn.scard(rq_worker_.executions_key) == 0
+
+
+def test_a_concurrent_worker_s_failed_attempts_are_failed_rq_jobs_and_counted_once(
+    redis_url: str, procs: Procs
+) -> None:
+    flows = "tests.integration.flows"
+    procs.worker(redis_url, "--concurrency", "4", name="slots-fail", tasks=flows)
+    procs.coordinator(redis_url)
+    client = Client(redis_url)
+    results = client.submit(recoverable, run_id="rq-view").wait(timeout=40)
+    assert results["b"].status is TaskStatus.FAILURE and results["d"].metrics.attempt == 2
+    conn = client.connection
+    rq_queue = worker_queue("default", (flows,))
+    failed = set(FailedJobRegistry(rq_queue, connection=conn).get_job_ids())
+    assert failed == {job_id("rq-view", "b", 1), job_id("rq-view", "d", 1)}, "failed in RQ's view"
+    finished = set(FinishedJobRegistry(rq_queue, connection=conn).get_job_ids())
+    assert finished == {job_id("rq-view", "a", 1), job_id("rq-view", "d", 2)}
+    assert StartedJobRegistry(rq_queue, connection=conn).get_job_ids() == []
+    [worker] = Worker.all(connection=conn)
+    assert (worker.successful_job_count, worker.failed_job_count) == (2, 2)
