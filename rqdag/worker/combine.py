@@ -3,13 +3,16 @@
 A slot calling :meth:`Combiner.call` while no round trip of that kind is under
 way sends its own call at once (one call: the same round trip as alone). While
 one is under way, the calls that arrive wait for it to end, then the first of
-them sends all of them in one pipeline. Nothing waits for a timer, and no call
-waits for more than the round trip ahead of it and its own.
+them sends all of them in one script run (``start_tasks``, ``finish_jobs``).
+Nothing waits for a timer, and no call waits for more than the round trip ahead
+of it and its own.
 
-Each call stays its own script run, fenced by its own attempt token: in a batch
-a stale token is refused in its own answer while the others land, and an error
-of one call (or of the round trip, raised to every call of it) reaches only its
-callers, who send again as they would alone (:mod:`.retrying`).
+Each call stays fenced by its own attempt token: in a batch a stale token is
+refused in its own answer while the others land. An error of the round trip
+reaches every call of it, whose callers send again as they would alone
+(:mod:`.retrying`); each call is idempotent when sent again (a start by its
+claim, a finish by the result it finds written), so one that had landed before
+the error answers as it did.
 """
 
 from __future__ import annotations
@@ -109,14 +112,15 @@ class Combiner(Generic[Call, Answer]):
 class SlotSteps:
     """A concurrent worker's start and finish steps, each kind combined when slots meet.
 
-    The finishes that meet are one run of ``finish_jobs`` (each call fenced by its
-    own token, RQ's success bookkeeping of each job riding along).
+    The starts that meet are one run of ``start_tasks``, the finishes one run of
+    ``finish_jobs`` (each call fenced by its own token, RQ's success bookkeeping of
+    each job riding along).
     """
 
     def __init__(self, scripts: Scripts, connection: redis.Redis, worker: RqWorker) -> None:
-        """The combiners of ``scripts.start_task`` and ``scripts.finish_jobs`` on ``connection``."""
+        """The combiners of ``scripts.start_tasks`` and ``scripts.finish_jobs`` on ``connection``."""
         self.starts: Combiner[ScriptCall, Start] = Combiner(
-            lambda calls: scripts.start_task.many(calls, connection)
+            lambda calls: scripts.start_tasks.batch(calls, connection)
         )
         self.finishes: Combiner[FinishJob, FinishOutcome] = Combiner(
             lambda calls: scripts.finish_jobs.batch(calls, worker, connection)

@@ -263,3 +263,33 @@ def test_a_concurrent_worker_s_failed_attempts_are_failed_rq_jobs_and_counted_on
     assert StartedJobRegistry(rq_queue, connection=conn).get_job_ids() == []
     [worker] = Worker.all(connection=conn)
     assert (worker.successful_job_count, worker.failed_job_count) == (2, 2)
+
+
+def test_a_start_batch_script_refuses_a_stale_token_alone_reloads_and_answers_a_replay_the_same(
+    redis_conn: redis.Redis,
+) -> None:
+    scripts = _setup(redis_conn)
+    redis_conn.hset(KEYS.results, "dep", b'{"status": "success", "data": 7}')
+    calls = [
+        scripts.start_task.request(
+            KEYS,
+            task=task,
+            token=token,
+            worker="w",
+            claim=f"claim-{task}",
+            now=1.0,
+            heartbeat_timeout_s=None,
+            depends_on=["dep", "missing"],
+        )
+        for task, token in (("a", "tok-a"), ("b", "old-b"), ("c", "tok-c"))
+    ]
+    redis_conn.script_flush()  # a restarted Redis: the batch loads the script again
+    answers = scripts.start_tasks(calls)
+    assert [a.outcome for a in answers] == [StartOutcome.OK, StartOutcome.STALE, StartOutcome.OK]
+    assert answers[0].inputs == (b'{"status": "success", "data": 7}', None)
+    assert [_state(redis_conn, t) for t in TASKS] == ["running", "queued", "running"]
+    started = [f for _, f in redis_conn.xrange(KEYS.events) if f[b"kind"] == b"started"]
+    assert sorted(f[b"task"] for f in started) == [b"a", b"c"]
+    again = scripts.start_tasks(calls)  # the answer was lost: sent again with the same claims
+    assert [a.outcome for a in again] == [StartOutcome.OK, StartOutcome.STALE, StartOutcome.OK]
+    assert len([f for _, f in redis_conn.xrange(KEYS.events) if f[b"kind"] == b"started"]) == 2

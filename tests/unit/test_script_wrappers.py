@@ -40,6 +40,7 @@ from rqdag.shared.store.scripts import (
     VoidOutcome,
     script_source,
 )
+from rqdag.shared.store.scripts.attempt import StartTask, StartTasks
 from rqdag.shared.store.scripts.jobs import CALL_ARGS, CALL_KEYS, START_ARGS, START_KEYS
 
 LUA_DIR = resources.files("rqdag.shared.store").joinpath("lua")
@@ -91,7 +92,7 @@ SAMPLES: dict[str, dict[str, Any]] = {
 }
 
 # Scripts of a batch of calls or on RQ's keys (their own tests below).
-BATCHED = {"finish_jobs", "start_jobs", "take_jobs"}
+BATCHED = {"finish_jobs", "start_jobs", "start_tasks", "take_jobs"}
 
 # A reply each script can give, for the calls that only look at what is sent.
 SOME_REPLY: dict[str, Any] = {
@@ -394,3 +395,63 @@ def test_the_take_script_moves_from_the_queue_to_its_intermediate_list_and_answe
     assert script.calls == [(["rq:queue:q", "rq:queue:q:intermediate"], [8])]
     with pytest.raises(RqdagError, match="unexpected answer"):
         TakeJobs(Recording(0))(queue_key="a", intermediate_key="b", count=1)  # type: ignore[arg-type]
+
+
+def test_the_start_batch_sends_each_call_of_start_task_in_its_own_order_and_answers_each() -> None:
+    head = header("start_tasks")
+    assert head.argv == ["worker", "maxlen"] and head.keys == []
+    source = script_source("start_tasks")
+    assert _positions(source, "keys", "k") == {
+        "meta_key": 1,
+        "results_key": 2,
+        "dispatch_key": 3,
+        "events_key": 4,
+    }
+    assert _positions(source, "args", "a") == {
+        "task": 1,
+        "token": 2,
+        "worker_time": 3,
+        "heartbeat_timeout": 4,
+        "claim": 5,
+    }
+    assert "tonumber(args[a + 6])" in source and "args[a + 6 + i]" in source  # the dependencies
+    params: dict[str, Any] = {"worker": "w1", "now": 1.5, "heartbeat_timeout_s": None}
+    calls = [
+        StartTask.request(KEYS, task="t1", token="1-a", claim="c1", depends_on=["a", "b"], **params),
+        StartTask.request(RunKeys("r2"), task="t2", token="1-b", claim="c2", depends_on=[], **params),
+    ]
+    script = Recording([[b"ok", b"{}", b"ra", None], [b"stale"]])
+    answers = StartTasks(script)(calls)  # type: ignore[arg-type]
+    assert answers == [Start(StartOutcome.OK, b"{}", (b"ra", None)), Start(StartOutcome.STALE)]
+    [(keys, args)] = script.calls
+    r2 = RunKeys("r2")
+    assert keys == [
+        KEYS.meta,
+        KEYS.results,
+        KEYS.dispatch,
+        KEYS.events,
+        r2.meta,
+        r2.results,
+        r2.dispatch,
+        r2.events,
+    ]
+    assert args == [
+        "w1",
+        EVENTS_MAXLEN,
+        "t1",
+        "1-a",
+        1.5,
+        "",
+        "c1",
+        2,
+        "a",
+        "b",
+        "t2",
+        "1-b",
+        1.5,
+        "",
+        "c2",
+        0,
+    ]
+    with pytest.raises(RqdagError, match="unexpected answer"):
+        StartTasks(Recording([[b"ok", b"{}"]]))(calls)  # type: ignore[arg-type]

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import redis
 
-from rqdag.shared.store.scripts.attempt import FinishTask, HandBack, Heartbeat, StartTask
+from rqdag.shared.store.scripts.attempt import FinishTask, HandBack, Heartbeat, StartTask, StartTasks
 from rqdag.shared.store.scripts.base import EVENTS_MAXLEN, ScriptWrapper, script_source
 from rqdag.shared.store.scripts.jobs import (
     FinishJob,
@@ -73,6 +73,7 @@ class Scripts:
     record_results: RecordResults
     void_attempt: VoidAttempt
     start_task: StartTask
+    start_tasks: StartTasks
     finish_task: FinishTask
     finish_jobs: FinishJobs
     start_jobs: StartJobs
@@ -94,6 +95,7 @@ class Scripts:
             record_results=RecordResults.register(client),
             void_attempt=VoidAttempt.register(client),
             start_task=StartTask.register(client),
+            start_tasks=StartTasks.register(client),
             finish_task=FinishTask.register(client),
             finish_jobs=FinishJobs.register(client),
             start_jobs=StartJobs.register(client),

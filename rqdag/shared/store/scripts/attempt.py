@@ -73,15 +73,48 @@ class StartTask(ScriptWrapper):
 
     def parse(self, reply: Any) -> Start:
         """The typed answer of one call."""
-        try:
-            outcome = StartOutcome(text(reply[0]))
-        except (ValueError, TypeError, IndexError):
-            raise self._unexpected(reply) from None
-        if outcome is StartOutcome.OK:
-            return Start(outcome, reply[1], tuple(reply[2:]))
-        if outcome is StartOutcome.CANCELLED:
-            return Start(outcome, cancel_reason=text(reply[1]) if len(reply) > 1 and reply[1] else "")
-        return Start(outcome)
+        return _start_answer(self, reply)
+
+
+def _start_answer(script: ScriptWrapper, reply: Any) -> Start:
+    """A start's typed answer (``start_task``'s reply, or one call's of ``start_tasks``)."""
+    try:
+        outcome = StartOutcome(text(reply[0]))
+    except (ValueError, TypeError, IndexError):
+        raise script._unexpected(reply) from None
+    if outcome is StartOutcome.OK:
+        return Start(outcome, reply[1], tuple(reply[2:]))
+    if outcome is StartOutcome.CANCELLED:
+        return Start(outcome, cancel_reason=text(reply[1]) if len(reply) > 1 and reply[1] else "")
+    return Start(outcome)
+
+
+class StartTasks(ScriptWrapper):
+    """``start_tasks.lua``: the starts of a worker's slots that met, in one script run.
+
+    Each call is :meth:`StartTask.request`'s (the same step, fenced by its own token).
+    """
+
+    name = "start_tasks"
+
+    def __call__(self, calls: Sequence[ScriptCall], client: redis.Redis | None = None) -> list[Start]:
+        """Each call's answer, in order (as :class:`StartTask` answers it alone)."""
+        if not calls:
+            return []
+        keys: list[str] = []
+        args: list[EncodableT] = [calls[0][1][2], EVENTS_MAXLEN]  # the worker's name, shared
+        for call_keys, call_args in calls:
+            task, token, _worker, now, _maxlen, hb_limit, claim, *deps = call_args
+            keys += call_keys
+            args += [task, token, now, hb_limit, claim, len(deps), *deps]
+        reply = self._eval(keys, args, client)
+        if not isinstance(reply, list) or len(reply) != len(calls):
+            raise self._unexpected(reply)
+        return [_start_answer(self, answer) for answer in reply]
+
+    def batch(self, calls: Sequence[ScriptCall], client: redis.Redis) -> list[Start | Exception]:
+        """Every call in one script run, for a combiner (an error reaches every call)."""
+        return list(self(calls, client))
 
 
 class FinishTask(ScriptWrapper):
