@@ -49,7 +49,7 @@ START = r"(?<![\w'\"\].])"  # an expression starts here, not inside a longer one
 
 REDIS_WORDS = {"GET", "SET", "DEL", "EXISTS", "PEXPIRE", "TIME", "HGET", "HSET", "HDEL", "HGETALL"}
 REDIS_WORDS |= {"HINCRBY", "XADD", "XREVRANGE", "MAXLEN", "PX", "COUNT", "~", "*", "+", "-"}
-REDIS_WORDS |= {"HMGET", "UNLINK", "PTTL"}
+REDIS_WORDS |= {"HMGET", "UNLINK", "PTTL", "SADD", "RPUSH"}
 FIELD_NAMES = {"fence", "cancel", "params", "status", "updated_at", "finished_at", "kind", "task"}
 FIELD_NAMES |= {"token", "worker", "state", "result", "last_result", "started_at", "heartbeat_at"}
 FIELD_NAMES |= {"worker_time", "heartbeat_timeout", '"in_doubt"', "claim", "retry_of"}

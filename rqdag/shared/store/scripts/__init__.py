@@ -15,6 +15,7 @@ import redis
 
 from rqdag.shared.store.scripts.attempt import FinishTask, HandBack, Heartbeat, StartTask
 from rqdag.shared.store.scripts.base import EVENTS_MAXLEN, ScriptWrapper, script_source
+from rqdag.shared.store.scripts.dispatch import DispatchJobs, QueuedJob
 from rqdag.shared.store.scripts.lease import AcquireLease, ReleaseLease, RenewLease
 from rqdag.shared.store.scripts.logs import AppendLogs
 from rqdag.shared.store.scripts.outcomes import (
@@ -37,6 +38,7 @@ __all__ = [
     "FinishOutcome",
     "LeaseRefusal",
     "PruneOutcome",
+    "QueuedJob",
     "ScriptWrapper",
     "Scripts",
     "Start",
@@ -56,6 +58,7 @@ class Scripts:
     set_run_status: SetRunStatus
     record_results: RecordResults
     void_attempt: VoidAttempt
+    dispatch_jobs: DispatchJobs
     start_task: StartTask
     finish_task: FinishTask
     heartbeat: Heartbeat
@@ -74,6 +77,7 @@ class Scripts:
             set_run_status=SetRunStatus.register(client),
             record_results=RecordResults.register(client),
             void_attempt=VoidAttempt.register(client),
+            dispatch_jobs=DispatchJobs.register(client),
             start_task=StartTask.register(client),
             finish_task=FinishTask.register(client),
             heartbeat=Heartbeat.register(client),
