@@ -28,7 +28,7 @@ import redis
 
 from rqdag.coordinator.driver import RunDriver
 from rqdag.coordinator.lease import Lease, LeaseKeeper
-from rqdag.coordinator.watchdog import STALL_S
+from rqdag.coordinator.server_clock import STALL_S, ServerClock
 from rqdag.errors import LeaseLostError
 from rqdag.shared.connect import thread_client
 from rqdag.shared.model.vocabulary import EventKind
@@ -43,6 +43,7 @@ BLOCK_S = 0.5
 READ_COUNT = 1_000  # per stream and read
 CANCEL_POLL_S = 10.0
 CANCEL_EVENT = EventKind.CANCEL.value.encode()
+STARTED_EVENT = EventKind.STARTED.value.encode()
 LOOP_CONNECTIONS = 2  # of the loop's own client: its commands are sent one at a time
 ADMIT_BATCH = 50  # runs opened between two reads: the runs already open are stepped meanwhile
 NEVER = float("inf")
@@ -73,6 +74,7 @@ class DriverLoop:
         # hand() runs in the service's thread, so it wakes the loop through ``client``.
         self.client = thread_client(client, connections=LOOP_CONNECTIONS)
         self.scripts = Scripts.register(self.client)
+        self.clock = ServerClock(self.client)  # Redis's clock for all its runs' watchdogs
         self._hooks = hooks
         self._stop = stop
         self._keeper = keeper
@@ -102,6 +104,7 @@ class DriverLoop:
                     self._read(time.monotonic())
                     self._housekeep(time.monotonic())
                 except redis.RedisError as exc:  # a shared read: each run finds out in its own step
+                    self.clock.forget()
                     self._hooks.redis_failed(exc)
                     self._stop.wait(BLOCK_S)
                 self._step_due(time.monotonic())
@@ -158,7 +161,10 @@ class DriverLoop:
             run_id = self._by_key.get(key)
             if run_id is not None:
                 self._runs[run_id].dispatcher.feed(entries)
-                self._due[run_id] = 0.0
+                # A worker starting a task asks nothing of the run: its next step (the
+                # task's end, or a timer) reads the news. Any other event steps it now.
+                if any(fields.get(b"kind") != STARTED_EVENT for _, fields in entries):
+                    self._due[run_id] = 0.0
                 if any(fields.get(b"kind") == CANCEL_EVENT for _, fields in entries):
                     cancelled.append(run_id)
         if cancelled:
@@ -198,6 +204,8 @@ class DriverLoop:
                 log.warning("%s; another coordinator goes on with the run", exc)
                 finished = True
             except Exception as exc:
+                if isinstance(exc, redis.RedisError):
+                    self.clock.forget()
                 self._forget(run_id)
                 self._fail(driver, exc)
                 continue

@@ -24,6 +24,7 @@ from rqdag.coordinator.routing import HELD_RECHECK_S, Router
 from rqdag.coordinator.rq_events import RQEventsMixin
 from rqdag.coordinator.rq_holds import RQHoldsMixin
 from rqdag.coordinator.rq_jobs import queued_job, rq_job_data
+from rqdag.coordinator.server_clock import ServerClock
 from rqdag.coordinator.watchdog import Watchdog
 from rqdag.errors import DecodeError, LeaseLostError
 from rqdag.shared import metrics
@@ -57,11 +58,13 @@ class RQDispatcher(RQEventsMixin, RQHoldsMixin):
         traceparent: str | None = None,
         epoch: int = 1,
         fleet: FleetReader = read_fleet,
+        clock: ServerClock | None = None,
     ) -> None:
         """``reported``: tasks whose unreadable dispatch entry the run's load reported already;
         ``workflow`` and ``traceparent`` (the run span's) go into every job, for metrics and traces;
         ``epoch``: the run's epoch (its waits take the signals sent in it, its timers are its own);
-        ``fleet`` reads the live workers (a coordinator's runs share one: :class:`.fleet.SharedFleet`)."""
+        ``fleet`` reads the live workers (a coordinator's runs share one: :class:`.fleet.SharedFleet`);
+        ``clock``: Redis's clock, shared by the runs of one driver loop."""
         self._workflow = workflow
         self._traceparent = traceparent
         self._client = client
@@ -84,6 +87,7 @@ class RQDispatcher(RQEventsMixin, RQHoldsMixin):
             self._news,
             reported=reported,
             listened=self._router.listened,
+            clock=clock,
         )
         self._next_cancel_check = 0.0
         self._epoch = epoch

@@ -217,6 +217,7 @@ class CoordinatorService:
             retention_s=self._retention_s,
             on_started=self._out_of_memory.over,
             fleet=self._fleet,
+            server_clock=loop.clock,
         )
 
     def _ended(self, driver: RunDriver) -> None:
