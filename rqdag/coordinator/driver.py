@@ -19,12 +19,13 @@ from rqdag.coordinator.map_load import load_expansions
 from rqdag.coordinator.progress import read_progress
 from rqdag.coordinator.reconcile import restore_in_flight
 from rqdag.coordinator.rq_dispatcher import RQDispatcher
+from rqdag.coordinator.run_outcome import run_status
 from rqdag.coordinator.server_clock import ServerClock
 from rqdag.coordinator.state import TaskStateManager
 from rqdag.errors import DecodeError, LeaseLostError
 from rqdag.shared import metrics, traces
 from rqdag.shared.model.result import TaskResult
-from rqdag.shared.model.vocabulary import FINISHED_RUN_STATUSES, RunEventKind, RunStatus, TaskStatus
+from rqdag.shared.model.vocabulary import FINISHED_RUN_STATUSES, RunEventKind, RunStatus
 from rqdag.shared.store.keys import RunKeys
 from rqdag.shared.store.records import RunState
 from rqdag.shared.store.retention import DEFAULT_RETENTION_S
@@ -292,11 +293,3 @@ def gc_paused() -> Iterator[None]:
         if enabled:
             gc.enable()
 
-
-def run_status(results: dict[str, TaskResult], *, cancelled: bool) -> RunStatus:
-    """The run's outcome from its results."""
-    if cancelled or any(r.status is TaskStatus.CANCELLED for r in results.values()):
-        return RunStatus.CANCELLED
-    if all(r.status is TaskStatus.SUCCESS for r in results.values()):
-        return RunStatus.SUCCEEDED
-    return RunStatus.FAILED
