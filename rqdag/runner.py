@@ -9,10 +9,11 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Self
 
 from rqdag.client import EMPTY_RUN_ID, Client, new_run_id
-from rqdag.coordinator.driver import RunDriver, run_status
+from rqdag.coordinator.driver import RunDriver
 from rqdag.coordinator.events import EventBus, Listener
 from rqdag.coordinator.executor import WorkflowExecutor
 from rqdag.coordinator.inprocess import InProcessDispatcher, TaskFunctions
+from rqdag.coordinator.run_outcome import run_status
 from rqdag.coordinator.service import coordinator_id
 from rqdag.coordinator.state import TaskStateManager
 from rqdag.errors import RqdagError, WorkflowDefinitionError
@@ -36,8 +37,7 @@ class RqdagWarning(UserWarning):
 class TaskRunnerBuilder:
     """Configures a :class:`TaskRunner`.
 
-    ``context`` is the caller's own object, handed to every task as
-    ``ctx.context``; it is never persisted.
+    ``context`` is the caller's own object, handed to every task as ``ctx.context``; never persisted.
     """
 
     def __init__(self, context: Any = None) -> None:

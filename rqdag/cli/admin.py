@@ -99,19 +99,7 @@ def status(run_id: str, redis_url: str | None, data_dir: str, as_json: bool, exp
 
 def _status_document(meta: RunMeta, state: RunState, counts: dict[str, int], driver: Driver) -> Any:
     """The ``rqdag status --json`` document."""
-    in_flight = {
-        name: {
-            "state": e.state,
-            "attempt": e.attempt,
-            "worker": e.worker,
-            "queue": e.queue,
-            "started_at": e.started_at,
-            "heartbeat_at": e.heartbeat_at,
-            "waiting": e.waiting,
-        }
-        for name, e in state.dispatch.items()
-        if name not in state.results
-    }
+    in_flight = state.in_flight()
     return {
         "run": meta_to_dict(meta),
         **snapshot_to_document(state.results),

@@ -19,11 +19,13 @@ from rqdag.coordinator.map_load import load_expansions
 from rqdag.coordinator.progress import read_progress
 from rqdag.coordinator.reconcile import restore_in_flight
 from rqdag.coordinator.rq_dispatcher import RQDispatcher
+from rqdag.coordinator.run_outcome import run_status
+from rqdag.coordinator.server_clock import ServerClock
 from rqdag.coordinator.state import TaskStateManager
 from rqdag.errors import DecodeError, LeaseLostError
 from rqdag.shared import metrics, traces
 from rqdag.shared.model.result import TaskResult
-from rqdag.shared.model.vocabulary import FINISHED_RUN_STATUSES, RunEventKind, RunStatus, TaskStatus
+from rqdag.shared.model.vocabulary import FINISHED_RUN_STATUSES, RunEventKind, RunStatus
 from rqdag.shared.store.keys import RunKeys
 from rqdag.shared.store.records import RunState
 from rqdag.shared.store.retention import DEFAULT_RETENTION_S
@@ -58,12 +60,14 @@ class RunDriver:
         retention_s: float = DEFAULT_RETENTION_S,
         on_started: Callable[[], object] | None = None,
         fleet: FleetReader = read_fleet,
+        server_clock: ServerClock | None = None,
     ) -> None:
         """``requeue_running``: the caller knows every worker of the run died (the
         embedded default after a crash): running attempts are handed back at once.
         ``retention_s``: how long the finished run stays in Redis unless its workflow
         says otherwise (0: forever). ``on_started`` is called after the first step,
-        whose writes Redis accepted (the service ends a full-Redis episode with it)."""
+        whose writes Redis accepted (the service ends a full-Redis episode with it).
+        ``server_clock``: Redis's clock, shared by the runs of one driver loop."""
         self._client = client
         self._scripts = scripts or Scripts.register(client)
         self._store = RunStore(client)
@@ -78,6 +82,7 @@ class RunDriver:
         self._retention_s = retention_s
         self._on_started = on_started
         self._fleet = fleet
+        self._server_clock = server_clock
         self._workflow = ""
         self._span = traces.Span()
         self.state: TaskStateManager | None = None
@@ -209,6 +214,7 @@ class RunDriver:
             traceparent=self._span.traceparent,
             epoch=meta.epoch,
             fleet=self._fleet,
+            clock=self._server_clock,
         )
         remaining = None if meta.deadline_at is None else meta.deadline_at - time.time()
         executor = WorkflowExecutor(
@@ -287,11 +293,3 @@ def gc_paused() -> Iterator[None]:
         if enabled:
             gc.enable()
 
-
-def run_status(results: dict[str, TaskResult], *, cancelled: bool) -> RunStatus:
-    """The run's outcome from its results."""
-    if cancelled or any(r.status is TaskStatus.CANCELLED for r in results.values()):
-        return RunStatus.CANCELLED
-    if all(r.status is TaskStatus.SUCCESS for r in results.values()):
-        return RunStatus.SUCCEEDED
-    return RunStatus.FAILED

@@ -83,30 +83,21 @@ class InProcessDispatcher:
         name = request.task.name
         func, condition = self._functions.get(name) or self._functions[parent_of(name) or name]
         with self._span(request) as span:
-            attempt = invoke_attempt(
-                func,
-                ctx,
-                condition=condition,
-                worker=self._worker,
-                definition_hash=request.task.definition_hash(),
-                retry=request.task.retry,
-            )
+            attempt = invoke_attempt(func, ctx, condition=condition, **self._attempt_options(request))
             span.set_status(attempt.result.status.value)
         self._done(request, attempt)
 
     async def _arun(self, request: DispatchRequest, ctx: TaskContext) -> None:
         func, condition = self._functions[request.task.name]
         with self._span(request) as span:
-            attempt = await ainvoke_attempt(
-                func,
-                ctx,
-                condition=condition,
-                worker=self._worker,
-                definition_hash=request.task.definition_hash(),
-                retry=request.task.retry,
-            )
+            attempt = await ainvoke_attempt(func, ctx, condition=condition, **self._attempt_options(request))
             span.set_status(attempt.result.status.value)
         self._done(request, attempt)
+
+    def _attempt_options(self, request: DispatchRequest) -> dict[str, Any]:
+        """What an attempt is invoked with besides its function, context and condition."""
+        task = request.task
+        return {"worker": self._worker, "definition_hash": task.definition_hash(), "retry": task.retry}
 
     @contextmanager
     def _span(self, request: DispatchRequest) -> Iterator[Any]:

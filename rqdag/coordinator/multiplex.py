@@ -28,12 +28,14 @@ import redis
 
 from rqdag.coordinator.driver import RunDriver
 from rqdag.coordinator.lease import Lease, LeaseKeeper
-from rqdag.coordinator.watchdog import STALL_S
+from rqdag.coordinator.server_clock import STALL_S, ServerClock
 from rqdag.errors import LeaseLostError
+from rqdag.shared.connect import thread_client
 from rqdag.shared.model.vocabulary import EventKind
 from rqdag.shared.store.keys import RunKeys, coordinator_wake
 from rqdag.shared.store.records import text
 from rqdag.shared.store.runs import RunStore
+from rqdag.shared.store.scripts import Scripts
 
 log = logging.getLogger("rqdag.coordinator")
 
@@ -41,6 +43,8 @@ BLOCK_S = 0.5
 READ_COUNT = 1_000  # per stream and read
 CANCEL_POLL_S = 10.0
 CANCEL_EVENT = EventKind.CANCEL.value.encode()
+STARTED_EVENT = EventKind.STARTED.value.encode()
+LOOP_CONNECTIONS = 2  # of the loop's own client: its commands are sent one at a time
 ADMIT_BATCH = 50  # runs opened between two reads: the runs already open are stepped meanwhile
 NEVER = float("inf")
 
@@ -66,11 +70,16 @@ class DriverLoop:
         stop: threading.Event,
         keeper: LeaseKeeper,
     ) -> None:
-        self._client = client
+        # Its runs' drivers send on a client of this thread's own (see thread_client);
+        # hand() runs in the service's thread, so it wakes the loop through ``client``.
+        self.client = thread_client(client, connections=LOOP_CONNECTIONS)
+        self.scripts = Scripts.register(self.client)
+        self.clock = ServerClock(self.client)  # Redis's clock for all its runs' watchdogs
         self._hooks = hooks
         self._stop = stop
         self._keeper = keeper
-        self._store = RunStore(client)
+        self._store = RunStore(self.client)
+        self._waker = RunStore(client)
         self._owner = owner
         self._wake_key = coordinator_wake(owner)
         self._wake_id = b"0-0"
@@ -85,7 +94,7 @@ class DriverLoop:
     def hand(self, driver: RunDriver) -> None:
         """Give the loop a run to drive (from the service's thread)."""
         self._inbox.put(driver)
-        self._store.wake_coordinator(self._owner, driver.run_id)
+        self._waker.wake_coordinator(self._owner, driver.run_id)
 
     def _serve(self) -> None:
         try:
@@ -95,6 +104,7 @@ class DriverLoop:
                     self._read(time.monotonic())
                     self._housekeep(time.monotonic())
                 except redis.RedisError as exc:  # a shared read: each run finds out in its own step
+                    self.clock.forget()
                     self._hooks.redis_failed(exc)
                     self._stop.wait(BLOCK_S)
                 self._step_due(time.monotonic())
@@ -137,7 +147,7 @@ class DriverLoop:
         soonest = min(self._due.values(), default=NEVER)
         block_s = min(soonest - now, BLOCK_S)
         block = None if block_s <= 0.0005 or not self._inbox.empty() else int(block_s * 1000)
-        reply: Any = self._client.xread(streams, count=READ_COUNT, block=block)
+        reply: Any = self.client.xread(streams, count=READ_COUNT, block=block)
         took = time.monotonic() - now
         if block is not None and took > block / 1000 + STALL_S:  # Redis was away: no worker is to blame
             for driver in self._runs.values():
@@ -151,7 +161,10 @@ class DriverLoop:
             run_id = self._by_key.get(key)
             if run_id is not None:
                 self._runs[run_id].dispatcher.feed(entries)
-                self._due[run_id] = 0.0
+                # A worker starting a task asks nothing of the run: its next step (the
+                # task's end, or a timer) reads the news. Any other event steps it now.
+                if any(fields.get(b"kind") != STARTED_EVENT for _, fields in entries):
+                    self._due[run_id] = 0.0
                 if any(fields.get(b"kind") == CANCEL_EVENT for _, fields in entries):
                     cancelled.append(run_id)
         if cancelled:
@@ -168,7 +181,7 @@ class DriverLoop:
     def _read_cancels(self, ids: Iterable[str]) -> None:
         """Read the cancel field of the runs ``ids`` in one pipeline; note the requests."""
         ids = list(ids)
-        with self._client.pipeline(transaction=False) as pipe:
+        with self.client.pipeline(transaction=False) as pipe:
             for run_id in ids:
                 pipe.hget(RunKeys(run_id).meta, "cancel")
             reasons = pipe.execute()
@@ -191,6 +204,8 @@ class DriverLoop:
                 log.warning("%s; another coordinator goes on with the run", exc)
                 finished = True
             except Exception as exc:
+                if isinstance(exc, redis.RedisError):
+                    self.clock.forget()
                 self._forget(run_id)
                 self._fail(driver, exc)
                 continue

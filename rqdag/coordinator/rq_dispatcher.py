@@ -1,6 +1,7 @@
 """RQDispatcher: attempts become RQ jobs; completions come back through the run's event stream.
 
-Here: sending (routed, fenced by the lease, one MULTI/EXEC per batch), collecting
+Here: sending (routed; one fenced script per batch of DISPATCH_BATCH attempts writes
+their entries and RQ jobs, all or nothing), collecting
 and the results the coordinator decides. The job itself is built in
 :mod:`.rq_jobs`, the event stream read in :mod:`.rq_events`, waits, sleeps and
 subflows are in :mod:`.rq_holds`, lost attempts are found by :mod:`.watchdog`.
@@ -9,14 +10,11 @@ subflows are in :mod:`.rq_holds`, lost attempts are found by :mod:`.watchdog`.
 from __future__ import annotations
 
 import time
-from collections import defaultdict
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 import redis
-from redis.client import Pipeline
 from rq import Queue
-from rq.queue import EnqueueData
 from rq.serializers import JSONSerializer
 
 from rqdag.coordinator.dispatch import Completion, DispatchRequest
@@ -25,7 +23,8 @@ from rqdag.coordinator.lease import Lease
 from rqdag.coordinator.routing import HELD_RECHECK_S, Router
 from rqdag.coordinator.rq_events import RQEventsMixin
 from rqdag.coordinator.rq_holds import RQHoldsMixin
-from rqdag.coordinator.rq_jobs import rq_job_data
+from rqdag.coordinator.rq_jobs import queued_job, rq_job_data
+from rqdag.coordinator.server_clock import ServerClock
 from rqdag.coordinator.watchdog import Watchdog
 from rqdag.errors import DecodeError, LeaseLostError
 from rqdag.shared import metrics
@@ -36,12 +35,15 @@ from rqdag.shared.model.vocabulary import AttemptState
 from rqdag.shared.store.keys import RunKeys
 from rqdag.shared.store.records import DispatchEntry, parse_dispatch_entry
 from rqdag.shared.store.runs import RunStore
-from rqdag.shared.store.scripts import DecidedResult, Scripts
+from rqdag.shared.store.scripts import DecidedResult, QueuedJob, Scripts
 from rqdag.shared.store.workers import read_fleet
+
+# Attempts per dispatch script: bounds the script's work however wide a step of the run is.
+DISPATCH_BATCH = 500
 
 
 class RQDispatcher(RQEventsMixin, RQHoldsMixin):
-    """Dispatches attempts as RQ jobs under the run's lease, in one MULTI/EXEC per batch."""
+    """Dispatches attempts as RQ jobs under the run's lease, one fenced script per batch."""
 
     def __init__(
         self,
@@ -56,11 +58,13 @@ class RQDispatcher(RQEventsMixin, RQHoldsMixin):
         traceparent: str | None = None,
         epoch: int = 1,
         fleet: FleetReader = read_fleet,
+        clock: ServerClock | None = None,
     ) -> None:
         """``reported``: tasks whose unreadable dispatch entry the run's load reported already;
         ``workflow`` and ``traceparent`` (the run span's) go into every job, for metrics and traces;
         ``epoch``: the run's epoch (its waits take the signals sent in it, its timers are its own);
-        ``fleet`` reads the live workers (a coordinator's runs share one: :class:`.fleet.SharedFleet`)."""
+        ``fleet`` reads the live workers (a coordinator's runs share one: :class:`.fleet.SharedFleet`);
+        ``clock``: Redis's clock, shared by the runs of one driver loop."""
         self._workflow = workflow
         self._traceparent = traceparent
         self._client = client
@@ -83,6 +87,7 @@ class RQDispatcher(RQEventsMixin, RQHoldsMixin):
             self._news,
             reported=reported,
             listened=self._router.listened,
+            clock=clock,
         )
         self._next_cancel_check = 0.0
         self._epoch = epoch
@@ -108,8 +113,13 @@ class RQDispatcher(RQEventsMixin, RQHoldsMixin):
 
     def _send(self, requests: Sequence[DispatchRequest]) -> None:
         now = time.time()
+        for start in range(0, len(requests), DISPATCH_BATCH):
+            self._send_batch(requests[start : start + DISPATCH_BATCH], now)
+
+    def _send_batch(self, requests: Sequence[DispatchRequest], now: float) -> None:
+        """One fenced script: the batch's dispatch entries and RQ jobs, all or nothing."""
         sent: dict[str, DispatchEntry] = {}
-        by_queue: dict[str, list[EnqueueData]] = defaultdict(list)
+        jobs: list[QueuedJob] = []
         for request in requests:
             task = request.task
             data = rq_job_data(
@@ -129,15 +139,15 @@ class RQDispatcher(RQEventsMixin, RQHoldsMixin):
                 retry_of=request.retry_of,
             )
             if route.rq_queue is not None:
-                by_queue[route.rq_queue].append(data)
-
-        def enqueue(pipe: Pipeline) -> None:
-            for queue_name, datas in by_queue.items():
-                self._queue(queue_name).enqueue_many(datas, pipeline=pipe)
-
+                jobs.append(queued_job(self._queue(route.rq_queue), data))
         entries = {name: entry.to_json() for name, entry in sent.items()}
-        with self._lease.writing():  # fenced by WATCH of the lease key
-            self._store.dispatch(self._lease.run_id, self._lease.value, entries, enqueue)
+        queues = Queue.redis_queues_keys
+        lease = self._lease.value
+        written = self._scripts.dispatch_jobs(
+            self._keys, lease=lease, entries=entries, jobs=jobs, queues_key=queues
+        )
+        if written is None:
+            raise LeaseLostError(f"run '{self._lease.run_id}': lease lost before dispatch")
         self._watchdog.dispatched(sent)
 
     def _send_held(self) -> None:

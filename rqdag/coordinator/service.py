@@ -37,11 +37,10 @@ MAX_BACKOFF_S = 60.0
 # A full Redis refuses a restarted driver's first write (its lease) at once, so trying
 # often costs little, and a run goes on within seconds of memory being freed.
 OUT_OF_MEMORY_MAX_BACKOFF_S = 5.0
-# Connections held at once from the shared pool: two a loop (its reads and steps' writes;
-# a dispatch's WATCHed transaction holds one while RQ may take another), the main thread's
-# (its scans, its submissions watch) and two to spare. The lease keeper has a client of
-# its own (keeper_client), so no wait for the pool can hold a renewal up.
-CONNECTIONS_PER_LOOP = 2
+# Connections of the shared pool: the main thread's (its scans, its submissions watch),
+# the hand-overs' wake-ups and one to spare. Each loop has a client of its own
+# (multiplex.LOOP_CONNECTIONS) and so has the lease keeper (keeper_client), so no wait
+# for a connection can hold a step or a renewal up.
 SERVICE_CONNECTIONS = 3
 RUNS_PER_LOOP = 500
 MIN_LOOPS = 2
@@ -54,8 +53,9 @@ def loop_count(max_runs: int) -> int:
 
 
 def pool_size(max_runs: int) -> int:
-    """The connection pool a service driving ``max_runs`` at once needs so no thread waits."""
-    return CONNECTIONS_PER_LOOP * loop_count(max_runs) + SERVICE_CONNECTIONS
+    """The shared connection pool a service driving ``max_runs`` at once needs so no thread waits
+    (its loops have clients of their own: ``max_runs`` only sets how many)."""
+    return SERVICE_CONNECTIONS
 
 
 def coordinator_id() -> str:
@@ -70,8 +70,9 @@ class CoordinatorService:
     lease, and a run whose coordinator died is taken over once the lease expires
     (at once when that coordinator shut down cleanly). Give it a client whose
     pool holds :func:`pool_size` connections (``connect(url, pool_size=...,
-    blocking=True)``): its :func:`loop_count` driver loops share it, each a
-    thread that steps many runs (:class:`.multiplex.DriverLoop`); and a
+    blocking=True)``); its :func:`loop_count` driver loops, each a thread that
+    steps many runs (:class:`.multiplex.DriverLoop`), open clients of their own
+    from its settings; and a
     ``keeper_client`` of one connection for the lease keeper (without one it
     shares ``client``'s pool).
     """
@@ -189,7 +190,7 @@ class CoordinatorService:
             with self._held_lock:
                 self._held[run_id] = loop
             held.add(run_id)
-            loop.hand(self._driver(run_id))
+            loop.hand(self._driver(run_id, loop))
             started.append(run_id)
         return started
 
@@ -204,17 +205,19 @@ class CoordinatorService:
             replies = pipe.execute()
         return [(r, replies[2 * i], bool(replies[2 * i + 1])) for i, r in enumerate(runs)]
 
-    def _driver(self, run_id: str) -> RunDriver:
+    def _driver(self, run_id: str, loop: DriverLoop) -> RunDriver:
+        """A driver of ``run_id`` for ``loop``, on that loop's own client."""
         return RunDriver(
-            self._client,
+            loop.client,
             run_id,
             self.owner,
-            scripts=self._scripts,
+            scripts=loop.scripts,
             lease_ttl_s=self._lease_ttl_s,
             stop=self._stop,
             retention_s=self._retention_s,
             on_started=self._out_of_memory.over,
             fleet=self._fleet,
+            server_clock=loop.clock,
         )
 
     def _ended(self, driver: RunDriver) -> None:

@@ -8,32 +8,17 @@ dependents go on.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Collection
 from dataclasses import replace
 
 from rqdag.coordinator.phases import Phase
+from rqdag.coordinator.state_columns import StateColumns
 from rqdag.shared.model.result import TaskMetrics, TaskResult
-from rqdag.shared.model.task_table import TaskTable
 
 
-class StateOverridesMixin:
+class StateOverridesMixin(StateColumns):
     """Cancel and resolve, over :class:`~rqdag.coordinator.state.TaskStateManager`'s columns."""
 
-    _table: TaskTable
-    _names: list[str]
-    _index: dict[str, int]
-    _lock: threading.RLock
-    _phase: list[Phase]
-    _attempt: list[int]
-    _token: dict[int, str]
-    _deadline: dict[int, float]
-    _results: dict[str, TaskResult]
-    _ready: list[tuple[int, int]]
-    _retries: list[tuple[float, int]]
-    _newly_done: list[str]
-    _unfinished: int
-    _in_doubt: set[str]
     running: Callable[[], list[tuple[str, str]]]
     _child_done: Callable[[int, list[tuple[int, TaskResult]]], None]
     _release_dependents: Callable[[int, list[tuple[int, TaskResult]]], None]

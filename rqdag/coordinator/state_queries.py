@@ -2,35 +2,17 @@
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 from rqdag.coordinator.phases import Phase
+from rqdag.coordinator.state_columns import StateColumns
 from rqdag.shared.model.result import TaskResult
 from rqdag.shared.model.task import Task
-from rqdag.shared.model.task_table import TaskTable
 from rqdag.shared.model.vocabulary import TaskStatus
 
 
-class StateQueriesMixin:
+class StateQueriesMixin(StateColumns):
     """Reads of :class:`~rqdag.coordinator.state.TaskStateManager`'s columns, under its lock."""
-
-    _table: TaskTable
-    _names: list[str]
-    _index: dict[str, int]
-    _deps: list[list[int]]
-    _lock: threading.RLock
-    _phase: list[Phase]
-    _attempt: list[int]
-    _token: dict[int, str]
-    _deadline: dict[int, float]
-    _results: dict[str, TaskResult]
-    _held: dict[str, TaskResult]
-    _ready: list[tuple[int, int]]
-    _retries: list[tuple[float, int]]
-    _newly_done: list[str]
-    _unfinished: int
-    _in_doubt: set[str]
 
     def snapshot(self) -> dict[str, TaskResult]:
         """A copy of the terminal results so far: the run's snapshot (with children not expanded yet)."""

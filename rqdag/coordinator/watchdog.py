@@ -14,6 +14,7 @@ from rq.job import Job
 from rqdag.coordinator.dispatch import Completion, CompletionKind
 from rqdag.coordinator.lease import Lease
 from rqdag.coordinator.reconcile import lost_result
+from rqdag.coordinator.server_clock import STALL_S, Reading, ServerClock
 from rqdag.coordinator.unreadable import Known, UnreadableEntries, known_of
 from rqdag.errors import DecodeError, LeaseLostError
 from rqdag.shared.model.result import TaskResult
@@ -26,7 +27,6 @@ log = logging.getLogger("rqdag.coordinator")
 
 MAX_CHECK_INTERVAL_S = 5.0  # a worker with a shorter limit of its own is noticed this soon
 STRANDED_GRACE_S = 2.0  # a job routed this recently waits for its workers' registration to settle
-STALL_S = 1.0  # a call to Redis this much slower than it should be: Redis was unreachable meanwhile
 
 
 class Watchdog:
@@ -66,10 +66,13 @@ class Watchdog:
         news: Callable[[str], Collection[str]],
         reported: Collection[str] = (),
         listened: Callable[[str], bool] | None = None,
+        clock: ServerClock | None = None,
     ) -> None:
         """``news(token)``: the kinds of the events about that attempt read but not yet
-        applied; ``reported``: tasks whose garbage the run's load reported already."""
+        applied; ``reported``: tasks whose garbage the run's load reported already;
+        ``clock``: Redis's clock shared with other runs of this thread (else one of its own)."""
         self._client = client
+        self._clock = clock or ServerClock(client)
         self._scripts = scripts
         self._lease = lease
         self._keys = RunKeys(lease.run_id)
@@ -102,25 +105,20 @@ class Watchdog:
         if took_s > expected_s + STALL_S:
             self._stalled = True
 
-    def _heard_from(self, server_now: float) -> float:
+    def _heard_from(self, reading: Reading) -> float:
         """The Redis TIME from which a heartbeat's silence counts: when Redis last came back.
 
-        That is when the Redis server started (a restart, as the first check finds it),
-        or the check after a call that stalled; anything earlier is held against no worker.
+        That is when the Redis server started (a restart, as the clock finds it), or
+        the check after a call that stalled; anything earlier is held against no worker.
         """
-        if self._reachable_since is None:
-            self._reachable_since = self._redis_started(server_now)
+        if self._reachable_since is None or reading.since > self._reachable_since:
+            if self._reachable_since is not None:  # Redis restarted meanwhile
+                self._taken_since.clear()
+            self._reachable_since = reading.since
         if self._stalled:
-            self._reachable_since, self._stalled = server_now, False
+            self._reachable_since, self._stalled = reading.server_now, False
             self._taken_since.clear()
         return self._reachable_since
-
-    def _redis_started(self, server_now: float) -> float:
-        try:
-            uptime = float(self._client.info("server").get("uptime_in_seconds", 0))
-        except redis.ResponseError:  # INFO not allowed to this user: count from this first check
-            return server_now
-        return server_now - uptime
 
     @property
     def next_check(self) -> float:
@@ -132,10 +130,9 @@ class Watchdog:
         now = time.monotonic()
         if now < self._next_check:
             return []
-        seconds, micros = self._client.time()
-        server_now = seconds + micros / 1e6
-        self.note_call(time.monotonic() - now)
-        since = self._heard_from(server_now)
+        reading = self._clock.read()
+        server_now = reading.server_now
+        since = self._heard_from(reading)
         entries, unreadable = self._entries()
         shortest = min(
             [self._timeout, *(e.heartbeat_timeout for e in entries.values() if e.heartbeat_timeout)]

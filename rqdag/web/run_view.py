@@ -85,22 +85,6 @@ def read_audit_tail(store: RunStore, run_id: str, limit: int = AUDIT_SHOWN) -> l
     return out
 
 
-def in_flight_of(state: RunState) -> dict[str, dict[str, Any]]:
-    """The ``in_flight`` map of ``rqdag status --json``."""
-    return {
-        name: {
-            "state": e.state,
-            "attempt": e.attempt,
-            "worker": e.worker,
-            "queue": e.queue,
-            "started_at": e.started_at,
-            "heartbeat_at": e.heartbeat_at,
-        }
-        for name, e in state.dispatch.items()
-        if name not in state.results
-    }
-
-
 def task_row(
     name: str, task: Task | None, result: TaskResult | None, entry: DispatchEntry | None
 ) -> dict[str, Any]:
@@ -163,7 +147,7 @@ def run_document(
     if with_results:
         doc.update(snapshot_to_document(state.results))
     doc.update(
-        in_flight=in_flight_of(state),
+        in_flight=state.in_flight(),
         counts=counts,
         problems=state.problems,
         total=total,

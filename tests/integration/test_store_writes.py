@@ -1,26 +1,30 @@
-"""RunStore's transactions against a real Redis: the fenced dispatch and a resume's new epoch."""
+"""Fenced writes against a real Redis: the dispatch script and a resume's new epoch."""
 
 from __future__ import annotations
 
-import pytest
 import redis
 from rq import Queue
 from rq.serializers import JSONSerializer
 
 from rqdag import TaskResult, TaskStatus
-from rqdag.errors import LeaseLostError
+from rqdag.coordinator.rq_jobs import queued_job
 from rqdag.shared.store.keys import ACTIVE_RUNS, RunKeys
 from rqdag.shared.store.records import DispatchEntry
 from rqdag.shared.store.resolve import read_audit
 from rqdag.shared.store.runs import RunStore
+from rqdag.shared.store.scripts import Scripts
 from tests.integration.flows import fifty
 
 
-def _dispatch_one(store: RunStore, queue: Queue, lease_value: str) -> None:
+def _dispatch_one(client: redis.Redis, queue: Queue, lease_value: str) -> int | None:
     entry = DispatchEntry(attempt=1, token="t1", job_id="rqdag_root_a1", state="queued")
-    data = Queue.prepare_data("builtins:print", job_id="rqdag_root_a1")
-    store.dispatch(
-        "w", lease_value, {"root": entry.to_json()}, lambda pipe: queue.enqueue_many([data], pipeline=pipe)
+    job = queued_job(queue, Queue.prepare_data("builtins:print", job_id="rqdag_root_a1"))
+    return Scripts.register(client).dispatch_jobs(
+        RunKeys("w"),
+        lease=lease_value,
+        entries={"root": entry.to_json()},
+        jobs=[job],
+        queues_key=Queue.redis_queues_keys,
     )
 
 
@@ -32,23 +36,18 @@ def test_a_dispatch_writes_entries_and_jobs_together_and_nothing_without_the_lea
     keys = RunKeys("w")
     queue = Queue("default", connection=redis_conn, serializer=JSONSerializer)
     redis_conn.set(keys.lease, "owner-b:2")
-    with pytest.raises(LeaseLostError, match="lease lost before dispatch"):
-        _dispatch_one(store, queue, "owner-a:1")
+    assert _dispatch_one(redis_conn, queue, "owner-a:1") is None
     assert redis_conn.hlen(keys.dispatch) == 0
     assert queue.count == 0
+    assert not redis_conn.exists("rq:job:rqdag_root_a1")
 
-    def taken_over_meanwhile(pipe: redis.client.Pipeline) -> None:
-        queue.enqueue_many([Queue.prepare_data("builtins:print", job_id="rqdag_x_a1")], pipeline=pipe)
-        redis_conn.set(keys.lease, "owner-c:3")  # another client, between WATCH and EXEC
-
-    with pytest.raises(LeaseLostError, match="lease changed during dispatch"):
-        store.dispatch("w", "owner-b:2", {"x": b"{}"}, taken_over_meanwhile)
-    assert redis_conn.hlen(keys.dispatch) == 0
-    assert queue.count == 0
-
-    _dispatch_one(store, queue, "owner-c:3")
+    assert _dispatch_one(redis_conn, queue, "owner-b:2") == 1
     assert redis_conn.hkeys(keys.dispatch) == [b"root"]
     assert queue.job_ids == ["rqdag_root_a1"]
+    assert queue.key.encode() in redis_conn.smembers(Queue.redis_queues_keys)
+    job = queue.fetch_job("rqdag_root_a1")  # RQ reads the job it would have written itself
+    assert job is not None and job.get_status() == "queued" and job.origin == "default"
+    assert job.func_name == "builtins:print"
 
 
 def test_a_new_epoch_sets_results_aside_and_reopens_the_run(redis_conn: redis.Redis) -> None:

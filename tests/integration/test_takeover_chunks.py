@@ -53,9 +53,13 @@ def half_in_flight(client: redis.Redis, run_id: str) -> tuple[list[str], list[st
         n: DispatchEntry(attempt=1, token=f"1-{n}", job_id=job_id(run_id, n, 1), state="queued").to_json()
         for n in flight
     }
-    gone = Lease(client, Scripts.register(client), run_id, "gone")  # the coordinator that died
+    gone_scripts = Scripts.register(client)
+    gone = Lease(client, gone_scripts, run_id, "gone")  # the coordinator that died
     assert gone.acquire()
-    store.dispatch(run_id, gone.value, entries, lambda pipe: None)  # its jobs are not needed here
+    written = gone_scripts.dispatch_jobs(  # its jobs are not needed here
+        RunKeys(run_id), lease=gone.value, entries=entries, jobs=[], queues_key="rq:queues"
+    )
+    assert written == 0
     gone.release()
     return flight, unstarted
 

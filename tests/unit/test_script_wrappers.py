@@ -28,6 +28,7 @@ from rqdag.shared.store.scripts import (
     FinishOutcome,
     LeaseRefusal,
     PruneOutcome,
+    QueuedJob,
     RqStart,
     RqSuccess,
     RqWorker,
@@ -89,6 +90,12 @@ SAMPLES: dict[str, dict[str, Any]] = {
         "run_lines": 100_000,
     },
     "hold_timer": {"lease": LEASE, "field": "1:cool_down", "seconds": 3600.0},
+    "dispatch_jobs": {
+        "lease": LEASE,
+        "entries": {"t1": b'{"attempt":1}', "t2": b'{"attempt":1}'},
+        "jobs": [QueuedJob("rqdag_r1_t1_a1", "rq:job:rqdag_r1_t1_a1", "rq:queue:default", {"x": "y"})],
+        "queues_key": "rq:queues",
+    },
 }
 
 # Scripts of a batch of calls or on RQ's keys (their own tests below).
@@ -109,6 +116,7 @@ SOME_REPLY: dict[str, Any] = {
     "prune_run": 1,
     "append_logs": 2,
     "hold_timer": [b"1700003600.250000", b"1700000000.250000"],
+    "dispatch_jobs": 1,
 }
 
 
@@ -137,6 +145,7 @@ class Header:
     keys: list[str]  # the name of KEYS[1], KEYS[2], ...
     argv: list[str]  # the name of ARGV[1], ARGV[2], ...
     variadic_from: int | None  # n of an 'ARGV[n..]' line
+    variadic_keys: bool  # a 'KEYS[n..]' line: more keys follow the named ones
     named: dict[str, str]  # local name -> 'KEYS[i]' / 'ARGV[i]' of the naming lines
     body: str  # the script after its naming lines
 
@@ -146,6 +155,7 @@ def header(name: str) -> Header:
     argv: list[str] = []
     named: dict[str, str] = {}
     variadic_from = None
+    variadic_keys = False
     body: list[str] = []
     for line in script_source(name).splitlines():
         if m := re.match(r"^-- (KEYS|ARGV)\[(\d+)\]\s+(\w+)\s", line):
@@ -154,11 +164,14 @@ def header(name: str) -> Header:
             target.append(m.group(3))
         elif m := re.match(r"^-- ARGV\[(\d+)\.\.\]", line):
             variadic_from = int(m.group(1))
+        elif m := re.match(r"^-- KEYS\[(\d+)\.\.\]", line):
+            assert int(m.group(1)) == len(keys) + 1, f"{name}: KEYS[n..] does not follow the named keys"
+            variadic_keys = True
         elif m := re.match(r"^local (\w+) = ((?:KEYS|ARGV)\[\d+\])", line):
             named[m.group(1)] = m.group(2)
         else:
             body.append(line)
-    return Header(keys, argv, variadic_from, named, "\n".join(body))
+    return Header(keys, argv, variadic_from, variadic_keys, named, "\n".join(body))
 
 
 def test_every_lua_script_has_one_wrapper_and_every_wrapper_a_script() -> None:
@@ -176,7 +189,10 @@ def test_a_script_names_each_key_and_argument_once_at_its_top_and_then_uses_the_
     expected = {k: f"KEYS[{i}]" for i, k in enumerate(head.keys, 1)}
     expected |= {a: f"ARGV[{i}]" for i, a in enumerate(head.argv, 1)}
     assert head.named == expected, f"{name}: the naming lines differ from the header"
-    assert "KEYS[" not in head.body, f"{name}: a key used by position"
+    if head.variadic_keys:  # the named keys by name, the rest by a computed index
+        assert not re.search(r"KEYS\[\d", head.body), f"{name}: a key used by position"
+    else:
+        assert "KEYS[" not in head.body, f"{name}: a key used by position"
     assert not re.search(r"ARGV\[\d", head.body), f"{name}: an argument used by position"
     if head.variadic_from is not None:
         assert head.variadic_from == len(head.argv) + 1
@@ -188,7 +204,11 @@ def test_a_wrapper_sends_the_keys_and_arguments_in_the_order_its_script_names_th
     script = Recording(SOME_REPLY[name])
     call(name, script, **SAMPLES[name])
     [(keys, args)] = script.calls
-    assert keys == [getattr(KEYS, k.removesuffix("_key")) for k in head.keys]
+    run_keys = [getattr(KEYS, k.removesuffix("_key")) for k in head.keys]
+    if head.variadic_keys:
+        assert keys[: len(run_keys)] == run_keys
+    else:
+        assert keys == run_keys
     if head.variadic_from is None:
         assert len(args) == len(head.argv)
     for index, arg_name in enumerate(head.argv):

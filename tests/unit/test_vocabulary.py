@@ -49,7 +49,7 @@ START = r"(?<![\w'\"\].])"  # an expression starts here, not inside a longer one
 
 REDIS_WORDS = {"GET", "SET", "DEL", "EXISTS", "PEXPIRE", "TIME", "HGET", "HSET", "HDEL", "HGETALL"}
 REDIS_WORDS |= {"HINCRBY", "XADD", "XREVRANGE", "MAXLEN", "PX", "COUNT", "~", "*", "+", "-"}
-REDIS_WORDS |= {"HMGET", "UNLINK", "PTTL", "EXPIRE", "HINCRBYFLOAT", "ZADD", "ZREM", "SREM", "SADD"}
+REDIS_WORDS |= {"HMGET", "UNLINK", "PTTL", "EXPIRE", "HINCRBYFLOAT", "ZADD", "ZREM", "SREM", "SADD", "RPUSH"}
 REDIS_WORDS |= {"PERSIST", "LREM", "LMOVE", "LEFT", "RIGHT"}
 FIELD_NAMES = {"fence", "cancel", "params", "status", "updated_at", "finished_at", "kind", "task"}
 FIELD_NAMES |= {"token", "worker", "state", "result", "last_result", "started_at", "heartbeat_at"}
@@ -299,14 +299,17 @@ def test_the_run_statuses_the_status_script_compares_are_the_finished_ones() -> 
     ("source", "expected"),
     [
         ("redis.call('XADD', KEYS[1], '*', 'kind', 'finishd', 'task', ARGV[1])", "'finishd'"),
-        ("local kind = 'finished'\nif x then kind = 'retyr' end\n"
-         "redis.call('XADD', KEYS[1], '*', 'kind', kind)", "'retyr'"),
+        (
+            "local kind = 'finished'\nif x then kind = 'retyr' end\n"
+            "redis.call('XADD', KEYS[1], '*', 'kind', kind)",
+            "'retyr'",
+        ),
         ("local fields = { 'kind', 'strated', 'task', ARGV[1] }", "'strated'"),
         ("entry['state'] = 'runing'", "'runing'"),
         ("if entry['state'] ~= 'quened' then return 0 end", "'quened'"),
         ("if decoded['status'] == 'succes' then return 1 end", "'succes'"),
         ("redis.call('HSET', KEYS[1], 'status', ARGV[1])\nif ARGV[1] == 'succeded' then end", "'succeded'"),
-        ("local prefix = '{\"status\":\"sucess\"'", "'sucess'"),
+        ('local prefix = \'{"status":"sucess"\'', "'sucess'"),
         ("local fields = { 'kind', 'run', 'status', 'succeded' }", "'succeded'"),
         ("redis.call('SET', KEYS[1], 'finishd')", "'finishd'"),  # a place no rule knows
     ],

@@ -87,6 +87,22 @@ class RunState:
     unreadable_dispatch: list[str] = field(default_factory=list)  # tasks whose entry is garbage
     last_event_id: bytes = b"0-0"
 
+    def in_flight(self) -> dict[str, dict[str, Any]]:
+        """The attempts still out, as ``rqdag status --json`` and the dashboard show them."""
+        return {
+            name: {
+                "state": e.state,
+                "attempt": e.attempt,
+                "worker": e.worker,
+                "queue": e.queue,
+                "started_at": e.started_at,
+                "heartbeat_at": e.heartbeat_at,
+                "waiting": e.waiting,
+            }
+            for name, e in self.dispatch.items()
+            if name not in self.results
+        }
+
 
 def decode_into(
     state: RunState,

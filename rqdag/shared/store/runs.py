@@ -13,13 +13,12 @@ keys hold, once read, is in :mod:`.records`.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import redis
-from redis.client import Pipeline
 
-from rqdag.errors import LeaseLostError, RunExistsError
+from rqdag.errors import RunExistsError
 from rqdag.shared.model.codec import dumps, encode_result
 from rqdag.shared.model.definition import encode_definition
 from rqdag.shared.model.mapping import parent_of
@@ -151,31 +150,6 @@ class RunStore(RunReadsMixin, OperatorWritesMixin, RetentionMixin, ExpansionMixi
             pipe.srem(keys.ACTIVE_RUNS, run_id)
             pipe.zrem(keys.EXPIRING_RUNS, run_id)
             pipe.execute()
-
-    def dispatch(
-        self,
-        run_id: str,
-        lease_value: str,
-        entries: Mapping[str, bytes],
-        enqueue: Callable[[Pipeline], None],
-    ) -> None:
-        """The dispatch step: ``enqueue`` (RQ's ``enqueue_many(..., pipeline=)``) and the
-        dispatch ``entries`` in one MULTI/EXEC, only while the lease is ``lease_value``.
-
-        LeaseLostError if the lease is not, or stops being, ``lease_value`` before EXEC.
-        """
-        rk = keys.RunKeys(run_id)
-        with self.client.pipeline(transaction=True) as pipe:
-            try:
-                pipe.watch(rk.lease)  # type: ignore[no-untyped-call]
-                if text(pipe.get(rk.lease) or b"") != lease_value:
-                    raise LeaseLostError(f"run '{run_id}': lease lost before dispatch")
-                pipe.multi()
-                enqueue(pipe)
-                pipe.hset(rk.dispatch, mapping=entries)  # type: ignore[arg-type]
-                pipe.execute()
-            except redis.WatchError:
-                raise LeaseLostError(f"run '{run_id}': lease changed during dispatch") from None
 
     def adopt_child(self, run_id: str, epoch: int) -> None:
         """Note that the parent's epoch ``epoch`` took this child run over (a resume of both)."""

@@ -15,6 +15,7 @@ import redis
 
 from rqdag.shared.store.scripts.attempt import FinishTask, HandBack, Heartbeat, StartTask, StartTasks
 from rqdag.shared.store.scripts.base import EVENTS_MAXLEN, ScriptWrapper, script_source
+from rqdag.shared.store.scripts.dispatch import DispatchJobs, QueuedJob
 from rqdag.shared.store.scripts.jobs import (
     FinishJob,
     FinishJobs,
@@ -48,6 +49,7 @@ __all__ = [
     "FinishOutcome",
     "LeaseRefusal",
     "PruneOutcome",
+    "QueuedJob",
     "RqStart",
     "RqSuccess",
     "RqWorker",
@@ -72,6 +74,7 @@ class Scripts:
     set_run_status: SetRunStatus
     record_results: RecordResults
     void_attempt: VoidAttempt
+    dispatch_jobs: DispatchJobs
     start_task: StartTask
     start_tasks: StartTasks
     finish_task: FinishTask
@@ -94,6 +97,7 @@ class Scripts:
             set_run_status=SetRunStatus.register(client),
             record_results=RecordResults.register(client),
             void_attempt=VoidAttempt.register(client),
+            dispatch_jobs=DispatchJobs.register(client),
             start_task=StartTask.register(client),
             start_tasks=StartTasks.register(client),
             finish_task=FinishTask.register(client),
