@@ -16,16 +16,13 @@ from rqdag.coordinator.durability import check_redis_durability
 from rqdag.coordinator.fleet import SharedFleet
 from rqdag.coordinator.lease import DEFAULT_LEASE_TTL_S, LeaseKeeper
 from rqdag.coordinator.multiplex import DriverLoop, LoopHooks
-from rqdag.coordinator.progress import is_busy
+from rqdag.coordinator.service_failures import RunFailures
 from rqdag.coordinator.wakeup import WAKE_SLICE_S, SubmissionWatch
 from rqdag.shared import metrics
-from rqdag.shared.episodes import Episode, describe
-from rqdag.shared.redis_memory import is_out_of_memory, memory_episode
+from rqdag.shared.episodes import Episode
+from rqdag.shared.redis_memory import memory_episode
 from rqdag.shared.store import keys
-from rqdag.shared.store.acl import explain_refusal
-from rqdag.shared.store.driving import is_refusal
 from rqdag.shared.store.keys import RunKeys
-from rqdag.shared.store.permissions import coordinator_needs
 from rqdag.shared.store.records import text
 from rqdag.shared.store.retention import DEFAULT_RETENTION_S, ExpirySweeper
 from rqdag.shared.store.runs import RunStore
@@ -33,10 +30,6 @@ from rqdag.shared.store.scripts import Scripts
 
 log = logging.getLogger("rqdag.coordinator")
 
-MAX_BACKOFF_S = 60.0
-# A full Redis refuses a restarted driver's first write (its lease) at once, so trying
-# often costs little, and a run goes on within seconds of memory being freed.
-OUT_OF_MEMORY_MAX_BACKOFF_S = 5.0
 # Connections of the shared pool: the main thread's (its scans, its submissions watch),
 # the hand-overs' wake-ups and one to spare. Each loop has a client of its own
 # (multiplex.LOOP_CONNECTIONS) and so has the lease keeper (keeper_client), so no wait
@@ -63,7 +56,7 @@ def coordinator_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
 
-class CoordinatorService:
+class CoordinatorService(RunFailures):
     """The long-running ``rqdag coordinator``: many runs at once, each under its own lease.
 
     Several services may share one Redis: a run is driven by whichever holds its
@@ -124,7 +117,8 @@ class CoordinatorService:
         """Drive runs until :meth:`stop`; then wait for the drivers to let go.
 
         A new run is found at once: the loop blocks on the submissions stream,
-        which every ``Client.submit`` appends to. It also looks for runs every
+        which every ``Client.submit`` appends to, and hands each run announced
+        there to a driver loop straight away. It also looks for runs every
         ``poll_s`` whatever it hears, for a nudge it missed and for runs whose
         lease expired.
         """
@@ -134,18 +128,25 @@ class CoordinatorService:
         self.keeper.thread.start()
         for loop in self._loops:
             loop.thread.start()
+        announced: list[str] = []
+        next_scan = 0.0
         try:
             while not self._stop.is_set():
                 try:
                     submissions.start()
-                    self.step()
+                    if announced:
+                        self.take(announced)
+                    if time.monotonic() >= next_scan:
+                        next_scan = time.monotonic() + self._poll_s
+                        self.step()
                 except redis.RedisError as exc:
                     self._redis_failed(exc)
                     self._stop.wait(self._poll_s)
+                    announced, next_scan = [], 0.0
                     continue
                 metrics.redis_reconnected(self._unreachable.over())
                 self._refusing.over()
-                self._await_work(submissions)
+                announced = self._await_work(submissions, next_scan)
         finally:
             self._stop.set()
             for loop in self._loops:
@@ -153,20 +154,40 @@ class CoordinatorService:
             self.keeper.thread.join(timeout=30)
             log.info("coordinator %s stopped", self.owner)
 
-    def _await_work(self, submissions: SubmissionWatch) -> None:
-        """Return when a run was submitted, ``poll_s`` has passed, or :meth:`stop` was called."""
-        until = time.monotonic() + self._poll_s
+    def _await_work(self, submissions: SubmissionWatch, until: float) -> list[str]:
+        """The runs announced, once some are; empty when ``until`` (monotonic) has come, or at
+        :meth:`stop`."""
         while not self._stop.is_set():
             left = until - time.monotonic()
             if left <= 0:
-                return
+                return []
             try:
-                if submissions.wait(min(left, WAKE_SLICE_S)):
-                    return
+                announced = submissions.wait(min(left, WAKE_SLICE_S))
             except redis.RedisError as exc:
                 self._redis_failed(exc)
                 self._stop.wait(left)
-                return
+                return []
+            if announced:
+                return announced
+        return []
+
+    def take(self, runs: list[str]) -> list[str]:
+        """Hand the runs just announced to driver loops, with no scan or lease read first: a
+        loop's lease acquisition decides (another coordinator may win it); returns their ids.
+
+        A run held here already, backed off from, or past ``max_runs`` is left to the poll.
+        """
+        with self._held_lock:
+            held = set(self._held)
+        now = time.monotonic()
+        started = []
+        for run_id in runs:
+            if run_id in held or self._backoff.get(run_id, (0, 0.0))[1] > now or len(held) >= self._max_runs:
+                continue
+            self._hand(run_id)
+            held.add(run_id)
+            started.append(run_id)
+        return started
 
     def step(self) -> list[str]:
         """Hand every active run whose lease is free to a driver loop; returns their ids."""
@@ -186,13 +207,17 @@ class CoordinatorService:
             elsewhere = lease is not None and not text(lease).startswith(mine)
             if elsewhere or not active or len(held) >= self._max_runs:
                 continue
-            loop = min(self._loops, key=DriverLoop.count)
-            with self._held_lock:
-                self._held[run_id] = loop
+            self._hand(run_id)
             held.add(run_id)
-            loop.hand(self._driver(run_id, loop))
             started.append(run_id)
         return started
+
+    def _hand(self, run_id: str) -> None:
+        """Give ``run_id`` to the least busy driver loop."""
+        loop = min(self._loops, key=DriverLoop.count)
+        with self._held_lock:
+            self._held[run_id] = loop
+        loop.hand(self._driver(run_id, loop))
 
     def _leases_of(self, runs: list[str]) -> list[tuple[str, bytes | None, bool]]:
         """Each run's lease, then whether it is still active: a run whose driver ended it
@@ -235,57 +260,3 @@ class CoordinatorService:
         with self._held_lock:
             self._held.pop(run_id, None)
         self._classify(run_id, exc)
-
-    def _classify(self, run_id: str, exc: Exception) -> None:
-        if isinstance(exc, redis.ConnectionError | redis.TimeoutError):
-            delay = self._fail(run_id)
-            self._redis_failed(exc)  # the outage is logged once for all runs, not once per run
-            log.debug("run '%s': driver stopped (%s); picked up again in %.0fs", run_id, describe(exc), delay)
-        elif isinstance(exc, redis.RedisError):
-            self._redis_error(run_id, exc)
-        else:  # one broken run must not take the service down, nor spin
-            delay = self._fail(run_id)
-            log.error("run '%s': coordinator error; picked up again in %.0fs", run_id, delay, exc_info=exc)
-
-    def _redis_error(self, run_id: str, exc: redis.RedisError) -> None:
-        if is_out_of_memory(exc):  # logged once for all runs, like an outage
-            delay = self._fail(run_id, cap_s=OUT_OF_MEMORY_MAX_BACKOFF_S)
-            self._redis_failed(exc)
-            log.debug("run '%s': driver stopped (%s); picked up again in %.0fs", run_id, exc, delay)
-            return
-        delay = self._fail(run_id)
-        if is_busy(exc):  # a long script runs: it passes, like an outage (logged once for all runs)
-            self._redis_failed(exc)
-            log.debug("run '%s': Redis busy (%s); picked up again in %.0fs", run_id, describe(exc), delay)
-            return
-        if is_refusal(exc):  # no retry fixes it: say why, on the run where status shows it
-            reason = explain_refusal(self._client, exc, coordinator_needs(), role="a coordinator")
-            self._store.note_refusal(run_id, f"coordinator {self.owner} cannot drive it: {reason}")
-            log.error("run '%s': %s; tried again in %.0fs", run_id, reason, delay)
-            return
-        log.warning("run '%s': Redis error (%s); picked up again in %.0fs", run_id, exc, delay)
-
-    def _redis_failed(self, exc: redis.RedisError) -> None:
-        """Log a Redis failure once per episode: unreachable, full, or refusing commands (BUSY...)."""
-        metrics.redis_error(error_code(exc) if not is_out_of_memory(exc) else "OOM")
-        if isinstance(exc, redis.ConnectionError | redis.TimeoutError):
-            self._unreachable.seen(exc, kind=type(exc).__name__)
-        elif is_out_of_memory(exc):
-            self._out_of_memory.seen(exc, kind="OOM")
-        else:
-            self._refusing.seen(exc, kind=error_code(exc))
-
-    def _fail(self, run_id: str, *, cap_s: float = MAX_BACKOFF_S) -> float:
-        """Back off from a run that keeps failing: 1, 2, 4... up to ``cap_s`` seconds."""
-        failures = self._backoff.get(run_id, (0, 0.0))[0] + 1
-        delay = min(2.0 ** (failures - 1), cap_s)
-        self._backoff[run_id] = (failures, time.monotonic() + delay)
-        return delay
-
-
-def error_code(exc: redis.RedisError) -> str:
-    """The error's kind: its type, or for a reply redis-py has no type for, its code (``BUSY``...)."""
-    words = str(exc).split(maxsplit=1)
-    if type(exc) is redis.ResponseError and words and words[0].isupper():
-        return words[0]
-    return type(exc).__name__

@@ -63,6 +63,13 @@ class RunReadsMixin:
         decode_into(state, run_id, raw_results.items(), raw_dispatch.items())
         return state
 
+    def read_snapshot(self, run_id: str) -> dict[str, TaskResult]:
+        """The run's results hash decoded, in one read (unreadable entries become failures
+        naming the problem); empty for a run that has none, or is gone."""
+        state = RunState()
+        decode_into(state, run_id, self.client.hgetall(keys.RunKeys(run_id).results).items(), ())
+        return state.results
+
     def read_results(self, run_id: str) -> dict[str, TaskResult]:
         """The run's snapshot (unreadable entries become failures naming the problem)."""
         if not self.exists(run_id):

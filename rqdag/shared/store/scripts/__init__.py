@@ -19,6 +19,7 @@ from rqdag.shared.store.scripts.dispatch import DispatchJobs, QueuedJob
 from rqdag.shared.store.scripts.lease import AcquireLease, ReleaseLease, RenewLease
 from rqdag.shared.store.scripts.logs import AppendLogs
 from rqdag.shared.store.scripts.outcomes import (
+    Acquired,
     Beat,
     DecidedResult,
     FinishOutcome,
@@ -33,6 +34,7 @@ from rqdag.shared.store.scripts.timers import HoldTimer
 
 __all__ = [
     "EVENTS_MAXLEN",
+    "Acquired",
     "Beat",
     "DecidedResult",
     "FinishOutcome",
