@@ -120,9 +120,7 @@ class RunDriver:
         assert self.state is not None
         status = run_status(self.state.snapshot(), cancelled=dispatcher.cancel_reason is not None)
         self._set_status(status)
-        self._store.expire_finished_run(self.run_id, self._retention_s)
-        self._store.mark_inactive(self.run_id)
-        parent = self._store.read_parent(self.run_id)
+        parent = self._store.close_finished_run(self.run_id, self._retention_s)
         if parent is not None:  # a child run: its parent's coordinator gives its subflow task the outcome
             self._store.note_child_ended(parent[0], parent[1])
         executor.end(self._final_results())
