@@ -17,7 +17,7 @@ from rqdag.coordinator.fleet import SharedFleet
 from rqdag.coordinator.lease import DEFAULT_LEASE_TTL_S, LeaseKeeper
 from rqdag.coordinator.multiplex import DriverLoop, LoopHooks
 from rqdag.coordinator.service_failures import RunFailures
-from rqdag.coordinator.wakeup import WAKE_SLICE_S, SubmissionWatch
+from rqdag.coordinator.wakeup import newest_submission
 from rqdag.shared import metrics
 from rqdag.shared.episodes import Episode
 from rqdag.shared.redis_memory import memory_episode
@@ -94,7 +94,9 @@ class CoordinatorService(RunFailures):
         self._sweeper = ExpirySweeper(self._store)
         self._fleet = SharedFleet()  # one read of the worker registry for all the runs' routers
         self._stop = threading.Event()
-        hooks = LoopHooks(ended=self._ended, failed=self._run_failed, redis_failed=self._redis_failed)
+        hooks = LoopHooks(
+            ended=self._ended, failed=self._run_failed, redis_failed=self._redis_failed, claim=self.claim
+        )
         keeper = keeper_client or client
         self.keeper = LeaseKeeper(keeper, Scripts.register(keeper), lease_ttl_s, self._stop)
         loops = loop_count(max_runs)
@@ -116,37 +118,30 @@ class CoordinatorService(RunFailures):
     def serve(self) -> None:
         """Drive runs until :meth:`stop`; then wait for the drivers to let go.
 
-        A new run is found at once: the loop blocks on the submissions stream,
-        which every ``Client.submit`` appends to, and hands each run announced
-        there to a driver loop straight away. It also looks for runs every
-        ``poll_s`` whatever it hears, for a nudge it missed and for runs whose
-        lease expired.
+        A new run is found at once: the driver loops read the submissions stream,
+        which every ``Client.submit`` appends to, and the first to :meth:`claim` a
+        run opens it (:mod:`.wakeup`). This thread looks for runs every ``poll_s``
+        whatever the loops hear, for a nudge they missed and for runs whose lease
+        expired.
         """
         log.info("coordinator %s started", self.owner)
         check_redis_durability(self._client)
-        submissions = SubmissionWatch(self._client)
+        newest = newest_submission(self._client)  # before the first scan: one submitted during it is heard
+        for loop in self._loops:
+            loop.follow_submissions(newest)
         self.keeper.thread.start()
         for loop in self._loops:
             loop.thread.start()
-        announced: list[str] = []
-        next_scan = 0.0
         try:
             while not self._stop.is_set():
                 try:
-                    submissions.start()
-                    if announced:
-                        self.take(announced)
-                    if time.monotonic() >= next_scan:
-                        next_scan = time.monotonic() + self._poll_s
-                        self.step()
+                    self.step()
                 except redis.RedisError as exc:
                     self._redis_failed(exc)
-                    self._stop.wait(self._poll_s)
-                    announced, next_scan = [], 0.0
-                    continue
-                metrics.redis_reconnected(self._unreachable.over())
-                self._refusing.over()
-                announced = self._await_work(submissions, next_scan)
+                else:
+                    metrics.redis_reconnected(self._unreachable.over())
+                    self._refusing.over()
+                self._stop.wait(self._poll_s)
         finally:
             self._stop.set()
             for loop in self._loops:
@@ -154,40 +149,20 @@ class CoordinatorService(RunFailures):
             self.keeper.thread.join(timeout=30)
             log.info("coordinator %s stopped", self.owner)
 
-    def _await_work(self, submissions: SubmissionWatch, until: float) -> list[str]:
-        """The runs announced, once some are; empty when ``until`` (monotonic) has come, or at
-        :meth:`stop`."""
-        while not self._stop.is_set():
-            left = until - time.monotonic()
-            if left <= 0:
-                return []
-            try:
-                announced = submissions.wait(min(left, WAKE_SLICE_S))
-            except redis.RedisError as exc:
-                self._redis_failed(exc)
-                self._stop.wait(left)
-                return []
-            if announced:
-                return announced
-        return []
-
-    def take(self, runs: list[str]) -> list[str]:
-        """Hand the runs just announced to driver loops, with no scan or lease read first: a
-        loop's lease acquisition decides (another coordinator may win it); returns their ids.
-
-        A run held here already, backed off from, or past ``max_runs`` is left to the poll.
+    def claim(self, run_id: str, loop: DriverLoop) -> RunDriver | None:
+        """A driver of the run just submitted for ``loop`` (which read of it first), with no
+        scan or lease read first: its lease acquisition decides (another coordinator may win
+        it). None when the run is held here already, backed off from, or ``max_runs`` are
+        driven: the scan of the active runs takes it up then.
         """
-        with self._held_lock:
-            held = set(self._held)
         now = time.monotonic()
-        started = []
-        for run_id in runs:
-            if run_id in held or self._backoff.get(run_id, (0, 0.0))[1] > now or len(held) >= self._max_runs:
-                continue
-            self._hand(run_id)
-            held.add(run_id)
-            started.append(run_id)
-        return started
+        with self._held_lock:
+            if run_id in self._held or len(self._held) >= self._max_runs:
+                return None
+            if self._backoff.get(run_id, (0, 0.0))[1] > now:
+                return None
+            self._held[run_id] = loop
+        return self._driver(run_id, loop)
 
     def step(self) -> list[str]:
         """Hand every active run whose lease is free to a driver loop; returns their ids."""
