@@ -239,6 +239,7 @@ class RunDriver:
                 self._store.mark_inactive(self.run_id)
                 self.found_ended = True  # another coordinator ended it before this one got the lease
                 return meta.status
+            self.lease.announce()
             with self.lease.kept_alive():
                 state, run_state = rebuild(
                     self._client, self.run_id, opening, self._clock(), requeue_running=self._requeue_running

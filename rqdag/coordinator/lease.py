@@ -48,6 +48,7 @@ class Lease:
         self.kept = False  # a LeaseKeeper renews it: renew_if_due only reports a loss it found
         self.lost = False
         self._writes = threading.Lock()  # held while the run writes under WATCH of the lease key
+        self._taken: tuple[str | None] | None = None  # (the previous driver): taken, not announced yet
 
     @property
     def value(self) -> str:
@@ -63,7 +64,7 @@ class Lease:
         """Take the lease if free (or already ours); False when another owner holds it.
 
         Taking it (a fence this object did not hold) also names this coordinator as the
-        run's driver, in the same step, and logs from whom it took the run.
+        run's driver, in the same step; :meth:`announce` then logs from whom it took the run.
         """
         got = self._scripts.acquire_lease(
             self._keys, owner=self.owner, ttl_ms=int(self.ttl_s * 1000), known=self.fence
@@ -76,11 +77,15 @@ class Lease:
         self.fence, self.lost = got.fence, False
         self._renewed_at = time.monotonic()
         if got.noted:
-            self._announce(got.previous)
+            self._taken = (got.previous,)
         return True
 
-    def _announce(self, previous: str | None) -> None:
-        """Log that this coordinator drives the run now: from whom it took it, under which fence."""
+    def announce(self) -> None:
+        """Log that this coordinator drives the run now (once per taking): from whom it took
+        it, under which fence. Its driver calls it once it found the run still to drive."""
+        if self._taken is None:
+            return
+        (previous,), self._taken = self._taken, None
         metrics.lease_acquired(taken_over=previous is not None and previous != self.owner)
         if previous is None or previous == self.owner:
             again = " again" if previous == self.owner else ""

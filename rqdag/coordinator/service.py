@@ -155,13 +155,8 @@ class CoordinatorService(RunFailures):
         it). None when the run is held here already, backed off from, or ``max_runs`` are
         driven: the scan of the active runs takes it up then.
         """
-        now = time.monotonic()
-        with self._held_lock:
-            if run_id in self._held or len(self._held) >= self._max_runs:
-                return None
-            if self._backoff.get(run_id, (0, 0.0))[1] > now:
-                return None
-            self._held[run_id] = loop
+        if self._backoff.get(run_id, (0, 0.0))[1] > time.monotonic() or not self._reserve(run_id, loop):
+            return None
         return self._driver(run_id, loop)
 
     def step(self) -> list[str]:
@@ -180,19 +175,26 @@ class CoordinatorService(RunFailures):
         for run_id, lease, active in self._leases_of(candidates):
             # A lease of ours with no driver left (it stopped on a Redis error) is taken back at once.
             elsewhere = lease is not None and not text(lease).startswith(mine)
-            if elsewhere or not active or len(held) >= self._max_runs:
+            if elsewhere or not active:
                 continue
-            self._hand(run_id)
-            held.add(run_id)
+            loop = min(self._loops, key=DriverLoop.count)
+            if not self._reserve(run_id, loop):  # a loop claimed it since the scan, or too many
+                continue
+            loop.hand(self._driver(run_id, loop))
             started.append(run_id)
         return started
 
-    def _hand(self, run_id: str) -> None:
-        """Give ``run_id`` to the least busy driver loop."""
-        loop = min(self._loops, key=DriverLoop.count)
+    def _reserve(self, run_id: str, loop: DriverLoop) -> bool:
+        """Note that ``loop`` drives ``run_id``, unless one does already or ``max_runs`` are driven.
+
+        The one place a run becomes held, under the lock: the loops' claims and this
+        thread's scan never make two drivers of one run here (both would hold its lease).
+        """
         with self._held_lock:
+            if run_id in self._held or len(self._held) >= self._max_runs:
+                return False
             self._held[run_id] = loop
-        loop.hand(self._driver(run_id, loop))
+            return True
 
     def _leases_of(self, runs: list[str]) -> list[tuple[str, bytes | None, bool]]:
         """Each run's lease, then whether it is still active: a run whose driver ended it
