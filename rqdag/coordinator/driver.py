@@ -206,7 +206,8 @@ class RunDriver:
             epoch=meta.epoch,
             fleet=self._fleet,
             clock=self._server_clock,
-            adopted=bool(run_state.dispatch or run_state.unreadable_dispatch),
+            # stepped by a loop with nothing in flight: no first check before the first dispatch
+            adopted=not self._stepwise or bool(run_state.dispatch or run_state.unreadable_dispatch),
         )
         if self._stepwise:
             dispatcher.multiplexed = True
