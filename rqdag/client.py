@@ -19,7 +19,7 @@ from rqdag.shared.model.limits import MAX_RESULT_BYTES
 from rqdag.shared.model.params import check_params
 from rqdag.shared.model.result import TaskResult
 from rqdag.shared.model.task import Task
-from rqdag.shared.model.vocabulary import EventKind, TaskStatus
+from rqdag.shared.model.vocabulary import FINISHED_RUN_STATUSES, EventKind, TaskStatus
 from rqdag.shared.model.workflow import Workflow, as_workflow
 from rqdag.shared.redis_memory import OUT_OF_MEMORY, is_out_of_memory
 from rqdag.shared.store.keys import RunKeys, check_run_id
@@ -27,9 +27,9 @@ from rqdag.shared.store.records import RunMeta, parse_meta
 from rqdag.shared.store.resume import resume_run
 from rqdag.shared.store.runs import RunStore
 from rqdag.shared.store.signals import signal_task
-from rqdag.shared.store.submissions import announce_run
 
 RUN_EVENT = EventKind.RUN.value.encode()  # the coordinator changed the run's status
+FINISHED_EVENT_STATUSES = frozenset(status.value.encode() for status in FINISHED_RUN_STATUSES)
 EMPTY_RUN_ID = "run id is empty: give a run id, or none at all for a new unique one"
 
 
@@ -79,11 +79,14 @@ def new_run_id(workflow: str) -> str:
 class RunHandle:
     """A submitted run: its status, its snapshot, waiting for it, cancelling it."""
 
-    def __init__(self, client: redis.Redis, run_id: str) -> None:
+    def __init__(self, client: redis.Redis, run_id: str, *, fresh: bool = False) -> None:
+        """``fresh``: the run was stored just now (by ``submit``): it has no events yet and has not
+        finished, so the first :meth:`wait` follows its events from the start without reading them."""
         self.connection = client
         self._client = client
         self._store = RunStore(client)
         self.run_id = run_id
+        self._fresh = fresh
 
     def __repr__(self) -> str:
         return f"RunHandle({self.run_id!r})"
@@ -118,26 +121,34 @@ class RunHandle:
     def wait(self, timeout: float | None = None, poll_s: float = 0.5) -> dict[str, TaskResult]:
         """Block until the run has finished; returns its results.
 
-        It blocks on the run's events stream and reads the status again when the
-        coordinator records a change of the run's status there (a ``run`` event),
-        and at least every ``poll_s``. Raises TimeoutError when ``timeout``
-        seconds pass first. A run that is blocked on an operator's decision keeps
-        this waiting.
+        It blocks on the run's events stream: the coordinator records each change
+        of the run's status there (a ``run`` event, written with the status in one
+        step), so the event that says the run finished is followed by one read, of
+        its results. The status is also read at least every ``poll_s``. Raises
+        TimeoutError when ``timeout`` seconds pass first. A run that is blocked on
+        an operator's decision keeps this waiting.
         """
         deadline = None if timeout is None else time.monotonic() + timeout
         events = RunKeys(self.run_id).events
+        fresh, self._fresh = self._fresh, False
         while True:
-            finished, last = self._finished_and_last_event()
-            if finished:
-                return self._store.read_state(self.run_id).results
+            if fresh:  # stored just now: no event yet, so every one appended is read
+                fresh, last = False, b"0-0"
+            else:
+                finished, last = self._finished_and_last_event()
+                if finished:
+                    return self._store.read_snapshot(self.run_id)
             while True:  # from the entry read with the status: an event appended since is never missed
                 block_s = poll_s if deadline is None else min(poll_s, deadline - time.monotonic())
                 if block_s <= 0:
                     raise TimeoutError(f"run '{self.run_id}' did not finish within {timeout}s")
                 reply: Any = self._client.xread({events: last}, count=100, block=max(int(block_s * 1000), 1))
                 entries = [entry for _stream, found in reply or [] for entry in found]
-                if not entries or any(f.get(b"kind") == RUN_EVENT for _id, f in entries):
-                    break  # a poll, or the run's status changed: read it
+                if not entries:
+                    break  # a poll: read the status
+                said = [f.get(b"status") for _id, f in entries if f.get(b"kind") == RUN_EVENT]
+                if said and said[-1] in FINISHED_EVENT_STATUSES:
+                    return self._store.read_snapshot(self.run_id)
                 last = entries[-1][0]
 
     def _finished_and_last_event(self) -> tuple[bool, bytes]:
@@ -207,9 +218,9 @@ class Client:
                 timeout_s=timeout,
                 heartbeat_timeout_s=heartbeat_timeout_s,
                 traceparent=traces.current_traceparent(),
+                announce=True,
             )
-        announce_run(self.connection, run_id)
-        return RunHandle(self.connection, run_id)
+        return RunHandle(self.connection, run_id, fresh=True)
 
     def run(self, run_id: str) -> RunHandle:
         """The handle of an existing run."""

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import gc
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 
 import redis
 
@@ -15,9 +13,8 @@ from rqdag.coordinator.events import EventBus
 from rqdag.coordinator.executor import WorkflowExecutor
 from rqdag.coordinator.fleet import FleetReader
 from rqdag.coordinator.lease import DEFAULT_LEASE_TTL_S, Lease
-from rqdag.coordinator.map_load import load_expansions
-from rqdag.coordinator.progress import read_progress
-from rqdag.coordinator.reconcile import restore_in_flight
+from rqdag.coordinator.opening import gc_paused, opened_meta, rebuild
+from rqdag.coordinator.progress import read_opening
 from rqdag.coordinator.rq_dispatcher import RQDispatcher
 from rqdag.coordinator.run_outcome import run_status
 from rqdag.coordinator.server_clock import ServerClock
@@ -27,7 +24,7 @@ from rqdag.shared import metrics, traces
 from rqdag.shared.model.result import TaskResult
 from rqdag.shared.model.vocabulary import FINISHED_RUN_STATUSES, RunEventKind, RunStatus
 from rqdag.shared.store.keys import RunKeys
-from rqdag.shared.store.records import RunState
+from rqdag.shared.store.records import RunMeta, RunState
 from rqdag.shared.store.retention import DEFAULT_RETENTION_S
 from rqdag.shared.store.runs import RunStore
 from rqdag.shared.store.scripts import Scripts
@@ -89,6 +86,7 @@ class RunDriver:
         self.outcome: RunStatus | None = None
         self.found_ended = False
         self._leased = False
+        self._stepwise = False  # opened by open(): a multiplexing loop reads its events
         self._stepped: tuple[WorkflowExecutor, RQDispatcher] | None = None
 
     def drive(self) -> RunStatus | None:
@@ -122,9 +120,7 @@ class RunDriver:
         assert self.state is not None
         status = run_status(self.state.snapshot(), cancelled=dispatcher.cancel_reason is not None)
         self._set_status(status)
-        self._store.expire_finished_run(self.run_id, self._retention_s)
-        self._store.mark_inactive(self.run_id)
-        parent = self._store.read_parent(self.run_id)
+        parent = self._store.close_finished_run(self.run_id, self._retention_s)
         if parent is not None:  # a child run: its parent's coordinator gives its subflow task the outcome
             self._store.note_child_ended(parent[0], parent[1])
         executor.end(self._final_results())
@@ -143,6 +139,7 @@ class RunDriver:
             return False
         self._leased = True
         with gc_paused():
+            self._stepwise = True
             started = self._start()
         if isinstance(started, RunStatus):
             self.outcome = started
@@ -185,22 +182,16 @@ class RunDriver:
         self._span.end(None if self.outcome is None else self.outcome.value)
 
     def _start(self) -> RunStatus | tuple[WorkflowExecutor, RQDispatcher]:
-        """Load the run and take its first step (its first dispatch), or say why it ends here."""
-        try:
-            meta = self._store.read_meta(self.run_id)
-            self._workflow = meta.workflow
-            if meta.finished:
-                self._store.expire_finished_run(self.run_id, self._retention_s)  # if a crash skipped it
-                self._store.mark_inactive(self.run_id)
-                self.found_ended = True  # another coordinator ended it before this one got the lease
-                return meta.status
-            with self.lease.kept_alive():
-                state, run_state = self._load()
-        except DecodeError as exc:
-            log.error("%s; the run is marked 'error' and left for an operator", exc)
-            self._store.mark_error(self.run_id, str(exc))
-            self._set_status(RunStatus.ERROR)
-            return RunStatus.ERROR
+        """Load the run and take its first step (its first dispatch), or say why it ends here.
+
+        Opened stepwise (:meth:`open`), a multiplexing loop reads the run's events and
+        cancel requests from the start, so the first step reads neither (the opening read
+        has the cancel field).
+        """
+        loaded = self._load()
+        if isinstance(loaded, RunStatus):
+            return loaded
+        meta, state, run_state = loaded
         self.state = state
         self._span = traces.start_run_span(self.run_id, meta.workflow, meta.traceparent or None)
         dispatcher = RQDispatcher(
@@ -215,7 +206,12 @@ class RunDriver:
             epoch=meta.epoch,
             fleet=self._fleet,
             clock=self._server_clock,
+            # stepped by a loop with nothing in flight: no first check before the first dispatch
+            adopted=not self._stepwise or bool(run_state.dispatch or run_state.unreadable_dispatch),
         )
+        if self._stepwise:
+            dispatcher.multiplexed = True
+            dispatcher.note_cancel(meta.cancel)
         remaining = None if meta.deadline_at is None else meta.deadline_at - time.time()
         executor = WorkflowExecutor(
             state,
@@ -233,16 +229,28 @@ class RunDriver:
             self._on_started()
         return executor, dispatcher
 
-    def _load(self) -> tuple[TaskStateManager, RunState]:
-        """Rebuild the run's state from its definition and its progress in Redis."""
-        table = self._store.read_task_table(self.run_id)
-        run_state = read_progress(self._client, self.run_id)
-        load_expansions(self._store, self.run_id, table, run_state)
-        for problem in run_state.problems:
-            log.error("%s", problem)
-        state = TaskStateManager(table, track_timeouts=False, snapshot=run_state.results, keep_all=True)
-        restore_in_flight(state, run_state, self.run_id, self._clock(), requeue_running=self._requeue_running)
-        return state, run_state
+    def _load(self) -> RunStatus | tuple[RunMeta, TaskStateManager, RunState]:
+        """The run's meta and state rebuilt from Redis, or the status it ends with here."""
+        try:
+            opening = read_opening(self._client, self.run_id)
+            meta = opened_meta(self.run_id, opening)
+            self._workflow = meta.workflow
+            if meta.finished:
+                self._store.expire_finished_run(self.run_id, self._retention_s)  # if a crash skipped it
+                self._store.mark_inactive(self.run_id)
+                self.found_ended = True  # another coordinator ended it before this one got the lease
+                return meta.status
+            self.lease.announce()
+            with self.lease.kept_alive():
+                state, run_state = rebuild(
+                    self._client, self.run_id, opening, self._clock(), requeue_running=self._requeue_running
+                )
+        except DecodeError as exc:
+            log.error("%s; the run is marked 'error' and left for an operator", exc)
+            self._store.mark_error(self.run_id, str(exc))
+            self._set_status(RunStatus.ERROR)
+            return RunStatus.ERROR
+        return meta, state, run_state
 
     def _note_blocked(self) -> None:
         """Between steps: show in the run's status whether it waits for an operator."""
@@ -275,21 +283,3 @@ class RunDriver:
             raise LeaseLostError(f"run '{self.run_id}': lease lost while setting status {status}")
         finished = status in FINISHED_RUN_STATUSES
         metrics.run_status(self.run_id, self._workflow, status.value, finished=finished)
-
-
-@contextmanager
-def gc_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector while a run loads, until its first dispatch.
-
-    Loading makes some hundred thousand objects that all live on; the collector
-    would scan the growing heap again and again (half of a large run's load
-    time). It runs once after the first dispatch instead, while workers start.
-    """
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
-

@@ -14,7 +14,6 @@ import redis
 from rqdag.errors import LeaseLostError, RunNotFoundError
 from rqdag.shared import metrics
 from rqdag.shared.store.keys import RunKeys
-from rqdag.shared.store.runs import RunStore
 from rqdag.shared.store.scripts import LeaseRefusal, Scripts
 
 log = logging.getLogger("rqdag.coordinator")
@@ -49,6 +48,7 @@ class Lease:
         self.kept = False  # a LeaseKeeper renews it: renew_if_due only reports a loss it found
         self.lost = False
         self._writes = threading.Lock()  # held while the run writes under WATCH of the lease key
+        self._taken: tuple[str | None] | None = None  # (the previous driver): taken, not announced yet
 
     @property
     def value(self) -> str:
@@ -61,20 +61,31 @@ class Lease:
         return self._keys.lease
 
     def acquire(self) -> bool:
-        """Take the lease if free (or already ours); False when another owner holds it."""
-        fence = self._scripts.acquire_lease(self._keys, owner=self.owner, ttl_ms=int(self.ttl_s * 1000))
-        if fence is LeaseRefusal.NO_RUN:
+        """Take the lease if free (or already ours); False when another owner holds it.
+
+        Taking it (a fence this object did not hold) also names this coordinator as the
+        run's driver, in the same step; :meth:`announce` then logs from whom it took the run.
+        """
+        got = self._scripts.acquire_lease(
+            self._keys, owner=self.owner, ttl_ms=int(self.ttl_s * 1000), known=self.fence
+        )
+        if got is LeaseRefusal.NO_RUN:
             raise RunNotFoundError(f"no run '{self.run_id}'")
-        if fence is LeaseRefusal.HELD_ELSEWHERE:
+        if got is LeaseRefusal.HELD_ELSEWHERE:
             return False
-        taken, self.fence, self.lost = fence != self.fence, fence, False
+        assert not isinstance(got, LeaseRefusal)
+        self.fence, self.lost = got.fence, False
         self._renewed_at = time.monotonic()
-        if taken:
-            self._announce(RunStore(self._client).note_driver(self.run_id, self.owner))
+        if got.noted:
+            self._taken = (got.previous,)
         return True
 
-    def _announce(self, previous: str | None) -> None:
-        """Log that this coordinator drives the run now: from whom it took it, under which fence."""
+    def announce(self) -> None:
+        """Log that this coordinator drives the run now (once per taking): from whom it took
+        it, under which fence. Its driver calls it once it found the run still to drive."""
+        if self._taken is None:
+            return
+        (previous,), self._taken = self._taken, None
         metrics.lease_acquired(taken_over=previous is not None and previous != self.owner)
         if previous is None or previous == self.owner:
             again = " again" if previous == self.owner else ""

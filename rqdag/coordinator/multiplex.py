@@ -5,7 +5,8 @@ holds open :class:`RunDriver` objects (each under its own lease, renewed by the
 service's :class:`LeaseKeeper` thread however long a round of steps takes) and,
 in turn: admits the runs handed to it (load, first dispatch), reads every run's
 events stream at once (``XREAD BLOCK ... STREAMS e1 e2 ... id1 id2 ...``, plus
-the coordinator's wake stream so a new run is admitted at once), and steps each
+the submissions stream, so a new run is claimed and opened at once, and the
+coordinator's wake stream, so a run its scan found is admitted at once), and steps each
 run that heard something or whose timer (retry, time-out, sleep, deadline,
 watchdog check) is due. A cancel request is heard as an event of the run's
 stream; the runs' cancel fields are also read every CANCEL_POLL_S, for one
@@ -29,10 +30,11 @@ import redis
 from rqdag.coordinator.driver import RunDriver
 from rqdag.coordinator.lease import Lease, LeaseKeeper
 from rqdag.coordinator.server_clock import STALL_S, ServerClock
+from rqdag.coordinator.wakeup import SubmissionWatch
 from rqdag.errors import LeaseLostError
 from rqdag.shared.connect import thread_client
 from rqdag.shared.model.vocabulary import EventKind
-from rqdag.shared.store.keys import RunKeys, coordinator_wake
+from rqdag.shared.store.keys import SUBMISSIONS, RunKeys, coordinator_wake
 from rqdag.shared.store.records import text
 from rqdag.shared.store.runs import RunStore
 from rqdag.shared.store.scripts import Scripts
@@ -57,6 +59,8 @@ class LoopHooks:
     ended: Callable[[RunDriver], None]
     failed: Callable[[str, Exception], None]
     redis_failed: Callable[[redis.RedisError], None]
+    # a run was submitted: a driver of it for this loop, or None (driven here already, or too many)
+    claim: Callable[[str, DriverLoop], RunDriver | None] | None = None
 
 
 class DriverLoop:
@@ -83,6 +87,7 @@ class DriverLoop:
         self._owner = owner
         self._wake_key = coordinator_wake(owner)
         self._wake_id = b"0-0"
+        self._submissions: SubmissionWatch | None = None  # see follow_submissions
         self._inbox: queue.SimpleQueue[RunDriver] = queue.SimpleQueue()
         self._lost: queue.SimpleQueue[Lease] = queue.SimpleQueue()
         self._runs: dict[str, RunDriver] = {}
@@ -90,6 +95,10 @@ class DriverLoop:
         self._by_key: dict[str, str] = {}  # events stream -> run id
         self._next_cancel_poll = time.monotonic() + CANCEL_POLL_S
         self.thread = threading.Thread(target=self._serve, name=f"rqdag-loop-{id(self):x}", daemon=True)
+
+    def follow_submissions(self, last: bytes) -> None:
+        """Read the submissions stream from the entry ``last`` on (before the thread starts)."""
+        self._submissions = SubmissionWatch(last)
 
     def hand(self, driver: RunDriver) -> None:
         """Give the loop a run to drive (from the service's thread)."""
@@ -139,11 +148,13 @@ class DriverLoop:
     # ---- the shared reads --------------------------------------------------------
 
     def _read(self, now: float) -> None:
-        """One XREAD over every run's events stream (and the wake stream)."""
+        """One XREAD over every run's events stream (and the wake and submissions streams)."""
         streams: dict[Any, Any] = {
             d.dispatcher.events_key: d.dispatcher.last_event_id for d in self._runs.values()
         }
         streams[self._wake_key] = self._wake_id
+        if self._submissions is not None:
+            streams[SUBMISSIONS] = self._submissions.last
         soonest = min(self._due.values(), default=NEVER)
         block_s = min(soonest - now, BLOCK_S)
         block = None if block_s <= 0.0005 or not self._inbox.empty() else int(block_s * 1000)
@@ -152,23 +163,38 @@ class DriverLoop:
         if block is not None and took > block / 1000 + STALL_S:  # Redis was away: no worker is to blame
             for driver in self._runs.values():
                 driver.dispatcher.note_call(took, block / 1000)
-        cancelled = []
-        for stream, entries in reply or []:
-            key = text(stream)
-            if key == self._wake_key:
-                self._wake_id = entries[-1][0]
-                continue
-            run_id = self._by_key.get(key)
-            if run_id is not None:
-                self._runs[run_id].dispatcher.feed(entries)
-                # A worker starting a task asks nothing of the run: its next step (the
-                # task's end, or a timer) reads the news. Any other event steps it now.
-                if any(fields.get(b"kind") != STARTED_EVENT for _, fields in entries):
-                    self._due[run_id] = 0.0
-                if any(fields.get(b"kind") == CANCEL_EVENT for _, fields in entries):
-                    cancelled.append(run_id)
+        asked = [self._take(text(stream), entries) for stream, entries in reply or []]
+        cancelled = [run_id for run_id in asked if run_id is not None]
         if cancelled:
             self._read_cancels(cancelled)
+
+    def _take(self, key: str, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> str | None:
+        """What the read brought on stream ``key``; the run's id when a cancel was asked of it."""
+        if key == self._wake_key:
+            self._wake_id = entries[-1][0]
+            return None
+        if key == SUBMISSIONS and self._submissions is not None:
+            self._claim(self._submissions.take(entries))
+            return None
+        run_id = self._by_key.get(key)
+        if run_id is None:
+            return None
+        self._runs[run_id].dispatcher.feed(entries)
+        # A worker starting a task asks nothing of the run: its next step (the
+        # task's end, or a timer) reads the news. Any other event steps it now.
+        if any(fields.get(b"kind") != STARTED_EVENT for _, fields in entries):
+            self._due[run_id] = 0.0
+        return run_id if any(fields.get(b"kind") == CANCEL_EVENT for _, fields in entries) else None
+
+    def _claim(self, runs: Iterable[str]) -> None:
+        """Take the runs just submitted that the service lets this loop have (opened next)."""
+        claim = self._hooks.claim
+        if claim is None:
+            return
+        for run_id in runs:
+            driver = claim(run_id, self)
+            if driver is not None:
+                self._inbox.put(driver)
 
     def _housekeep(self, now: float) -> None:
         """Let go of the runs whose lease was lost; read every cancel field now and then."""

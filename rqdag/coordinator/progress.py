@@ -37,6 +37,12 @@ read is not one instant. It is in this order, and relies on what follows:
   a succeeded task ever be dispatched again, the worker's start step refuses to
   run a task that already has a ``success`` result: that is the backstop.
 
+The opening read (:func:`read_opening`) comes first: the meta, the definition,
+``E0`` and the first chunk of each hash in one MULTI/EXEC, every command of it
+bounded. When both chunks hold the whole hash (a small run: the common case),
+that is the progress, read at one instant, and nothing more is read; otherwise
+the chunked read above follows.
+
 A ``BUSY`` reply (another client's script runs long) or ``LOADING`` reply makes
 a chunk wait and try again, with bounded backoff; the read is idempotent.
 """
@@ -44,8 +50,10 @@ a chunk wait and try again, with bounded backoff; the read is idempotent.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from functools import partial
 from typing import Any, TypeVar
 
@@ -70,6 +78,8 @@ MAX_COUNT = 1_000  # fields per chunk at most (~1 ms of Redis time for small res
 CHUNK_BYTES = 1 << 20  # values per chunk at most, roughly: large results come a few at a time
 MAX_READS = 3  # times the read starts over when the events stream was trimmed past E0
 BUSY_WAIT_S = 60.0  # how long one chunk waits for a busy Redis before giving up
+# what redis-py puts before the error Redis gave a command of a pipeline
+PIPELINE_NOTE = re.compile(r"^Command # \d+ \(.*?\) of pipeline caused error: ", re.S)
 
 
 def read_progress(client: redis.Redis, run_id: str) -> RunState:
@@ -85,19 +95,63 @@ def read_progress(client: redis.Redis, run_id: str) -> RunState:
         state = RunState(last_event_id=newest[0][0] if newest else b"0-0")
         dispatch = [pair for chunk in scan_hash(client, keys.dispatch) for pair in chunk.items()]
         others: list[tuple[Any, Any]] = []
-        results = state.results
         for chunk in scan_hash(client, keys.results):
-            for raw_name, raw in chunk.items():
-                value = raw if type(raw) is bytes else text(raw).encode()
-                if value.startswith(SUCCESS_PREFIX) and IN_DOUBT not in value:
-                    results[text(raw_name)] = STORED_SUCCESS
-                else:
-                    others.append((raw_name, value))
+            _sort_results(state, chunk, others)
         if _stream_holds(client, keys.events, state.last_event_id):
             decode_into(state, run_id, others, dispatch)
             return state
         log.warning("run '%s': events were trimmed while the run was read; reading it again", run_id)
     raise RqdagError(f"run '{run_id}': its events stream moves faster than it can be read")
+
+
+@dataclass(frozen=True)
+class Opening:
+    """The opening read of a run (see the module docstring): its raw meta and definition, and its
+    progress when the first chunks held all of it (None: read it with :func:`read_progress`)."""
+
+    meta: dict[Any, Any]
+    definition: bytes | None
+    progress: RunState | None
+
+
+def read_opening(client: redis.Redis, run_id: str) -> Opening:
+    """The meta, definition, newest event and first chunk of the dispatch and results hashes,
+    in one MULTI/EXEC of bounded commands; the progress from them when they are whole.
+
+    Not tried again on BUSY: like any first read of a driver, a busy Redis makes the
+    driver stop and the service pick the run up again after a backoff.
+    """
+    keys = RunKeys(run_id)
+
+    with client.pipeline(transaction=True) as pipe:
+        pipe.hgetall(keys.meta)
+        pipe.get(keys.definition)
+        pipe.xrevrange(keys.events, count=1)
+        pipe.hscan(keys.dispatch, 0, count=FIRST_COUNT)
+        pipe.hscan(keys.results, 0, count=FIRST_COUNT)
+        try:
+            replies = pipe.execute()
+        except redis.ResponseError as exc:  # BUSY, LOADING...: the caller backs off and tries again
+            raise as_replied(exc) from exc
+    meta, definition, newest, (dispatch_cursor, dispatch), (results_cursor, results) = replies
+    if int(dispatch_cursor) != 0 or int(results_cursor) != 0:
+        return Opening(meta, definition, None)
+    state = RunState(last_event_id=newest[0][0] if newest else b"0-0")
+    others: list[tuple[Any, Any]] = []
+    _sort_results(state, results, others)
+    decode_into(state, run_id, others, list(dispatch.items()))
+    return Opening(meta, definition, state)
+
+
+def _sort_results(state: RunState, chunk: dict[Any, Any], others: list[tuple[Any, Any]]) -> None:
+    """Plain successes of ``chunk`` into ``state`` by status only; every other result into ``others``."""
+    results = state.results
+    for raw_name, raw in chunk.items():
+        value = raw if type(raw) is bytes else text(raw).encode()
+        if value.startswith(SUCCESS_PREFIX) and IN_DOUBT not in value:
+            results[text(raw_name)] = STORED_SUCCESS
+        else:
+            others.append((raw_name, value))
 
 
 def scan_hash(client: redis.Redis, key: str) -> Iterator[dict[Any, Any]]:
@@ -139,6 +193,13 @@ def is_busy(exc: redis.RedisError) -> bool:
     if isinstance(exc, redis.BusyLoadingError):
         return True
     return isinstance(exc, redis.ResponseError) and str(exc).startswith("BUSY")
+
+
+def as_replied(exc: redis.ResponseError) -> redis.ResponseError:
+    """``exc`` with the text Redis replied: redis-py heads the error of a pipeline's command
+    with that command, which would hide a ``BUSY`` from :func:`is_busy` and from the logs."""
+    reply = PIPELINE_NOTE.sub("", str(exc), count=1)
+    return exc if reply == str(exc) else type(exc)(reply)
 
 
 def _busy_retry(call: Callable[[], T]) -> T:

@@ -59,8 +59,11 @@ class RQDispatcher(RQEventsMixin, RQHoldsMixin):
         epoch: int = 1,
         fleet: FleetReader = read_fleet,
         clock: ServerClock | None = None,
+        adopted: bool = True,
     ) -> None:
         """``reported``: tasks whose unreadable dispatch entry the run's load reported already;
+        ``adopted``: the run had attempts in flight when it was loaded (without any, the
+        watchdog's first check comes one interval after the start, as every later one does);
         ``workflow`` and ``traceparent`` (the run span's) go into every job, for metrics and traces;
         ``epoch``: the run's epoch (its waits take the signals sent in it, its timers are its own);
         ``fleet`` reads the live workers (a coordinator's runs share one: :class:`.fleet.SharedFleet`);
@@ -88,6 +91,7 @@ class RQDispatcher(RQEventsMixin, RQHoldsMixin):
             reported=reported,
             listened=self._router.listened,
             clock=clock,
+            check_at_once=adopted,
         )
         self._next_cancel_check = 0.0
         self._epoch = epoch

@@ -16,16 +16,13 @@ from rqdag.coordinator.durability import check_redis_durability
 from rqdag.coordinator.fleet import SharedFleet
 from rqdag.coordinator.lease import DEFAULT_LEASE_TTL_S, LeaseKeeper
 from rqdag.coordinator.multiplex import DriverLoop, LoopHooks
-from rqdag.coordinator.progress import is_busy
-from rqdag.coordinator.wakeup import WAKE_SLICE_S, SubmissionWatch
+from rqdag.coordinator.service_failures import RunFailures
+from rqdag.coordinator.wakeup import newest_submission
 from rqdag.shared import metrics
-from rqdag.shared.episodes import Episode, describe
-from rqdag.shared.redis_memory import is_out_of_memory, memory_episode
+from rqdag.shared.episodes import Episode
+from rqdag.shared.redis_memory import memory_episode
 from rqdag.shared.store import keys
-from rqdag.shared.store.acl import explain_refusal
-from rqdag.shared.store.driving import is_refusal
 from rqdag.shared.store.keys import RunKeys
-from rqdag.shared.store.permissions import coordinator_needs
 from rqdag.shared.store.records import text
 from rqdag.shared.store.retention import DEFAULT_RETENTION_S, ExpirySweeper
 from rqdag.shared.store.runs import RunStore
@@ -33,10 +30,6 @@ from rqdag.shared.store.scripts import Scripts
 
 log = logging.getLogger("rqdag.coordinator")
 
-MAX_BACKOFF_S = 60.0
-# A full Redis refuses a restarted driver's first write (its lease) at once, so trying
-# often costs little, and a run goes on within seconds of memory being freed.
-OUT_OF_MEMORY_MAX_BACKOFF_S = 5.0
 # Connections of the shared pool: the main thread's (its scans, its submissions watch),
 # the hand-overs' wake-ups and one to spare. Each loop has a client of its own
 # (multiplex.LOOP_CONNECTIONS) and so has the lease keeper (keeper_client), so no wait
@@ -63,7 +56,7 @@ def coordinator_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
 
-class CoordinatorService:
+class CoordinatorService(RunFailures):
     """The long-running ``rqdag coordinator``: many runs at once, each under its own lease.
 
     Several services may share one Redis: a run is driven by whichever holds its
@@ -101,7 +94,9 @@ class CoordinatorService:
         self._sweeper = ExpirySweeper(self._store)
         self._fleet = SharedFleet()  # one read of the worker registry for all the runs' routers
         self._stop = threading.Event()
-        hooks = LoopHooks(ended=self._ended, failed=self._run_failed, redis_failed=self._redis_failed)
+        hooks = LoopHooks(
+            ended=self._ended, failed=self._run_failed, redis_failed=self._redis_failed, claim=self.claim
+        )
         keeper = keeper_client or client
         self.keeper = LeaseKeeper(keeper, Scripts.register(keeper), lease_ttl_s, self._stop)
         loops = loop_count(max_runs)
@@ -123,29 +118,30 @@ class CoordinatorService:
     def serve(self) -> None:
         """Drive runs until :meth:`stop`; then wait for the drivers to let go.
 
-        A new run is found at once: the loop blocks on the submissions stream,
-        which every ``Client.submit`` appends to. It also looks for runs every
-        ``poll_s`` whatever it hears, for a nudge it missed and for runs whose
-        lease expired.
+        A new run is found at once: the driver loops read the submissions stream,
+        which every ``Client.submit`` appends to, and the first to :meth:`claim` a
+        run opens it (:mod:`.wakeup`). This thread looks for runs every ``poll_s``
+        whatever the loops hear, for a nudge they missed and for runs whose lease
+        expired.
         """
         log.info("coordinator %s started", self.owner)
         check_redis_durability(self._client)
-        submissions = SubmissionWatch(self._client)
+        newest = newest_submission(self._client)  # before the first scan: one submitted during it is heard
+        for loop in self._loops:
+            loop.follow_submissions(newest)
         self.keeper.thread.start()
         for loop in self._loops:
             loop.thread.start()
         try:
             while not self._stop.is_set():
                 try:
-                    submissions.start()
                     self.step()
                 except redis.RedisError as exc:
                     self._redis_failed(exc)
-                    self._stop.wait(self._poll_s)
-                    continue
-                metrics.redis_reconnected(self._unreachable.over())
-                self._refusing.over()
-                self._await_work(submissions)
+                else:
+                    metrics.redis_reconnected(self._unreachable.over())
+                    self._refusing.over()
+                self._stop.wait(self._poll_s)
         finally:
             self._stop.set()
             for loop in self._loops:
@@ -153,20 +149,15 @@ class CoordinatorService:
             self.keeper.thread.join(timeout=30)
             log.info("coordinator %s stopped", self.owner)
 
-    def _await_work(self, submissions: SubmissionWatch) -> None:
-        """Return when a run was submitted, ``poll_s`` has passed, or :meth:`stop` was called."""
-        until = time.monotonic() + self._poll_s
-        while not self._stop.is_set():
-            left = until - time.monotonic()
-            if left <= 0:
-                return
-            try:
-                if submissions.wait(min(left, WAKE_SLICE_S)):
-                    return
-            except redis.RedisError as exc:
-                self._redis_failed(exc)
-                self._stop.wait(left)
-                return
+    def claim(self, run_id: str, loop: DriverLoop) -> RunDriver | None:
+        """A driver of the run just submitted for ``loop`` (which read of it first), with no
+        scan or lease read first: its lease acquisition decides (another coordinator may win
+        it). None when the run is held here already, backed off from, or ``max_runs`` are
+        driven: the scan of the active runs takes it up then.
+        """
+        if self._backoff.get(run_id, (0, 0.0))[1] > time.monotonic() or not self._reserve(run_id, loop):
+            return None
+        return self._driver(run_id, loop)
 
     def step(self) -> list[str]:
         """Hand every active run whose lease is free to a driver loop; returns their ids."""
@@ -184,15 +175,26 @@ class CoordinatorService:
         for run_id, lease, active in self._leases_of(candidates):
             # A lease of ours with no driver left (it stopped on a Redis error) is taken back at once.
             elsewhere = lease is not None and not text(lease).startswith(mine)
-            if elsewhere or not active or len(held) >= self._max_runs:
+            if elsewhere or not active:
                 continue
             loop = min(self._loops, key=DriverLoop.count)
-            with self._held_lock:
-                self._held[run_id] = loop
-            held.add(run_id)
+            if not self._reserve(run_id, loop):  # a loop claimed it since the scan, or too many
+                continue
             loop.hand(self._driver(run_id, loop))
             started.append(run_id)
         return started
+
+    def _reserve(self, run_id: str, loop: DriverLoop) -> bool:
+        """Note that ``loop`` drives ``run_id``, unless one does already or ``max_runs`` are driven.
+
+        The one place a run becomes held, under the lock: the loops' claims and this
+        thread's scan never make two drivers of one run here (both would hold its lease).
+        """
+        with self._held_lock:
+            if run_id in self._held or len(self._held) >= self._max_runs:
+                return False
+            self._held[run_id] = loop
+            return True
 
     def _leases_of(self, runs: list[str]) -> list[tuple[str, bytes | None, bool]]:
         """Each run's lease, then whether it is still active: a run whose driver ended it
@@ -235,57 +237,3 @@ class CoordinatorService:
         with self._held_lock:
             self._held.pop(run_id, None)
         self._classify(run_id, exc)
-
-    def _classify(self, run_id: str, exc: Exception) -> None:
-        if isinstance(exc, redis.ConnectionError | redis.TimeoutError):
-            delay = self._fail(run_id)
-            self._redis_failed(exc)  # the outage is logged once for all runs, not once per run
-            log.debug("run '%s': driver stopped (%s); picked up again in %.0fs", run_id, describe(exc), delay)
-        elif isinstance(exc, redis.RedisError):
-            self._redis_error(run_id, exc)
-        else:  # one broken run must not take the service down, nor spin
-            delay = self._fail(run_id)
-            log.error("run '%s': coordinator error; picked up again in %.0fs", run_id, delay, exc_info=exc)
-
-    def _redis_error(self, run_id: str, exc: redis.RedisError) -> None:
-        if is_out_of_memory(exc):  # logged once for all runs, like an outage
-            delay = self._fail(run_id, cap_s=OUT_OF_MEMORY_MAX_BACKOFF_S)
-            self._redis_failed(exc)
-            log.debug("run '%s': driver stopped (%s); picked up again in %.0fs", run_id, exc, delay)
-            return
-        delay = self._fail(run_id)
-        if is_busy(exc):  # a long script runs: it passes, like an outage (logged once for all runs)
-            self._redis_failed(exc)
-            log.debug("run '%s': Redis busy (%s); picked up again in %.0fs", run_id, describe(exc), delay)
-            return
-        if is_refusal(exc):  # no retry fixes it: say why, on the run where status shows it
-            reason = explain_refusal(self._client, exc, coordinator_needs(), role="a coordinator")
-            self._store.note_refusal(run_id, f"coordinator {self.owner} cannot drive it: {reason}")
-            log.error("run '%s': %s; tried again in %.0fs", run_id, reason, delay)
-            return
-        log.warning("run '%s': Redis error (%s); picked up again in %.0fs", run_id, exc, delay)
-
-    def _redis_failed(self, exc: redis.RedisError) -> None:
-        """Log a Redis failure once per episode: unreachable, full, or refusing commands (BUSY...)."""
-        metrics.redis_error(error_code(exc) if not is_out_of_memory(exc) else "OOM")
-        if isinstance(exc, redis.ConnectionError | redis.TimeoutError):
-            self._unreachable.seen(exc, kind=type(exc).__name__)
-        elif is_out_of_memory(exc):
-            self._out_of_memory.seen(exc, kind="OOM")
-        else:
-            self._refusing.seen(exc, kind=error_code(exc))
-
-    def _fail(self, run_id: str, *, cap_s: float = MAX_BACKOFF_S) -> float:
-        """Back off from a run that keeps failing: 1, 2, 4... up to ``cap_s`` seconds."""
-        failures = self._backoff.get(run_id, (0, 0.0))[0] + 1
-        delay = min(2.0 ** (failures - 1), cap_s)
-        self._backoff[run_id] = (failures, time.monotonic() + delay)
-        return delay
-
-
-def error_code(exc: redis.RedisError) -> str:
-    """The error's kind: its type, or for a reply redis-py has no type for, its code (``BUSY``...)."""
-    words = str(exc).split(maxsplit=1)
-    if type(exc) is redis.ResponseError and words and words[0].isupper():
-        return words[0]
-    return type(exc).__name__

@@ -67,10 +67,12 @@ class Watchdog:
         reported: Collection[str] = (),
         listened: Callable[[str], bool] | None = None,
         clock: ServerClock | None = None,
+        check_at_once: bool = True,
     ) -> None:
         """``news(token)``: the kinds of the events about that attempt read but not yet
         applied; ``reported``: tasks whose garbage the run's load reported already;
-        ``clock``: Redis's clock shared with other runs of this thread (else one of its own)."""
+        ``clock``: Redis's clock shared with other runs of this thread (else one of its own);
+        ``check_at_once``: the first check is due at once (else one interval from now)."""
         self._client = client
         self._clock = clock or ServerClock(client)
         self._scripts = scripts
@@ -79,7 +81,7 @@ class Watchdog:
         self._timeout = heartbeat_timeout_s
         self._intermediate_key = intermediate_key
         self._listened = listened
-        self._next_check = 0.0
+        self._next_check = 0.0 if check_at_once else time.monotonic() + self._interval(heartbeat_timeout_s)
         self._taken_since: dict[str, float] = {}  # token -> when its job was first seen taken, unstarted
         self._known: dict[str, Known] = {}  # of each attempt in flight, from its last readable entry
         self._unreadable = UnreadableEntries(news, reported)
@@ -120,6 +122,11 @@ class Watchdog:
             self._taken_since.clear()
         return self._reachable_since
 
+    @staticmethod
+    def _interval(shortest_s: float) -> float:
+        """Seconds between two checks when the shortest heartbeat limit in play is ``shortest_s``."""
+        return min(max(shortest_s / 4, 0.2), MAX_CHECK_INTERVAL_S)
+
     @property
     def next_check(self) -> float:
         """When :meth:`check` next looks (monotonic time)."""
@@ -137,7 +144,7 @@ class Watchdog:
         shortest = min(
             [self._timeout, *(e.heartbeat_timeout for e in entries.values() if e.heartbeat_timeout)]
         )
-        self._next_check = now + min(max(shortest / 4, 0.2), MAX_CHECK_INTERVAL_S)
+        self._next_check = now + self._interval(shortest)
         out = [
             self._void(
                 name, entry, AttemptState.RUNNING, lost_result(entry.worker, server_now - entry.heartbeat_at)

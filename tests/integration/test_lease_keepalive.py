@@ -55,13 +55,13 @@ def test_a_run_whose_load_outlasts_the_lease_ttl_is_still_driven(
     procs.worker(redis_url, name="w1")
     client = Client(redis_url)
     run = client.submit(fifty, params={"sleep_s": 0.0}, run_id="slow-load")
-    real = driver_module.read_progress
+    real = driver_module.rebuild
 
-    def slow_read_progress(*args: Any, **kwargs: Any) -> Any:
+    def slow_rebuild(*args: Any, **kwargs: Any) -> Any:
         time.sleep(4 * TTL_S)  # stands for the load of a very large run
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(driver_module, "read_progress", slow_read_progress)
+    monkeypatch.setattr(driver_module, "rebuild", slow_rebuild)
     status = RunDriver(client.connection, run.run_id, "slow", lease_ttl_s=TTL_S).drive()
     assert status == "succeeded"
     results = RunStore(client.connection).read_state(run.run_id).results

@@ -107,3 +107,42 @@ def test_a_run_resumed_from_the_cli_wakes_the_coordinator(redis_url: str, procs:
     assert time.monotonic() - t0 < FAST_S + CLI_START_S  # the resume command itself starts a Python
     assert client.run("again-cli").status().epoch == 2 and results["only"].status == "success"
     assert [line["run_id"] for line in procs.ledger_lines()] == ["again-cli", "again-cli"]
+
+
+def test_runs_claimed_by_the_loops_while_the_service_scans_are_each_driven_once(
+    redis_url: str, procs: Procs
+) -> None:
+    # A scan every 20 ms races the loops' claims of the runs they read on the submissions stream.
+    procs.worker(redis_url, name="w1")
+    procs.worker(redis_url, name="w2")
+    procs.coordinator(redis_url, "--poll-interval", "0.02")
+    started(procs, "coordinator")
+    client = Client(redis_url)
+    runs = [client.submit(one_task, run_id=f"raced-{i}") for i in range(60)]
+    for run in runs:
+        assert run.wait(timeout=30)["only"].status == "success"
+    ended = [f"run '{r.run_id}' succeeded" for r in runs]
+    wait_until(lambda: all(line in procs.log("coordinator") for line in ended), 10, "every outcome logged")
+    log = procs.log("coordinator")
+    for run in runs:
+        assert log.count(f"run '{run.run_id}': coordinator") == 1, f"{run.run_id} driven more than once"
+        assert log.count(f"run '{run.run_id}' succeeded") == 1
+    assert "drives it again" not in log
+    started_once = [(line["run_id"], line["task"]) for line in procs.ledger_lines()]
+    assert sorted(started_once) == sorted((r.run_id, "only") for r in runs)
+
+
+def test_a_handle_fresh_from_submit_hears_the_end_without_a_poll(redis_url: str, procs: Procs) -> None:
+    procs.worker(redis_url)
+    procs.coordinator(redis_url, "--poll-interval", LONG_POLL_S)
+    started(procs, "coordinator")
+    client = Client(redis_url)
+    t0 = time.monotonic()
+    results = client.submit(one_task, run_id="heard").wait(timeout=20, poll_s=30)  # no status poll
+    assert time.monotonic() - t0 < FAST_S and results["only"].status == "success"
+    # a run that ended before its fresh handle waits: the events read from the start say so
+    late = client.submit(one_task, run_id="ended-first")
+    wait_until(lambda: late.status().finished, 20, "the run to end")
+    t0 = time.monotonic()
+    assert late.wait(timeout=20, poll_s=30)["only"].status == "success"
+    assert time.monotonic() - t0 < 1.0, "the fresh handle waited for a poll"

@@ -7,7 +7,7 @@ import logging
 import pytest
 import redis
 
-from rqdag.coordinator.service import error_code
+from rqdag.coordinator.service_failures import error_code
 from rqdag.shared.episodes import Episode, describe
 
 LOGGER = "tests.episodes"

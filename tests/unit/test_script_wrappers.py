@@ -22,6 +22,7 @@ from rqdag.shared.model.vocabulary import LogStream
 from rqdag.shared.store.keys import RunKeys
 from rqdag.shared.store.scripts import (
     EVENTS_MAXLEN,
+    Acquired,
     Beat,
     DecidedResult,
     FinishJobs,
@@ -52,7 +53,7 @@ LEASE = "coord-1|3"
 
 # Named parameters of each wrapper (values sent as they are are checked at the ARGV of that name).
 SAMPLES: dict[str, dict[str, Any]] = {
-    "acquire_lease": {"owner": "coord-1", "ttl_ms": 10_000},
+    "acquire_lease": {"owner": "coord-1", "ttl_ms": 10_000, "known": 2},
     "renew_lease": {"lease": LEASE, "ttl_ms": 10_000},
     "release_lease": {"lease": LEASE},
     "set_run_status": {"lease": LEASE, "status": "running", "now": 1700000000.25},
@@ -103,7 +104,7 @@ BATCHED = {"finish_jobs", "start_jobs", "start_tasks", "take_jobs"}
 
 # A reply each script can give, for the calls that only look at what is sent.
 SOME_REPLY: dict[str, Any] = {
-    "acquire_lease": 3,
+    "acquire_lease": [3, 1, b"coord-0"],
     "renew_lease": 1,
     "release_lease": 1,
     "set_run_status": 1,
@@ -245,9 +246,11 @@ def test_the_variadic_and_coded_arguments() -> None:
 @pytest.mark.parametrize(
     ("name", "reply", "expected"),
     [
-        ("acquire_lease", 7, 7),
-        ("acquire_lease", 0, LeaseRefusal.HELD_ELSEWHERE),
-        ("acquire_lease", -1, LeaseRefusal.NO_RUN),
+        ("acquire_lease", [7, 1, b"coord-0"], Acquired(7, True, "coord-0")),
+        ("acquire_lease", [7, 1, None], Acquired(7, True, None)),
+        ("acquire_lease", [7, 0, None], Acquired(7, False, None)),
+        ("acquire_lease", [0], LeaseRefusal.HELD_ELSEWHERE),
+        ("acquire_lease", [-1], LeaseRefusal.NO_RUN),
         ("renew_lease", 1, True),
         ("renew_lease", 0, False),
         ("release_lease", 1, True),

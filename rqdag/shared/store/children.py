@@ -19,7 +19,6 @@ from rqdag.shared.model.vocabulary import RunStatus, TaskStatus
 from rqdag.shared.model.workflow import Workflow
 from rqdag.shared.store.resume import resume_run
 from rqdag.shared.store.runs import RunStore
-from rqdag.shared.store.submissions import announce_run
 
 
 def start_child(store: RunStore, parent: str, task: str, epoch: int, workflow: Workflow, params: Any) -> str:
@@ -40,6 +39,7 @@ def start_child(store: RunStore, parent: str, task: str, epoch: int, workflow: W
             params=params,
             heartbeat_timeout_s=heartbeat_timeout_s,
             parent=(parent, task, epoch),
+            announce=True,
         )
     except RunExistsError:
         meta = store.read_meta(child)
@@ -49,8 +49,6 @@ def start_child(store: RunStore, parent: str, task: str, epoch: int, workflow: W
             return child
         resume_run(store, child)  # announces the child
         store.adopt_child(child, epoch)
-        return child
-    announce_run(store.client, child)
     return child
 
 

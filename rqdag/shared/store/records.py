@@ -6,7 +6,7 @@ task and field named (DecodeError), never as a crash of the reader.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, TypeVar
@@ -128,6 +128,20 @@ def decode_into(
         except DecodeError as exc:
             state.problems.append(str(exc))
             state.unreadable_dispatch.append(name)
+
+
+PARENT_FIELDS = ("parent", "parent_task", "parent_epoch")  # of a child run's meta
+
+
+def parent_of(raw: Sequence[Any]) -> tuple[str, str, int] | None:
+    """(run, subflow task, epoch) from the :data:`PARENT_FIELDS` of a meta (HMGET), or None."""
+    if not raw[0] or not raw[1]:
+        return None
+    try:
+        epoch = int(text(raw[2] or b"0"))
+    except ValueError:
+        epoch = 0
+    return text(raw[0]), text(raw[1]), epoch
 
 
 def parse_meta(run_id: str, raw: Mapping[Any, Any]) -> RunMeta:

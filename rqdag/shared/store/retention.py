@@ -22,8 +22,10 @@ from typing import Any
 
 import redis
 
+from rqdag.shared.model.vocabulary import FINISHED_RUN_STATUSES
 from rqdag.shared.model.workflow import Workflow
 from rqdag.shared.store import keys
+from rqdag.shared.store.records import PARENT_FIELDS, parent_of
 from rqdag.shared.store.scripts.outcomes import PruneOutcome
 from rqdag.shared.store.scripts.run import PruneRun
 
@@ -47,6 +49,26 @@ def retention_of(stored: Any, default_s: float) -> float:
     return default_s if value is None or value < 0 else value
 
 
+CLOSING_FIELDS = ("status", "finished_at", "retention_s")
+
+
+def expiry_of(status: Any, finished_at: Any, stored: Any, default_s: float) -> float | None:
+    """When a run with these meta fields expires (unix time); None when it is kept."""
+    if stored_text(status) not in EXPIRING_STATUSES:
+        return None
+    seconds = retention_of(stored, default_s)
+    if seconds <= 0:
+        return None
+    return (stored_number(finished_at) or time.time()) + seconds
+
+
+def queue_expiry(pipe: redis.client.Pipeline, run_id: str, at: float) -> None:
+    """Queue on ``pipe`` what makes the run's keys expire at ``at`` and indexes it so."""
+    for key in keys.RunKeys(run_id).retained():
+        pipe.pexpireat(key, int(at * 1000))
+    pipe.zadd(keys.EXPIRING_RUNS, {run_id: at})
+
+
 class RetentionMixin:
     """RunStore's writes for retention: expiring, keeping, deleting runs and cleaning indexes."""
 
@@ -59,18 +81,38 @@ class RetentionMixin:
         """
         rk = keys.RunKeys(run_id)
         status, finished_at, stored = self.client.hmget(rk.meta, ["status", "finished_at", "retention_s"])
-        if stored_text(status) not in EXPIRING_STATUSES:
+        at = expiry_of(status, finished_at, stored, default_s)
+        if at is None:
             return None
-        seconds = retention_of(stored, default_s)
-        if seconds <= 0:
-            return None
-        at = (stored_number(finished_at) or time.time()) + seconds
         with self.client.pipeline(transaction=True) as pipe:
-            for key in rk.retained():
-                pipe.pexpireat(key, int(at * 1000))
-            pipe.zadd(keys.EXPIRING_RUNS, {run_id: at})
+            queue_expiry(pipe, run_id, at)
             pipe.execute()
         return at
+
+    def close_finished_run(self, run_id: str, default_s: float) -> tuple[str, str, int] | None:
+        """A run's driver recorded its final status: set its keys to expire (as
+        :meth:`expire_finished_run`) and drop it from the coordinators' work list, in one
+        MULTI/EXEC with its meta watched, unless a resume opened it again meanwhile (then
+        neither: it stays on the list, kept). Returns its parent, as :meth:`read_parent`.
+        """
+        rk = keys.RunKeys(run_id)
+        with self.client.pipeline(transaction=True) as pipe:
+            try:
+                pipe.watch(rk.meta)  # type: ignore[no-untyped-call]
+                raw: Any = pipe.hmget(rk.meta, [*CLOSING_FIELDS, *PARENT_FIELDS])
+                status, finished_at, stored = raw[: len(CLOSING_FIELDS)]
+                parent = parent_of(raw[len(CLOSING_FIELDS) :])
+                if stored_text(status) not in FINISHED_RUN_STATUSES:
+                    return parent  # resumed meanwhile: its new epoch needs a coordinator
+                pipe.multi()
+                at = expiry_of(status, finished_at, stored, default_s)
+                if at is not None:
+                    queue_expiry(pipe, run_id, at)
+                pipe.srem(keys.ACTIVE_RUNS, run_id)
+                pipe.execute()
+            except redis.WatchError:
+                pass  # its meta changed meanwhile: a poll finds it on the list and looks again
+        return parent
 
     def expires_in(self, run_id: str) -> float | None:
         """Seconds until the run's keys expire, or None when they do not."""

@@ -17,7 +17,16 @@ from rqdag.shared.model.result import TaskResult
 from rqdag.shared.model.task_table import TaskTable
 from rqdag.shared.model.workflow import Workflow
 from rqdag.shared.store import keys
-from rqdag.shared.store.records import RunMeta, RunState, decode_into, parse_meta, text, unreadable_meta
+from rqdag.shared.store.records import (
+    PARENT_FIELDS,
+    RunMeta,
+    RunState,
+    decode_into,
+    parent_of,
+    parse_meta,
+    text,
+    unreadable_meta,
+)
 
 
 class RunReadsMixin:
@@ -63,6 +72,13 @@ class RunReadsMixin:
         decode_into(state, run_id, raw_results.items(), raw_dispatch.items())
         return state
 
+    def read_snapshot(self, run_id: str) -> dict[str, TaskResult]:
+        """The run's results hash decoded, in one read (unreadable entries become failures
+        naming the problem); empty for a run that has none, or is gone."""
+        state = RunState()
+        decode_into(state, run_id, self.client.hgetall(keys.RunKeys(run_id).results).items(), ())
+        return state.results
+
     def read_results(self, run_id: str) -> dict[str, TaskResult]:
         """The run's snapshot (unreadable entries become failures naming the problem)."""
         if not self.exists(run_id):
@@ -106,14 +122,7 @@ class RunReadsMixin:
 
     def read_parent(self, run_id: str) -> tuple[str, str, int] | None:
         """(run, subflow task, epoch) of the run that started this child run, or None."""
-        raw: Any = self.client.hmget(keys.RunKeys(run_id).meta, ["parent", "parent_task", "parent_epoch"])
-        if not raw[0] or not raw[1]:
-            return None
-        try:
-            epoch = int(text(raw[2] or b"0"))
-        except ValueError:
-            epoch = 0
-        return text(raw[0]), text(raw[1]), epoch
+        return parent_of(self.client.hmget(keys.RunKeys(run_id).meta, list(PARENT_FIELDS)))
 
     def read_signals(self, run_id: str, tasks: list[str] | None = None) -> dict[str, bytes]:
         """The signals stored for the run's waits (all, or those of ``tasks``), raw JSON by task."""

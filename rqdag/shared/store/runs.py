@@ -33,6 +33,7 @@ from rqdag.shared.store.records import FINISHED_STATUSES, text
 from rqdag.shared.store.retention import RetentionMixin, retention_meta
 from rqdag.shared.store.run_reads import RunReadsMixin
 from rqdag.shared.store.scripts import EVENTS_MAXLEN
+from rqdag.shared.store.submissions import queue_announcement
 
 Meta = dict[str | bytes, str | bytes | int | float]
 
@@ -63,11 +64,13 @@ class RunStore(RunReadsMixin, OperatorWritesMixin, RetentionMixin, ExpansionMixi
         heartbeat_timeout_s: float = 30.0,
         traceparent: str | None = None,
         parent: tuple[str, str, int] | None = None,
+        announce: bool = False,
     ) -> None:
         """Store a new run; raises RunExistsError if ``run_id`` is taken.
 
         ``traceparent``: the submitter's W3C trace context, the parent of the run's spans.
-        ``parent``: (run, subflow task, epoch) when this is a child run.
+        ``parent``: (run, subflow task, epoch) when this is a child run. ``announce``:
+        append its submissions entry (the coordinators' nudge) in the same MULTI/EXEC.
         """
         rk = keys.RunKeys(run_id)
         definition = encode_definition(workflow)
@@ -100,6 +103,8 @@ class RunStore(RunReadsMixin, OperatorWritesMixin, RetentionMixin, ExpansionMixi
                     pipe.hset(rk.results, mapping=kept)  # type: ignore[arg-type]
                 pipe.zadd(keys.RUNS, {run_id: now})
                 pipe.sadd(keys.ACTIVE_RUNS, run_id)
+                if announce:
+                    queue_announcement(pipe, run_id)
                 pipe.execute()
             except redis.WatchError:
                 raise taken from None
@@ -182,15 +187,6 @@ class RunStore(RunReadsMixin, OperatorWritesMixin, RetentionMixin, ExpansionMixi
         gone (the embedded default: holding its folder's lock proves the previous owner,
         and its workers with it, are gone)."""
         self.client.delete(keys.RunKeys(run_id).lease)
-
-    def note_driver(self, run_id: str, owner: str) -> str | None:
-        """Record ``owner`` as the run's coordinator (it holds the lease); returns the previous one."""
-        meta = keys.RunKeys(run_id).meta
-        with self.client.pipeline(transaction=True) as pipe:
-            pipe.hget(meta, "driver")
-            pipe.hset(meta, "driver", owner)
-            previous, _ = pipe.execute()
-        return None if previous is None else text(previous)
 
 
 def _kept_results(

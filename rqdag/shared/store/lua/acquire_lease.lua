@@ -1,27 +1,38 @@
--- acquire_lease: take (or keep) the lease of a run, with a fencing token.
+-- acquire_lease: take (or keep) the lease of a run, with a fencing token, and note its driver.
 -- KEYS[1]  lease_key   run lease key (string "owner|fence", with a TTL)
--- KEYS[2]  meta_key    run meta hash (holds the "fence" counter)
+-- KEYS[2]  meta_key    run meta hash (holds the "fence" counter and the "driver" field)
 -- ARGV[1]  owner       owner id of the coordinator asking
 -- ARGV[2]  ttl_ms      lease TTL in milliseconds
--- Returns: the fence (integer > 0) now held by owner;
---          0 when another owner holds the lease; -1 when the run does not exist.
+-- ARGV[3]  known       the fence the caller holds already (0: none)
+-- Returns: {fence, noted, previous}: the fence (integer > 0) now held by owner; when it is not
+--          `known`, the run's "driver" field is set to owner (noted = 1) and previous is the
+--          driver it held before (nil: none), else noted = 0 and previous is nil;
+--          {0} when another owner holds the lease; {-1} when the run does not exist.
 local lease_key = KEYS[1]
 local meta_key = KEYS[2]
 local owner = ARGV[1]
 local ttl_ms = ARGV[2]
+local known = ARGV[3]
 
+local fence
 local current = redis.call('GET', lease_key)
 if current then
-  local holder, fence = string.match(current, '^(.*)|(%d+)$')
+  local holder, held = string.match(current, '^(.*)|(%d+)$')
   if holder ~= owner then
-    return 0
+    return {0}
   end
   redis.call('PEXPIRE', lease_key, ttl_ms)
-  return tonumber(fence)
+  fence = tonumber(held)
+else
+  if redis.call('EXISTS', meta_key) == 0 then
+    return {-1}
+  end
+  fence = redis.call('HINCRBY', meta_key, 'fence', 1)
+  redis.call('SET', lease_key, owner .. '|' .. fence, 'PX', ttl_ms)
 end
-if redis.call('EXISTS', meta_key) == 0 then
-  return -1
+if fence == tonumber(known) then
+  return {fence, 0, false}
 end
-local fence = redis.call('HINCRBY', meta_key, 'fence', 1)
-redis.call('SET', lease_key, owner .. '|' .. fence, 'PX', ttl_ms)
-return fence
+local previous = redis.call('HGET', meta_key, 'driver')
+redis.call('HSET', meta_key, 'driver', owner)
+return {fence, 1, previous}

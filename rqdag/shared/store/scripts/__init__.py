@@ -28,6 +28,7 @@ from rqdag.shared.store.scripts.jobs import (
 from rqdag.shared.store.scripts.lease import AcquireLease, ReleaseLease, RenewLease
 from rqdag.shared.store.scripts.logs import AppendLogs
 from rqdag.shared.store.scripts.outcomes import (
+    Acquired,
     Beat,
     DecidedResult,
     FinishOutcome,
@@ -42,6 +43,7 @@ from rqdag.shared.store.scripts.timers import HoldTimer
 
 __all__ = [
     "EVENTS_MAXLEN",
+    "Acquired",
     "Beat",
     "DecidedResult",
     "FinishJob",

@@ -6,21 +6,26 @@ import redis
 from redis.client import Pipeline
 
 from rqdag.shared.store.keys import RunKeys
-from rqdag.shared.store.scripts.base import ScriptWrapper
-from rqdag.shared.store.scripts.outcomes import LeaseRefusal
+from rqdag.shared.store.scripts.base import ScriptWrapper, text
+from rqdag.shared.store.scripts.outcomes import Acquired, LeaseRefusal
 
 
 class AcquireLease(ScriptWrapper):
-    """``acquire_lease.lua``: take (or keep) the lease of a run, with a fencing token."""
+    """``acquire_lease.lua``: take (or keep) the lease of a run, with a fencing token, and note
+    the run's driver when the fence is not the one the caller knew."""
 
     name = "acquire_lease"
 
     def __call__(
-        self, keys: RunKeys, *, owner: str, ttl_ms: int, client: redis.Redis | None = None
-    ) -> int | LeaseRefusal:
-        """The fence (> 0) now held by ``owner``, or why there is none."""
-        fence = int(self._eval([keys.lease, keys.meta], [owner, ttl_ms], client))
-        return fence if fence > 0 else LeaseRefusal(fence)
+        self, keys: RunKeys, *, owner: str, ttl_ms: int, known: int = 0, client: redis.Redis | None = None
+    ) -> Acquired | LeaseRefusal:
+        """The fence now held by ``owner`` (and the driver noted before it), or why there is none."""
+        reply = self._eval([keys.lease, keys.meta], [owner, ttl_ms, known], client)
+        fence = int(reply[0])
+        if fence <= 0:
+            return LeaseRefusal(fence)
+        noted, previous = bool(int(reply[1])), reply[2]
+        return Acquired(fence, noted, None if previous is None else text(previous))
 
 
 class RenewLease(ScriptWrapper):

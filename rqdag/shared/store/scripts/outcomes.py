@@ -14,6 +14,14 @@ class LeaseRefusal(Enum):
     NO_RUN = -1  # the run does not exist
 
 
+class Acquired(NamedTuple):
+    """What ``acquire_lease`` answers when the caller holds the lease."""
+
+    fence: int  # the fence held (> 0)
+    noted: bool  # the fence was not the one the caller knew: the run's driver field names it now
+    previous: str | None  # the driver named before (only when noted; None: none was)
+
+
 class VoidOutcome(Enum):
     """What ``void_attempt`` did."""
 
