@@ -8,6 +8,8 @@
 - ``--long``: run chaos tests at full length (see the ``long_mode`` fixture).
 
 Children never inherit an ignored SIGINT (see ``pytest_configure``): the CLI tests send them Ctrl-C.
+Nor do they, or the CLI run in-process, see a terminal size in ``COLUMNS`` / ``LINES``: the
+tests read the CLI's output off a terminal at its own width (see ``pytest_configure``).
 
 When no server can be started the tests that need one are skipped locally and
 fail in CI (any non-empty ``CI`` environment variable).
@@ -15,6 +17,7 @@ fail in CI (any non-empty ``CI`` environment variable).
 
 from __future__ import annotations
 
+import os
 import signal
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
@@ -28,15 +31,28 @@ from rqdag.local.redis_server import RedisServer
 from tests.support.processes import Procs
 from tests.support.redis import private_redis
 
+TERMINAL_SIZE = ("COLUMNS", "LINES")
+
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Undo an ignored SIGINT (pytest started as a background job), so children start with the default.
+    """Undo an ignored SIGINT (pytest started as a background job), so children start with the
+    default; and drop the terminal size from the environment.
 
     Children inherit an ignored signal, and a Python child ignoring SIGINT never sees the
     Ctrl-C the CLI tests send it; a handler, unlike SIG_IGN, is reset to the default on exec.
+
+    pytest imports ``readline`` at start-up, and GNU readline exports the terminal's size as
+    ``COLUMNS`` and ``LINES`` (80 and 24 when there is none) into the process's C environment,
+    not ``os.environ``. pytest-xdist's workers inherit them in ``os.environ``, and the CLI takes
+    ``COLUMNS`` as the width of its tables: its output was cut at 80 columns there, not in a
+    serial run. Off a terminal the CLI's width is its own; a test that needs another one sets it
+    (a pseudo-terminal of a known size).
     """
     if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
         signal.signal(signal.SIGINT, signal.default_int_handler)
+    for name in TERMINAL_SIZE:
+        os.environ.pop(name, None)
+        os.unsetenv(name)  # also when only the C environment has it (children started with env=None)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -17,6 +17,7 @@ import redis
 
 from rqdag.client import Client
 from rqdag.coordinator.lease import Lease
+from rqdag.local.embedded import EmbeddedRedis
 from rqdag.shared.model.result import TaskResult
 from rqdag.shared.store.scripts import Scripts
 from tests.integration.flows import faulty
@@ -175,10 +176,13 @@ def test_the_workers_of_a_killed_run_exit_quietly(tmp_path: Path) -> None:
         wait_until(
             lambda: ledger.exists() and '"phase": "start"' in ledger.read_text(), 30, "a slow task to start"
         )
-        assert len(_processes_mentioning(str(tmp_path / ".rqdag"))) >= 3  # Redis and two workers
+        # the embedded server's socket: in the folder, or under the temp folder when that path is
+        # too long for a socket (as a deeper tmp_path, pytest-xdist's, makes it)
+        socket = str(EmbeddedRedis(tmp_path / ".rqdag").server.socket_path)
+        assert len(_processes_mentioning(socket)) >= 3  # Redis and two workers
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)
-        wait_until(lambda: not _processes_mentioning(str(tmp_path / ".rqdag")), 10, "the orphans to exit")
+        wait_until(lambda: not _processes_mentioning(socket), 10, "the orphans to exit")
     finally:
         kill_all([proc])
     said = err.read_text()
