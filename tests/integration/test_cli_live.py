@@ -37,8 +37,9 @@ BAR = "━"  # rich's progress bar, and the rule under a table's header
 
 
 def json_lines(text: str) -> list[dict[str, Any]]:
-    """One JSON object per non-empty line."""
-    return [json.loads(line) for line in lines(text)]
+    """One JSON object per non-empty line written whole (a process still running may be
+    half-way through writing its last line)."""
+    return [json.loads(line) for line in lines(text[: text.rfind("\n") + 1])]
 
 
 def test_status_is_plain_text_in_a_pipe_and_a_table_on_a_terminal(cluster: Cluster) -> None:

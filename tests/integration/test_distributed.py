@@ -14,7 +14,7 @@ from rqdag.errors import RunExistsError
 from rqdag.shared.store.runs import RunStore
 from tests.integration.flows import fifty, recoverable
 from tests.support.ledger import successes_ran_once
-from tests.support.processes import Procs
+from tests.support.processes import Procs, runs_ended_here
 from tests.support.wait import wait_until
 
 
@@ -136,8 +136,7 @@ def test_two_coordinators_share_many_runs(redis_url: str, procs: Procs) -> None:
         assert run.status().status == "succeeded"
 
     def finished_by(name: str) -> set[str]:
-        lines = procs.log(name).splitlines()
-        return {line.split("run '")[1].split("'")[0] for line in lines if "succeeded" in line}
+        return runs_ended_here(procs.log(name))
 
     # a coordinator logs the outcome just after recording it: give the last line a moment
     expected = {r.run_id for r in runs}

@@ -13,7 +13,7 @@ from rqdag.shared.store import keys
 from rqdag.shared.store.runs import RunStore
 from tests.integration.flows import step
 from tests.support.cli import run_cli
-from tests.support.processes import Procs
+from tests.support.processes import Procs, runs_ended_here
 from tests.support.wait import wait_until
 
 LONG_POLL_S = "30"
@@ -73,8 +73,7 @@ def test_every_coordinator_wakes_and_one_drives_each_run(redis_url: str, procs: 
     assert time.monotonic() - t0 < 2 * FAST_S
 
     def finished_by(name: str) -> set[str]:
-        lines = procs.log(name).splitlines()
-        return {line.split("run '")[1].split("'")[0] for line in lines if "succeeded" in line}
+        return runs_ended_here(procs.log(name))
 
     expected = {r.run_id for r in runs}
     wait_until(lambda: finished_by("c1") | finished_by("c2") == expected, 10, "every outcome logged")

@@ -8,6 +8,7 @@ makes sure none outlives it; :func:`spawn_logged`, :func:`stop_all` and
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -154,3 +155,9 @@ class Procs:
     def stop_all(self) -> None:
         """SIGTERM, then SIGKILL whatever is left after the grace period; always reaped."""
         stop_all(self._procs)
+
+
+def runs_ended_here(log: str, status: str = "succeeded") -> set[str]:
+    """The runs a coordinator's log says it drove to ``status`` ("run 'X' succeeded"), not those
+    its DEBUG lines say another coordinator had ended already ("... had already ended (...)")."""
+    return set(re.findall(rf"run '([^']+)' {status}$", log, re.M))
