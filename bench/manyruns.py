@@ -5,10 +5,10 @@ coordinator service in its own process, on the base rqdag worker pool. A
 repetition is timed from before the first ``submit`` until no run is left in
 the active-runs index (polled every 20 ms), then every run must have
 succeeded. Meanwhile a sampler reads the coordinator's thread count
-(``/proc/PID/status``) and Redis's client count (``CLIENT LIST``) every 100 ms;
-the coordinator's connections are that count minus the clients connected before
-it started (the workers, the bench). Errors are the coordinator's log lines at
-ERROR level or about an exhausted connection pool ("Too many connections").
+(``/proc/PID/status``) and its connections every 100 ms: its own TCP sockets to
+Redis's port (``/proc/PID/fd`` and ``/proc/PID/net/tcp``), whatever other clients
+connect or leave meanwhile. Errors are the coordinator's log lines at ERROR level
+or about an exhausted connection pool ("Too many connections").
 The largest N's rate is set against the smallest N's: a coordinator given more
 runs at once should not drive them more slowly; and each N's tasks/s against raw
 RQ's for as many jobs (5N independent no-op jobs: see :func:`raw_jobs`) on the
@@ -55,8 +55,7 @@ NOTES = [
     "`rqdag coordinator --max-runs N` process (its own process, DEBUG logs) on the base rqdag "
     "worker pool",
     "timed from before the first submit until the coordinator has ended every run; peaks are "
-    "sampled every 100 ms; connections are Redis's CLIENT LIST count minus the clients connected "
-    "before the coordinator started",
+    "sampled every 100 ms; connections are the coordinator process's own TCP sockets to Redis's port",
 ]
 
 
@@ -98,7 +97,6 @@ class CoordinatorProcess:
         self.log_level = log_level
         self.log = session.bench.workdir / "logs" / f"coordinator-{max_runs}-{time.monotonic_ns()}.log"
         self._proc: subprocess.Popen[bytes] | None = None
-        self.baseline_clients = 0
 
     @property
     def pid(self) -> int:
@@ -108,7 +106,6 @@ class CoordinatorProcess:
 
     def __enter__(self) -> CoordinatorProcess:
         self.log.parent.mkdir(parents=True, exist_ok=True)
-        self.baseline_clients = len(self._session.bench.client.client_list())
         command = [sys.executable, "-m", "rqdag", "coordinator", "--redis", self._session.bench.url]
         command += ["--max-runs", str(self.max_runs), "--log-level", self.log_level]
         with self.log.open("ab") as out:
@@ -164,10 +161,11 @@ class CoordinatorProcess:
 
 
 class PeakSampler:
-    """A thread that keeps the highest thread count of a process and client count of Redis."""
+    """A thread that keeps the highest thread count of a process and its count of Redis connections."""
 
     def __init__(self, session: Session, pid: int) -> None:
-        self._client = session.bench.client
+        self._pid = pid
+        self._port = session.bench.client.connection_pool.connection_kwargs["port"]
         self._status = Path(f"/proc/{pid}/status")
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, name="bench-peaks", daemon=True)
@@ -176,7 +174,7 @@ class PeakSampler:
 
     def _sample(self) -> None:
         while not self._stop.wait(SAMPLE_S):
-            self.clients = max(self.clients, len(self._client.client_list()))
+            self.clients = max(self.clients, redis_sockets(self._pid, self._port))
             self.threads = max(self.threads, process_threads(self._status))
 
     def __enter__(self) -> PeakSampler:
@@ -186,6 +184,20 @@ class PeakSampler:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join()
+
+
+def redis_sockets(pid: int, port: int) -> int:
+    """How many TCP sockets process ``pid`` holds to ``port`` (0 when it is gone)."""
+    try:
+        fds = Path(f"/proc/{pid}/fd")
+        inodes = {os.readlink(fd)[8:-1] for fd in fds.iterdir() if os.readlink(fd).startswith("socket:[")}
+        rows = []
+        for table in ("tcp", "tcp6"):
+            rows += Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]
+    except OSError:
+        return 0
+    wanted = f":{port:04X}"
+    return sum(1 for row in rows if row.split()[2].endswith(wanted) and row.split()[9] in inodes)
 
 
 def process_threads(status: Path) -> int:
@@ -231,7 +243,7 @@ def one_round(session: Session, coordinator: CoordinatorProcess, count: int) -> 
         seconds=min(seconds, bound),
         finished=finished,
         threads=peaks.threads,
-        connections=peaks.clients - coordinator.baseline_clients,
+        connections=peaks.clients,
         errors=coordinator.errors(since),
         tasks=count * TASKS_PER_RUN,
         cpu_s=cpu_s,
