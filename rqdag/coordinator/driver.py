@@ -58,19 +58,21 @@ class RunDriver:
         on_started: Callable[[], object] | None = None,
         fleet: FleetReader = read_fleet,
         server_clock: ServerClock | None = None,
+        inbox: str = "",
     ) -> None:
         """``requeue_running``: the caller knows every worker of the run died (the
         embedded default after a crash): running attempts are handed back at once.
         ``retention_s``: how long the finished run stays in Redis unless its workflow
         says otherwise (0: forever). ``on_started`` is called after the first step,
         whose writes Redis accepted (the service ends a full-Redis episode with it).
-        ``server_clock``: Redis's clock, shared by the runs of one driver loop."""
+        ``server_clock``: Redis's clock, shared by the runs of one driver loop; ``inbox``: the
+        loop's inbox stream, where the workers tell it of the run's news (see :mod:`.multiplex`)."""
         self._client = client
         self._scripts = scripts or Scripts.register(client)
         self._store = RunStore(client)
         self._keys = RunKeys(run_id)
         self.run_id = run_id
-        self.lease = Lease(client, self._scripts, run_id, owner, lease_ttl_s)
+        self.lease = Lease(client, self._scripts, run_id, owner, lease_ttl_s, inbox=inbox)
         self._events = events or EventBus()
         self._stop = stop or threading.Event()
         self._clock = clock

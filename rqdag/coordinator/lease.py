@@ -36,8 +36,12 @@ class Lease:
         run_id: str,
         owner: str,
         ttl_s: float = DEFAULT_LEASE_TTL_S,
+        inbox: str = "",
     ) -> None:
+        """``inbox``: the stream the holder's driver loop reads the run's news from ('' : the
+        holder reads the run's events stream itself)."""
         self._client = client
+        self.inbox = inbox
         self._scripts = scripts
         self._keys = RunKeys(run_id)
         self.run_id = run_id
@@ -67,7 +71,7 @@ class Lease:
         run's driver, in the same step; :meth:`announce` then logs from whom it took the run.
         """
         got = self._scripts.acquire_lease(
-            self._keys, owner=self.owner, ttl_ms=int(self.ttl_s * 1000), known=self.fence
+            self._keys, owner=self.owner, ttl_ms=int(self.ttl_s * 1000), known=self.fence, inbox=self.inbox
         )
         if got is LeaseRefusal.NO_RUN:
             raise RunNotFoundError(f"no run '{self.run_id}'")

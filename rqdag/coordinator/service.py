@@ -15,7 +15,8 @@ from rqdag.coordinator.driver import RunDriver
 from rqdag.coordinator.durability import check_redis_durability
 from rqdag.coordinator.fleet import SharedFleet
 from rqdag.coordinator.lease import DEFAULT_LEASE_TTL_S, LeaseKeeper
-from rqdag.coordinator.multiplex import DriverLoop, LoopHooks
+from rqdag.coordinator.loop_hooks import LoopHooks
+from rqdag.coordinator.multiplex import DriverLoop
 from rqdag.coordinator.service_failures import RunFailures
 from rqdag.coordinator.wakeup import newest_submission
 from rqdag.shared import metrics
@@ -100,7 +101,9 @@ class CoordinatorService(RunFailures):
         keeper = keeper_client or client
         self.keeper = LeaseKeeper(keeper, Scripts.register(keeper), lease_ttl_s, self._stop)
         loops = loop_count(max_runs)
-        self._loops = [DriverLoop(client, self.owner, hooks, self._stop, self.keeper) for _ in range(loops)]
+        self._loops = [
+            DriverLoop(client, self.owner, hooks, self._stop, self.keeper, index=i) for i in range(loops)
+        ]
         self._held: dict[str, DriverLoop] = {}  # run id -> the loop driving it
         self._held_lock = threading.Lock()
         # run id -> (failures in a row, monotonic time before which it is not retried)
@@ -220,6 +223,7 @@ class CoordinatorService(RunFailures):
             on_started=self._out_of_memory.over,
             fleet=self._fleet,
             server_clock=loop.clock,
+            inbox=loop.inbox.key,
         )
 
     def _ended(self, driver: RunDriver) -> None:

@@ -53,7 +53,12 @@ LEASE = "coord-1|3"
 
 # Named parameters of each wrapper (values sent as they are are checked at the ARGV of that name).
 SAMPLES: dict[str, dict[str, Any]] = {
-    "acquire_lease": {"owner": "coord-1", "ttl_ms": 10_000, "known": 2},
+    "acquire_lease": {
+        "owner": "coord-1",
+        "ttl_ms": 10_000,
+        "known": 2,
+        "inbox": "rqdag:coordinator:c:inbox:0",
+    },
     "renew_lease": {"lease": LEASE, "ttl_ms": 10_000},
     "release_lease": {"lease": LEASE},
     "set_run_status": {"lease": LEASE, "status": "running", "now": 1700000000.25},
@@ -91,6 +96,7 @@ SAMPLES: dict[str, dict[str, Any]] = {
         "run_lines": 100_000,
     },
     "hold_timer": {"lease": LEASE, "field": "1:cool_down", "seconds": 3600.0},
+    "notify_driver": {},
     "dispatch_jobs": {
         "lease": LEASE,
         "entries": {"t1": b'{"attempt":1}', "t2": b'{"attempt":1}'},
@@ -118,6 +124,7 @@ SOME_REPLY: dict[str, Any] = {
     "append_logs": 2,
     "hold_timer": [b"1700003600.250000", b"1700000000.250000"],
     "dispatch_jobs": 1,
+    "notify_driver": 0,
 }
 
 

@@ -52,6 +52,7 @@ REDIS_WORDS |= {"HINCRBY", "XADD", "XREVRANGE", "MAXLEN", "PX", "COUNT", "~", "*
 REDIS_WORDS |= {"HMGET", "UNLINK", "PTTL", "EXPIRE", "HINCRBYFLOAT", "ZADD", "ZREM", "SREM", "SADD", "RPUSH"}
 REDIS_WORDS |= {"PERSIST", "LREM", "LMOVE", "LEFT", "RIGHT"}
 FIELD_NAMES = {"fence", "driver", "cancel", "params", "status", "updated_at", "finished_at", "kind", "task"}
+FIELD_NAMES |= {"inbox", "e"}  # a run's driver loop's inbox (meta), an inbox entry's events key
 FIELD_NAMES |= {"token", "worker", "state", "result", "last_result", "started_at", "heartbeat_at"}
 FIELD_NAMES |= {"worker_time", "heartbeat_timeout", '"in_doubt"', "claim", "retry_of"}
 FIELD_NAMES |= {"attempt", "at", "stream", "level", "logger", "message"}  # a line of a run's logs
@@ -62,6 +63,7 @@ FIELD_NAMES |= {"execution_started_at", "execution_ended_at", "successful_job_co
 FIELD_NAMES |= {"id", "job_id", "created_at"}  # start_jobs: an execution record
 SCRIPT_REPLIES = {"ok", "stale", "gone", "done", "cancelled"}
 OTHER_LITERALS = {"", "0", "1", "|", "{}", "^(.*)|(%d+)$", "table"}  # flags, the lease's form, type()
+OTHER_LITERALS |= {"meta", "rqdag:coordinator:"}  # a run's meta key named from its events key; keys.INBOX_PREFIX
 NOT_VOCABULARY = REDIS_WORDS | FIELD_NAMES | SCRIPT_REPLIES | OTHER_LITERALS
 
 # Written from Python, not by a script: rqdag.shared.store.resolve, .resume and .runs.

@@ -120,6 +120,20 @@ def coordinator_wake(owner: str) -> str:
     return f"{PREFIX}:coordinator:{owner}:wake"
 
 
+# A driver loop's inbox: a stream the workers' finish scripts (and the operators' writes)
+# append a run's events key to, so that the loop reads only the runs with news. Named in
+# the run's meta (field ``inbox``) by the lease the loop took; the scripts write to a name
+# starting with INBOX_PREFIX only, and only while the loop keeps the stream alive.
+INBOX_PREFIX = f"{PREFIX}:coordinator:"
+INBOX_MAXLEN = 100_000  # MAXLEN ~ of each append (the literal in the Lua scripts: a test holds them equal)
+
+
+def coordinator_inbox(owner: str, loop: int) -> str:
+    """Stream of the events keys of the runs that driver loop ``loop`` of coordinator ``owner``
+    drives and that have news (expires soon after the coordinator stops)."""
+    return f"{INBOX_PREFIX}{owner}:inbox:{loop}"
+
+
 def job_id(run_id: str, task: str, attempt: int) -> str:
     """The RQ job id of one attempt: readable, unique, and within ``[A-Za-z0-9_-]+``."""
     digest = hashlib.sha1(f"{run_id}\x00{task}".encode(), usedforsecurity=False).hexdigest()[:12]

@@ -21,7 +21,7 @@ from rqdag.shared.model.workflow import Workflow
 from rqdag.shared.store import keys
 from rqdag.shared.store.records import RunMeta
 from rqdag.shared.store.retention import retention_meta
-from rqdag.shared.store.scripts import EVENTS_MAXLEN
+from rqdag.shared.store.scripts import EVENTS_MAXLEN, NotifyDriver
 
 
 class OperatorWritesMixin:
@@ -109,6 +109,7 @@ class OperatorWritesMixin:
             pipe.hset(rk.results, task, encode_result(result, what=f"resolution of '{task}'"))
             pipe.xadd(rk.audit, {"entry": dumps(dict(audit), what="audit entry")})
             pipe.xadd(rk.events, {"kind": EventKind.RESOLVED, "task": task}, maxlen=EVENTS_MAXLEN)
+            NotifyDriver.register(self.client).queue(pipe, rk)
             pipe.execute()
 
     def record_signal(self, run_id: str, task: str, signal: Mapping[str, Any]) -> None:
@@ -126,6 +127,7 @@ class OperatorWritesMixin:
                 },
             )
             pipe.xadd(rk.events, {"kind": EventKind.SIGNAL, "task": task}, maxlen=EVENTS_MAXLEN)
+            NotifyDriver.register(self.client).queue(pipe, rk)
             pipe.execute()
 
     def append_audit(self, run_id: str, entry: Mapping[str, Any]) -> None:

@@ -33,6 +33,7 @@ from rqdag.shared.store.keys import (
     SUBMISSIONS_MAXLEN,
     WORKERS,
     RunKeys,
+    coordinator_inbox,
     coordinator_wake,
     profile_key,
     worker_key,
@@ -137,9 +138,14 @@ def _registry(name: str) -> tuple[Need, ...]:
 
 
 def _loops() -> tuple[Need, ...]:
-    """A coordinator's driver loops: their wake stream, and whether a run handed to one is active."""
-    wake = coordinator_wake(_CHECK)
+    """A coordinator's driver loops: their wake stream and inbox, and whether a run handed to one
+    is active."""
+    wake, inbox = coordinator_wake(_CHECK), coordinator_inbox(_CHECK, 0)
     return (
+        _d("PEXPIRE", inbox, "60000"),
+        _d("DEL", inbox),
+        _d("XREAD", "COUNT", "1", "STREAMS", inbox, "0"),
+        _d("HDEL", RunKeys(_CHECK).meta, "f"),
         _d("SISMEMBER", ACTIVE_RUNS, _CHECK),
         _d("XADD", wake, "MAXLEN", "16", "*", "run", _CHECK),
         _d("PEXPIRE", wake, "60000"),

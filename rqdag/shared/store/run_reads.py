@@ -143,3 +143,11 @@ class RunReadsMixin:
             except ValueError:
                 continue
         return out
+
+    def read_cancel_requests(self, run_ids: Sequence[str]) -> dict[str, str]:
+        """The runs of ``run_ids`` asked to cancel, with the reason given (one pipelined read)."""
+        with self.client.pipeline(transaction=False) as pipe:
+            for run_id in run_ids:
+                pipe.hget(keys.RunKeys(run_id).meta, "cancel")
+            reasons = pipe.execute()
+        return {run_id: text(reason) for run_id, reason in zip(run_ids, reasons, strict=True) if reason}

@@ -32,7 +32,7 @@ from rqdag.shared.store.operator_writes import OperatorWritesMixin
 from rqdag.shared.store.records import FINISHED_STATUSES, text
 from rqdag.shared.store.retention import RetentionMixin, retention_meta
 from rqdag.shared.store.run_reads import RunReadsMixin
-from rqdag.shared.store.scripts import EVENTS_MAXLEN
+from rqdag.shared.store.scripts import EVENTS_MAXLEN, NotifyDriver
 from rqdag.shared.store.submissions import queue_announcement
 
 Meta = dict[str | bytes, str | bytes | int | float]
@@ -144,6 +144,7 @@ class RunStore(RunReadsMixin, OperatorWritesMixin, RetentionMixin, ExpansionMixi
             with self.client.pipeline(transaction=True) as pipe:
                 pipe.hset(rk.meta, "cancel", reason or "cancelled")
                 pipe.xadd(rk.events, {"kind": EventKind.CANCEL}, maxlen=EVENTS_MAXLEN)
+                NotifyDriver.register(self.client).queue(pipe, rk)
                 pipe.execute()
 
     def delete_run(self, run_id: str) -> None:
@@ -162,9 +163,11 @@ class RunStore(RunReadsMixin, OperatorWritesMixin, RetentionMixin, ExpansionMixi
 
     def note_child_ended(self, parent: str, task: str) -> None:
         """Tell the parent run's coordinator that the child run of its subflow ``task`` ended."""
-        self.client.xadd(
-            keys.RunKeys(parent).events, {"kind": EventKind.CHILD, "task": task}, maxlen=EVENTS_MAXLEN
-        )
+        rk = keys.RunKeys(parent)
+        with self.client.pipeline(transaction=True) as pipe:
+            pipe.xadd(rk.events, {"kind": EventKind.CHILD, "task": task}, maxlen=EVENTS_MAXLEN)
+            NotifyDriver.register(self.client).queue(pipe, rk)
+            pipe.execute()
 
     def mark_error(self, run_id: str, reason: str) -> None:
         """Note why the run cannot go on (its status is set through the fenced script)."""

@@ -4,6 +4,9 @@
 -- ARGV[1]  owner       owner id of the coordinator asking
 -- ARGV[2]  ttl_ms      lease TTL in milliseconds
 -- ARGV[3]  known       the fence the caller holds already (0: none)
+-- ARGV[4]  inbox       the stream the caller's loop reads its runs' news from ('' : none), set
+--                      as the run's "inbox" field along with "driver" (the workers' finish
+--                      scripts append the run's events key to it)
 -- Returns: {fence, noted, previous}: the fence (integer > 0) now held by owner; when it is not
 --          `known`, the run's "driver" field is set to owner (noted = 1) and previous is the
 --          driver it held before (nil: none), else noted = 0 and previous is nil;
@@ -13,6 +16,7 @@ local meta_key = KEYS[2]
 local owner = ARGV[1]
 local ttl_ms = ARGV[2]
 local known = ARGV[3]
+local inbox = ARGV[4] or ''
 
 local fence
 local current = redis.call('GET', lease_key)
@@ -35,4 +39,9 @@ if fence == tonumber(known) then
 end
 local previous = redis.call('HGET', meta_key, 'driver')
 redis.call('HSET', meta_key, 'driver', owner)
+if inbox ~= '' then
+  redis.call('HSET', meta_key, 'inbox', inbox)
+else
+  redis.call('HDEL', meta_key, 'inbox')
+end
 return {fence, 1, previous}

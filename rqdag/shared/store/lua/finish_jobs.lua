@@ -36,6 +36,22 @@ local CALL_ARGS = 19
 local keys = KEYS
 local args = ARGV
 
+-- Tell the run's driver loop that the run has news: the loop's inbox stream is named in the
+-- run's meta (field 'inbox', set with its lease), so it reads only the runs with news. A key
+-- not declared (standalone Redis only, as the loop's reads are); its prefix and MAXLEN are
+-- keys.INBOX_PREFIX and keys.INBOX_MAXLEN (a test holds them equal).
+local notified = {}  -- the runs told of this batch
+local function notify_driver(events_key)
+  if notified[events_key] then
+    return
+  end
+  notified[events_key] = true
+  local inbox = redis.call('HGET', string.sub(events_key, 1, -7) .. 'meta', 'inbox')
+  if inbox and string.sub(inbox, 1, 18) == 'rqdag:coordinator:' and redis.call('EXISTS', inbox) == 1 then
+    redis.call('XADD', inbox, 'MAXLEN', '~', 100000, '*', 'e', events_key)
+  end
+end
+
 local function decoded_entry(dispatch_key, task)
   local raw = redis.call('HGET', dispatch_key, task)
   if raw then
@@ -93,6 +109,7 @@ local function finish(k, a)
     fields[#fields + 1] = result
   end
   redis.call('XADD', events_key, 'MAXLEN', '~', maxlen, '*', unpack(fields))
+  notify_driver(events_key)
   return 'ok', true
 end
 

@@ -30,6 +30,17 @@ local now = ARGV[6]
 local maxlen = ARGV[7]
 local inline = ARGV[8]
 
+-- Tell the run's driver loop that the run has news: the loop's inbox stream is named in the
+-- run's meta (field 'inbox', set with its lease), so it reads only the runs with news. A key
+-- not declared (standalone Redis only, as the loop's reads are); its prefix and MAXLEN are
+-- keys.INBOX_PREFIX and keys.INBOX_MAXLEN (a test holds them equal).
+local function notify_driver(events_key)
+  local inbox = redis.call('HGET', string.sub(events_key, 1, -7) .. 'meta', 'inbox')
+  if inbox and string.sub(inbox, 1, 18) == 'rqdag:coordinator:' and redis.call('EXISTS', inbox) == 1 then
+    redis.call('XADD', inbox, 'MAXLEN', '~', 100000, '*', 'e', events_key)
+  end
+end
+
 local raw = redis.call('HGET', dispatch_key, task)
 local entry = nil
 if raw then
@@ -79,4 +90,5 @@ if inline == '1' then
   fields[#fields + 1] = result
 end
 redis.call('XADD', events_key, 'MAXLEN', '~', maxlen, '*', unpack(fields))
+notify_driver(events_key)
 return 'ok'

@@ -13,6 +13,17 @@ local task = ARGV[1]
 local token = ARGV[2]
 local maxlen = ARGV[3]
 
+-- Tell the run's driver loop that the run has news: the loop's inbox stream is named in the
+-- run's meta (field 'inbox', set with its lease), so it reads only the runs with news. A key
+-- not declared (standalone Redis only, as the loop's reads are); its prefix and MAXLEN are
+-- keys.INBOX_PREFIX and keys.INBOX_MAXLEN (a test holds them equal).
+local function notify_driver(events_key)
+  local inbox = redis.call('HGET', string.sub(events_key, 1, -7) .. 'meta', 'inbox')
+  if inbox and string.sub(inbox, 1, 18) == 'rqdag:coordinator:' and redis.call('EXISTS', inbox) == 1 then
+    redis.call('XADD', inbox, 'MAXLEN', '~', 100000, '*', 'e', events_key)
+  end
+end
+
 local raw = redis.call('HGET', dispatch_key, task)
 if not raw then
   return 0
@@ -25,4 +36,5 @@ entry['state'] = 'handed_back'
 redis.call('HSET', dispatch_key, task, cjson.encode(entry))
 redis.call('XADD', events_key, 'MAXLEN', '~', maxlen, '*',
   'kind', 'handback', 'task', task, 'token', token, 'worker', tostring(entry['worker']))
+notify_driver(events_key)
 return 1

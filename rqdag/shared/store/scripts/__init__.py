@@ -27,6 +27,7 @@ from rqdag.shared.store.scripts.jobs import (
 )
 from rqdag.shared.store.scripts.lease import AcquireLease, ReleaseLease, RenewLease
 from rqdag.shared.store.scripts.logs import AppendLogs
+from rqdag.shared.store.scripts.notify import NotifyDriver
 from rqdag.shared.store.scripts.outcomes import (
     Acquired,
     Beat,
@@ -50,6 +51,7 @@ __all__ = [
     "FinishJobs",
     "FinishOutcome",
     "LeaseRefusal",
+    "NotifyDriver",
     "PruneOutcome",
     "QueuedJob",
     "RqStart",
@@ -88,6 +90,7 @@ class Scripts:
     prune_run: PruneRun
     append_logs: AppendLogs
     hold_timer: HoldTimer
+    notify_driver: NotifyDriver
 
     @classmethod
     def register(cls, client: redis.Redis) -> Scripts:
@@ -111,4 +114,5 @@ class Scripts:
             prune_run=PruneRun.register(client),
             append_logs=AppendLogs.register(client),
             hold_timer=HoldTimer.register(client),
+            notify_driver=NotifyDriver.register(client),
         )

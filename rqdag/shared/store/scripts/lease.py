@@ -17,10 +17,20 @@ class AcquireLease(ScriptWrapper):
     name = "acquire_lease"
 
     def __call__(
-        self, keys: RunKeys, *, owner: str, ttl_ms: int, known: int = 0, client: redis.Redis | None = None
+        self,
+        keys: RunKeys,
+        *,
+        owner: str,
+        ttl_ms: int,
+        known: int = 0,
+        inbox: str = "",
+        client: redis.Redis | None = None,
     ) -> Acquired | LeaseRefusal:
-        """The fence now held by ``owner`` (and the driver noted before it), or why there is none."""
-        reply = self._eval([keys.lease, keys.meta], [owner, ttl_ms, known], client)
+        """The fence now held by ``owner`` (and the driver noted before it), or why there is none.
+
+        ``inbox``: the stream the caller reads the run's news from (see
+        :func:`~rqdag.shared.store.keys.coordinator_inbox`; '' for none), noted with the driver."""
+        reply = self._eval([keys.lease, keys.meta], [owner, ttl_ms, known, inbox], client)
         fence = int(reply[0])
         if fence <= 0:
             return LeaseRefusal(fence)
