@@ -174,6 +174,15 @@ class RunDriver:
         due = executor.next_due(now)
         return min(dispatcher.next_check, float("inf") if due is None else due)
 
+    def check_only(self, now: float) -> bool:
+        """True when the open run is due at ``now`` for its watchdog's check alone (no event,
+        no timer of its own): a loop checks it on a dispatch hash read for many runs at once
+        (:meth:`RQDispatcher.check`) and steps it only when the check found something."""
+        assert self._stepped is not None, "open() the run first"
+        executor, dispatcher = self._stepped
+        due = executor.next_due(now)
+        return (due is None or due > now) and dispatcher.check_only(now)
+
     def close(self) -> None:
         """Hand the lease back (fenced: a no-op when it was lost) and end the run's span."""
         if self._stepped is not None and self.outcome is None:

@@ -28,14 +28,15 @@ import redis
 
 from rqdag.coordinator.driver import RunDriver
 from rqdag.coordinator.lease import Lease, LeaseKeeper
+from rqdag.coordinator.loop_checks import check_runs
 from rqdag.coordinator.loop_hooks import LoopHooks
 from rqdag.coordinator.loop_inbox import LoopInbox
+from rqdag.coordinator.loop_streams import RunStreams
 from rqdag.coordinator.loop_timers import DueTimes
 from rqdag.coordinator.server_clock import STALL_S, ServerClock
 from rqdag.coordinator.wakeup import SubmissionWatch
 from rqdag.errors import LeaseLostError
 from rqdag.shared.connect import thread_client
-from rqdag.shared.model.vocabulary import EventKind
 from rqdag.shared.store.keys import SUBMISSIONS, coordinator_wake
 from rqdag.shared.store.records import text
 from rqdag.shared.store.runs import RunStore
@@ -44,11 +45,8 @@ from rqdag.shared.store.scripts import Scripts
 log = logging.getLogger("rqdag.coordinator")
 
 BLOCK_S = 0.5
-READ_COUNT = 1_000  # per stream and read
-RUN_READ_CHUNK = 1_000  # events streams named in one XREAD
+READ_COUNT = 1_000  # entries per stream and read (inbox, wake, submissions)
 CANCEL_POLL_S = 10.0
-CANCEL_EVENT = EventKind.CANCEL.value.encode()
-STARTED_EVENT = EventKind.STARTED.value.encode()
 LOOP_CONNECTIONS = 2  # of the loop's own client: its commands are sent one at a time
 ADMIT_BATCH = 50  # runs opened between two reads: the runs already open are stepped meanwhile
 
@@ -86,8 +84,7 @@ class DriverLoop:
         self._lost: queue.SimpleQueue[Lease] = queue.SimpleQueue()
         self._runs: dict[str, RunDriver] = {}
         self._due = DueTimes()
-        self._by_key: dict[str, str] = {}  # events stream -> run id
-        self._more: set[str] = set()  # events streams whose last read was full: read again next round
+        self._streams = RunStreams(self.client)
         self._next_cancel_poll = time.monotonic() + CANCEL_POLL_S
         self.thread = threading.Thread(target=self._serve, name=f"rqdag-loop-{id(self):x}", daemon=True)
 
@@ -137,7 +134,7 @@ class DriverLoop:
                 self._end(driver)
                 continue
             self._runs[driver.run_id] = driver
-            self._by_key[driver.dispatcher.events_key] = driver.run_id
+            self._streams.add(driver)
             self._due.set(driver.run_id, driver.next_due(time.monotonic()))
 
     # ---- the reads ---------------------------------------------------------------
@@ -148,14 +145,14 @@ class DriverLoop:
         if self._submissions is not None:
             streams[SUBMISSIONS] = self._submissions.last
         block_s = min(self._due.soonest() - now, BLOCK_S)
-        idle = block_s > 0.0005 and self._handed.empty() and not self._more
+        idle = block_s > 0.0005 and self._handed.empty() and not self._streams.more
         block = int(block_s * 1000) if idle else None
         reply: Any = self.client.xread(streams, count=READ_COUNT, block=block)
         took = time.monotonic() - now
         if block is not None and took > block / 1000 + STALL_S:  # Redis was away: no worker is to blame
             for driver in self._runs.values():
                 driver.dispatcher.note_call(took, block / 1000)
-        news, self._more = self._more, set()
+        news, self._streams.more = self._streams.more, set()
         for stream, entries in reply or []:
             key = text(stream)
             if key == self.inbox.key:
@@ -164,37 +161,11 @@ class DriverLoop:
                 self._wake_id = entries[-1][0]
             elif key == SUBMISSIONS and self._submissions is not None:
                 self._claim(self._submissions.take(entries))
-        self._read_runs(set(self._by_key) if self.inbox.sweep_due(now) else news)
-
-    def _read_runs(self, news: set[str]) -> None:
-        """Read the events streams ``news`` of this loop's runs, RUN_READ_CHUNK in one XREAD."""
-        wanted = [key for key in news if key in self._by_key]
-        cancelled: list[str] = []
-        for start in range(0, len(wanted), RUN_READ_CHUNK):
-            chunk = wanted[start : start + RUN_READ_CHUNK]
-            streams: dict[Any, Any] = {
-                key: self._runs[self._by_key[key]].dispatcher.last_event_id for key in chunk
-            }
-            reply: Any = self.client.xread(streams, count=READ_COUNT)
-            for stream, entries in reply or []:
-                if self._take(text(stream), entries):
-                    cancelled.append(self._by_key[text(stream)])
+        heard, cancelled = self._streams.read(self._streams.all() if self.inbox.sweep_due(now) else news)
+        for run_id in heard:
+            self._due.now(run_id)
         if cancelled:
             self._read_cancels(cancelled)
-
-    def _take(self, key: str, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> bool:
-        """Feed the events read from run stream ``key`` to its run; True when a cancel was asked."""
-        if len(entries) >= READ_COUNT:
-            self._more.add(key)
-        run_id = self._by_key.get(key)
-        if run_id is None:
-            return False
-        self._runs[run_id].dispatcher.feed(entries)
-        # A worker starting a task asks nothing of the run: its next step (the
-        # task's end, or a timer) reads the news. Any other event steps it now.
-        if any(fields.get(b"kind") != STARTED_EVENT for _, fields in entries):
-            self._due.now(run_id)
-        return any(fields.get(b"kind") == CANCEL_EVENT for _, fields in entries)
 
     def _claim(self, runs: Iterable[str]) -> None:
         """Take the runs just submitted that the service lets this loop have (opened next)."""
@@ -227,26 +198,44 @@ class DriverLoop:
     # ---- stepping ----------------------------------------------------------------
 
     def _step_due(self, now: float) -> None:
-        for run_id in self._due.pop_due(now):
+        """Step the runs due; those due for their watchdog's check alone are checked together."""
+        due = [run_id for run_id in self._due.pop_due(now) if run_id in self._runs]
+        checked = [self._runs[r] for r in due if self._runs[r].check_only(now)]
+        ids = {driver.run_id for driver in checked}
+        stepped = [run_id for run_id in due if run_id not in ids]
+        for run_id, found in check_runs(self.client, checked).items():
+            if isinstance(found, Exception):
+                self._step_failed(run_id, found)
+            elif found:
+                stepped.append(run_id)
+            else:
+                self._due.set(run_id, self._runs[run_id].next_due(time.monotonic()))
+        for run_id in stepped:
             driver = self._runs.get(run_id)
             if driver is None:  # its lease was lost just now
                 continue
             try:
                 finished = driver.advance(now)
-            except LeaseLostError as exc:
-                log.warning("%s; another coordinator goes on with the run", exc)
-                finished = True
             except Exception as exc:
-                if isinstance(exc, redis.RedisError):
-                    self.clock.forget()
-                self._forget(run_id)
-                self._fail(driver, exc)
+                self._step_failed(run_id, exc)
                 continue
             if finished:
                 self._forget(run_id)
                 self._end(driver)
             else:
                 self._due.set(run_id, driver.next_due(time.monotonic()))
+
+    def _step_failed(self, run_id: str, exc: Exception) -> None:
+        """The run's step (or check) raised ``exc``: it leaves this loop."""
+        driver = self._runs[run_id]
+        self._forget(run_id)
+        if isinstance(exc, LeaseLostError):
+            log.warning("%s; another coordinator goes on with the run", exc)
+            self._end(driver)
+            return
+        if isinstance(exc, redis.RedisError):
+            self.clock.forget()
+        self._fail(driver, exc)
 
     def _drop_lost(self, lease: Lease) -> None:
         driver = self._runs.get(lease.run_id)
@@ -261,7 +250,7 @@ class DriverLoop:
     def _forget(self, run_id: str) -> None:
         driver = self._runs.pop(run_id, None)
         if driver is not None:
-            self._by_key.pop(driver.dispatcher.events_key, None)
+            self._streams.remove(driver)
         self._due.drop(run_id)
 
     def _end(self, driver: RunDriver) -> None:

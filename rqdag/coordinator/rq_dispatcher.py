@@ -77,6 +77,7 @@ class RQDispatcher(RQEventsMixin, RQHoldsMixin):
         self._store = RunStore(client)
         self._last_id = last_event_id
         self._pending: list[tuple[bytes, dict[bytes, bytes]]] = []
+        self._found: list[Completion] = []  # lost attempts a loop's batched check found (see check)
         self._from_workers: set[str] = set()
         self._queues: dict[str, Queue] = {}
         self._woken = False
@@ -179,7 +180,7 @@ class RQDispatcher(RQEventsMixin, RQHoldsMixin):
         arrived = self._sort(events)
         self._check_cancel()
         self._send_held()
-        lost = self._watchdog.check() + arrived.handed
+        lost, self._found = self._found + self._watchdog.check() + arrived.handed, []
         metrics.attempts_ended_here(self._workflow, [(c.task, c.kind) for c in lost])
         lost += self._signals()
         if not arrived.finished and not arrived.retried and not arrived.resolved:
@@ -203,6 +204,27 @@ class RQDispatcher(RQEventsMixin, RQHoldsMixin):
         """When the watchdog, or a held attempt's routing, next wants a step (monotonic time)."""
         held = time.monotonic() + HELD_RECHECK_S if self._router.held else float("inf")
         return min(self._watchdog.next_check, held)
+
+    @property
+    def dispatch_key(self) -> str:
+        """The run's dispatch hash, which the watchdog's check reads."""
+        return self._keys.dispatch
+
+    def check_only(self, now: float) -> bool:
+        """True when the watchdog's check is all the run's dispatcher is due for at ``now``:
+        no event read and not applied, nothing held for a worker, no cancel asked."""
+        return (
+            not self._pending
+            and not self._router.held
+            and self.cancel_reason is None
+            and self._watchdog.next_check <= now
+        )
+
+    def check(self, dispatch: Mapping[Any, Any]) -> bool:
+        """The watchdog's check on the run's ``dispatch`` hash just read (by a loop, for many
+        runs at once); True when it found lost attempts, which the run's next step applies."""
+        self._found += self._watchdog.check(dispatch)
+        return bool(self._found)
 
     def note_call(self, took_s: float, expected_s: float) -> None:
         """A multiplexing loop's read of the stream took ``took_s`` where ``expected_s`` was due."""

@@ -132,15 +132,21 @@ class Watchdog:
         """When :meth:`check` next looks (monotonic time)."""
         return self._next_check
 
-    def check(self) -> list[Completion]:
-        """Lost attempts, voided; checked every quarter of the shortest limit in play."""
+    def check(self, dispatch: Mapping[Any, Any] | None = None) -> list[Completion]:
+        """Lost attempts, voided; checked every quarter of the shortest limit in play.
+
+        ``dispatch``: the run's dispatch hash as just read (a loop reads many runs' in one
+        round trip); else the check reads it.
+        """
         now = time.monotonic()
         if now < self._next_check:
             return []
         reading = self._clock.read()
         server_now = reading.server_now
         since = self._heard_from(reading)
-        entries, unreadable = self._entries()
+        entries, unreadable = self._entries(
+            self._client.hgetall(self._keys.dispatch) if dispatch is None else dispatch
+        )
         shortest = min(
             [self._timeout, *(e.heartbeat_timeout for e in entries.values() if e.heartbeat_timeout)]
         )
@@ -159,11 +165,13 @@ class Watchdog:
         out += self._stranded(entries)
         return [c for c in out if c is not None]
 
-    def _entries(self) -> tuple[dict[str, DispatchEntry], dict[str, tuple[bytes | str, str]]]:
-        """The readable entries, and task -> (raw, problem) of the others."""
+    def _entries(
+        self, dispatch: Mapping[Any, Any]
+    ) -> tuple[dict[str, DispatchEntry], dict[str, tuple[bytes | str, str]]]:
+        """The readable entries of the ``dispatch`` hash, and task -> (raw, problem) of the others."""
         found: dict[str, DispatchEntry] = {}
         unreadable: dict[str, tuple[bytes | str, str]] = {}
-        for raw_name, raw in self._client.hgetall(self._keys.dispatch).items():
+        for raw_name, raw in dispatch.items():
             name = text(raw_name)
             try:
                 found[name] = parse_dispatch_entry(self._lease.run_id, name, raw)

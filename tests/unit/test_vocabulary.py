@@ -63,7 +63,7 @@ FIELD_NAMES |= {"execution_started_at", "execution_ended_at", "successful_job_co
 FIELD_NAMES |= {"id", "job_id", "created_at"}  # start_jobs: an execution record
 SCRIPT_REPLIES = {"ok", "stale", "gone", "done", "cancelled"}
 OTHER_LITERALS = {"", "0", "1", "|", "{}", "^(.*)|(%d+)$", "table"}  # flags, the lease's form, type()
-OTHER_LITERALS |= {"meta", "rqdag:coordinator:"}  # a run's meta key named from its events key; keys.INBOX_PREFIX
+OTHER_LITERALS |= {"meta", "rqdag:coordinator:"}  # a meta key named after an events key; INBOX_PREFIX
 NOT_VOCABULARY = REDIS_WORDS | FIELD_NAMES | SCRIPT_REPLIES | OTHER_LITERALS
 
 # Written from Python, not by a script: rqdag.shared.store.resolve, .resume and .runs.
