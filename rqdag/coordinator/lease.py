@@ -20,6 +20,7 @@ log = logging.getLogger("rqdag.coordinator")
 
 DEFAULT_LEASE_TTL_S = 10.0
 KEEPER_CHUNK = 1_000  # renewals sent in one pipeline
+RENEW_BATCH = 100  # renewals in one script run (each a GET and a PEXPIRE)
 
 
 class Lease:
@@ -58,6 +59,11 @@ class Lease:
     def value(self) -> str:
         """The stored lease value this coordinator holds."""
         return f"{self.owner}|{self.fence}"
+
+    @property
+    def run_keys(self) -> RunKeys:
+        """The keys of the leased run."""
+        return self._keys
 
     @property
     def key(self) -> str:
@@ -177,28 +183,40 @@ class Lease:
 
 
 def renew_leases(client: redis.Redis, scripts: Scripts, leases: list[Lease], now: float) -> list[Lease]:
-    """Renew the leases that are due in one pipeline; returns those that were lost.
+    """Renew the leases that are due, RENEW_BATCH in one script run, all in one round trip;
+    returns those that were lost.
 
-    A lease whose renewal failed with an error (Redis full, busy) is left due:
-    the next batch tries it again, and a run whose lease ran out meanwhile is lost.
+    A batch whose renewal failed with an error (Redis full, busy) is left due:
+    the next round tries it again, and a run whose lease ran out meanwhile is lost.
     """
-    due = [lease for lease in leases if lease.due(now)]
-    if not due:
-        return []
-    with client.pipeline(transaction=False) as pipe:
-        for lease in due:
-            scripts.renew_lease.queue(
-                pipe, RunKeys(lease.run_id), lease=lease.value, ttl_ms=int(lease.ttl_s * 1000)
-            )
-        replies = pipe.execute(raise_on_error=False)
+    by_ttl: dict[float, list[Lease]] = {}
+    for lease in leases:
+        if lease.due(now):
+            by_ttl.setdefault(lease.ttl_s, []).append(lease)
+    lost: list[Lease] = []
+    for ttl_s, due in by_ttl.items():
+        batches = [due[i : i + RENEW_BATCH] for i in range(0, len(due), RENEW_BATCH)]
+        replies = scripts.renew_leases.many(
+            [[(lease.run_keys, lease.value) for lease in batch] for batch in batches],
+            ttl_ms=int(ttl_s * 1000),
+            client=client,
+        )
+        lost += _renewed(batches, replies, now)
+    return lost
+
+
+def _renewed(batches: list[list[Lease]], replies: list[list[bool] | Exception], now: float) -> list[Lease]:
+    """Note the renewals of ``batches`` (their ``replies``); the leases found lost."""
     lost = []
-    for lease, reply in zip(due, replies, strict=True):
+    for batch, reply in zip(batches, replies, strict=True):
         if isinstance(reply, Exception):
-            log.warning("run '%s': could not renew the lease: %s", lease.run_id, reply)
-        elif reply:
-            lease.renewed(now)
-        else:
-            lost.append(lease)
+            log.warning("could not renew the leases of %d runs: %s", len(batch), reply)
+            continue
+        for lease, renewed in zip(batch, reply, strict=True):
+            if renewed:
+                lease.renewed(now)
+            else:
+                lost.append(lease)
     return lost
 
 
@@ -264,7 +282,8 @@ class LeaseKeeper:
                 lease._writes.release()
         self.renewals += len(leases) - len(lost)
         sinks = {id(lease): sink for lease, sink in free}
-        for lease in lost:
+        for lease in lost:  # told once: it is not renewed again
             lease.lost = True
+            self.drop(lease)
             sinks[id(lease)].put(lease)
         return lost

@@ -66,3 +66,35 @@ def test_a_run_whose_load_outlasts_the_lease_ttl_is_still_driven(
     assert status == "succeeded"
     results = RunStore(client.connection).read_state(run.run_id).results
     assert len(results) == 50 and all(r.status is TaskStatus.SUCCESS for r in results.values())
+
+
+def test_the_keeper_renews_many_leases_in_batches_and_reports_the_lost_ones(redis_url: str) -> None:
+    import queue
+    import threading
+
+    from rqdag.coordinator.lease import RENEW_BATCH, LeaseKeeper
+
+    client = Client(redis_url)
+    conn, scripts = client.connection, Scripts.register(client.connection)
+    leases = []
+    for i in range(2 * RENEW_BATCH + 5):  # more than two script runs' worth
+        client.submit(fifty, params={"sleep_s": 0.0}, run_id=f"many-{i}")
+        lease = Lease(conn, scripts, f"many-{i}", "keeper-test", ttl_s=TTL_S if i % 2 else 2 * TTL_S)
+        assert lease.acquire()
+        leases.append(lease)
+    keeper = LeaseKeeper(conn, scripts, TTL_S, threading.Event())
+    lost: queue.SimpleQueue[Lease] = queue.SimpleQueue()
+    for lease in leases:
+        keeper.hold(lease, lost)
+    stolen = leases[7]
+    conn.set(stolen.key, "thief|99")  # another coordinator holds this one now
+    for _ in range(8):  # 4 TTLs: every lease would have expired without its renewals
+        keeper.renew_due(time.monotonic() + TTL_S)
+        time.sleep(TTL_S / 2)
+    assert stolen.lost and lost.get_nowait() is stolen and lost.empty()
+    kept = [lease for lease in leases if lease is not stolen]
+    assert all(conn.get(lease.key) == lease.value.encode() for lease in kept)
+    assert conn.get(stolen.key) == b"thief|99"
+    keeper.renew_due(time.monotonic() + 10 * TTL_S)  # every lease due: each renewed to its own TTL
+    longer = [conn.pttl(lease.key) > TTL_S * 1000 for lease in kept]
+    assert longer == [lease.ttl_s == 2 * TTL_S for lease in kept]

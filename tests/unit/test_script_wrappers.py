@@ -106,7 +106,7 @@ SAMPLES: dict[str, dict[str, Any]] = {
 }
 
 # Scripts of a batch of calls or on RQ's keys (their own tests below).
-BATCHED = {"finish_jobs", "start_jobs", "start_tasks", "take_jobs"}
+BATCHED = {"finish_jobs", "renew_leases", "start_jobs", "start_tasks", "take_jobs"}
 
 # A reply each script can give, for the calls that only look at what is sent.
 SOME_REPLY: dict[str, Any] = {

@@ -25,7 +25,7 @@ from rqdag.shared.store.scripts.jobs import (
     StartJobs,
     TakeJobs,
 )
-from rqdag.shared.store.scripts.lease import AcquireLease, ReleaseLease, RenewLease
+from rqdag.shared.store.scripts.lease import AcquireLease, ReleaseLease, RenewLease, RenewLeases
 from rqdag.shared.store.scripts.logs import AppendLogs
 from rqdag.shared.store.scripts.notify import NotifyDriver
 from rqdag.shared.store.scripts.outcomes import (
@@ -74,6 +74,7 @@ class Scripts:
 
     acquire_lease: AcquireLease
     renew_lease: RenewLease
+    renew_leases: RenewLeases
     release_lease: ReleaseLease
     set_run_status: SetRunStatus
     record_results: RecordResults
@@ -98,6 +99,7 @@ class Scripts:
         return cls(
             acquire_lease=AcquireLease.register(client),
             renew_lease=RenewLease.register(client),
+            renew_leases=RenewLeases.register(client),
             release_lease=ReleaseLease.register(client),
             set_run_status=SetRunStatus.register(client),
             record_results=RecordResults.register(client),

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import redis
 from redis.client import Pipeline
 
 from rqdag.shared.store.keys import RunKeys
-from rqdag.shared.store.scripts.base import ScriptWrapper, text
+from rqdag.shared.store.scripts.base import ScriptCall, ScriptWrapper, text
 from rqdag.shared.store.scripts.outcomes import Acquired, LeaseRefusal
 
 
@@ -50,6 +52,36 @@ class RenewLease(ScriptWrapper):
     def queue(self, pipe: Pipeline, keys: RunKeys, *, lease: str, ttl_ms: int) -> None:
         """Queue the renewal on ``pipe``: its reply at ``execute()`` is 1 (renewed) or 0 (lost)."""
         self._script([keys.lease], [lease, ttl_ms], pipe)
+
+
+class RenewLeases(ScriptWrapper):
+    """``renew_leases.lua``: renew a batch of leases in one script run, each fenced by its value."""
+
+    name = "renew_leases"
+
+    def __call__(
+        self, leases: Sequence[tuple[RunKeys, str]], *, ttl_ms: int, client: redis.Redis | None = None
+    ) -> list[bool]:
+        """For each (run keys, lease value "owner|fence"): True when renewed, False when lost."""
+        if not leases:
+            return []
+        reply = self._eval(
+            [keys.lease for keys, _ in leases], [ttl_ms, *(value for _, value in leases)], client
+        )
+        return [bool(int(renewed)) for renewed in reply]
+
+    def many(
+        self, batches: Sequence[Sequence[tuple[RunKeys, str]]], *, ttl_ms: int, client: redis.Redis
+    ) -> list[list[bool] | Exception]:
+        """Each batch as its own script run, all in one round trip: each batch's answers (as
+        :meth:`__call__`'s), or the error that batch met (its leases were not renewed)."""
+        calls: list[ScriptCall] = [
+            ([keys.lease for keys, _ in batch], [ttl_ms, *(value for _, value in batch)]) for batch in batches
+        ]
+        return [
+            reply if isinstance(reply, Exception) else [bool(int(renewed)) for renewed in reply]
+            for reply in self._eval_many(calls, client)
+        ]
 
 
 class ReleaseLease(ScriptWrapper):
