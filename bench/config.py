@@ -43,7 +43,8 @@ class Config:
     overhead_width: int = 2_000  # 5: wide DAG whose commands are counted
     overhead_chain: int = 200  # 5: chain whose commands are counted
     memory_runs: int = 100  # 7: finished runs whose memory is measured
-    many_runs: tuple[int, ...] = (100, 1_000)  # 8: runs at once, each on a coordinator --max-runs N
+    many_runs: tuple[int, ...] = (100, 1_000, 10_000)  # 8: runs at once, each on a coordinator --max-runs N
+    many_runs_large: int = 10_000  # 8: a size this large or more is measured once (minutes a repetition)
     submit_runs: int = 200  # 9: one-task runs submitted one after another, per way and repetition
     logs_width: int = 2_000  # 10: the wide DAG run with log capture on and off
     slots_processes: int = 2  # 11: concurrent worker processes

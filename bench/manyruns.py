@@ -54,6 +54,8 @@ NOTES = [
     f"each run is a chain of {TASKS_PER_RUN} no-op tasks; all N are submitted at once to one "
     "`rqdag coordinator --max-runs N` process (its own process, DEBUG logs) on the base rqdag "
     "worker pool",
+    "sizes of 10,000 runs or more are measured once (a repetition takes minutes); the others "
+    "as many times as the suite's repetitions",
     "timed from before the first submit until the coordinator has ended every run; peaks are "
     "sampled every 100 ms; connections are the coordinator process's own TCP sockets to Redis's port",
 ]
@@ -262,14 +264,16 @@ def raw_jobs(count: int, tag: str) -> list[EnqueueData]:
 
 
 def measure(session: Session, counts: tuple[int, ...]) -> list[Row]:
-    """Per N of ``counts``: ``reps`` rounds of N runs on a coordinator with ``--max-runs N``."""
+    """Per N of ``counts``: ``reps`` rounds of N runs on a coordinator with ``--max-runs N``
+    (one round for N of ``many_runs_large`` or more)."""
     rounds: dict[int, list[Round]] = {}
     raw: dict[int, list[float]] = {}
     for count in counts:
         tasks = count * TASKS_PER_RUN
         rounds[count], raw[count] = [], []
         with CoordinatorProcess(session, count) as coordinator:
-            for _ in range(session.config.reps):  # rqdag and raw RQ alternate, on the same workers
+            reps = 1 if count >= session.config.many_runs_large else session.config.reps
+            for _ in range(reps):  # rqdag and raw RQ alternate, on the same workers
                 rounds[count].append(one_round(session, coordinator, count))
                 timing = session.raw_jobs(partial(raw_jobs, count))
                 raw[count].append(tasks / timing.seconds if timing.finished else 0.0)
