@@ -18,6 +18,7 @@ exists, so the inbox of a coordinator that died expires within INBOX_TTL_MS.
 from __future__ import annotations
 
 import contextlib
+import time
 
 import redis
 
@@ -38,7 +39,7 @@ class LoopInbox:
         self.key = coordinator_inbox(owner, index)
         self.last = b"0-0"
         self._next_refresh = 0.0
-        self._next_sweep = 0.0
+        self._next_sweep = time.monotonic() + SWEEP_S  # its runs come later
 
     def keep(self, now: float) -> None:
         """Create the stream, or extend its life, when REFRESH_S passed (raises RedisError)."""

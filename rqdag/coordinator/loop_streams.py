@@ -39,6 +39,13 @@ class RunStreams:
         """Every stream held (a sweep reads them all)."""
         return set(self._drivers)
 
+    def __len__(self) -> int:
+        return len(self._drivers)
+
+    def positions(self) -> dict[str, bytes]:
+        """Every stream held, with the id its next read starts after (for a loop's blocking read)."""
+        return {key: driver.dispatcher.last_event_id for key, driver in self._drivers.items()}
+
     def read(self, keys: Iterable[str]) -> tuple[list[str], list[str]]:
         """Read the streams ``keys`` of held runs, RUN_READ_CHUNK in one XREAD, and feed each
         run its events; the runs to step now, and those asked to cancel."""
@@ -46,21 +53,31 @@ class RunStreams:
         heard: list[str] = []
         cancelled: list[str] = []
         for start in range(0, len(wanted), RUN_READ_CHUNK):
-            streams: dict[Any, Any] = {
-                key: self._drivers[key].dispatcher.last_event_id
-                for key in wanted[start : start + RUN_READ_CHUNK]
-            }
+            chunk = wanted[start : start + RUN_READ_CHUNK]
+            streams: dict[Any, Any] = {key: self._drivers[key].dispatcher.last_event_id for key in chunk}
             reply: Any = self._client.xread(streams, count=READ_COUNT)
             for stream, entries in reply or []:
-                key = text(stream)
-                driver = self._drivers[key]
-                if len(entries) >= READ_COUNT:
-                    self.more.add(key)
-                driver.dispatcher.feed(entries)
-                # A worker starting a task asks nothing of the run: its next step (the
-                # task's end, or a timer) reads the news. Any other event steps it now.
-                if any(fields.get(b"kind") != STARTED_EVENT for _, fields in entries):
-                    heard.append(driver.run_id)
-                if any(fields.get(b"kind") == CANCEL_EVENT for _, fields in entries):
-                    cancelled.append(driver.run_id)
+                self.take(text(stream), entries, heard, cancelled)
         return heard, cancelled
+
+    def take(
+        self,
+        key: str,
+        entries: list[tuple[bytes, dict[bytes, bytes]]],
+        heard: list[str],
+        cancelled: list[str],
+    ) -> None:
+        """Feed the ``entries`` read from stream ``key`` to its run; note it in ``heard`` when it is
+        to be stepped now, and in ``cancelled`` when a cancel was asked of it."""
+        driver = self._drivers.get(key)
+        if driver is None:
+            return
+        if len(entries) >= READ_COUNT:
+            self.more.add(key)
+        driver.dispatcher.feed(entries)
+        # A worker starting a task asks nothing of the run: its next step (the
+        # task's end, or a timer) reads the news. Any other event steps it now.
+        if any(fields.get(b"kind") != STARTED_EVENT for _, fields in entries):
+            heard.append(driver.run_id)
+        if any(fields.get(b"kind") == CANCEL_EVENT for _, fields in entries):
+            cancelled.append(driver.run_id)

@@ -1,18 +1,17 @@
 """DriverLoop: one thread steps many runs, told by its inbox which of them have news.
 
-A coordinator service runs a few loops instead of a thread per run. A loop
-holds open :class:`RunDriver` objects (each under its own lease, renewed by the
-service's :class:`LeaseKeeper` thread however long a round of steps takes) and,
-in turn: admits the runs handed to it (load, first dispatch), blocks on its
-inbox (see :mod:`.loop_inbox`: the events keys of its runs with news), the
-submissions stream (so a new run is claimed and opened at once) and the
-coordinator's wake stream (so a run its scan found is admitted at once), reads
-the events streams of the runs named in the inbox (one XREAD of those only),
-and steps each run that heard something or whose timer (retry, time-out,
-sleep, deadline, watchdog check) is due. A cancel request is heard as an event
-of the run's stream; the runs' cancel fields are also read every CANCEL_POLL_S,
-for one written without its event. The inbox is a key of no run's hash slot:
-standalone Redis only (the docs say so).
+A coordinator service runs a few loops instead of a thread per run. A loop holds
+open :class:`RunDriver` objects (each under its own lease, renewed by the
+service's :class:`LeaseKeeper` thread) and, in turn: admits the runs handed to
+it (load, first dispatch); blocks on its inbox (:mod:`.loop_inbox`: the events
+keys of its runs with news), the submissions stream (a new run is claimed and
+opened at once) and the coordinator's wake stream (a run its scan found is
+admitted at once); reads the events streams of the runs its inbox named (a loop
+of DIRECT_READ_RUNS runs or fewer names them all in its blocking read instead:
+one round trip a hop); and steps each run that heard something or whose timer
+is due, the watchdog checks of many runs read together (:mod:`.loop_checks`).
+A cancel request comes as an event; the cancel fields are also read every
+CANCEL_POLL_S, for one written without its event.
 """
 
 from __future__ import annotations
@@ -48,6 +47,7 @@ BLOCK_S = 0.5
 READ_COUNT = 1_000  # entries per stream and read (inbox, wake, submissions)
 CANCEL_POLL_S = 10.0
 LOOP_CONNECTIONS = 2  # of the loop's own client: its commands are sent one at a time
+DIRECT_READ_RUNS = 100  # a loop of this many runs or fewer names their streams in its blocking read
 ADMIT_BATCH = 50  # runs opened between two reads: the runs already open are stepped meanwhile
 
 
@@ -112,8 +112,6 @@ class DriverLoop:
         finally:
             self._leave_all()
 
-    # ---- admission ---------------------------------------------------------------
-
     def _admit(self) -> None:
         """Open up to ADMIT_BATCH runs handed over (their lease kept from the moment it is taken)."""
         for _ in range(ADMIT_BATCH):
@@ -137,13 +135,15 @@ class DriverLoop:
             self._streams.add(driver)
             self._due.set(driver.run_id, driver.next_due(time.monotonic()))
 
-    # ---- the reads ---------------------------------------------------------------
-
     def _read(self, now: float) -> None:
-        """Block on the inbox, wake and submissions streams; then read the runs with news."""
+        """Block on the inbox, wake and submissions streams (and, for a loop of few runs, their
+        streams too: one round trip a hop); then read the runs with news."""
         streams: dict[Any, Any] = {self.inbox.key: self.inbox.last, self._wake_key: self._wake_id}
         if self._submissions is not None:
             streams[SUBMISSIONS] = self._submissions.last
+        direct = len(self._streams) <= DIRECT_READ_RUNS
+        if direct:
+            streams.update(self._streams.positions())
         block_s = min(self._due.soonest() - now, BLOCK_S)
         idle = block_s > 0.0005 and self._handed.empty() and not self._streams.more
         block = int(block_s * 1000) if idle else None
@@ -153,19 +153,37 @@ class DriverLoop:
             for driver in self._runs.values():
                 driver.dispatcher.note_call(took, block / 1000)
         news, self._streams.more = self._streams.more, set()
+        heard: list[str] = []
+        cancelled: list[str] = []
         for stream, entries in reply or []:
-            key = text(stream)
-            if key == self.inbox.key:
-                news |= self.inbox.take(entries)
-            elif key == self._wake_key:
-                self._wake_id = entries[-1][0]
-            elif key == SUBMISSIONS and self._submissions is not None:
-                self._claim(self._submissions.take(entries))
-        heard, cancelled = self._streams.read(self._streams.all() if self.inbox.sweep_due(now) else news)
+            news |= self._take(text(stream), entries, heard, cancelled)
+        if not direct:
+            keys = self._streams.all() if self.inbox.sweep_due(now) else news
+            more_heard, more_cancelled = self._streams.read(keys)
+            heard += more_heard
+            cancelled += more_cancelled
         for run_id in heard:
             self._due.now(run_id)
         if cancelled:
             self._read_cancels(cancelled)
+
+    def _take(
+        self,
+        key: str,
+        entries: list[tuple[bytes, dict[bytes, bytes]]],
+        heard: list[str],
+        cancelled: list[str],
+    ) -> set[str]:
+        """What the blocking read brought on stream ``key``: the events keys its inbox named."""
+        if key == self.inbox.key:
+            return self.inbox.take(entries)
+        if key == self._wake_key:
+            self._wake_id = entries[-1][0]
+        elif key == SUBMISSIONS and self._submissions is not None:
+            self._claim(self._submissions.take(entries))
+        else:
+            self._streams.take(key, entries, heard, cancelled)
+        return set()
 
     def _claim(self, runs: Iterable[str]) -> None:
         """Take the runs just submitted that the service lets this loop have (opened next)."""
@@ -194,8 +212,6 @@ class DriverLoop:
             if driver is not None:
                 driver.dispatcher.note_cancel(reason)
                 self._due.now(run_id)
-
-    # ---- stepping ----------------------------------------------------------------
 
     def _step_due(self, now: float) -> None:
         """Step the runs due; those due for their watchdog's check alone are checked together."""

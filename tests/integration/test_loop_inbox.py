@@ -3,7 +3,8 @@
 The lease a loop takes names its inbox in the run's meta; the workers' finish and
 hand-back scripts and the operators' writes append the run's events key there,
 and only to a live inbox whose name is rqdag's. A run whose news came with no
-notice (a worker of an older rqdag) is heard by the loop's sweep of every stream.
+notice (a worker of an older rqdag) is heard by the loop's sweep of every stream,
+or at once by a loop of few runs, which reads all their streams in its blocking read.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import pytest
 import redis
 
 from rqdag import Client, Task, Workflow
-from rqdag.coordinator import loop_inbox
+from rqdag.coordinator import loop_inbox, multiplex
 from rqdag.coordinator.loop_inbox import LoopInbox
 from rqdag.coordinator.service import CoordinatorService
 from rqdag.shared.model.codec import encode_result
@@ -89,6 +90,7 @@ def test_a_finish_is_heard_through_the_inbox_alone(
     redis_conn: redis.Redis, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(loop_inbox, "SWEEP_S", 3600.0)  # no sweep: only the inbox can tell the loop
+    monkeypatch.setattr(multiplex, "DIRECT_READ_RUNS", 0)  # as a loop of many runs
     with _service(redis_conn) as service:
         Client(connection=redis_conn).submit(one, run_id="told")
         token = _running_attempt(redis_conn, "told", "only")
@@ -109,6 +111,7 @@ def test_news_told_nowhere_is_heard_by_the_sweep(
     redis_conn: redis.Redis, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(loop_inbox, "SWEEP_S", 1.0)
+    monkeypatch.setattr(multiplex, "DIRECT_READ_RUNS", 0)
     with _service(redis_conn):
         Client(connection=redis_conn).submit(one, run_id="swept")
         token = _running_attempt(redis_conn, "swept", "only")
@@ -116,6 +119,18 @@ def test_news_told_nowhere_is_heard_by_the_sweep(
         _finish(redis_conn, "swept", "only", token)
         assert _ended_within(redis_conn, "swept", 1.0 + 3 * HEARD_S), "the sweep did not hear the finish"
     assert Client(connection=redis_conn).run("swept").snapshot()["only"].data == 7
+
+
+def test_a_loop_of_few_runs_reads_their_streams_in_its_blocking_read(
+    redis_conn: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(loop_inbox, "SWEEP_S", 3600.0)
+    with _service(redis_conn):
+        Client(connection=redis_conn).submit(one, run_id="direct")
+        token = _running_attempt(redis_conn, "direct", "only")
+        redis_conn.hdel(RunKeys("direct").meta, "inbox")  # no notice: heard all the same
+        _finish(redis_conn, "direct", "only", token)
+        assert _ended_within(redis_conn, "direct", HEARD_S), "the loop did not read the run's stream"
 
 
 def test_the_scripts_write_only_to_a_live_inbox_of_rqdag(redis_conn: redis.Redis) -> None:
