@@ -77,6 +77,7 @@ class RQDispatcher(RQEventsMixin, RQHoldsMixin):
         self._store = RunStore(client)
         self._last_id = last_event_id
         self._pending: list[tuple[bytes, dict[bytes, bytes]]] = []
+        self._hashes: dict[str, str] = {}  # task -> its definition hash (computed once)
         self._found: list[Completion] = []  # lost attempts a loop's batched check found (see check)
         self._from_workers: set[str] = set()
         self._queues: dict[str, Queue] = {}
@@ -127,8 +128,13 @@ class RQDispatcher(RQEventsMixin, RQHoldsMixin):
         jobs: list[QueuedJob] = []
         for request in requests:
             task = request.task
+            digest = self._hashes.get(task.name) or self._hashes.setdefault(task.name, task.definition_hash())
             data = rq_job_data(
-                request, workflow=self._workflow, traceparent=self._traceparent, dispatched_at=now
+                request,
+                workflow=self._workflow,
+                traceparent=self._traceparent,
+                dispatched_at=now,
+                definition_hash=digest,
             )
             route = self._router.place(request, data.job_id)
             sent[task.name] = DispatchEntry(
@@ -211,14 +217,9 @@ class RQDispatcher(RQEventsMixin, RQHoldsMixin):
         return self._keys.dispatch
 
     def check_only(self, now: float) -> bool:
-        """True when the watchdog's check is all the run's dispatcher is due for at ``now``:
-        no event read and not applied, nothing held for a worker, no cancel asked."""
-        return (
-            not self._pending
-            and not self._router.held
-            and self.cancel_reason is None
-            and self._watchdog.next_check <= now
-        )
+        """True when the watchdog's check is all the dispatcher is due for at ``now``."""
+        held = self._pending or self._router.held or self.cancel_reason is not None
+        return not held and self._watchdog.next_check <= now
 
     def check(self, dispatch: Mapping[Any, Any]) -> bool:
         """The watchdog's check on the run's ``dispatch`` hash just read (by a loop, for many

@@ -26,8 +26,10 @@ def rq_job_data(
     workflow: str | None = None,
     traceparent: str | None = None,
     dispatched_at: float | None = None,
+    definition_hash: str | None = None,
 ) -> EnqueueData:
-    """The RQ job of one attempt: :data:`RUN_TASK` with the :class:`TaskJob` as its JSON kwargs."""
+    """The RQ job of one attempt: :data:`RUN_TASK` with the :class:`TaskJob` as its JSON kwargs
+    (``definition_hash``: the task's, if the caller knows it already)."""
     job = TaskJob.of_task(
         request.run_id,
         request.task,
@@ -40,6 +42,7 @@ def rq_job_data(
         item=request.item,
         mapped_inputs=request.mapped_inputs,
         lazy_inputs=request.lazy_inputs,
+        definition_hash=definition_hash,
     )
     return Queue.prepare_data(
         RUN_TASK,

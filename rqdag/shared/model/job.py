@@ -68,11 +68,12 @@ class TaskJob:
         mapped_inputs: tuple[str, ...] = (),
         lazy_inputs: tuple[str, ...] = (),
         failures: int = 0,
+        definition_hash: str | None = None,
     ) -> TaskJob:
         """The job of attempt ``attempt`` (fenced by ``token``) of ``task``, after ``failures``
         failed or lost attempts (``item``: a child's;
         ``mapped_inputs``: its dependencies that are mapped tasks; ``lazy_inputs``: those read
-        only when the task reads them)."""
+        only when the task reads them; ``definition_hash``: the task's, if known already)."""
         func = task.func_path
         if func is None:  # a stored definition has only import paths: never so in a distributed run
             raise WorkflowDefinitionError(
@@ -89,7 +90,7 @@ class TaskJob:
             timeout_s=task.timeout_s,
             retries=task.retry.attempts,
             at_most_once=task.at_most_once,
-            definition_hash=task.definition_hash(),
+            definition_hash=definition_hash or task.definition_hash(),
             workflow=workflow,
             dispatched_at=dispatched_at,
             traceparent=traceparent,
