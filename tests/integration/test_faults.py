@@ -225,7 +225,8 @@ def _events(client: Client, run_id: str, kind: bytes) -> list[dict[bytes, bytes]
 def test_sigterm_worker_hands_back_a_task_that_outlasts_its_grace(
     redis_url: str, procs: Procs, heir: str
 ) -> None:
-    """``ready``: a third worker is live before the hand-back, so b's attempt 2 goes to it.
+    """``ready``: a third worker is up from the start (idle once x is done), so b's attempt 2
+    goes to it.
     ``late``: it comes only after the coordinator found b's re-sent job stranded (no live
     worker for its queue): that job never started, so it is sent again as attempt 3 and
     costs nothing from the retry budget (b has none but the one loss forgiven)."""
@@ -234,21 +235,22 @@ def test_sigterm_worker_hands_back_a_task_that_outlasts_its_grace(
         f"start_worker({redis_url!r}, tasks=['tests.integration.flows'], heartbeat_interval=0.5, "
         "shutdown_grace_s=0.5)"
     )
-    w1 = procs.python(code, name="w1")
-    w2 = procs.python(code, name="w2")
+    workers = [procs.python(code, name=f"w{i}") for i in range(1, 4 if heir == "ready" else 3)]
     procs.coordinator(redis_url)
     client = Client(redis_url)
     store = RunStore(client.connection)
+    live = {w.pid for w in workers}
+    wait_until(lambda: {w.pid for w in live_workers(client.connection)} >= live, 30, "the workers up")
     # a heartbeat limit far longer than the test: only the hand-back can explain a quick re-dispatch
     run = client.submit(faulty, params={"slow_s": 5}, run_id="handback", heartbeat_timeout_s=120)
     wait_until(lambda: len(_running_pids(store, run.run_id, {"b", "m"})) == 2, 30, "b and m running")
-    if heir == "ready":
-        w3 = procs.worker(redis_url, name="w3")
-        wait_until(lambda: w3.pid in {w.pid for w in live_workers(client.connection)}, 30, "w3 live")
+    busy = set(_running_pids(store, run.run_id, {"b", "m"}).values())
+    stopping = [w for w in workers if w.pid in busy]
+    assert len(stopping) == 2
     stopped_at = time.monotonic()
-    for proc in (w1, w2):
+    for proc in stopping:
         proc.send_signal(signal.SIGTERM)
-    for proc in (w1, w2):
+    for proc in stopping:
         proc.wait(timeout=15)
     assert time.monotonic() - stopped_at < 5, "the workers left once the grace period was over"
     if heir == "late":
