@@ -69,7 +69,8 @@ class AttemptLog:
         self._on_first_line = on_first_line
         self._wrote = False
         self._closed = False
-        self._lock = threading.Lock()
+        # reentrant: a signal handler's log line (SIGTERM's) may come while the task's write holds it
+        self._lock = threading.RLock()
         self._pending: list[LogLine] = []
         self._partial: dict[LogStream, str] = {}
         self._lines = 0

@@ -41,11 +41,12 @@ class CurrentAttempt:
     """The attempts this process is running now, one per slot (read by the shutdown timer).
 
     A slot is the thread that performs the job: :meth:`set` and :meth:`clear`
-    are called from it.
+    are called from it. The lock is reentrant: the SIGTERM handler reads the
+    attempts in the main thread, which may be inside :meth:`set` at that moment.
     """
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self._by_slot: dict[int, Attempt] = {}
 
     def set(self, run_id: str, task: str, token: str) -> None:

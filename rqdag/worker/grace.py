@@ -1,4 +1,14 @@
-"""A stopping worker's grace period: the tasks still running after it are handed back."""
+"""A stopping worker's grace period: the tasks still running after it are handed back.
+
+:func:`arm_hand_back` runs inside the SIGTERM handler, so in the main thread at
+any point of its code: in a simple worker, between a task's start step and its
+attempt being recorded as the current one, or in the middle of recording it.
+So the timer is armed whatever runs at the signal, and at its end every attempt
+running then is handed back (a stopping worker takes no new job: those are the
+ones that were running, or starting, at the signal). The running attempts are
+kept under a reentrant lock (:class:`~rqdag.worker.environment.CurrentAttempt`),
+which the handler may take while the code it interrupted holds it.
+"""
 
 from __future__ import annotations
 
@@ -16,10 +26,7 @@ log = logging.getLogger("rqdag.worker")
 
 def arm_hand_back(env: WorkerEnvironment, worker: str, grace: float) -> None:
     """Give each attempt running now ``grace`` seconds, then hand back those still running and exit."""
-    attempts = env.current.all()
-    if not attempts:
-        return
-    for run_id, task, _ in attempts:
+    for run_id, task, _ in env.current.all():
         log.warning(
             "worker %s stopping: run %r, task %r has %gs to finish before it is handed back",
             worker,
@@ -27,16 +34,15 @@ def arm_hand_back(env: WorkerEnvironment, worker: str, grace: float) -> None:
             task,
             grace,
         )
-    timer = threading.Timer(grace, _hand_back, args=(env, attempts))
+    timer = threading.Timer(grace, _hand_back, args=(env,))
     timer.daemon = True
     timer.start()
 
 
-def _hand_back(env: WorkerEnvironment, attempts: list[tuple[str, str, str]]) -> None:
-    running = set(env.current.all())
-    late = [attempt for attempt in attempts if attempt in running]
+def _hand_back(env: WorkerEnvironment) -> None:
+    late = env.current.all()
     if not late:
-        return  # they all finished in time
+        return  # they all finished in time (an idle worker has left already)
     for run_id, task, token in late:
         try:
             handed = env.scripts.hand_back(RunKeys(run_id), task=task, token=token)

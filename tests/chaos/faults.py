@@ -28,6 +28,8 @@ from tests.chaos.cluster import Cluster, Member
 from tests.chaos.plan import ChaosConfig, Fault
 from tests.support.ledger import read_ledger_noting_problems
 
+OUTAGE_AIM_S = 30.0  # an outage waits this long at most for a finish step to hold back
+
 
 class Outage(NamedTuple):
     """One Redis outage: how; from when finished tasks were held back to when Redis was back (wall
@@ -140,8 +142,15 @@ class Faults:
         return True
 
     def _redis_outage(self, fault: Fault, poll: Poll, waited: float) -> bool:
-        """Redis away for ``outage_s`` just as the tasks held back come to their finish steps."""
-        if not self._busy_workers(poll) and waited < 3.0 and poll.status != "blocked":
+        """Redis away for ``outage_s`` just as the tasks held back come to their finish steps.
+
+        It waits for a finish step to hold: while none was held it is put off (the hold
+        lifted, tried again at a later poll) for up to OUTAGE_AIM_S, so that an outage
+        meets a finish however slow the machine; past that, or with the run blocked
+        (nothing can finish), it goes ahead with none.
+        """
+        aim = waited < OUTAGE_AIM_S and poll.status != "blocked"
+        if not self._busy_workers(poll) and aim:
             return False
         hold = self.cluster.settings.hold
         assert hold is not None, "a scenario with outages holds finished tasks back (ClusterSettings.hold)"
@@ -149,6 +158,9 @@ class Faults:
         hold.touch()
         try:
             held = self._wait_for_held(held_from)
+            if not held and aim:
+                self._note(f"Redis outage ({fault.mode}) put off: no finish step held yet")
+                return False  # the hold is lifted below; a later poll tries again
             self._note(f"Redis outage ({fault.mode}, {self.cfg.outage_s:g}s) with {held} result(s) held")
             self._take_redis_away(fault.mode, release=lambda: hold.unlink(missing_ok=True))
         finally:

@@ -15,6 +15,7 @@ from rqdag.client import Client, RunHandle
 from rqdag.shared.store.keys import RunKeys
 from rqdag.shared.store.resolve import read_audit, resolve_task
 from rqdag.shared.store.runs import RunStore
+from rqdag.shared.store.workers import live_workers
 from tests.integration.flows import faulty, fifty
 from tests.support.ledger import successes_ran_once
 from tests.support.processes import Procs
@@ -216,34 +217,61 @@ def test_garbage_in_one_run_does_not_break_the_coordinator(
     )
 
 
-def test_sigterm_worker_hands_back_a_task_that_outlasts_its_grace(redis_url: str, procs: Procs) -> None:
+def _events(client: Client, run_id: str, kind: bytes) -> list[dict[bytes, bytes]]:
+    return [f for _, f in client.connection.xrange(RunKeys(run_id).events) if f[b"kind"] == kind]
+
+
+@pytest.mark.parametrize("heir", ["ready", "late"])
+def test_sigterm_worker_hands_back_a_task_that_outlasts_its_grace(
+    redis_url: str, procs: Procs, heir: str
+) -> None:
+    """``ready``: a third worker is up from the start (idle once x is done), so b's attempt 2
+    goes to it.
+    ``late``: it comes only after the coordinator found b's re-sent job stranded (no live
+    worker for its queue): that job never started, so it is sent again as attempt 3 and
+    costs nothing from the retry budget (b has none but the one loss forgiven)."""
     code = (
         "from rqdag.worker import start_worker; "
         f"start_worker({redis_url!r}, tasks=['tests.integration.flows'], heartbeat_interval=0.5, "
         "shutdown_grace_s=0.5)"
     )
-    w1 = procs.python(code, name="w1")
-    w2 = procs.python(code, name="w2")
+    workers = [procs.python(code, name=f"w{i}") for i in range(1, 4 if heir == "ready" else 3)]
     procs.coordinator(redis_url)
     client = Client(redis_url)
     store = RunStore(client.connection)
+    live = {w.pid for w in workers}
+    wait_until(lambda: {w.pid for w in live_workers(client.connection)} >= live, 30, "the workers up")
     # a heartbeat limit far longer than the test: only the hand-back can explain a quick re-dispatch
     run = client.submit(faulty, params={"slow_s": 5}, run_id="handback", heartbeat_timeout_s=120)
     wait_until(lambda: len(_running_pids(store, run.run_id, {"b", "m"})) == 2, 30, "b and m running")
+    busy = set(_running_pids(store, run.run_id, {"b", "m"}).values())
+    stopping = [w for w in workers if w.pid in busy]
+    assert len(stopping) == 2
     stopped_at = time.monotonic()
-    for proc in (w1, w2):
+    for proc in stopping:
         proc.send_signal(signal.SIGTERM)
-    for proc in (w1, w2):
+    for proc in stopping:
         proc.wait(timeout=15)
     assert time.monotonic() - stopped_at < 5, "the workers left once the grace period was over"
-    procs.worker(redis_url, name="w3")
+    if heir == "late":
+        wait_until(
+            lambda: any(f[b"task"] == b"b" for f in _events(client, run.run_id, b"vanished")),
+            30,
+            "b's re-sent job found with no worker to take it",
+        )
+        procs.worker(redis_url, name="w3")
     wait_until(lambda: run.status().status == "blocked", 30, "b done again and m in doubt")
     results = run.snapshot()
-    assert results["b"].status is TaskStatus.SUCCESS and results["b"].metrics.attempt == 2
+    # b started twice (the hand-back's one failure); a re-sent job that never started adds one
+    assert results["b"].status is TaskStatus.SUCCESS
+    assert results["b"].metrics.attempt == (2 if heir == "ready" else 3)
+    assert _starts(procs)["b"] == 2
     assert results["m"].in_doubt and "handed the task back" in (results["m"].message or "")
     assert _starts(procs)["m"] == 1
-    audit = [f for _, f in client.connection.xrange(RunKeys(run.run_id).events) if f[b"kind"] == b"handback"]
-    assert {f[b"task"] for f in audit} == {b"b", b"m"}
+    audit = _events(client, run.run_id, b"handback")
+    assert sorted(f[b"task"] for f in audit) == [b"b", b"m"], "each task handed back once"
+    if heir == "ready":
+        assert _events(client, run.run_id, b"vanished") == [], "with a live worker nothing is stranded"
 
 
 def test_a_workers_own_heartbeat_limit_applies_to_its_tasks(redis_url: str, procs: Procs) -> None:
