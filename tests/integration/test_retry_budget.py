@@ -66,9 +66,12 @@ def test_a_lost_attempt_counts_also_after_the_run_is_taken_over(
     gate = tmp_path / "never"
     run = client.submit(lonely(0), params={"gate": str(gate)}, run_id="budget", heartbeat_timeout_s=LIMIT_S)
     wait_until(lambda: _attempt_running(store, run.run_id, 1) is not None, 30, "attempt 1 running")
+    # the attempt is running once its worker claimed it; its body writes the ledger a moment later
+    wait_until(lambda: _starts(procs) == 1, 30, "attempt 1's body to start")
     _kill(w1)  # lost once: a task without retries runs once more
     w2 = procs.worker(url, name="w2", tasks=TASKS)
     wait_until(lambda: _attempt_running(store, run.run_id, 2) is not None, 30, "attempt 2 running")
+    wait_until(lambda: _starts(procs) == 2, 30, "attempt 2's body to start")
     if reload == "coordinator SIGKILL":
         fence = store.read_meta(run.run_id).fence
         _kill(c1)
