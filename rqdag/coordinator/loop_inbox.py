@@ -12,7 +12,9 @@ every SWEEP_S the loop reads every one of its runs' streams, in chunks.
 
 The stream lives while its loop keeps it: the loop appends a marker and sets
 its expiry every REFRESH_S, and the scripts append only to an inbox that
-exists, so the inbox of a coordinator that died expires within INBOX_TTL_MS.
+exists, so the inbox of a coordinator that died expires within INBOX_TTL_MS,
+and one lost (a Redis restarted empty, a flush) is back within REFRESH_S, the
+sweep hearing the runs meanwhile.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from rqdag.shared.store.keys import INBOX_MAXLEN, coordinator_inbox
 from rqdag.shared.store.records import text
 
 INBOX_TTL_MS = 60_000
-REFRESH_S = 10.0
+REFRESH_S = 2.0  # as often as the sweep: an inbox lost in a Redis restart is back this soon
 SWEEP_S = 2.0
 EVENTS_FIELD = b"e"
 

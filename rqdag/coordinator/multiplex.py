@@ -9,7 +9,8 @@ opened at once) and the coordinator's wake stream (a run its scan found is
 admitted at once); reads the events streams of the runs its inbox named (a loop
 of DIRECT_READ_RUNS runs or fewer names them all in its blocking read instead:
 one round trip a hop); and steps each run that heard something or whose timer
-is due, the watchdog checks of many runs read together (:mod:`.loop_checks`).
+is due, the watchdog checks of many runs read together (:mod:`.loop_checks`),
+the dispatch calls of the round sent together (:mod:`.loop_outbox`).
 A cancel request comes as an event; the cancel fields are also read every
 CANCEL_POLL_S, for one written without its event.
 """
@@ -30,6 +31,7 @@ from rqdag.coordinator.lease import Lease, LeaseKeeper
 from rqdag.coordinator.loop_checks import check_runs
 from rqdag.coordinator.loop_hooks import LoopHooks
 from rqdag.coordinator.loop_inbox import LoopInbox
+from rqdag.coordinator.loop_outbox import DispatchOutbox
 from rqdag.coordinator.loop_streams import RunStreams
 from rqdag.coordinator.loop_timers import DueTimes
 from rqdag.coordinator.server_clock import STALL_S, ServerClock
@@ -49,6 +51,12 @@ CANCEL_POLL_S = 10.0
 LOOP_CONNECTIONS = 2  # of the loop's own client: its commands are sent one at a time
 DIRECT_READ_RUNS = 100  # a loop of this many runs or fewer names their streams in its blocking read
 ADMIT_BATCH = 50  # runs opened between two reads: the runs already open are stepped meanwhile
+
+
+def block_ms(block_s: float) -> int:
+    """XREAD's BLOCK for a wait of ``block_s``: at least 1 ms, as BLOCK 0 waits for an entry
+    however long that takes (a loop due again in under a millisecond would hang)."""
+    return max(int(block_s * 1000), 1)
 
 
 class DriverLoop:
@@ -85,6 +93,7 @@ class DriverLoop:
         self._runs: dict[str, RunDriver] = {}
         self._due = DueTimes()
         self._streams = RunStreams(self.client)
+        self._outbox = DispatchOutbox(self.client, self.scripts.dispatch_jobs)
         self._next_cancel_poll = time.monotonic() + CANCEL_POLL_S
         self.thread = threading.Thread(target=self._serve, name=f"rqdag-loop-{id(self):x}", daemon=True)
 
@@ -132,6 +141,7 @@ class DriverLoop:
                 self._end(driver)
                 continue
             self._runs[driver.run_id] = driver
+            driver.dispatcher.outbox = self._outbox  # its later steps' dispatches go out per round
             self._streams.add(driver)
             self._due.set(driver.run_id, driver.next_due(time.monotonic()))
 
@@ -146,7 +156,7 @@ class DriverLoop:
             streams.update(self._streams.positions())
         block_s = min(self._due.soonest() - now, BLOCK_S)
         idle = block_s > 0.0005 and self._handed.empty() and not self._streams.more
-        block = int(block_s * 1000) if idle else None
+        block = block_ms(block_s) if idle else None
         reply: Any = self.client.xread(streams, count=READ_COUNT, block=block)
         took = time.monotonic() - now
         if block is not None and took > block / 1000 + STALL_S:  # Redis was away: no worker is to blame
@@ -236,10 +246,19 @@ class DriverLoop:
                 self._step_failed(run_id, exc)
                 continue
             if finished:
+                if self._outbox.holds(run_id):
+                    self._flush()
                 self._forget(run_id)
                 self._end(driver)
             else:
                 self._due.set(run_id, driver.next_due(time.monotonic()))
+        self._flush()
+
+    def _flush(self) -> None:
+        """Send the dispatch calls the runs' steps held; a run whose call failed leaves the loop."""
+        for run_id, exc in self._outbox.flush().items():
+            if run_id in self._runs:
+                self._step_failed(run_id, exc)
 
     def _step_failed(self, run_id: str, exc: Exception) -> None:
         """The run's step (or check) raised ``exc``: it leaves this loop."""

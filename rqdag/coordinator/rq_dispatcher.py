@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Collection, Mapping, Sequence
+from functools import partial
 from typing import Any
 
 import redis
@@ -20,6 +21,7 @@ from rq.serializers import JSONSerializer
 from rqdag.coordinator.dispatch import Completion, DispatchRequest
 from rqdag.coordinator.fleet import FleetReader
 from rqdag.coordinator.lease import Lease
+from rqdag.coordinator.loop_outbox import DispatchOutbox
 from rqdag.coordinator.routing import HELD_RECHECK_S, Router
 from rqdag.coordinator.rq_events import RQEventsMixin
 from rqdag.coordinator.rq_holds import RQHoldsMixin
@@ -103,6 +105,8 @@ class RQDispatcher(RQEventsMixin, RQHoldsMixin):
         self.problems: list[str] = []
         # set by a multiplexing loop: it reads the events stream and the cancel field for many runs
         self.multiplexed = False
+        # set by a multiplexing loop after the opening step: it sends the dispatch calls of a round
+        self.outbox: DispatchOutbox | None = None
 
     # ---- dispatch ------------------------------------------------------------------
 
@@ -152,12 +156,13 @@ class RQDispatcher(RQEventsMixin, RQHoldsMixin):
             if route.rq_queue is not None:
                 jobs.append(queued_job(self._queue(route.rq_queue), data))
         entries = {name: entry.to_json() for name, entry in sent.items()}
-        queues = Queue.redis_queues_keys
-        lease = self._lease.value
-        written = self._scripts.dispatch_jobs(
-            self._keys, lease=lease, entries=entries, jobs=jobs, queues_key=queues
-        )
-        if written is None:
+        script = self._scripts.dispatch_jobs
+        lease, queues = self._lease.value, Queue.redis_queues_keys
+        call = script.request(self._keys, lease=lease, entries=entries, jobs=jobs, queues_key=queues)
+        if self.outbox is not None:  # sent by the loop with its other runs' calls
+            self.outbox.hold(self._lease.run_id, call, partial(self._watchdog.dispatched, sent))
+            return
+        if script.parse(script.send(call)) is None:
             raise LeaseLostError(f"run '{self._lease.run_id}': lease lost before dispatch")
         self._watchdog.dispatched(sent)
 

@@ -121,6 +121,21 @@ def test_news_told_nowhere_is_heard_by_the_sweep(
     assert Client(connection=redis_conn).run("swept").snapshot()["only"].data == 7
 
 
+def test_an_inbox_lost_is_back_within_its_refresh_and_tells_the_loop_again(
+    redis_conn: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(loop_inbox, "SWEEP_S", 3600.0)  # no sweep: only the inbox can tell the loop
+    monkeypatch.setattr(multiplex, "DIRECT_READ_RUNS", 0)
+    with _service(redis_conn):
+        Client(connection=redis_conn).submit(one, run_id="relost")
+        token = _running_attempt(redis_conn, "relost", "only")
+        inbox = (redis_conn.hget(RunKeys("relost").meta, "inbox") or b"").decode()
+        redis_conn.delete(inbox)  # as a Redis restarted empty, or flushed, would lose it
+        wait_until(lambda: redis_conn.exists(inbox) == 1, loop_inbox.REFRESH_S + 2.0, "the inbox to be back")
+        _finish(redis_conn, "relost", "only", token)
+        assert _ended_within(redis_conn, "relost", HEARD_S), "the loop did not hear the finish"
+
+
 def test_a_loop_of_few_runs_reads_their_streams_in_its_blocking_read(
     redis_conn: redis.Redis, monkeypatch: pytest.MonkeyPatch
 ) -> None:

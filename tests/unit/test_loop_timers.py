@@ -1,8 +1,10 @@
-"""A driver loop's due times: each run stepped once when due, at its latest time only."""
+"""A driver loop's due times: each run stepped once when due, at its latest time only; and
+the blocking read's wait until the soonest."""
 
 from __future__ import annotations
 
 from rqdag.coordinator.loop_timers import NEVER, DueTimes
+from rqdag.coordinator.multiplex import block_ms
 
 
 def test_runs_come_due_in_time_order_at_their_latest_time_only() -> None:
@@ -30,3 +32,10 @@ def test_a_dropped_run_never_comes_due_and_the_heap_stays_bounded() -> None:
         due.set("busy", float(i + 1))
     assert len(due._heap) < 2_000
     assert due.pop_due(20_000.0) == ["busy"]
+
+
+def test_a_loop_due_again_within_a_millisecond_still_blocks_for_a_bounded_time() -> None:
+    # BLOCK 0 is XREAD's "wait for an entry however long": a wait under 1 ms must not become it
+    assert block_ms(0.0007) == 1
+    assert block_ms(0.0) == 1
+    assert block_ms(0.25) == 250

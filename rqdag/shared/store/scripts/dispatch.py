@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import redis
 from redis.typing import EncodableT
 
 from rqdag.shared.store.keys import RunKeys
-from rqdag.shared.store.scripts.base import ScriptWrapper
+from rqdag.shared.store.scripts.base import ScriptCall, ScriptWrapper
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,19 @@ class DispatchJobs(ScriptWrapper):
         client: redis.Redis | None = None,
     ) -> int | None:
         """How many jobs were enqueued; None when the lease is not held (nothing written)."""
+        call = self.request(keys, lease=lease, entries=entries, jobs=jobs, queues_key=queues_key)
+        return self.parse(self.send(call, client))
+
+    def request(
+        self,
+        keys: RunKeys,
+        *,
+        lease: str,
+        entries: Mapping[str, bytes],
+        jobs: Sequence[QueuedJob],
+        queues_key: str,
+    ) -> ScriptCall:
+        """One call's KEYS and ARGV (the parameters of :meth:`__call__`), for :meth:`many`."""
         script_keys = [keys.lease, keys.dispatch, queues_key]
         args: list[EncodableT] = [lease, len(entries)]
         for task, entry in entries.items():
@@ -51,5 +65,14 @@ class DispatchJobs(ScriptWrapper):
             args += (job.job_id, len(job.fields))
             for field, value in job.fields.items():
                 args += (field, value)
-        written = int(self._eval(script_keys, args, client))
+        return script_keys, args
+
+    def parse(self, reply: Any) -> int | None:
+        """How many jobs a call enqueued; None when the lease was not held (nothing written)."""
+        written = int(reply)
         return None if written < 0 else written
+
+    def many(self, calls: Sequence[ScriptCall], client: redis.Redis) -> list[int | Exception | None]:
+        """Calls of many runs (each fenced by its own lease) in one round trip: each one's answer
+        or error."""
+        return [r if isinstance(r, Exception) else self.parse(r) for r in self._eval_many(calls, client)]
