@@ -60,3 +60,9 @@ class DueTimes:
         for run_id in due:
             self._due[run_id] = NEVER  # until set again after its step
         return list(due)
+
+
+def block_ms(block_s: float) -> int:
+    """XREAD's BLOCK for a wait of ``block_s``: at least 1 ms, as BLOCK 0 waits for an entry
+    however long that takes (a loop due again in under a millisecond would hang)."""
+    return max(int(block_s * 1000), 1)

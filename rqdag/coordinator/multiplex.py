@@ -29,14 +29,14 @@ import redis
 from rqdag.coordinator.driver import RunDriver
 from rqdag.coordinator.lease import Lease, LeaseKeeper
 from rqdag.coordinator.loop_checks import check_runs
+from rqdag.coordinator.loop_endings import LoopEndingsMixin
 from rqdag.coordinator.loop_hooks import LoopHooks
 from rqdag.coordinator.loop_inbox import LoopInbox
 from rqdag.coordinator.loop_outbox import DispatchOutbox
 from rqdag.coordinator.loop_streams import RunStreams
-from rqdag.coordinator.loop_timers import DueTimes
+from rqdag.coordinator.loop_timers import DueTimes, block_ms
 from rqdag.coordinator.server_clock import STALL_S, ServerClock
 from rqdag.coordinator.wakeup import SubmissionWatch
-from rqdag.errors import LeaseLostError
 from rqdag.shared.connect import thread_client
 from rqdag.shared.store.keys import SUBMISSIONS, coordinator_wake
 from rqdag.shared.store.records import text
@@ -53,13 +53,7 @@ DIRECT_READ_RUNS = 100  # a loop of this many runs or fewer names their streams 
 ADMIT_BATCH = 50  # runs opened between two reads: the runs already open are stepped meanwhile
 
 
-def block_ms(block_s: float) -> int:
-    """XREAD's BLOCK for a wait of ``block_s``: at least 1 ms, as BLOCK 0 waits for an entry
-    however long that takes (a loop due again in under a millisecond would hang)."""
-    return max(int(block_s * 1000), 1)
-
-
-class DriverLoop:
+class DriverLoop(LoopEndingsMixin):
     """One thread driving many runs of one coordinator (see the module docstring)."""
 
     def __init__(
@@ -259,58 +253,6 @@ class DriverLoop:
         for run_id, exc in self._outbox.flush().items():
             if run_id in self._runs:
                 self._step_failed(run_id, exc)
-
-    def _step_failed(self, run_id: str, exc: Exception) -> None:
-        """The run's step (or check) raised ``exc``: it leaves this loop."""
-        driver = self._runs[run_id]
-        self._forget(run_id)
-        if isinstance(exc, LeaseLostError):
-            log.warning("%s; another coordinator goes on with the run", exc)
-            self._end(driver)
-            return
-        if isinstance(exc, redis.RedisError):
-            self.clock.forget()
-        self._fail(driver, exc)
-
-    def _drop_lost(self, lease: Lease) -> None:
-        driver = self._runs.get(lease.run_id)
-        if driver is None or driver.lease is not lease:
-            return
-        log.warning(
-            "run '%s': lease lost by %s; another coordinator goes on with the run", lease.run_id, lease.owner
-        )
-        self._forget(lease.run_id)
-        self._end(driver)
-
-    def _forget(self, run_id: str) -> None:
-        driver = self._runs.pop(run_id, None)
-        if driver is not None:
-            self._streams.remove(driver)
-        self._due.drop(run_id)
-
-    def _end(self, driver: RunDriver) -> None:
-        self._keeper.drop(driver.lease)
-        driver.close()
-        self._hooks.ended(driver)
-
-    def _fail(self, driver: RunDriver, exc: Exception) -> None:
-        self._keeper.drop(driver.lease)
-        try:
-            driver.close()
-        finally:
-            try:
-                self._hooks.failed(driver.run_id, exc)
-            except Exception:  # saying why must not stop the loop's other runs
-                log.exception("run '%s': could not report its failure (%s)", driver.run_id, exc)
-
-    def _leave_all(self) -> None:
-        """Stopping: hand every lease back so another coordinator takes the runs at once."""
-        for run_id, driver in list(self._runs.items()):
-            self._forget(run_id)
-            self._end(driver)
-        while not self._handed.empty():
-            self._end(self._handed.get_nowait())
-        self.inbox.close()
 
     def count(self) -> int:
         """Runs this loop holds or was handed (approximate while it admits)."""

@@ -25,7 +25,7 @@ from rqdag.coordinator.loop_outbox import DispatchOutbox
 from rqdag.coordinator.routing import HELD_RECHECK_S, Router
 from rqdag.coordinator.rq_events import RQEventsMixin
 from rqdag.coordinator.rq_holds import RQHoldsMixin
-from rqdag.coordinator.rq_jobs import queued_job, rq_job_data
+from rqdag.coordinator.rq_jobs import queued_entry, queued_job, rq_job_data
 from rqdag.coordinator.server_clock import ServerClock
 from rqdag.coordinator.watchdog import Watchdog
 from rqdag.errors import DecodeError, LeaseLostError
@@ -141,18 +141,7 @@ class RQDispatcher(RQEventsMixin, RQHoldsMixin):
                 definition_hash=digest,
             )
             route = self._router.place(request, data.job_id)
-            sent[task.name] = DispatchEntry(
-                attempt=request.attempt,
-                token=request.token,
-                job_id=data.job_id,
-                state=AttemptState.QUEUED,
-                queue=task.queue,
-                queued_at=now,
-                rq_queue=route.rq_queue,
-                waiting=route.waiting,
-                failures=request.failures,
-                retry_of=request.retry_of,
-            )
+            sent[task.name] = queued_entry(request, data.job_id, route, now)
             if route.rq_queue is not None:
                 jobs.append(queued_job(self._queue(route.rq_queue), data))
         entries = {name: entry.to_json() for name, entry in sent.items()}

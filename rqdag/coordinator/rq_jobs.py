@@ -12,8 +12,11 @@ from rq.serializers import JSONSerializer
 from rq.utils import now, utcformat
 
 from rqdag.coordinator.dispatch import DispatchRequest
+from rqdag.coordinator.routing import Route
 from rqdag.shared.model.job import RUN_TASK, TaskJob
+from rqdag.shared.model.vocabulary import AttemptState
 from rqdag.shared.store.keys import job_id
+from rqdag.shared.store.records import DispatchEntry
 from rqdag.shared.store.scripts import QueuedJob
 
 RQ_RESULT_TTL_S = 60
@@ -85,3 +88,19 @@ def queued_job(queue: Queue, data: EnqueueData) -> QueuedJob:
     }
     rq_id = str(data.job_id)
     return QueuedJob(rq_id, Job.key_for(rq_id), queue.key, fields)
+
+
+def queued_entry(request: DispatchRequest, rq_job_id: str, route: Route, now: float) -> DispatchEntry:
+    """The dispatch entry of an attempt sent (or held: ``route`` says) at ``now``."""
+    return DispatchEntry(
+        attempt=request.attempt,
+        token=request.token,
+        job_id=rq_job_id,
+        state=AttemptState.QUEUED,
+        queue=request.task.queue,
+        queued_at=now,
+        rq_queue=route.rq_queue,
+        waiting=route.waiting,
+        failures=request.failures,
+        retry_of=request.retry_of,
+    )

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections.abc import Callable
 
 import redis
 
@@ -24,8 +25,11 @@ from rqdag.worker.environment import WorkerEnvironment
 log = logging.getLogger("rqdag.worker")
 
 
-def arm_hand_back(env: WorkerEnvironment, worker: str, grace: float) -> None:
-    """Give each attempt running now ``grace`` seconds, then hand back those still running and exit."""
+def arm_hand_back(
+    env: WorkerEnvironment, worker: str, grace: float, leave: Callable[[], None] | None = None
+) -> None:
+    """Give each attempt running now ``grace`` seconds, then hand back those still running and exit;
+    ``leave`` (the worker leaving rqdag's and RQ's registries) is called before the exit."""
     for run_id, task, _ in env.current.all():
         log.warning(
             "worker %s stopping: run %r, task %r has %gs to finish before it is handed back",
@@ -34,12 +38,12 @@ def arm_hand_back(env: WorkerEnvironment, worker: str, grace: float) -> None:
             task,
             grace,
         )
-    timer = threading.Timer(grace, _hand_back, args=(env,))
+    timer = threading.Timer(grace, _hand_back, args=(env, leave))
     timer.daemon = True
     timer.start()
 
 
-def _hand_back(env: WorkerEnvironment) -> None:
+def _hand_back(env: WorkerEnvironment, leave: Callable[[], None] | None) -> None:
     late = env.current.all()
     if not late:
         return  # they all finished in time (an idle worker has left already)
@@ -51,4 +55,9 @@ def _hand_back(env: WorkerEnvironment) -> None:
             handed = False
         if handed:
             log.warning("run %r, task %r: not finished within the grace period: handed back", run_id, task)
+    if leave is not None:
+        try:
+            leave()  # else its entries lapse only after its heartbeat limit
+        except Exception as exc:  # the exit must come whatever happens
+            log.warning("worker leaving with tasks handed back: registries not updated (%s)", exc)
     os._exit(0)  # the tasks are abandoned in mid-call: nothing of this process may go on

@@ -204,7 +204,7 @@ class RqdagWorkerMixin(LeanSuccess, RidesOutFullRedis):
         env = self.rqdag_environment()
         env.stopping.set()
         if self.rqdag_settings is not None:
-            arm_hand_back(env, self.name, self.rqdag_settings.shutdown_grace_s)
+            arm_hand_back(env, self.name, self.rqdag_settings.shutdown_grace_s, leave=self.register_death)
         super().request_stop(signum, frame)  # type: ignore[no-untyped-call]
 
 

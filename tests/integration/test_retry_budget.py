@@ -16,12 +16,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from rq import Worker
 
 from rqdag import Client, TaskStatus
 from rqdag.local.redis_server import RedisServer
 from rqdag.shared.store.keys import RunKeys
 from rqdag.shared.store.records import DispatchEntry
 from rqdag.shared.store.runs import RunStore
+from rqdag.shared.store.workers import live_workers
 from tests.integration.budget_flows import TASKS, lonely
 from tests.support.processes import Procs
 from tests.support.wait import wait_until
@@ -119,6 +121,9 @@ def test_a_task_handed_back_by_a_stopping_worker_costs_an_attempt(
             break
         worker.send_signal(signal.SIGTERM)  # past its 0.5 s grace the task is handed back
         worker.wait(timeout=15)
+        # it handed its task back and left both registries as it exited (not a heartbeat limit later)
+        assert worker.pid not in {w.pid for w in live_workers(client.connection)}, "in rqdag's registry"
+        assert worker.pid not in {w.pid for w in Worker.all(connection=client.connection)}, "in RQ's"
     wait_until(_decided_or_started(store, run.run_id, procs, budget), 30, "the task's result")
     time.sleep(0.5)
     assert _starts(procs) == budget, f"retry=Retry({retries}): {_starts(procs)} starts, budget {budget}"

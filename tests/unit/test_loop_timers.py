@@ -3,8 +3,7 @@ the blocking read's wait until the soonest."""
 
 from __future__ import annotations
 
-from rqdag.coordinator.loop_timers import NEVER, DueTimes
-from rqdag.coordinator.multiplex import block_ms
+from rqdag.coordinator.loop_timers import NEVER, DueTimes, block_ms
 
 
 def test_runs_come_due_in_time_order_at_their_latest_time_only() -> None:
