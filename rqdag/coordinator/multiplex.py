@@ -242,6 +242,8 @@ class DriverLoop(LoopEndingsMixin):
             if finished:
                 if self._outbox.holds(run_id):
                     self._flush()
+                    if run_id not in self._runs:  # its call failed: it left the loop already
+                        continue
                 self._forget(run_id)
                 self._end(driver)
             else:
