@@ -41,20 +41,23 @@ class DispatchOutbox:
         self._client = client
         self._script = script
         self._held: list[HeldCall] = []
+        self._runs: set[str] = set()  # the runs of the calls held (asked after each run's step)
 
     def hold(self, run_id: str, call: ScriptCall, accepted: Callable[[], None]) -> None:
         """Keep a run's call for the next :meth:`flush`."""
         self._held.append(HeldCall(run_id, call, accepted))
+        self._runs.add(run_id)
 
     def holds(self, run_id: str) -> bool:
         """True when a call of ``run_id`` waits to be sent."""
-        return any(held.run_id == run_id for held in self._held)
+        return run_id in self._runs
 
     def flush(self) -> dict[str, Exception]:
         """Send every call held, in the order held; the runs whose call was refused or failed,
         with why. Such a run's other calls may have been written or not, each whole: it is
         loaded again from Redis, whose entries say which."""
         held, self._held = self._held, []
+        self._runs.clear()
         if not held:
             return {}
         try:
